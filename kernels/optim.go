@@ -1,0 +1,4 @@
+package kernels
+
+// Optim holds the optimizer and policy-loss kernels.
+type Optim interface{}
