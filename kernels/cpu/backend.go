@@ -1,0 +1,51 @@
+// Package cpu is the reference implementation of kernels.Backend: plain
+// []float32 buffers, OpenBLAS for matrix products and goroutines for the
+// element-wise and reduction work.
+package cpu
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/rltrain/rltrain/kernels"
+)
+
+// F32 is the CPU buffer type: a slice of host memory.
+type F32 []float32
+
+// Len implements kernels.Buf.
+func (f F32) Len() int { return len(f) }
+
+// Backend runs kernels on the host.
+type Backend struct {
+	threads int
+}
+
+// New returns a CPU backend using the given number of threads for both
+// OpenBLAS and the Go loops; threads ≤ 0 means one per core.
+func New(threads int) *Backend {
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	setBLASThreads(threads)
+	return &Backend{threads: threads}
+}
+
+// Threads reports the worker count.
+func (b *Backend) Threads() int { return b.threads }
+
+// Name implements kernels.Memory.
+func (b *Backend) Name() string { return "cpu" }
+
+// Data returns the host slice behind a CPU buffer. It panics when given a
+// buffer from another backend, which is a programming error.
+func Data(buf kernels.Buf) []float32 {
+	if buf == nil {
+		return nil
+	}
+	f, ok := buf.(F32)
+	if !ok {
+		panic(fmt.Sprintf("cpu: buffer of type %T is not a CPU buffer", buf))
+	}
+	return f
+}
