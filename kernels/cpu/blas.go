@@ -10,6 +10,12 @@ char* rl_blas_config(void) { return openblas_get_config(); }
 */
 import "C"
 
+import (
+	"fmt"
+
+	"github.com/rltrain/rltrain/kernels"
+)
+
 func setBLASThreads(n int) { C.rl_set_blas_threads(C.int(n)) }
 
 // BLASThreads reports OpenBLAS's thread count.
@@ -17,3 +23,62 @@ func BLASThreads() int { return int(C.rl_blas_threads()) }
 
 // BLASConfig describes the linked OpenBLAS build.
 func BLASConfig() string { return C.GoString(C.rl_blas_config()) }
+
+// sgemm calls cblas_sgemm on row-major operands after checking that every
+// operand is large enough for the shape it is given, so a shape bug fails
+// loudly in Go instead of reading past a slice inside BLAS.
+func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	need := func(name string, buf []float32, rows, cols, ld int) {
+		if ld < max(cols, 1) || (rows > 0 && len(buf) < (rows-1)*ld+cols) {
+			panic(fmt.Sprintf("cpu: gemm %s: %d×%d with ld %d needs %d floats, have %d", name, rows, cols, ld, (rows-1)*ld+cols, len(buf)))
+		}
+	}
+	if k > 0 {
+		need("A", a, ar, ac, lda)
+		need("B", b, br, bc, ldb)
+	}
+	need("C", c, m, n, ldc)
+	if k == 0 {
+		scaleMatrix(c, m, n, ldc, beta)
+		return
+	}
+	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)
+	if transA {
+		ta = C.CblasTrans
+	}
+	if transB {
+		tb = C.CblasTrans
+	}
+	C.cblas_sgemm(C.CblasRowMajor, ta, tb, C.blasint(m), C.blasint(n), C.blasint(k),
+		C.float(alpha), (*C.float)(&a[0]), C.blasint(lda), (*C.float)(&b[0]), C.blasint(ldb),
+		C.float(beta), (*C.float)(&c[0]), C.blasint(ldc))
+}
+
+func scaleMatrix(c []float32, m, n, ldc int, beta float32) {
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// Gemm implements kernels.Dense.
+func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Buf, lda int, bb kernels.Buf, ldb int, beta float32, c kernels.Buf, ldc int) {
+	sgemm(transA, transB, m, n, k, alpha, Data(a), lda, Data(bb), ldb, beta, Data(c), ldc)
+}

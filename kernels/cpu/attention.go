@@ -1,0 +1,208 @@
+package cpu
+
+import (
+	"math"
+	"sync"
+
+	"github.com/rltrain/rltrain/kernels"
+)
+
+// attnBlock is the number of query rows processed together. Query block
+// [i0, i1) only needs keys [0, i1), so blocking skips most of the masked
+// upper triangle while keeping the products large enough for BLAS.
+const attnBlock = 64
+
+type attnTask struct{ b, kvh int }
+
+// forEachKVGroup runs fn for every (sequence, KV head) pair in parallel.
+// Each task owns the dK/dV slice of its KV head, so no two tasks write the
+// same memory.
+func (b *Backend) forEachKVGroup(s kernels.AttnShape, fn func(t attnTask, scratch []float32)) {
+	tasks := make(chan attnTask, s.Batch*s.KVHeads)
+	for bi := 0; bi < s.Batch; bi++ {
+		for h := 0; h < s.KVHeads; h++ {
+			tasks <- attnTask{bi, h}
+		}
+	}
+	close(tasks)
+	workers := min(b.threads, s.Batch*s.KVHeads)
+	var wg sync.WaitGroup
+	wg.Add(workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			defer wg.Done()
+			scratch := make([]float32, 2*attnBlock*s.SeqLen)
+			for t := range tasks {
+				fn(t, scratch)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func seqLen(s kernels.AttnShape, bi int) int {
+	if s.Lens == nil {
+		return s.SeqLen
+	}
+	return s.Lens[bi]
+}
+
+// Attention implements kernels.Dense.
+func (b *Backend) Attention(out, lse, qkv kernels.Buf, s kernels.AttnShape) {
+	o, l, x := Data(out), Data(lse), Data(qkv)
+	hd := s.HeadDim
+	stride := (s.Heads + 2*s.KVHeads) * hd
+	ostride := s.Heads * hd
+	group := s.Heads / s.KVHeads
+	b.forEachKVGroup(s, func(t attnTask, scratch []float32) {
+		T := seqLen(s, t.b)
+		base := t.b * s.SeqLen
+		// Padding rows produce zeros.
+		for r := T; r < s.SeqLen; r++ {
+			for h := t.kvh * group; h < (t.kvh+1)*group; h++ {
+				clear(o[(base+r)*ostride+h*hd : (base+r)*ostride+h*hd+hd])
+				l[(t.b*s.Heads+h)*s.SeqLen+r] = 0
+			}
+		}
+		k := x[base*stride+(s.Heads+t.kvh)*hd:]
+		v := x[base*stride+(s.Heads+s.KVHeads+t.kvh)*hd:]
+		for h := t.kvh * group; h < (t.kvh+1)*group; h++ {
+			for i0 := 0; i0 < T; i0 += attnBlock {
+				i1 := min(i0+attnBlock, T)
+				m := i1 - i0
+				sc := scratch[:m*i1]
+				q := x[(base+i0)*stride+h*hd:]
+				sgemm(false, true, m, i1, hd, s.Scale, q, stride, k, stride, 0, sc, i1)
+				lrow := l[(t.b*s.Heads+h)*s.SeqLen+i0:]
+				for r := 0; r < m; r++ {
+					row := sc[r*i1 : (r+1)*i1]
+					n := i0 + r + 1 // causal: keys 0..i0+r
+					mx := row[0]
+					for _, v := range row[1:n] {
+						mx = max(mx, v)
+					}
+					var sum float64
+					for j := 0; j < n; j++ {
+						e := float32(math.Exp(float64(row[j] - mx)))
+						row[j] = e
+						sum += float64(e)
+					}
+					inv := float32(1 / sum)
+					for j := 0; j < n; j++ {
+						row[j] *= inv
+					}
+					clear(row[n:])
+					lrow[r] = mx + float32(math.Log(sum))
+				}
+				sgemm(false, false, m, hd, i1, 1, sc, i1, v, stride, 0, o[(base+i0)*ostride+h*hd:], ostride)
+			}
+		}
+	})
+}
+
+// AttentionBackward implements kernels.Dense. With P recomputed from the
+// saved log-sum-exp: dV += Pᵀ dO, dP = dO Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)),
+// dQ = scale·dS K, dK += scale·dSᵀ Q.
+func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s kernels.AttnShape) {
+	dx, dy, x, o, l := Data(dqkv), Data(dout), Data(qkv), Data(out), Data(lse)
+	hd := s.HeadDim
+	stride := (s.Heads + 2*s.KVHeads) * hd
+	ostride := s.Heads * hd
+	group := s.Heads / s.KVHeads
+	b.forEachKVGroup(s, func(t attnTask, scratch []float32) {
+		T := seqLen(s, t.b)
+		base := t.b * s.SeqLen
+		// This task owns the q columns of its heads and the k, v columns of
+		// its KV head in every row of its sequence: clear them first.
+		for r := 0; r < s.SeqLen; r++ {
+			row := dx[(base+r)*stride:]
+			clear(row[t.kvh*group*hd : (t.kvh+1)*group*hd])
+			clear(row[(s.Heads+t.kvh)*hd : (s.Heads+t.kvh+1)*hd])
+			clear(row[(s.Heads+s.KVHeads+t.kvh)*hd : (s.Heads+s.KVHeads+t.kvh+1)*hd])
+		}
+		k := x[base*stride+(s.Heads+t.kvh)*hd:]
+		v := x[base*stride+(s.Heads+s.KVHeads+t.kvh)*hd:]
+		dk := dx[base*stride+(s.Heads+t.kvh)*hd:]
+		dv := dx[base*stride+(s.Heads+s.KVHeads+t.kvh)*hd:]
+		for h := t.kvh * group; h < (t.kvh+1)*group; h++ {
+			for i0 := 0; i0 < T; i0 += attnBlock {
+				i1 := min(i0+attnBlock, T)
+				m := i1 - i0
+				p := scratch[:m*i1]
+				dp := scratch[attnBlock*s.SeqLen : attnBlock*s.SeqLen+m*i1]
+				q := x[(base+i0)*stride+h*hd:]
+				doh := dy[(base+i0)*ostride+h*hd:]
+				sgemm(false, true, m, i1, hd, s.Scale, q, stride, k, stride, 0, p, i1)
+				lrow := l[(t.b*s.Heads+h)*s.SeqLen+i0:]
+				for r := 0; r < m; r++ {
+					row := p[r*i1 : (r+1)*i1]
+					n := i0 + r + 1
+					for j := 0; j < n; j++ {
+						row[j] = float32(math.Exp(float64(row[j] - lrow[r])))
+					}
+					clear(row[n:])
+				}
+				// dV[0:i1] += Pᵀ dO
+				sgemm(true, false, i1, hd, m, 1, p, i1, doh, ostride, 1, dv, stride)
+				// dP = dO Vᵀ
+				sgemm(false, true, m, i1, hd, 1, doh, ostride, v, stride, 0, dp, i1)
+				for r := 0; r < m; r++ {
+					orow := o[(base+i0+r)*ostride+h*hd : (base+i0+r)*ostride+h*hd+hd]
+					drow := dy[(base+i0+r)*ostride+h*hd : (base+i0+r)*ostride+h*hd+hd]
+					D := dot(orow, drow)
+					pr, dpr := p[r*i1:(r+1)*i1], dp[r*i1:(r+1)*i1]
+					n := i0 + r + 1
+					for j := 0; j < n; j++ {
+						dpr[j] = pr[j] * (dpr[j] - D) * s.Scale
+					}
+					clear(dpr[n:])
+				}
+				// dQ = dS K ; dK += dSᵀ Q
+				sgemm(false, false, m, hd, i1, 1, dp, i1, k, stride, 0, dx[(base+i0)*stride+h*hd:], stride)
+				sgemm(true, false, i1, hd, m, 1, dp, i1, q, stride, 1, dk, stride)
+			}
+		}
+	})
+}
+
+// AttentionDecode implements kernels.Dense.
+func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool kernels.Buf, slots [][]int32, lens []int, heads, kvHeads, headDim int, scale float32) {
+	o, qs, kp, vp := Data(out), Data(q), Data(kPool), Data(vPool)
+	width := kvHeads * headDim
+	group := heads / kvHeads
+	maxLen := 0
+	for _, n := range lens {
+		maxLen = max(maxLen, n)
+	}
+	n := len(lens) * heads
+	parallelFor(b.threads, n, 1, func(lo, hi int) {
+		scores := make([]float32, maxLen)
+		for t := lo; t < hi; t++ {
+			i, h := t/heads, t%heads
+			kvh := h / group
+			qv := qs[i*qStride+h*headDim : i*qStride+h*headDim+headDim]
+			ov := o[(i*heads+h)*headDim : (i*heads+h+1)*headDim]
+			L := lens[i]
+			sl := slots[i][:L]
+			mx := float32(math.Inf(-1))
+			for j, slot := range sl {
+				off := int(slot)*width + kvh*headDim
+				sc := dot(qv, kp[off:off+headDim]) * scale
+				scores[j] = sc
+				mx = max(mx, sc)
+			}
+			var sum float64
+			for j := range L {
+				e := float32(math.Exp(float64(scores[j] - mx)))
+				scores[j] = e
+				sum += float64(e)
+			}
+			clear(ov)
+			inv := float32(1 / sum)
+			for j, slot := range sl {
+				off := int(slot)*width + kvh*headDim
+				axpy(scores[j]*inv, vp[off:off+headDim], ov)
+			}
+		}
+	})
+}

@@ -1,0 +1,119 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/rltrain/rltrain/kernels"
+)
+
+// logitChunkFloats bounds the logits held at once by the fused output-layer
+// kernels (8 Mi floats = 32 MiB): rows are processed in chunks of
+// max(1, logitChunkFloats/vocab).
+const logitChunkFloats = 8 << 20
+
+func chunkRows(n, vocab int) int { return max(1, min(n, logitChunkFloats/max(vocab, 1))) }
+
+// TokenLogProbs implements kernels.Fused.
+func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targets []int32, n, d, vocab int, invTemp float32) {
+	lp, ls, h, ws := Data(logp), Data(lse), Data(hidden), Data(w)
+	var ent []float32
+	if entropy != nil {
+		ent = Data(entropy)
+	}
+	checkTargets(targets, n, vocab)
+	rows := chunkRows(n, vocab)
+	z := make([]float32, rows*vocab)
+	for r0 := 0; r0 < n; r0 += rows {
+		m := min(rows, n-r0)
+		zc := z[:m*vocab]
+		sgemm(false, true, m, vocab, d, invTemp, h[r0*d:], d, ws, d, 0, zc, vocab)
+		parallelFor(b.threads, m, 1, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				row := zc[r*vocab : (r+1)*vocab]
+				mx := row[0]
+				for _, v := range row[1:] {
+					mx = max(mx, v)
+				}
+				var sum, wsum float64
+				for _, v := range row {
+					e := math.Exp(float64(v - mx))
+					sum += e
+					wsum += e * float64(v)
+				}
+				l := float64(mx) + math.Log(sum)
+				i := r0 + r
+				ls[i] = float32(l)
+				if t := targets[i]; t >= 0 {
+					lp[i] = row[t] - float32(l)
+				} else {
+					lp[i] = 0
+				}
+				if ent != nil {
+					// H = lse − Σ p·z
+					ent[i] = float32(l - wsum/sum)
+				}
+			}
+		})
+	}
+}
+
+// TokenLogProbsBackward implements kernels.Fused. Per row, with p the
+// softmax of z = invTemp·logits: ∂logp/∂z = onehot − p and
+// ∂H/∂z_k = −p_k (log p_k + H); chain through z = invTemp·h·Wᵀ.
+func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w, lse, entropy kernels.Buf, targets []int32, n, d, vocab int, invTemp float32) {
+	dh, dws, g, h, ws, ls := Data(dHidden), Data(dW), Data(dlogp), Data(hidden), Data(w), Data(lse)
+	var ge, ent []float32
+	if dEntropy != nil {
+		ge, ent = Data(dEntropy), Data(entropy)
+	}
+	checkTargets(targets, n, vocab)
+	rows := chunkRows(n, vocab)
+	z := make([]float32, rows*vocab)
+	for r0 := 0; r0 < n; r0 += rows {
+		m := min(rows, n-r0)
+		zc := z[:m*vocab]
+		sgemm(false, true, m, vocab, d, invTemp, h[r0*d:], d, ws, d, 0, zc, vocab)
+		parallelFor(b.threads, m, 1, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				i := r0 + r
+				row := zc[r*vocab : (r+1)*vocab]
+				l := ls[i]
+				gl := g[i]
+				if targets[i] < 0 {
+					gl = 0
+				}
+				var gh, H float32
+				if ge != nil {
+					gh, H = ge[i], ent[i]
+				}
+				for k, v := range row {
+					logp := v - l
+					p := float32(math.Exp(float64(logp)))
+					dz := -gl * p
+					if gh != 0 {
+						dz -= gh * p * (logp + H)
+					}
+					row[k] = dz * invTemp
+				}
+				if t := targets[i]; t >= 0 {
+					row[t] += gl * invTemp
+				}
+			}
+		})
+		// dHidden += dZ·W ; dW += dZᵀ·h
+		sgemm(false, false, m, d, vocab, 1, zc, vocab, ws, d, 1, dh[r0*d:], d)
+		sgemm(true, false, vocab, d, m, 1, zc, vocab, h[r0*d:], d, 1, dws, d)
+	}
+}
+
+func checkTargets(targets []int32, n, vocab int) {
+	if len(targets) < n {
+		panic(fmt.Sprintf("cpu: %d targets for %d rows", len(targets), n))
+	}
+	for _, t := range targets[:n] {
+		if int(t) >= vocab {
+			panic(fmt.Sprintf("cpu: target id %d outside the vocabulary of %d", t, vocab))
+		}
+	}
+}
