@@ -1,0 +1,96 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/rltrain/rltrain/kernels"
+)
+
+// AdamW implements kernels.Optim. It follows torch.optim.AdamW's
+// single-tensor path operation by operation (scalars formed in float64 and
+// rounded to float32, element work in float32) so that the two agree to a
+// few ulps over many steps.
+func (b *Backend) AdamW(param, grad, m, v kernels.Buf, n int, hp kernels.AdamWParams) {
+	p, g, mm, vv := Data(param)[:n], Data(grad)[:n], Data(m)[:n], Data(v)[:n]
+	lr := float64(hp.LR)
+	b1, b2 := float64(hp.Beta1), float64(hp.Beta2)
+	decay := float32(1 - lr*float64(hp.WeightDecay))
+	beta1, oneMinusB1 := float32(b1), float32(1-b1)
+	beta2, oneMinusB2 := float32(b2), float32(1-b2)
+	step := float64(hp.Step)
+	bc1 := 1 - math.Pow(b1, step)
+	bc2 := 1 - math.Pow(b2, step)
+	negStep := float32(-lr / bc1)
+	bc2Sqrt := float32(math.Sqrt(bc2))
+	eps := hp.Eps
+	optimParallel(n, optimParts(n, b.threads), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gi := g[i]
+			pi := p[i] * decay
+			mi := mm[i]*beta1 + oneMinusB1*gi
+			vi := vv[i]*beta2 + oneMinusB2*gi*gi
+			denom := float32(math.Sqrt(float64(vi)))/bc2Sqrt + eps
+			p[i] = pi + negStep*(mi/denom)
+			mm[i], vv[i] = mi, vi
+		}
+	})
+}
+
+// optimSumChunk is the fixed block size of SumSquares: partial sums are
+// formed per block and added in block order, whatever the thread count.
+const optimSumChunk = 1 << 12
+
+// SumSquares implements kernels.Optim.
+func (b *Backend) SumSquares(x kernels.Buf) float64 {
+	d := Data(x)
+	blocks := (len(d) + optimSumChunk - 1) / optimSumChunk
+	partial := make([]float64, blocks)
+	optimParallel(blocks, optimParts(len(d), b.threads), func(_, lo, hi int) {
+		for k := lo; k < hi; k++ {
+			end := min((k+1)*optimSumChunk, len(d))
+			var s float64
+			for _, f := range d[k*optimSumChunk : end] {
+				s += float64(f) * float64(f)
+			}
+			partial[k] = s
+		}
+	})
+	var s float64
+	for _, p := range partial {
+		s += p
+	}
+	return s
+}
+
+// Scale implements kernels.Optim.
+func (b *Backend) Scale(x kernels.Buf, s float32) {
+	d := Data(x)
+	optimParallel(len(d), optimParts(len(d), b.threads), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d[i] *= s
+		}
+	})
+}
+
+// SegmentSums implements kernels.Optim.
+func (b *Backend) SegmentSums(out []float64, x, mask kernels.Buf, offsets []int) {
+	xd, md := Data(x), Data(mask)
+	for i := 0; i+1 < len(offsets); i++ {
+		var s float64
+		for t := offsets[i]; t < offsets[i+1]; t++ {
+			s += float64(md[t]) * float64(xd[t])
+		}
+		out[i] = s
+	}
+}
+
+// SegmentBroadcast implements kernels.Optim.
+func (b *Backend) SegmentBroadcast(dst, mask kernels.Buf, offsets []int, coef []float32) {
+	dd, md := Data(dst), Data(mask)
+	clear(dd)
+	for i := 0; i+1 < len(offsets); i++ {
+		for t := offsets[i]; t < offsets[i+1]; t++ {
+			dd[t] = coef[i] * md[t]
+		}
+	}
+}

@@ -1,0 +1,220 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/rltrain/rltrain/kernels"
+)
+
+// optimMaxLogRatio bounds |ℓ − ℓ_old| before exponentiation so that a
+// diverged token cannot produce an infinite ratio; the gradient is zero
+// beyond the bound.
+const optimMaxLogRatio = 20
+
+// PolicyLoss implements kernels.Optim. Sequences are split across threads;
+// every token is independent once its sequence's aggregation weight is
+// known, so one pass over the tokens suffices.
+func (b *Backend) PolicyLoss(a *kernels.PolicyLossArgs) kernels.PolicyLossStats {
+	dlogp := Data(a.DLogp)
+	dent := Data(a.DEntropy)
+	clear(dlogp)
+	clear(dent)
+	nseq := len(a.Offsets) - 1
+	if nseq <= 0 {
+		return kernels.PolicyLossStats{}
+	}
+	parts := optimParts(a.Offsets[nseq]-a.Offsets[0], b.threads)
+	if parts > nseq {
+		parts = nseq
+	}
+	partial := make([]kernels.PolicyLossStats, parts)
+	optimParallel(nseq, parts, func(p, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			policyLossSeq(a, i, &partial[p])
+		}
+	})
+	var st kernels.PolicyLossStats
+	for _, s := range partial {
+		st.Loss += s.Loss
+		st.PGLoss += s.PGLoss
+		st.KLLoss += s.KLLoss
+		st.EntropyLoss += s.EntropyLoss
+		st.Tokens += s.Tokens
+		st.Seqs += s.Seqs
+		st.ClipLow += s.ClipLow
+		st.ClipHigh += s.ClipHigh
+		st.DualClip += s.DualClip
+		st.KL += s.KL
+		st.PPOKL += s.PPOKL
+		st.Entropy += s.Entropy
+		st.Ratio += s.Ratio
+		st.TISCapped += s.TISCapped
+	}
+	return st
+}
+
+// policyLossSeq handles the tokens of sequence i, adding its metrics to st.
+func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats) {
+	p := &a.P
+	lo, hi := a.Offsets[i], a.Offsets[i+1]
+	if hi <= lo {
+		return
+	}
+	if p.MaskTruncated && a.Truncated != nil && a.Truncated[i] {
+		return
+	}
+	mask := Data(a.Mask)[lo:hi]
+	var seqTokens float64
+	for _, m := range mask {
+		seqTokens += float64(m)
+	}
+	if seqTokens == 0 {
+		return
+	}
+	st.Seqs++
+
+	// Aggregation weight of one unit of mask in this sequence.
+	var w float64
+	switch p.Agg {
+	case kernels.AggTokenMean:
+		w = optimInv(p.Norm.Tokens)
+	case kernels.AggSeqMeanTokenMean:
+		w = optimInv(seqTokens * float64(p.Norm.Seqs))
+	case kernels.AggSeqMeanTokenSum:
+		w = optimInv(float64(p.Norm.Seqs))
+	case kernels.AggSeqMeanTokenSumNorm:
+		w = optimInv(float64(p.Norm.Seqs) * float64(p.Norm.MaxLen))
+	}
+
+	logp := Data(a.Logp)[lo:hi]
+	old := Data(a.OldLogp)[lo:hi]
+	adv := Data(a.Adv)[lo:hi]
+	dlogp := Data(a.DLogp)[lo:hi]
+	var ref, roll, ent, dent, epsLo, epsHi []float32
+	if a.RefLogp != nil {
+		ref = Data(a.RefLogp)[lo:hi]
+	}
+	if a.RolloutLogp != nil && p.TISCap > 0 {
+		roll = Data(a.RolloutLogp)[lo:hi]
+	}
+	if a.Entropy != nil {
+		ent = Data(a.Entropy)[lo:hi]
+	}
+	if a.DEntropy != nil {
+		dent = Data(a.DEntropy)[lo:hi]
+	}
+	if a.EpsLow != nil {
+		epsLo = Data(a.EpsLow)[lo:hi]
+	}
+	if a.EpsHigh != nil {
+		epsHi = Data(a.EpsHigh)[lo:hi]
+	}
+	beta := float64(p.Beta)
+	entCoef := float64(p.EntropyCoef)
+	dualC := float64(p.ClipRatioC)
+
+	for t, m32 := range mask {
+		if m32 == 0 {
+			continue
+		}
+		m := float64(m32)
+		wt := w * m
+		l := float64(logp[t])
+		A := float64(adv[t])
+		eL, eH := float64(p.EpsLow), float64(p.EpsHigh)
+		if epsLo != nil {
+			eL = float64(epsLo[t])
+		}
+		if epsHi != nil {
+			eH = float64(epsHi[t])
+		}
+
+		// Clipped surrogate: pg = max(−Aρ, −A·clip(ρ)), dual-capped.
+		lr := l - float64(old[t])
+		lrIn := math.Abs(lr) <= optimMaxLogRatio
+		lr = math.Max(-optimMaxLogRatio, math.Min(optimMaxLogRatio, lr))
+		rho := math.Exp(lr)
+		unclipped := -A * rho
+		clipped := -A * math.Max(1-eL, math.Min(1+eH, rho))
+		pg, dpg := unclipped, -A*rho // dpg = d pg / dℓ
+		if clipped > unclipped {
+			pg, dpg = clipped, 0
+		}
+		if A < 0 && rho < 1-eL {
+			st.ClipLow += m
+		}
+		if A > 0 && rho > 1+eH {
+			st.ClipHigh += m
+		}
+		if dualC > 1 && A < 0 && pg > -dualC*A {
+			pg, dpg = -dualC*A, 0
+			st.DualClip += m
+		}
+		if !lrIn {
+			dpg = 0
+		}
+		if roll != nil {
+			isw := math.Exp(math.Min(optimMaxLogRatio, float64(old[t])-float64(roll[t])))
+			if isw >= float64(p.TISCap) {
+				isw = float64(p.TISCap)
+				st.TISCapped += m
+			}
+			pg *= isw
+			dpg *= isw
+		}
+
+		var kl, dkl float64
+		if ref != nil {
+			kl, dkl = optimKL(p.KL, float64(ref[t])-l)
+			st.KL += m * kl
+		}
+		g := wt * dpg
+		st.PGLoss += wt * pg
+		if beta != 0 {
+			g += wt * beta * dkl
+			st.KLLoss += wt * beta * kl
+		}
+		dlogp[t] = float32(g)
+		if ent != nil {
+			h := float64(ent[t])
+			st.Entropy += m * h
+			st.EntropyLoss -= wt * entCoef * h
+			if dent != nil {
+				dent[t] = float32(-wt * entCoef)
+			}
+		}
+		st.Tokens += m
+		st.PPOKL += m * (float64(old[t]) - l)
+		st.Ratio += m * rho
+	}
+	st.Loss = st.PGLoss + st.KLLoss + st.EntropyLoss
+}
+
+// optimKL returns an estimate of KL(π‖π_ref) for x = ℓ_ref − ℓ and its
+// derivative with respect to ℓ.
+func optimKL(est kernels.KLEstimator, x float64) (kl, dkl float64) {
+	switch est {
+	case kernels.KLK2:
+		return 0.5 * x * x, -x
+	case kernels.KLK3:
+		if x > 20 || x < -20 {
+			x = math.Max(-20, math.Min(20, x))
+			return math.Min(10, math.Exp(x)-x-1), 0
+		}
+		kl = math.Exp(x) - x - 1
+		if kl > 10 {
+			return 10, 0
+		}
+		return kl, -(math.Exp(x) - 1)
+	default:
+		return -x, 1
+	}
+}
+
+// optimInv is 1/x, or 0 for an empty normaliser.
+func optimInv(x float64) float64 {
+	if x <= 0 {
+		return 0
+	}
+	return 1 / x
+}
