@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"sort"
 	"unicode/utf8"
 )
@@ -107,19 +109,22 @@ func ParseHeader(text []byte, dataSize int64) (*Header, error) {
 		if !ok { // cannot happen for a JSON object, but never trust input
 			return nil, fmt.Errorf("header JSON: object key %v is not a string", tok)
 		}
+		if seen[name] && name == metadataKey {
+			return nil, fmt.Errorf("header has %s twice", metadataKey)
+		}
 		if seen[name] {
 			return nil, fmt.Errorf("tensor %q: name appears twice in the header", name)
 		}
 		seen[name] = true
 		if name == metadataKey {
 			if err := dec.Decode(&h.Metadata); err != nil {
-				return nil, fmt.Errorf("header %s must map strings to strings: %w", metadataKey, err)
+				return nil, fmt.Errorf("header %s must map strings to strings: %w", metadataKey, describeJSONError(err))
 			}
 			continue
 		}
 		var raw rawInfo
 		if err := dec.Decode(&raw); err != nil {
-			return nil, fmt.Errorf("tensor %q: header entry: %w", name, err)
+			return nil, fmt.Errorf("tensor %q: invalid header JSON: %w", name, describeJSONError(err))
 		}
 		info, err := raw.check(name, dataSize)
 		if err != nil {
@@ -139,6 +144,22 @@ func ParseHeader(text []byte, dataSize int64) (*Header, error) {
 		return nil, err
 	}
 	return h, nil
+}
+
+// describeJSONError replaces encoding/json's type errors, which speak of Go
+// types, with the JSON field and value kind at fault.
+func describeJSONError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" && te.Type.Kind() == reflect.Struct {
+			return fmt.Errorf("entry is a JSON %s, want an object", te.Value)
+		}
+		if te.Field == "" {
+			return fmt.Errorf("unexpected JSON %s", te.Value)
+		}
+		return fmt.Errorf("field %s has a bad value (JSON %s)", te.Field, te.Value)
+	}
+	return err
 }
 
 // check validates one entry on its own: known dtype, non-negative shape,

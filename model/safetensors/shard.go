@@ -134,6 +134,10 @@ func checkShards(dir, indexPath string, idx *index) ([]string, error) {
 	for _, shard := range shards {
 		path := filepath.Join(dir, shard)
 		h, err := ReadHeaderFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("safetensors index %s lists shard %s (tensor %q), which is missing: %w",
+				indexPath, shard, want[shard][0], err)
+		}
 		if err != nil {
 			return nil, err
 		}
