@@ -63,6 +63,8 @@ type Dense interface {
 	AddBias(x, bias Buf, rows, n int)
 	// BiasBackward accumulates column sums of dout[rows, n] into dbias.
 	BiasBackward(dbias, dout Buf, rows, n int)
+	// Copy2D copies rows×width floats between strided matrices.
+	Copy2D(dst Buf, dstStride int, src Buf, srcStride int, rows, width int)
 	// Add computes dst = a + b elementwise (dst may alias a or b).
 	Add(dst, a, b Buf)
 	// RMSNorm normalises each row of x[rows, dim]: out = x*rstd*w, saving
@@ -70,6 +72,14 @@ type Dense interface {
 	RMSNorm(out, rstd, x, w Buf, rows, dim int, eps float32)
 	// RMSNormBackward accumulates into dx and dw.
 	RMSNormBackward(dx, dw, dout, x, w, rstd Buf, rows, dim int)
+	// RMSNormHeads normalises, independently, `heads` consecutive chunks of
+	// dim floats starting at column off of each row of x (row stride
+	// `stride`), writing the same positions of out and rstd[rows*heads].
+	// It is the per-head query/key norm of Qwen3.
+	RMSNormHeads(out, rstd, x Buf, stride, off int, w Buf, rows, heads, dim int, eps float32)
+	// RMSNormHeadsBackward accumulates into the same positions of dx, and
+	// into dw.
+	RMSNormHeadsBackward(dx, dw, dout, x, w, rstd Buf, stride, off, rows, heads, dim int)
 	// RoPE rotates, in place, the first heads*headDim floats of each row of
 	// x (row stride `stride`) in the rotate-half layout of Hugging Face:
 	// cos and sin are [rows, headDim/2]. inverse rotates by −θ, which is the

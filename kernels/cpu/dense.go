@@ -35,6 +35,14 @@ func (b *Backend) BiasBackward(dbias, dout kernels.Buf, rows, n int) {
 	})
 }
 
+// Copy2D implements kernels.Dense.
+func (b *Backend) Copy2D(dst kernels.Buf, dstStride int, src kernels.Buf, srcStride int, rows, width int) {
+	d, s := Data(dst), Data(src)
+	for r := 0; r < rows; r++ {
+		copy(d[r*dstStride:r*dstStride+width], s[r*srcStride:r*srcStride+width])
+	}
+}
+
 // Add implements kernels.Dense.
 func (b *Backend) Add(dst, x, y kernels.Buf) {
 	d, xs, ys := Data(dst), Data(x), Data(y)
@@ -48,50 +56,70 @@ func (b *Backend) Add(dst, x, y kernels.Buf) {
 	})
 }
 
-// RMSNorm implements kernels.Dense. Sums of squares accumulate in float64.
+// RMSNorm implements kernels.Dense.
 func (b *Backend) RMSNorm(out, rstd, x, w kernels.Buf, rows, dim int, eps float32) {
+	b.RMSNormHeads(out, rstd, x, dim, 0, w, rows, 1, dim, eps)
+}
+
+// RMSNormBackward implements kernels.Dense.
+func (b *Backend) RMSNormBackward(dx, dw, dout, x, w, rstd kernels.Buf, rows, dim int) {
+	b.RMSNormHeadsBackward(dx, dw, dout, x, w, rstd, dim, 0, rows, 1, dim)
+}
+
+// RMSNormHeads implements kernels.Dense. Sums of squares accumulate in
+// float64.
+func (b *Backend) RMSNormHeads(out, rstd, x kernels.Buf, stride, off int, w kernels.Buf, rows, heads, dim int, eps float32) {
 	o, r, xs, ws := Data(out), Data(rstd), Data(x), Data(w)[:dim]
-	parallelFor(b.threads, rows, rowsPerTask(dim), func(lo, hi int) {
+	parallelFor(b.threads, rows, rowsPerTask(heads*dim), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			row := xs[i*dim : i*dim+dim]
-			var ss float64
-			for _, v := range row {
-				ss += float64(v) * float64(v)
-			}
-			rs := float32(1 / math.Sqrt(ss/float64(dim)+float64(eps)))
-			r[i] = rs
-			orow := o[i*dim : i*dim+dim]
-			for j, v := range row {
-				orow[j] = v * rs * ws[j]
+			for h := 0; h < heads; h++ {
+				at := i*stride + off + h*dim
+				row := xs[at : at+dim]
+				var ss float64
+				for _, v := range row {
+					ss += float64(v) * float64(v)
+				}
+				rs := float32(1 / math.Sqrt(ss/float64(dim)+float64(eps)))
+				r[i*heads+h] = rs
+				orow := o[at : at+dim]
+				for j, v := range row {
+					orow[j] = v * rs * ws[j]
+				}
 			}
 		}
 	})
 }
 
-// RMSNormBackward implements kernels.Dense: with y = x·r·w and
+// RMSNormHeadsBackward implements kernels.Dense: with y = x·r·w and
 // r = (mean(x²)+eps)^(-1/2), dx = r·w⊙dy − x·r³/dim·Σ(dy⊙w⊙x).
-func (b *Backend) RMSNormBackward(dx, dw, dout, x, w, rstd kernels.Buf, rows, dim int) {
+func (b *Backend) RMSNormHeadsBackward(dx, dw, dout, x, w, rstd kernels.Buf, stride, off, rows, heads, dim int) {
 	dxs, dys, xs, ws, r := Data(dx), Data(dout), Data(x), Data(w)[:dim], Data(rstd)
-	parallelFor(b.threads, rows, rowsPerTask(dim), func(lo, hi int) {
+	parallelFor(b.threads, rows, rowsPerTask(heads*dim), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			xr, dy, dxr := xs[i*dim:i*dim+dim], dys[i*dim:i*dim+dim], dxs[i*dim:i*dim+dim]
-			rs := r[i]
-			var s float64
-			for j, v := range xr {
-				s += float64(dy[j] * ws[j] * v)
-			}
-			c := float32(s) * rs * rs * rs / float32(dim)
-			for j, v := range xr {
-				dxr[j] += rs*ws[j]*dy[j] - v*c
+			for h := 0; h < heads; h++ {
+				at := i*stride + off + h*dim
+				xr, dy, dxr := xs[at:at+dim], dys[at:at+dim], dxs[at:at+dim]
+				rs := r[i*heads+h]
+				var s float64
+				for j, v := range xr {
+					s += float64(dy[j] * ws[j] * v)
+				}
+				c := float32(s) * rs * rs * rs / float32(dim)
+				for j, v := range xr {
+					dxr[j] += rs*ws[j]*dy[j] - v*c
+				}
 			}
 		}
 	})
 	reduceRows(b.threads, rows, dim, Data(dw)[:dim], func(p []float32, lo, hi int) {
 		for i := lo; i < hi; i++ {
-			xr, dy := xs[i*dim:i*dim+dim], dys[i*dim:i*dim+dim]
-			rs := r[i]
-			for j, v := range xr {
-				p[j] += dy[j] * v * rs
+			for h := 0; h < heads; h++ {
+				at := i*stride + off + h*dim
+				xr, dy := xs[at:at+dim], dys[at:at+dim]
+				rs := r[i*heads+h]
+				for j, v := range xr {
+					p[j] += dy[j] * v * rs
+				}
 			}
 		}
 	})

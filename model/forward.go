@@ -1,0 +1,315 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/rltrain/rltrain/kernels"
+)
+
+// Batch is a right-padded batch of token sequences: IDs holds B rows of T
+// ids; Lens[b] ≤ T is the valid length of row b (nil: all T). Padding ids
+// must still be valid vocabulary ids (0 is fine); they never influence the
+// valid positions.
+type Batch struct {
+	IDs  []int32
+	B, T int
+	Lens []int
+}
+
+func (b Batch) check(vocab int) error {
+	if b.B <= 0 || b.T <= 0 || len(b.IDs) != b.B*b.T {
+		return fmt.Errorf("batch: %d ids for %d×%d", len(b.IDs), b.B, b.T)
+	}
+	if b.Lens != nil && len(b.Lens) != b.B {
+		return fmt.Errorf("batch: %d lengths for %d rows", len(b.Lens), b.B)
+	}
+	for i, n := range b.Lens {
+		if n < 1 || n > b.T {
+			return fmt.Errorf("batch: row %d has length %d, want 1..%d", i, n, b.T)
+		}
+	}
+	for i, id := range b.IDs {
+		if id < 0 || int(id) >= vocab {
+			return fmt.Errorf("batch: token %d of row %d is %d, outside the vocabulary of %d", i%b.T, i/b.T, id, vocab)
+		}
+	}
+	return nil
+}
+
+// Len is the valid length of row i.
+func (b Batch) Len(i int) int {
+	if b.Lens == nil {
+		return b.T
+	}
+	return b.Lens[i]
+}
+
+type layerActs struct {
+	ln1, rstd1      kernels.Buf
+	qkvPre, qkv     kernels.Buf // qkvPre: before the q/k norm (QKNorm only)
+	qRstd, kRstd    kernels.Buf
+	attn, lse       kernels.Buf
+	mid, ln2, rstd2 kernels.Buf
+	gateUp, act     kernels.Buf
+}
+
+// Workspace holds the activations of one forward pass (kept for the
+// backward pass) and the backward scratch buffers. Reuse it across calls:
+// it grows to the largest batch seen.
+type Workspace struct {
+	m      *Model
+	batch  Batch
+	n, cap int
+	resid  []kernels.Buf // resid[l] is layer l's input; resid[L] the last output
+	layers []layerActs
+	final  kernels.Buf
+	frstd  kernels.Buf
+	cos    kernels.Buf
+	sin    kernels.Buf
+	// output-layer state of the last TokenLogProbs call
+	targets    []int32
+	invTemp    float32
+	lse, ent   kernels.Buf
+	logp       kernels.Buf
+	hasEntropy bool
+	// backward scratch
+	dres, dln, dattn, dqkv, dqkvPre, dgu, dact, dfinal kernels.Buf
+}
+
+// NewWorkspace returns an empty workspace for m.
+func (m *Model) NewWorkspace() *Workspace { return &Workspace{m: m} }
+
+func (ws *Workspace) alloc(n int) {
+	if n <= ws.cap {
+		return
+	}
+	m, be, c := ws.m, ws.m.be, ws.m.Cfg
+	D, C, A, F := c.Hidden, c.qkvWidth(), c.Heads*c.HeadDim, c.FFN
+	ws.cap = n
+	ws.resid = make([]kernels.Buf, c.Layers+1)
+	for i := range ws.resid {
+		ws.resid[i] = be.Alloc(n * D)
+	}
+	ws.layers = make([]layerActs, c.Layers)
+	for i := range ws.layers {
+		a := &ws.layers[i]
+		a.ln1, a.rstd1 = be.Alloc(n*D), be.Alloc(n)
+		a.qkv = be.Alloc(n * C)
+		if c.QKNorm {
+			a.qkvPre = be.Alloc(n * C)
+			a.qRstd, a.kRstd = be.Alloc(n*c.Heads), be.Alloc(n*c.KVHeads)
+		}
+		a.attn, a.lse = be.Alloc(n*A), be.Alloc(n*c.Heads)
+		a.mid, a.ln2, a.rstd2 = be.Alloc(n*D), be.Alloc(n*D), be.Alloc(n)
+		a.gateUp, a.act = be.Alloc(n*2*F), be.Alloc(n*F)
+	}
+	ws.final, ws.frstd = be.Alloc(n*D), be.Alloc(n)
+	ws.cos, ws.sin = be.Alloc(n*c.HeadDim/2), be.Alloc(n*c.HeadDim/2)
+	ws.lse, ws.ent, ws.logp = be.Alloc(n), be.Alloc(n), be.Alloc(n)
+	ws.dres, ws.dln, ws.dfinal = be.Alloc(n*D), be.Alloc(n*D), be.Alloc(n*D)
+	ws.dattn, ws.dqkv = be.Alloc(n*A), be.Alloc(n*C)
+	if c.QKNorm {
+		ws.dqkvPre = be.Alloc(n * C)
+	}
+	ws.dgu, ws.dact = be.Alloc(n*2*F), be.Alloc(n*F)
+	_ = m
+}
+
+// view returns the first n rows (of the given width) of a workspace buffer.
+func (ws *Workspace) view(b kernels.Buf, width int) kernels.Buf {
+	return ws.m.be.View(b, 0, ws.n*width)
+}
+
+func (ws *Workspace) attnShape() kernels.AttnShape {
+	c := ws.m.Cfg
+	return kernels.AttnShape{Batch: ws.batch.B, SeqLen: ws.batch.T, Heads: c.Heads, KVHeads: c.KVHeads,
+		HeadDim: c.HeadDim, Lens: ws.batch.Lens, Scale: float32(1 / sqrt(float64(c.HeadDim)))}
+}
+
+// Forward runs the transformer over batch and returns the final normalised
+// hidden states [B*T, hidden] (valid until the next call on ws).
+func (m *Model) Forward(ws *Workspace, batch Batch) (kernels.Buf, error) {
+	if ws.m != m {
+		return nil, fmt.Errorf("model: workspace belongs to another model")
+	}
+	if err := batch.check(m.Cfg.Vocab); err != nil {
+		return nil, err
+	}
+	ws.batch, ws.n = batch, batch.B*batch.T
+	ws.alloc(ws.n)
+	be, c := m.be, m.Cfg
+	N, D, C, A, F, hd := ws.n, c.Hidden, c.qkvWidth(), c.Heads*c.HeadDim, c.FFN, c.HeadDim
+	eps := float32(c.RMSEps)
+
+	positions := make([]int32, N)
+	for i := range positions {
+		positions[i] = int32(i % batch.T)
+	}
+	half := hd / 2
+	cos, sin := make([]float32, N*half), make([]float32, N*half)
+	m.rope.fill(cos, sin, positions)
+	be.Upload(ws.view(ws.cos, half), cos)
+	be.Upload(ws.view(ws.sin, half), sin)
+
+	be.Embed(ws.view(ws.resid[0], D), m.param(m.lay.embed, c.Vocab*D), batch.IDs, D)
+	shape := ws.attnShape()
+	for l, lo := range m.lay.layers {
+		a := &ws.layers[l]
+		in, out := ws.view(ws.resid[l], D), ws.view(ws.resid[l+1], D)
+		ln1, qkv, attn, mid, ln2 := ws.view(a.ln1, D), ws.view(a.qkv, C), ws.view(a.attn, A), ws.view(a.mid, D), ws.view(a.ln2, D)
+		gu, act := ws.view(a.gateUp, 2*F), ws.view(a.act, F)
+
+		be.RMSNorm(ln1, a.rstd1, in, m.param(lo.attnNorm, D), N, D, eps)
+		proj := qkv
+		if c.QKNorm {
+			proj = ws.view(a.qkvPre, C)
+		}
+		be.Gemm(false, true, N, C, D, 1, ln1, D, m.param(lo.qkv, C*D), D, 0, proj, C)
+		if lo.qkvBias >= 0 {
+			be.AddBias(proj, m.param(lo.qkvBias, C), N, C)
+		}
+		if c.QKNorm {
+			be.Copy(qkv, proj)
+			be.RMSNormHeads(qkv, a.qRstd, proj, C, 0, m.param(lo.qNorm, hd), N, c.Heads, hd, eps)
+			be.RMSNormHeads(qkv, a.kRstd, proj, C, c.Heads*hd, m.param(lo.kNorm, hd), N, c.KVHeads, hd, eps)
+		}
+		be.RoPE(qkv, C, ws.cos, ws.sin, N, c.Heads+c.KVHeads, hd, false)
+		be.Attention(attn, a.lse, qkv, shape)
+		be.Gemm(false, true, N, D, A, 1, attn, A, m.param(lo.o, D*A), A, 0, mid, D)
+		be.Add(mid, mid, in)
+
+		be.RMSNorm(ln2, a.rstd2, mid, m.param(lo.mlpNorm, D), N, D, eps)
+		be.Gemm(false, true, N, 2*F, D, 1, ln2, D, m.param(lo.gateUp, 2*F*D), D, 0, gu, 2*F)
+		be.SwiGLU(act, gu, N, F)
+		be.Gemm(false, true, N, D, F, 1, act, F, m.param(lo.down, D*F), F, 0, out, D)
+		be.Add(out, out, mid)
+	}
+	final := ws.view(ws.final, D)
+	be.RMSNorm(final, ws.frstd, ws.view(ws.resid[c.Layers], D), m.param(m.lay.norm, D), N, D, eps)
+	return final, nil
+}
+
+// Backward propagates dFinal (the gradient of the loss with respect to the
+// final normalised hidden states of the last Forward on ws) through the
+// model, accumulating parameter gradients into m.Grads.
+func (m *Model) Backward(ws *Workspace, dFinal kernels.Buf) {
+	m.EnableGrads()
+	be, c := m.be, m.Cfg
+	N, D, C, A, F, hd := ws.n, c.Hidden, c.qkvWidth(), c.Heads*c.HeadDim, c.FFN, c.HeadDim
+	dres, dln := ws.view(ws.dres, D), ws.view(ws.dln, D)
+	be.Zero(dres)
+	be.RMSNormBackward(dres, m.grad(m.lay.norm, D), dFinal, ws.view(ws.resid[c.Layers], D), m.param(m.lay.norm, D), ws.frstd, N, D)
+	shape := ws.attnShape()
+	for l := c.Layers - 1; l >= 0; l-- {
+		lo, a := m.lay.layers[l], &ws.layers[l]
+		in := ws.view(ws.resid[l], D)
+		ln1, qkv, attn, mid, ln2 := ws.view(a.ln1, D), ws.view(a.qkv, C), ws.view(a.attn, A), ws.view(a.mid, D), ws.view(a.ln2, D)
+		gu, act := ws.view(a.gateUp, 2*F), ws.view(a.act, F)
+		dact, dgu, dattn, dqkv := ws.view(ws.dact, F), ws.view(ws.dgu, 2*F), ws.view(ws.dattn, A), ws.view(ws.dqkv, C)
+
+		// MLP: out = mid + down(swiglu(gateUp(norm(mid))))
+		be.Gemm(false, false, N, F, D, 1, dres, D, m.param(lo.down, D*F), F, 0, dact, F)
+		be.Gemm(true, false, D, F, N, 1, dres, D, act, F, 1, m.grad(lo.down, D*F), F)
+		be.SwiGLUBackward(dgu, dact, gu, N, F)
+		be.Gemm(false, false, N, D, 2*F, 1, dgu, 2*F, m.param(lo.gateUp, 2*F*D), D, 0, dln, D)
+		be.Gemm(true, false, 2*F, D, N, 1, dgu, 2*F, ln2, D, 1, m.grad(lo.gateUp, 2*F*D), D)
+		be.RMSNormBackward(dres, m.grad(lo.mlpNorm, D), dln, mid, m.param(lo.mlpNorm, D), a.rstd2, N, D)
+
+		// Attention: mid = in + o(attn(rope(qkv(norm(in)))))
+		be.Gemm(false, false, N, A, D, 1, dres, D, m.param(lo.o, D*A), A, 0, dattn, A)
+		be.Gemm(true, false, D, A, N, 1, dres, D, attn, A, 1, m.grad(lo.o, D*A), A)
+		be.AttentionBackward(dqkv, dattn, qkv, attn, a.lse, shape)
+		be.RoPE(dqkv, C, ws.cos, ws.sin, N, c.Heads+c.KVHeads, hd, true)
+		dproj := dqkv
+		if c.QKNorm {
+			dproj = ws.view(ws.dqkvPre, C)
+			pre := ws.view(a.qkvPre, C)
+			be.Zero(dproj)
+			be.RMSNormHeadsBackward(dproj, m.grad(lo.qNorm, hd), dqkv, pre, m.param(lo.qNorm, hd), a.qRstd, C, 0, N, c.Heads, hd)
+			be.RMSNormHeadsBackward(dproj, m.grad(lo.kNorm, hd), dqkv, pre, m.param(lo.kNorm, hd), a.kRstd, C, c.Heads*hd, N, c.KVHeads, hd)
+			vOff := (c.Heads + c.KVHeads) * hd
+			be.Copy2D(be.View(dproj, vOff, N*C-vOff), C, be.View(dqkv, vOff, N*C-vOff), C, N, c.KVHeads*hd)
+		}
+		if lo.qkvBias >= 0 {
+			be.BiasBackward(m.grad(lo.qkvBias, C), dproj, N, C)
+		}
+		be.Gemm(false, false, N, D, C, 1, dproj, C, m.param(lo.qkv, C*D), D, 0, dln, D)
+		be.Gemm(true, false, C, D, N, 1, dproj, C, ln1, D, 1, m.grad(lo.qkv, C*D), D)
+		be.RMSNormBackward(dres, m.grad(lo.attnNorm, D), dln, in, m.param(lo.attnNorm, D), a.rstd1, N, D)
+	}
+	be.EmbedBackward(m.grad(m.lay.embed, c.Vocab*D), dres, ws.batch.IDs, D)
+}
+
+// TokenLogProbs computes, after Forward, log p(targets[i] | row i) under
+// softmax(invTemp · logits) for every row (0 where targets[i] < 0), and the
+// entropy of each row's distribution when withEntropy is set. It never
+// materialises the [rows × vocab] logits.
+func (m *Model) TokenLogProbs(ws *Workspace, targets []int32, invTemp float32, withEntropy bool) (logp, entropy []float32) {
+	c, be := m.Cfg, m.be
+	ws.targets, ws.invTemp, ws.hasEntropy = targets, invTemp, withEntropy
+	var ent kernels.Buf
+	if withEntropy {
+		ent = ws.view(ws.ent, 1)
+	}
+	be.TokenLogProbs(ws.view(ws.logp, 1), ent, ws.view(ws.lse, 1), ws.view(ws.final, c.Hidden), m.LMHead(), targets, ws.n, c.Hidden, c.Vocab, invTemp)
+	logp = make([]float32, ws.n)
+	be.Download(logp, ws.view(ws.logp, 1))
+	if withEntropy {
+		entropy = make([]float32, ws.n)
+		be.Download(entropy, ent)
+	}
+	return logp, entropy
+}
+
+// BackwardLogProbs backpropagates dL/dlogp (and dL/dentropy when the last
+// TokenLogProbs computed entropy; may be nil) through the output layer and
+// the whole model, accumulating into m.Grads.
+func (m *Model) BackwardLogProbs(ws *Workspace, dlogp, dEntropy []float32) {
+	m.EnableGrads()
+	c, be := m.Cfg, m.be
+	dl := be.Alloc(ws.n)
+	be.Upload(dl, dlogp)
+	var de, ent kernels.Buf
+	if dEntropy != nil && ws.hasEntropy {
+		de = be.Alloc(ws.n)
+		be.Upload(de, dEntropy)
+		ent = ws.view(ws.ent, 1)
+	}
+	dfinal := ws.view(ws.dfinal, c.Hidden)
+	be.Zero(dfinal)
+	lmGrad := m.grad(m.lay.lmHead, c.Vocab*c.Hidden)
+	be.TokenLogProbsBackward(dfinal, lmGrad, dl, de, ws.view(ws.final, c.Hidden), m.LMHead(), ws.view(ws.lse, 1), ent, ws.targets, ws.n, c.Hidden, c.Vocab, ws.invTemp)
+	be.Free(dl)
+	if de != nil {
+		be.Free(de)
+	}
+	m.Backward(ws, dfinal)
+}
+
+// Logits materialises the [rows × vocab] logits of the last Forward; meant
+// for tests and small models.
+func (m *Model) Logits(ws *Workspace) []float32 {
+	c, be := m.Cfg, m.be
+	out := be.Alloc(ws.n * c.Vocab)
+	be.Gemm(false, true, ws.n, c.Vocab, c.Hidden, 1, ws.view(ws.final, c.Hidden), c.Hidden, m.LMHead(), c.Hidden, 0, out, c.Vocab)
+	host := make([]float32, ws.n*c.Vocab)
+	be.Download(host, out)
+	be.Free(out)
+	return host
+}
+
+// NextTokenTargets returns, for a batch, the target of each row position:
+// the next token where one exists inside the valid length, −1 elsewhere.
+func NextTokenTargets(b Batch) []int32 {
+	t := make([]int32, len(b.IDs))
+	for i := 0; i < b.B; i++ {
+		n := b.Len(i)
+		for j := 0; j < b.T; j++ {
+			t[i*b.T+j] = -1
+			if j+1 < n {
+				t[i*b.T+j] = b.IDs[i*b.T+j+1]
+			}
+		}
+	}
+	return t
+}
