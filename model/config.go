@@ -47,11 +47,11 @@ type Config struct {
 
 // RopeScaling holds the supported rope_scaling variants.
 type RopeScaling struct {
-	Type            string  // "llama3" or "linear"
-	Factor          float64 // both
-	LowFreqFactor   float64 // llama3
-	HighFreqFactor  float64 // llama3
-	OriginalMaxPos  int     // llama3
+	Type           string  // "llama3" or "linear"
+	Factor         float64 // both
+	LowFreqFactor  float64 // llama3
+	HighFreqFactor float64 // llama3
+	OriginalMaxPos int     // llama3
 }
 
 // architectures maps Hugging Face class names to their model_type and the
