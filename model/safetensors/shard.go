@@ -127,7 +127,8 @@ func checkShards(dir, indexPath string, idx *index) ([]string, error) {
 		want[shard] = append(want[shard], tensor)
 	}
 	shards := make([]string, 0, len(want))
-	for shard := range want {
+	for shard, names := range want {
+		sort.Strings(names)
 		shards = append(shards, shard)
 	}
 	sort.Strings(shards)
@@ -151,9 +152,7 @@ func checkShards(dir, indexPath string, idx *index) ([]string, error) {
 					path, t.Name, indexPath, mapped)
 			}
 		}
-		names := want[shard]
-		sort.Strings(names)
-		for _, name := range names {
+		for _, name := range want[shard] {
 			if !have[name] {
 				return nil, fmt.Errorf("safetensors index %s: tensor %q maps to %s, which does not contain it",
 					indexPath, name, path)
