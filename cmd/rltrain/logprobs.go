@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rltrain/rltrain/kernels/cpu"
+	"github.com/rltrain/rltrain/model"
+)
+
+type logprobsFlags struct {
+	modelDir, input string
+	batch, threads  int
+	temperature     float64
+}
+
+func init() {
+	var f logprobsFlags
+	cmd := &cobra.Command{
+		Use:   "logprobs --model DIR --input FILE.jsonl",
+		Short: "Print per-token log-probabilities of sequences under a model",
+		Long: `For each input line {"ids": [...]} (or {"text": "..."} when the model
+directory has a tokenizer.json), print one JSON line with the log-probability
+of each token given its prefix; the first token has none (null). The line also
+carries the sum, the mean over scored tokens and the perplexity exp(-mean).
+Use "-" as the input to read standard input.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runLogprobs(cmd.OutOrStdout(), f) },
+	}
+	cmd.Flags().StringVar(&f.modelDir, "model", "", "model directory (config.json, model.safetensors)")
+	cmd.Flags().StringVar(&f.input, "input", "", "JSONL file of {\"ids\": [...]} or {\"text\": ...} lines")
+	cmd.Flags().IntVar(&f.batch, "batch", 16, "sequences per forward pass")
+	cmd.Flags().IntVar(&f.threads, "threads", 0, "CPU threads (0: one per core)")
+	cmd.Flags().Float64Var(&f.temperature, "temperature", 1, "score under softmax(logits / temperature)")
+	cmd.MarkFlagRequired("model")
+	cmd.MarkFlagRequired("input")
+	rootCmd.AddCommand(cmd)
+}
+
+type logprobsLine struct {
+	IDs  []int32 `json:"ids"`
+	Text *string `json:"text"`
+}
+
+type logprobsOut struct {
+	Line       int        `json:"line"`
+	IDs        []int32    `json:"ids"`
+	Logprobs   []*float64 `json:"logprobs"`
+	Sum        float64    `json:"sum"`
+	Mean       *float64   `json:"mean,omitempty"`
+	Perplexity *float64   `json:"perplexity,omitempty"`
+}
+
+// newTextEncoder loads the tokenizer of a model directory and returns a
+// function turning text into ids.
+var newTextEncoder func(modelDir string) (func(string) ([]int32, error), error)
+
+func runLogprobs(w io.Writer, f logprobsFlags) error {
+	if f.temperature <= 0 {
+		return fmt.Errorf("--temperature must be positive, got %g", f.temperature)
+	}
+	if f.batch < 1 {
+		return fmt.Errorf("--batch must be at least 1, got %d", f.batch)
+	}
+	m, err := model.Load(f.modelDir, cpu.New(f.threads))
+	if err != nil {
+		return err
+	}
+	var in io.Reader = os.Stdin
+	name := "stdin"
+	if f.input != "-" {
+		file, err := os.Open(f.input)
+		if err != nil {
+			return fmt.Errorf("open input: %w", err)
+		}
+		defer file.Close()
+		in, name = file, f.input
+	}
+	var encode func(string) ([]int32, error)
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	out := bufio.NewWriter(w)
+	defer out.Flush()
+	ws := m.NewWorkspace()
+	var pending []logprobsOut
+	flush := func() error {
+		if err := scoreBatch(m, ws, pending, float32(1/f.temperature)); err != nil {
+			return err
+		}
+		enc := json.NewEncoder(out)
+		for i := range pending {
+			if err := enc.Encode(&pending[i]); err != nil {
+				return err
+			}
+		}
+		pending = pending[:0]
+		return nil
+	}
+	for lineNo := 1; sc.Scan(); lineNo++ {
+		raw := sc.Bytes()
+		if len(bytes.TrimSpace(raw)) == 0 {
+			continue
+		}
+		var l logprobsLine
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&l); err != nil {
+			return fmt.Errorf("%s:%d: %w", name, lineNo, err)
+		}
+		ids := l.IDs
+		switch {
+		case l.Text != nil && ids != nil:
+			return fmt.Errorf("%s:%d: give either \"ids\" or \"text\", not both", name, lineNo)
+		case l.Text != nil:
+			if encode == nil {
+				if newTextEncoder == nil {
+					return fmt.Errorf("%s:%d: \"text\" lines need a tokenizer, which this build lacks", name, lineNo)
+				}
+				if encode, err = newTextEncoder(f.modelDir); err != nil {
+					return fmt.Errorf("%s:%d: %w", name, lineNo, err)
+				}
+			}
+			if ids, err = encode(*l.Text); err != nil {
+				return fmt.Errorf("%s:%d: %w", name, lineNo, err)
+			}
+		case ids == nil:
+			return fmt.Errorf("%s:%d: want {\"ids\": [...]} or {\"text\": ...}", name, lineNo)
+		}
+		if len(ids) == 0 {
+			return fmt.Errorf("%s:%d: empty sequence", name, lineNo)
+		}
+		for i, id := range ids {
+			if id < 0 || int(id) >= m.Cfg.Vocab {
+				return fmt.Errorf("%s:%d: ids[%d] = %d is outside the vocabulary of %d", name, lineNo, i, id, m.Cfg.Vocab)
+			}
+		}
+		pending = append(pending, logprobsOut{Line: lineNo, IDs: ids})
+		if len(pending) == f.batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(pending) > 0 {
+		return flush()
+	}
+	return nil
+}
+
+// scoreBatch fills in the log-probs of a group of sequences with one
+// right-padded forward pass.
+func scoreBatch(m *model.Model, ws *model.Workspace, seqs []logprobsOut, invTemp float32) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	T := 0
+	for _, s := range seqs {
+		T = max(T, len(s.IDs))
+	}
+	b := model.Batch{B: len(seqs), T: T, IDs: make([]int32, len(seqs)*T), Lens: make([]int, len(seqs))}
+	for i, s := range seqs {
+		copy(b.IDs[i*T:], s.IDs)
+		b.Lens[i] = len(s.IDs)
+	}
+	if _, err := m.Forward(ws, b); err != nil {
+		return err
+	}
+	logp, _ := m.TokenLogProbs(ws, model.NextTokenTargets(b), invTemp, false)
+	for i := range seqs {
+		s := &seqs[i]
+		s.Logprobs = make([]*float64, len(s.IDs))
+		for j := 1; j < len(s.IDs); j++ {
+			v := float64(logp[i*T+j-1])
+			s.Logprobs[j] = &v
+			s.Sum += v
+		}
+		if n := len(s.IDs) - 1; n > 0 {
+			mean := s.Sum / float64(n)
+			ppl := math.Exp(-mean)
+			s.Mean, s.Perplexity = &mean, &ppl
+		}
+	}
+	return nil
+}

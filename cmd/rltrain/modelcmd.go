@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rltrain/rltrain/kernels/cpu"
+	"github.com/rltrain/rltrain/model"
+	"github.com/rltrain/rltrain/model/safetensors"
+)
+
+func init() {
+	parent := &cobra.Command{Use: "model", Short: "Create and inspect model checkpoints"}
+
+	var cfgPath, out, dtype string
+	var seed uint64
+	var std float64
+	initCmd := &cobra.Command{
+		Use:   "init --config config.json --out DIR",
+		Short: "Write a randomly initialised model for a Hugging Face config.json",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			raw, err := os.ReadFile(cfgPath)
+			if err != nil {
+				return fmt.Errorf("read config: %w", err)
+			}
+			cfg, err := model.ParseConfig(raw)
+			if err != nil {
+				return fmt.Errorf("%s: %w", cfgPath, err)
+			}
+			m, err := model.New(cfg, cpu.New(0))
+			if err != nil {
+				return err
+			}
+			m.InitRandom(seed, std)
+			if err := m.Save(out, safetensors.DType(dtype)); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d parameters)\n", filepath.Join(out, safetensors.SingleFile), m.NumParams())
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&cfgPath, "config", "", "Hugging Face config.json describing the architecture")
+	initCmd.Flags().StringVar(&out, "out", "", "output directory")
+	initCmd.Flags().Uint64Var(&seed, "seed", 0, "random seed")
+	initCmd.Flags().Float64Var(&std, "std", 0.02, "standard deviation of the weight matrices")
+	initCmd.Flags().StringVar(&dtype, "dtype", "F32", "stored dtype: F32 or BF16")
+	initCmd.MarkFlagRequired("config")
+	initCmd.MarkFlagRequired("out")
+
+	var dir string
+	infoCmd := &cobra.Command{
+		Use:   "info --model DIR",
+		Short: "Load a checkpoint and print its architecture and tensors",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := model.Load(dir, cpu.New(0))
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			c := m.Cfg
+			fmt.Fprintf(w, "%s (%s): %d parameters\n", c.Architecture, c.ModelType, m.NumParams())
+			fmt.Fprintf(w, "hidden %d, layers %d, heads %d/%d kv, head_dim %d, ffn %d, vocab %d, tied %v, qkv bias %v, qk norm %v\n",
+				c.Hidden, c.Layers, c.Heads, c.KVHeads, c.HeadDim, c.FFN, c.Vocab, c.TieEmbeddings, c.AttnBias, c.QKNorm)
+			for _, t := range m.Tensors() {
+				fmt.Fprintf(w, "  %-50s %v\n", t.Name, t.Shape)
+			}
+			return nil
+		},
+	}
+	infoCmd.Flags().StringVar(&dir, "model", "", "model directory")
+	infoCmd.MarkFlagRequired("model")
+
+	parent.AddCommand(initCmd, infoCmd)
+	rootCmd.AddCommand(parent)
+}

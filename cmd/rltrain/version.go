@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rltrain/rltrain/kernels/cpu"
+)
+
+// cudaCompiled reports whether the CUDA backend is linked in; builds with
+// the cuda tag override it.
+var cudaCompiled = false
+
+func init() {
+	rootCmd.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print version, Go version, BLAS library and threads, and compiled backends",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "rltrain %s\n", version)
+			fmt.Fprintf(w, "go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(w, "blas: %s (threads %d)\n", cpu.BLASConfig(), cpu.BLASThreads())
+			fmt.Fprintf(w, "cpu cores: %d\n", runtime.NumCPU())
+			fmt.Fprintf(w, "cuda backend compiled: %v\n", cudaCompiled)
+			return nil
+		},
+	})
+}
