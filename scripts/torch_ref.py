@@ -245,10 +245,11 @@ class Attention(nn.Module):
         present = (k, v)
         s = k.shape[2]
         rep = cfg.heads // cfg.kv_heads
-        # GQA: query head h reads KV head h // rep, as HF's repeat_kv.
-        kr = k.repeat_interleave(rep, dim=1) if rep > 1 else k
-        vr = v.repeat_interleave(rep, dim=1) if rep > 1 else v
-        scores = torch.matmul(q, kr.transpose(2, 3)) / math.sqrt(hd)
+        # GQA: query head h reads KV head h // rep, as HF's repeat_kv. The
+        # rep query heads of one KV head are stacked along the rows, which
+        # gives the same products as repeating K/V without copying them.
+        qg = q.reshape(b, cfg.kv_heads, rep * t, hd)
+        scores = torch.matmul(qg, k.transpose(2, 3)).view(b, cfg.heads, t, s) / math.sqrt(hd)
         k_pos = torch.arange(s, device=x.device)
         allowed = k_pos[None, :] <= q_pos[:, None]  # [T,S] causal
         if self.window is not None:
@@ -263,7 +264,8 @@ class Attention(nn.Module):
             allowed = allowed & extra[:, None]
         scores = scores.masked_fill(~allowed, float("-inf"))
         probs = torch.softmax(scores, dim=-1)
-        out = torch.matmul(probs, vr).transpose(1, 2).reshape(b, t, cfg.heads * hd)
+        out = torch.matmul(probs.view(b, cfg.kv_heads, rep * t, s), v)
+        out = out.view(b, cfg.heads, t, hd).transpose(1, 2).reshape(b, t, cfg.heads * hd)
         return self.o_proj(out), present
 
 
