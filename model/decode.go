@@ -1,0 +1,177 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/rltrain/rltrain/kernels"
+)
+
+// decodeBufs are the activations of one decoding step for up to cap rows.
+type decodeBufs struct {
+	cap                               int
+	x, ln, rstd, qkv, pre, qr, kr     kernels.Buf
+	attn, mid, gu, act, cos, sin, out kernels.Buf
+	logits                            kernels.Buf
+}
+
+func (c *KVCache) decodeBufs(n int) *decodeBufs {
+	if c.dec != nil && c.dec.cap >= n {
+		return c.dec
+	}
+	be, cfg := c.m.be, c.m.Cfg
+	D, C, A, F := cfg.Hidden, cfg.qkvWidth(), cfg.Heads*cfg.HeadDim, cfg.FFN
+	d := &decodeBufs{cap: n}
+	d.x, d.ln, d.rstd, d.qkv = be.Alloc(n*D), be.Alloc(n*D), be.Alloc(n), be.Alloc(n*C)
+	d.pre, d.qr, d.kr = be.Alloc(n*C), be.Alloc(n*cfg.Heads), be.Alloc(n*cfg.KVHeads)
+	d.attn, d.mid, d.gu, d.act = be.Alloc(n*A), be.Alloc(n*D), be.Alloc(n*2*F), be.Alloc(n*F)
+	d.cos, d.sin, d.out = be.Alloc(n*cfg.HeadDim/2), be.Alloc(n*cfg.HeadDim/2), be.Alloc(n*D)
+	d.logits = be.Alloc(n * cfg.Vocab)
+	c.dec = d
+	return d
+}
+
+// Prefill runs the prompts through the model, stores their keys and values
+// in the cache under the given fresh sequences (Len 0), and returns the
+// next-token logits after each prompt as a host [len(prompts) × vocab]
+// slice. ws holds the prompt activations afterwards.
+func (m *Model) Prefill(ws *Workspace, c *KVCache, seqs []*Seq, prompts [][]int32) ([]float32, error) {
+	if len(seqs) != len(prompts) || len(seqs) == 0 {
+		return nil, fmt.Errorf("prefill: %d sequences for %d prompts", len(seqs), len(prompts))
+	}
+	T := 0
+	for i, p := range prompts {
+		if len(p) == 0 {
+			return nil, fmt.Errorf("prefill: prompt %d is empty", i)
+		}
+		if seqs[i].Len != 0 {
+			return nil, fmt.Errorf("prefill: sequence %d already holds %d positions", i, seqs[i].Len)
+		}
+		T = max(T, len(p))
+	}
+	need := 0
+	for _, p := range prompts {
+		need += (len(p) + c.BlockSize - 1) / c.BlockSize
+	}
+	if need > len(c.free) {
+		return nil, ErrCacheFull
+	}
+	b := Batch{B: len(prompts), T: T, IDs: make([]int32, len(prompts)*T), Lens: make([]int, len(prompts))}
+	for i, p := range prompts {
+		copy(b.IDs[i*T:], p)
+		b.Lens[i] = len(p)
+	}
+	if _, err := m.Forward(ws, b); err != nil {
+		return nil, err
+	}
+	be, cfg := m.be, m.Cfg
+	C, width, hd := cfg.qkvWidth(), cfg.KVHeads*cfg.HeadDim, cfg.HeadDim
+	d := c.decodeBufs(len(prompts))
+	for i, p := range prompts {
+		slots, err := c.reserve(seqs[i], len(p))
+		if err != nil {
+			return nil, err
+		}
+		seqs[i].Len += len(p)
+		for l := range c.k {
+			rows := be.View(ws.layers[l].qkv, i*T*C, len(p)*C)
+			be.CacheWrite(c.k[l], width, rows, C, cfg.Heads*hd, slots)
+			be.CacheWrite(c.v[l], width, rows, C, (cfg.Heads+cfg.KVHeads)*hd, slots)
+		}
+		last := (i*T + len(p) - 1) * cfg.Hidden
+		be.Copy(be.View(d.out, i*cfg.Hidden, cfg.Hidden), be.View(ws.final, last, cfg.Hidden))
+	}
+	return m.headLogits(d, len(prompts)), nil
+}
+
+func (m *Model) headLogits(d *decodeBufs, n int) []float32 {
+	be, cfg := m.be, m.Cfg
+	logits := be.View(d.logits, 0, n*cfg.Vocab)
+	be.Gemm(false, true, n, cfg.Vocab, cfg.Hidden, 1, d.out, cfg.Hidden, m.LMHead(), cfg.Hidden, 0, logits, cfg.Vocab)
+	host := make([]float32, n*cfg.Vocab)
+	be.Download(host, logits)
+	return host
+}
+
+// Decode appends one token to each sequence, attending to everything the
+// cache holds for it, and returns the next-token logits as a host
+// [len(seqs) × vocab] slice. On ErrCacheFull no sequence is changed.
+func (m *Model) Decode(c *KVCache, seqs []*Seq, tokens []int32) ([]float32, error) {
+	n := len(seqs)
+	if n == 0 || len(tokens) != n {
+		return nil, fmt.Errorf("decode: %d tokens for %d sequences", len(tokens), n)
+	}
+	need := 0
+	for i, s := range seqs {
+		if s.Len == 0 {
+			return nil, fmt.Errorf("decode: sequence %d has no prefix; prefill it first", i)
+		}
+		if int(tokens[i]) < 0 || int(tokens[i]) >= m.Cfg.Vocab {
+			return nil, fmt.Errorf("decode: token %d is outside the vocabulary of %d", tokens[i], m.Cfg.Vocab)
+		}
+		need += c.BlocksNeeded(s, 1)
+	}
+	if need > len(c.free) {
+		return nil, ErrCacheFull
+	}
+	be, cfg := m.be, m.Cfg
+	D, C, A, F, hd := cfg.Hidden, cfg.qkvWidth(), cfg.Heads*cfg.HeadDim, cfg.FFN, cfg.HeadDim
+	width := cfg.KVHeads * hd
+	eps := float32(cfg.RMSEps)
+	d := c.decodeBufs(n)
+	v := func(b kernels.Buf, w int) kernels.Buf { return be.View(b, 0, n*w) }
+	x, ln, qkv, attn, mid, gu, act := v(d.x, D), v(d.ln, D), v(d.qkv, C), v(d.attn, A), v(d.mid, D), v(d.gu, 2*F), v(d.act, F)
+
+	slots := make([]int32, n)
+	positions := make([]int32, n)
+	lens := make([]int, n)
+	for i, s := range seqs {
+		sl, err := c.reserve(s, 1)
+		if err != nil {
+			return nil, err // cannot happen: capacity was checked above
+		}
+		slots[i], positions[i] = sl[0], int32(s.Len)
+		s.Len++
+		lens[i] = s.Len
+	}
+	all := make([][]int32, n)
+	for i, s := range seqs {
+		all[i] = c.slotsOf(s)
+	}
+	half := hd / 2
+	cos, sin := make([]float32, n*half), make([]float32, n*half)
+	m.rope.fill(cos, sin, positions)
+	be.Upload(v(d.cos, half), cos)
+	be.Upload(v(d.sin, half), sin)
+
+	be.Embed(x, m.param(m.lay.embed, cfg.Vocab*D), tokens, D)
+	scale := float32(1 / sqrt(float64(hd)))
+	for l, lo := range m.lay.layers {
+		be.RMSNorm(ln, d.rstd, x, m.param(lo.attnNorm, D), n, D, eps)
+		proj := qkv
+		if cfg.QKNorm {
+			proj = v(d.pre, C)
+		}
+		be.Gemm(false, true, n, C, D, 1, ln, D, m.param(lo.qkv, C*D), D, 0, proj, C)
+		if lo.qkvBias >= 0 {
+			be.AddBias(proj, m.param(lo.qkvBias, C), n, C)
+		}
+		if cfg.QKNorm {
+			be.Copy(qkv, proj)
+			be.RMSNormHeads(qkv, d.qr, proj, C, 0, m.param(lo.qNorm, hd), n, cfg.Heads, hd, eps)
+			be.RMSNormHeads(qkv, d.kr, proj, C, cfg.Heads*hd, m.param(lo.kNorm, hd), n, cfg.KVHeads, hd, eps)
+		}
+		be.RoPE(qkv, C, d.cos, d.sin, n, cfg.Heads+cfg.KVHeads, hd, false)
+		be.CacheWrite(c.k[l], width, qkv, C, cfg.Heads*hd, slots)
+		be.CacheWrite(c.v[l], width, qkv, C, (cfg.Heads+cfg.KVHeads)*hd, slots)
+		be.AttentionDecode(attn, qkv, C, c.k[l], c.v[l], all, lens, cfg.Heads, cfg.KVHeads, hd, scale)
+		be.Gemm(false, true, n, D, A, 1, attn, A, m.param(lo.o, D*A), A, 0, mid, D)
+		be.Add(mid, mid, x)
+		be.RMSNorm(ln, d.rstd, mid, m.param(lo.mlpNorm, D), n, D, eps)
+		be.Gemm(false, true, n, 2*F, D, 1, ln, D, m.param(lo.gateUp, 2*F*D), D, 0, gu, 2*F)
+		be.SwiGLU(act, gu, n, F)
+		be.Gemm(false, true, n, D, F, 1, act, F, m.param(lo.down, D*F), F, 0, x, D)
+		be.Add(x, x, mid)
+	}
+	be.RMSNorm(v(d.out, D), d.rstd, x, m.param(m.lay.norm, D), n, D, eps)
+	return m.headLogits(d, n), nil
+}
