@@ -117,16 +117,19 @@ class Config:
     def _sliding_layers(self, raw):
         """Per layer: the sliding-window size, or None for full attention."""
         window = raw.get("sliding_window")
+        if self.family in ("qwen2", "qwen3") and not raw.get("use_sliding_window", False):
+            window = None  # Qwen configs carry a window that is off unless enabled
         kinds = raw.get("layer_types")
         if kinds is not None:
             if len(kinds) != self.layers:
                 raise RefError("config: layer_types has %d entries for %d layers" % (len(kinds), self.layers))
-            return [int(window) if k == "sliding_attention" else None for k in kinds]
+            return [int(window) if k == "sliding_attention" and window is not None else None
+                    for k in kinds]
         if window is None:
             return [None] * self.layers
         if self.family == "mistral":
             return [int(window)] * self.layers
-        if self.family in ("qwen2", "qwen3") and raw.get("use_sliding_window", False):
+        if self.family in ("qwen2", "qwen3"):
             first = int(raw.get("max_window_layers", self.layers))
             return [int(window) if i >= first else None for i in range(self.layers)]
         return [None] * self.layers
@@ -727,6 +730,28 @@ def selftest_rope(c):
     c.check(bool(((ratio[mid] > 1) & (ratio[mid] < 8)).all()), "medium band interpolated")
 
 
+def selftest_config(c):
+    print("config")
+    q = dict(TEST_CONFIGS["qwen2_bias_tied"], sliding_window=4, max_window_layers=1)
+    c.check(Config(q).sliding == [None, None], "qwen2: window ignored unless use_sliding_window")
+    c.check(Config(dict(q, use_sliding_window=True)).sliding == [None, 4],
+            "qwen2: window from max_window_layers on")
+    c.check(Config(dict(q, layer_types=["sliding_attention", "full_attention"],
+                        use_sliding_window=True)).sliding == [4, None], "layer_types respected")
+    cq = Config(TEST_CONFIGS["qwen2_bias_tied"])
+    cl = Config(dict(TEST_CONFIGS["llama_gqa_untied"], attention_bias=True))
+    c.check((cq.qkv_bias, cq.o_bias, cl.qkv_bias, cl.o_bias) == (True, False, True, True),
+            "bias layout: qwen2 q/k/v only, llama attention_bias q/k/v/o")
+    for bad, what in ((dict(TEST_CONFIGS["llama_gqa_untied"], num_key_value_heads=3), "heads % kv_heads"),
+                      (dict(TEST_CONFIGS["llama_gqa_untied"], rope_scaling={"type": "yarn"}), "unknown rope"),
+                      ({"architectures": ["GPT2LMHeadModel"]}, "unknown architecture")):
+        try:
+            Config(bad)
+            c.check(False, "rejects " + what)
+        except RefError:
+            c.check(True, "rejects " + what)
+
+
 def selftest_model(c, name, raw, tmp):
     print(name)
     torch.manual_seed(0)
@@ -832,6 +857,7 @@ def cmd_selftest(args):
     with tempfile.TemporaryDirectory() as tmp:
         selftest_safetensors(c, tmp)
         selftest_rope(c)
+        selftest_config(c)
         for name, raw in TEST_CONFIGS.items():
             if args.only and args.only not in name:
                 continue
@@ -862,6 +888,30 @@ def selftest_cli(c, tmp):
     tied = safetensors_np.load(tied_out)
     c.check("grad.lm_head.weight" not in tied and "grad.model.embed_tokens.weight" in tied
             and tied["logits"].dtype == np.float32, "tied model: only the embedding gradient, F32 out")
+    # A sharded checkpoint gives the same logits; a missing tensor is named.
+    sharded = os.path.join(tmp, "sharded")
+    os.makedirs(sharded)
+    tensors = safetensors_np.load(os.path.join(model_dir, "model.safetensors"))
+    names = sorted(tensors)
+    halves = {"a.safetensors": names[::2], "b.safetensors": names[1::2]}
+    for shard, part in halves.items():
+        safetensors_np.save(os.path.join(sharded, shard), {n: tensors[n] for n in part})
+    with open(os.path.join(sharded, "model.safetensors.index.json"), "w") as f:
+        json.dump({"weight_map": {n: s for s, part in halves.items() for n in part}}, f)
+    with open(os.path.join(model_dir, "config.json")) as src, \
+            open(os.path.join(sharded, "config.json"), "w") as dst:
+        dst.write(src.read())
+    probe = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        same = torch.equal(load_model(sharded)(probe)[0], model(probe)[0])
+    c.check(same, "sharded checkpoint loads the same weights")
+    os.remove(os.path.join(sharded, "a.safetensors"))
+    safetensors_np.save(os.path.join(sharded, "a.safetensors"), {n: tensors[n] for n in halves["a.safetensors"][1:]})
+    try:
+        load_model(sharded)
+        c.check(False, "missing tensor reported")
+    except RefError as e:
+        c.check(halves["a.safetensors"][0] in str(e), "missing tensor reported by name")
     gen_in = os.path.join(tmp, "gen.json")
     gen_out = os.path.join(tmp, "gen_out.json")
     with open(gen_in, "w") as f:
