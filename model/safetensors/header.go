@@ -86,7 +86,8 @@ func ReadHeader(r io.ReaderAt, size int64) (*Header, error) {
 
 // ParseHeader parses the JSON header text (the n bytes after the length
 // prefix, trailing space padding allowed) and validates it against a data
-// section of dataSize bytes.
+// section of dataSize bytes. It leaves Header.DataStart zero: only the
+// caller knows where the data section starts (ReadHeader sets it).
 func ParseHeader(text []byte, dataSize int64) (*Header, error) {
 	if !utf8.Valid(text) {
 		return nil, fmt.Errorf("header is not valid UTF-8")
