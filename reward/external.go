@@ -1,0 +1,472 @@
+package reward
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ExternalParams configures external, a reward computed by a user program.
+//
+// Protocol: the program reads one JSON object per line on stdin,
+//
+//	{"index": 3, "group": 1, "prompt": "…", "completion": "…",
+//	 "finish_reason": "stop", "num_tokens": 212, "fields": {…}}
+//
+// and answers each with one line on stdout: a number, or an object
+// {"score": 0.5, "metrics": {"name": 1.0}} or {"error": "why"}. Programs
+// are long-lived; Workers of them serve requests concurrently. A program
+// that exceeds Timeout on a request is killed (with its process group) and
+// restarted for the next request; one that exits or prints a line that is
+// not a valid answer is restarted too. Either way the sample is marked
+// failed and the run goes on.
+type ExternalParams struct {
+	Command      []string `json:"command"`        // argv; required
+	Dir          string   `json:"dir"`            // working directory; default the current one
+	Env          []string `json:"env"`            // extra KEY=VALUE entries
+	Workers      int      `json:"workers"`        // processes; default 2
+	Timeout      Duration `json:"timeout"`        // per request; default 10s
+	MaxLineBytes int      `json:"max_line_bytes"` // longest accepted answer line; default 1 MiB
+	// MaxCrashes is how many consecutive failures (crash, timeout,
+	// garbage) end a batch early: the remaining samples fail at once
+	// instead of restarting a broken program thousands of times. Default 8.
+	MaxCrashes int `json:"max_crashes"`
+}
+
+// DefaultExternalParams returns external's defaults.
+func DefaultExternalParams() ExternalParams {
+	return ExternalParams{Workers: 2, Timeout: Duration(10 * time.Second), MaxLineBytes: 1 << 20, MaxCrashes: 8}
+}
+
+// External is a reward served by a pool of user processes. Range: whatever
+// the program returns (non-finite values count as failures).
+type External struct {
+	p    ExternalParams
+	pool chan *extProc
+
+	closed atomic.Bool
+	mu     sync.Mutex
+	all    []*extProc
+}
+
+// NewExternal validates params and builds the reward. Processes start on
+// first use.
+func NewExternal(p ExternalParams) (*External, error) {
+	if len(p.Command) == 0 || p.Command[0] == "" {
+		return nil, errors.New("param \"command\": required (a list: program and arguments)")
+	}
+	if p.Workers <= 0 || p.Workers > 256 {
+		return nil, fmt.Errorf("param \"workers\": want 1..256, got %d", p.Workers)
+	}
+	if p.Timeout <= 0 {
+		return nil, fmt.Errorf("param \"timeout\": want > 0")
+	}
+	if p.MaxLineBytes <= 0 {
+		return nil, fmt.Errorf("param \"max_line_bytes\": want > 0")
+	}
+	if p.MaxCrashes <= 0 {
+		return nil, fmt.Errorf("param \"max_crashes\": want > 0")
+	}
+	e := &External{p: p, pool: make(chan *extProc, p.Workers)}
+	for i := 0; i < p.Workers; i++ {
+		pr := &extProc{}
+		e.all = append(e.all, pr)
+		e.pool <- pr
+	}
+	return e, nil
+}
+
+type extRequest struct {
+	Index        int            `json:"index"`
+	Group        int            `json:"group"`
+	Prompt       string         `json:"prompt"`
+	Completion   string         `json:"completion"`
+	FinishReason string         `json:"finish_reason"`
+	NumTokens    int            `json:"num_tokens"`
+	Fields       map[string]any `json:"fields"`
+}
+
+type extAnswer struct {
+	Score   *float64           `json:"score"`
+	Error   string             `json:"error"`
+	Metrics map[string]float64 `json:"metrics"`
+}
+
+// Score implements Reward.
+func (e *External) Score(ctx context.Context, samples []Sample) (Scores, error) {
+	if e.closed.Load() {
+		return Scores{}, errors.New("external reward is closed")
+	}
+	out := Scores{Values: make([]float64, len(samples)), Errs: make([]error, len(samples))}
+	metricSum := map[string]float64{}
+	metricN := map[string]int{}
+	var mmu sync.Mutex
+	var crashes atomic.Int64 // consecutive failures
+	var lastCrash atomic.Value
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < e.p.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(samples) {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					out.Errs[i] = err
+					continue
+				}
+				if crashes.Load() >= int64(e.p.MaxCrashes) {
+					out.Errs[i] = fmt.Errorf("skipped after %d consecutive failures; last: %v", e.p.MaxCrashes, lastCrash.Load())
+					continue
+				}
+				v, metrics, broken, err := e.call(ctx, i, &samples[i])
+				if broken {
+					crashes.Add(1)
+					lastCrash.Store(err)
+				} else {
+					crashes.Store(0)
+				}
+				if err != nil {
+					out.Errs[i] = err
+					continue
+				}
+				out.Values[i] = v
+				if len(metrics) > 0 {
+					mmu.Lock()
+					for k, m := range metrics {
+						metricSum[k] += m
+						metricN[k]++
+					}
+					mmu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(metricSum) > 0 {
+		out.Metrics = map[string]float64{}
+		for k, s := range metricSum {
+			out.Metrics[k] = s / float64(metricN[k])
+		}
+	}
+	return out, nil
+}
+
+// call sends one request to a pooled process. broken reports that the
+// process failed (and was killed) rather than the program reporting an
+// error for this sample.
+func (e *External) call(ctx context.Context, i int, s *Sample) (v float64, metrics map[string]float64, broken bool, err error) {
+	var pr *extProc
+	select {
+	case pr = <-e.pool:
+	case <-ctx.Done():
+		return 0, nil, false, ctx.Err()
+	}
+	defer func() { e.pool <- pr }()
+	if e.closed.Load() {
+		return 0, nil, false, errors.New("external reward is closed")
+	}
+	if !pr.alive() {
+		if err := pr.start(e.p); err != nil {
+			return 0, nil, true, err
+		}
+	}
+	req, err := json.Marshal(extRequest{
+		Index: i, Group: s.Group, Prompt: s.Prompt, Completion: validUTF8(s.Completion),
+		FinishReason: s.FinishReason, NumTokens: len(s.CompletionIDs), Fields: s.Fields,
+	})
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("encode request: %w", err)
+	}
+	line, err := pr.roundTrip(ctx, append(req, '\n'), time.Duration(e.p.Timeout))
+	if err != nil {
+		pr.kill()
+		return 0, nil, true, err
+	}
+	v, metrics, err = parseExtAnswer(line)
+	var perr programError
+	if errors.As(err, &perr) {
+		return 0, nil, false, err
+	}
+	if err != nil {
+		// The stream may be out of step with our requests: start afresh.
+		pr.kill()
+		return 0, nil, true, err
+	}
+	return v, metrics, false, nil
+}
+
+type programError struct{ msg string }
+
+func (p programError) Error() string { return "program reported: " + p.msg }
+
+func parseExtAnswer(line []byte) (float64, map[string]float64, error) {
+	line = bytes.TrimSpace(line)
+	if len(line) > 0 && line[0] == '{' {
+		var a extAnswer
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&a); err != nil {
+			return 0, nil, fmt.Errorf("bad answer line %s: %w", quoteShort(line), err)
+		}
+		if a.Error != "" {
+			return 0, nil, programError{a.Error}
+		}
+		if a.Score == nil {
+			return 0, nil, fmt.Errorf("answer line has no score: %s", quoteShort(line))
+		}
+		return *a.Score, a.Metrics, nil
+	}
+	var f float64
+	if err := json.Unmarshal(line, &f); err != nil {
+		return 0, nil, fmt.Errorf("bad answer line %s: want a number or a JSON object", quoteShort(line))
+	}
+	return f, nil, nil
+}
+
+func quoteShort(b []byte) string {
+	const max = 80
+	if len(b) > max {
+		return fmt.Sprintf("%q…", b[:max])
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+// Close kills every process. Score calls after Close fail.
+func (e *External) Close() error {
+	e.closed.Store(true)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, pr := range e.all {
+		pr.kill()
+	}
+	return nil
+}
+
+// extProc is one program instance. It is used by one request at a time
+// (it lives in the pool channel), so its fields need no lock except for
+// kill from Close.
+type extProc struct {
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	stdin  *os.File
+	lines  chan lineResult
+	exited chan struct{}
+	stderr *tailWriter
+}
+
+type lineResult struct {
+	line []byte
+	err  error
+}
+
+func (p *extProc) alive() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return false
+	}
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *extProc) start(ep ExternalParams) error {
+	p.kill()
+	cmd := exec.Command(ep.Command[0], ep.Command[1:]...)
+	cmd.Dir = ep.Dir
+	if len(ep.Env) > 0 {
+		cmd.Env = append(os.Environ(), ep.Env...)
+	}
+	setProcessGroup(cmd)
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", ep.Command[0], err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return fmt.Errorf("start %s: %w", ep.Command[0], err)
+	}
+	tail := &tailWriter{max: 2048}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, tail
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		inR.Close()
+		inW.Close()
+		outR.Close()
+		outW.Close()
+		return fmt.Errorf("start %s: %w", ep.Command[0], err)
+	}
+	inR.Close()
+	outW.Close()
+	exited := make(chan struct{})
+	lines := make(chan lineResult, 1)
+	go func() {
+		_ = cmd.Wait() // the exit status is reported through the reader
+		close(exited)
+	}()
+	go readLines(outR, ep.MaxLineBytes, lines)
+	p.mu.Lock()
+	p.cmd, p.stdin, p.lines, p.exited, p.stderr = cmd, inW, lines, exited, tail
+	p.mu.Unlock()
+	return nil
+}
+
+// readLines forwards complete lines; it ends with an error (io.EOF when the
+// program closed stdout).
+func readLines(r *os.File, maxLine int, out chan<- lineResult) {
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		var line []byte
+		for {
+			chunk, err := br.ReadSlice('\n')
+			line = append(line, chunk...)
+			if len(line) > maxLine {
+				out <- lineResult{err: fmt.Errorf("answer line longer than %d bytes", maxLine)}
+				return
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err != nil {
+				out <- lineResult{err: err}
+				return
+			}
+			break
+		}
+		out <- lineResult{line: line}
+	}
+}
+
+func (p *extProc) roundTrip(ctx context.Context, req []byte, timeout time.Duration) ([]byte, error) {
+	p.mu.Lock()
+	stdin, lines, exited, tail := p.stdin, p.lines, p.exited, p.stderr
+	p.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	_ = stdin.SetWriteDeadline(deadline)
+	if _, err := stdin.Write(req); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("timed out after %s writing the request", timeout)
+		}
+		return nil, p.exitError(exited, tail, err)
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case lr := <-lines:
+		if lr.err != nil {
+			return nil, p.exitError(exited, tail, lr.err)
+		}
+		return lr.line, nil
+	case <-timer.C:
+		return nil, fmt.Errorf("timed out after %s", timeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// exitError describes why the program stopped answering.
+func (p *extProc) exitError(exited chan struct{}, tail *tailWriter, cause error) error {
+	state := ""
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	select {
+	case <-exited:
+		// Wait has returned, so ProcessState is safe to read.
+		if cmd != nil && cmd.ProcessState != nil {
+			state = cmd.ProcessState.String()
+		}
+	case <-time.After(200 * time.Millisecond):
+	}
+	msg := "program stopped answering"
+	if errors.Is(cause, io.EOF) {
+		msg = "program closed its output"
+	} else if cause != nil {
+		msg = cause.Error()
+	}
+	if state != "" {
+		msg += " (" + state + ")"
+	}
+	if last := tail.lastLine(); last != "" {
+		msg += "; stderr: " + last
+	}
+	return errors.New(msg)
+}
+
+// kill stops the process and its group; safe to call at any time.
+func (p *extProc) kill() {
+	p.mu.Lock()
+	cmd, stdin, exited := p.cmd, p.stdin, p.exited
+	p.cmd, p.stdin = nil, nil
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	if stdin != nil {
+		stdin.Close()
+	}
+	killProcessGroup(cmd)
+	select {
+	case <-exited:
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// tailWriter keeps the last bytes written (the program's stderr).
+type tailWriter struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailWriter) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, b...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(b), nil
+}
+
+func (t *tailWriter) lastLine() string {
+	if t == nil {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.TrimSpace(string(t.buf))
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+func init() {
+	Register("external", "a user program speaking JSON lines on stdin/stdout, with a process pool, timeouts and restarts",
+		func() any { p := DefaultExternalParams(); return &p },
+		func(p any) (Reward, error) { return NewExternal(*p.(*ExternalParams)) })
+}
