@@ -256,3 +256,30 @@ func mustMention(t *testing.T, err error, parts ...string) {
 		}
 	}
 }
+
+// TestPortablePath runs the F32 round trip through the byte-swapping code
+// used on big-endian hosts, which this machine would otherwise never run.
+func TestPortablePath(t *testing.T) {
+	native := hostLittleEndian
+	defer func() { hostLittleEndian = native }()
+	path := filepath.Join(t.TempDir(), "p.safetensors")
+	in := sampleTensors()
+	hostLittleEndian = false
+	if err := WriteFile(path, in, nil, F32); err != nil {
+		t.Fatal(err)
+	}
+	hostLittleEndian = native
+	viaNative, _, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostLittleEndian = false
+	viaPortable, _, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range in {
+		sameBits(t, w.Name+" native", viaNative[w.Name].Data, w.Data)
+		sameBits(t, w.Name+" portable", viaPortable[w.Name].Data, w.Data)
+	}
+}
