@@ -8,6 +8,15 @@ Reads one JSON object on stdin and writes one on stdout.
     runs len(grads) steps of torch.optim.AdamW (step k uses lr[k]) on a
     float32 tensor and returns {"param": [...], "exp_avg": [...],
     "exp_avg_sq": [...]}.
+
+  {"op": "policy_loss", "hidden": [[...]], "w": [[...]], "targets": [...],
+   "inv_temp": t, "old": [...], "ref": [...], "adv": [...], "mask": [...],
+   "offsets": [...], "truncated": [...], "variants": [{...}, ...]}
+    evaluates the clipped-surrogate policy loss (GRPO/DAPO/Dr. GRPO family)
+    of a one-layer LM head, logits = t * hidden @ w.T, for each variant
+    (eps_low, eps_high, clip_c, beta, kl, entropy_coef, agg, mask_truncated,
+    tokens, seqs, max_len) and returns [{"loss": l, "d_hidden": [[...]],
+    "d_w": [[...]]}, ...] with the gradients from autograd.
 """
 import json
 import sys
@@ -29,9 +38,73 @@ def adamw(req):
             "exp_avg_sq": st["exp_avg_sq"].tolist()}
 
 
+def kl_estimate(kind, x):
+    # x = ref - logp
+    if kind == "k1":
+        return -x
+    if kind == "k2":
+        return 0.5 * x * x
+    x = torch.clamp(x, -20, 20)
+    return torch.clamp(torch.exp(x) - x - 1, max=10)
+
+
+def policy_loss(req):
+    out = []
+    targets = torch.tensor(req["targets"], dtype=torch.long)
+    old = torch.tensor(req["old"], dtype=torch.float32)
+    ref = torch.tensor(req["ref"], dtype=torch.float32)
+    adv = torch.tensor(req["adv"], dtype=torch.float32)
+    offsets = req["offsets"]
+    for v in req["variants"]:
+        hidden = torch.tensor(req["hidden"], dtype=torch.float32, requires_grad=True)
+        w = torch.tensor(req["w"], dtype=torch.float32, requires_grad=True)
+        mask = torch.tensor(req["mask"], dtype=torch.float32)
+        if v["mask_truncated"]:
+            for i, trunc in enumerate(req["truncated"]):
+                if trunc:
+                    mask[offsets[i]:offsets[i + 1]] = 0
+        logits = req["inv_temp"] * hidden @ w.T
+        logp_all = torch.log_softmax(logits, dim=-1)
+        logp = logp_all.gather(1, targets[:, None])[:, 0]
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        ratio = torch.exp(logp - old)
+        pg1 = -adv * ratio
+        pg2 = -adv * torch.clamp(ratio, 1 - v["eps_low"], 1 + v["eps_high"])
+        pg = torch.maximum(pg1, pg2)
+        if v["clip_c"] > 1:
+            pg = torch.where(adv < 0, torch.minimum(pg, -v["clip_c"] * adv), pg)
+        per_token = pg - v["entropy_coef"] * entropy
+        if v["beta"] > 0:
+            per_token = per_token + v["beta"] * kl_estimate(v["kl"], ref - logp)
+        masked = per_token * mask
+        agg = v["agg"]
+        if agg == "token-mean":
+            loss = masked.sum() / v["tokens"]
+        else:
+            seq_terms = []
+            for i in range(len(offsets) - 1):
+                lo, hi = offsets[i], offsets[i + 1]
+                n = mask[lo:hi].sum()
+                if n == 0:
+                    continue
+                s = masked[lo:hi].sum()
+                if agg == "seq-mean-token-mean":
+                    s = s / n
+                seq_terms.append(s)
+            total = torch.stack(seq_terms).sum()
+            if agg == "seq-mean-token-sum-norm":
+                loss = total / (v["seqs"] * v["max_len"])
+            else:
+                loss = total / v["seqs"]
+        loss.backward()
+        out.append({"loss": loss.item(), "d_hidden": hidden.grad.tolist(),
+                    "d_w": w.grad.tolist()})
+    return out
+
+
 def main():
     req = json.load(sys.stdin)
-    ops = {"adamw": adamw}
+    ops = {"adamw": adamw, "policy_loss": policy_loss}
     if req.get("op") not in ops:
         sys.exit("unknown op %r" % req.get("op"))
     torch.set_num_threads(1)
