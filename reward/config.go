@@ -14,14 +14,15 @@ import (
 )
 
 // Spec configures one reward function: which type, under which name, with
-// which weight and params. In YAML:
+// which weight and params. In YAML, one entry of the reward list:
 //
-//   - name: acc
-//     type: math_answer
-//     weight: 1.0
-//     fallback: exclude     # or a number
-//     timeout: 30s
-//     params: {tolerance: 1e-6}
+//	functions:
+//	  - name: acc
+//	    type: math_answer
+//	    weight: 1.0
+//	    fallback: exclude     # or a number
+//	    timeout: 30s
+//	    params: {tolerance: 1e-6}
 type Spec struct {
 	Name   string   // metric and log name; defaults to Type
 	Type   string   // a registered type, e.g. "math_answer"

@@ -1,0 +1,400 @@
+package reward
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Test-only reward types. "test_field" returns the sample field named by
+// param key as its score; the others misbehave on purpose.
+type testFieldParams struct {
+	Key string `json:"key"`
+}
+
+type testField struct{ key string }
+
+func (f testField) Score(ctx context.Context, samples []Sample) (Scores, error) {
+	return PerSample(func(ctx context.Context, s *Sample) (float64, error) {
+		v, ok := fieldFloat(s.Fields, f.key)
+		if !ok {
+			if s.Fields[f.key] == "panic" {
+				panic("boom on " + s.Prompt)
+			}
+			return 0, fmt.Errorf("no %s", f.key)
+		}
+		return v, nil
+	}).Score(ctx, samples)
+}
+
+type testMisbehaveParams struct {
+	Mode  string   `json:"mode"` // panic, error, short, sleep
+	Sleep Duration `json:"sleep"`
+}
+
+type testMisbehave struct{ p testMisbehaveParams }
+
+func (m testMisbehave) Score(ctx context.Context, samples []Sample) (Scores, error) {
+	switch m.p.Mode {
+	case "panic":
+		panic("whole batch")
+	case "error":
+		return Scores{}, errors.New("backend down")
+	case "short":
+		return Scores{Values: make([]float64, len(samples)-1)}, nil
+	case "sleep":
+		time.Sleep(time.Duration(m.p.Sleep)) // ignores ctx on purpose
+	}
+	return Scores{Values: make([]float64, len(samples))}, nil
+}
+
+func init() {
+	Register("test_field", "test: score from a sample field", func() any { return &testFieldParams{Key: "r"} },
+		func(p any) (Reward, error) { return testField{key: p.(*testFieldParams).Key}, nil })
+	Register("test_misbehave", "test: misbehaving reward", func() any { return &testMisbehaveParams{} },
+		func(p any) (Reward, error) { return testMisbehave{p: *p.(*testMisbehaveParams)}, nil })
+}
+
+func f64(v float64) *float64 { return &v }
+
+func TestConfigDecoding(t *testing.T) {
+	cases := []struct {
+		name    string
+		json    string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "bare list", json: `[{"name":"acc","type":"math_answer","weight":2},{"type":"format"}]`,
+			check: func(t *testing.T, c Config) {
+				if len(c.Functions) != 2 || *c.Functions[0].Weight != 2 || c.Functions[1].Weight != nil {
+					t.Errorf("got %+v", c.Functions)
+				}
+			}},
+		{name: "mapping", json: `{"combine":"min","timeout":"5s","shaping":{"type":"sigmoid","ref":"group_mean"},"functions":[{"type":"format","fallback":0,"timeout":2}]}`,
+			check: func(t *testing.T, c Config) {
+				if c.Combine != "min" || c.Timeout != 5*time.Second || !c.Shaping.RefGroup {
+					t.Errorf("got %+v", c)
+				}
+				f := c.Functions[0]
+				if f.Fallback == nil || *f.Fallback != 0 || f.Timeout != 2*time.Second {
+					t.Errorf("got %+v", f)
+				}
+			}},
+		{name: "unknown top key", json: `{"functions":[], "combin":"sum"}`, wantErr: `unknown key "combin"`},
+		{name: "unknown spec key", json: `[{"name":"a","type":"format","wieght":1}]`, wantErr: `reward[0]: "a": unknown key "wieght"`},
+		{name: "bad weight", json: `[{"type":"format","weight":"heavy"}]`, wantErr: `reward[0]: weight`},
+		{name: "bad fallback", json: `[{"type":"format","fallback":"skip"}]`, wantErr: `fallback`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var cfg Config
+			// The callback form is what YAML decoders call.
+			err := cfg.UnmarshalYAML(func(v any) error { return json.Unmarshal([]byte(c.json), v) })
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, cfg)
+			// JSON decoding gives the same result.
+			var cfg2 Config
+			if err := json.Unmarshal([]byte(c.json), &cfg2); err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, cfg2)
+		})
+	}
+}
+
+func TestNewValidation(t *testing.T) {
+	cases := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"unknown type", Config{Functions: []Spec{{Type: "format"}, {Name: "fmt", Type: "foramt"}}}, `reward[1] "fmt": unknown type "foramt"`},
+		{"unknown param", Config{Functions: []Spec{{Name: "fmt", Type: "format", Params: map[string]any{"partail": true}}}}, `reward[0] "fmt": params: unknown param "partail"`},
+		{"param type", Config{Functions: []Spec{{Name: "acc", Type: "math_answer", Params: map[string]any{"tolerance": "small"}}}}, `reward[0] "acc": params: param "tolerance"`},
+		{"invalid param value", Config{Functions: []Spec{{Name: "len", Type: "length", Params: map[string]any{"mode": "overlong"}}}}, `reward[0] "len": params "max_length", "buffer"`},
+		{"duplicate name", Config{Functions: []Spec{{Type: "format"}, {Type: "format"}}}, `reward[1] "format": name already used by reward[0]`},
+		{"combine", Config{Combine: "avg", Functions: []Spec{{Type: "format"}}}, `unknown mode "avg"`},
+		{"empty", Config{}, "no reward functions"},
+		{"nan weight", Config{Functions: []Spec{{Type: "format", Weight: f64(math.NaN())}}}, "weight must be finite"},
+		{"typed params ok", Config{Functions: []Spec{{Type: "length", Params: LengthParams{Mode: "overlong", Unit: "chars", MaxLength: 10, Buffer: 5}}}}, ""},
+		{"typed params pointer ok", Config{Functions: []Spec{{Type: "format", Params: &FormatParams{Mode: "regex", Pattern: "a+"}}}}, ""},
+		{"wrong typed params", Config{Functions: []Spec{{Type: "format", Params: LengthParams{}}}}, "want a mapping or reward.FormatParams"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := New(c.cfg)
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Close()
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Fatalf("err = %v, want it to contain %q", err, c.wantErr)
+			}
+		})
+	}
+}
+
+type logSink struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logSink) log(m string) { l.mu.Lock(); l.msgs = append(l.msgs, m); l.mu.Unlock() }
+
+func TestIsolation(t *testing.T) {
+	samples := []Sample{
+		{Prompt: "p0", Fields: map[string]any{"r": 1.0}},
+		{Prompt: "p1", Fields: map[string]any{"r": math.NaN()}},
+		{Prompt: "p2", Fields: map[string]any{"r": math.Inf(1)}},
+		{Prompt: "p3", Fields: map[string]any{"r": "panic"}},
+		{Prompt: "p4", Fields: map[string]any{}},
+		{Prompt: "p5", Fields: map[string]any{}},
+		{Prompt: "p6", Fields: map[string]any{"r": 0.5}},
+	}
+	sink := &logSink{}
+	set, err := New(Config{Functions: []Spec{
+		{Name: "good", Type: "test_field", Weight: f64(2)},
+		{Name: "fb", Type: "test_field", Fallback: f64(-1)},
+	}}, WithLogger(sink.log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := set.Score(context.Background(), samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFailed := []bool{false, true, true, true, true, true, false}
+	for i, w := range wantFailed {
+		if res.Failed[0][i] != w || res.Excluded[i] != w {
+			t.Errorf("sample %d: failed %v excluded %v, want %v", i, res.Failed[0][i], res.Excluded[i], w)
+		}
+		if w && (!math.IsNaN(res.Total[i]) || !math.IsNaN(res.Components[0][i]) || res.Components[1][i] != -1) {
+			t.Errorf("sample %d: total %v comps %v %v, want NaN, NaN, fallback -1", i, res.Total[i], res.Components[0][i], res.Components[1][i])
+		}
+	}
+	if res.Total[0] != 3 || res.Total[6] != 1.5 {
+		t.Errorf("totals %v, want 2*1+1 and 2*0.5+0.5", res.Total)
+	}
+	if got := res.Metrics["reward/errors/good"]; got != 5 {
+		t.Errorf("reward/errors/good = %v, want 5", got)
+	}
+	if got := res.Metrics["reward/excluded"]; got != 5 {
+		t.Errorf("reward/excluded = %v, want 5", got)
+	}
+	if got := res.Metrics["reward"]; got != 2.25 {
+		t.Errorf("reward = %v, want 2.25 (mean over valid samples)", got)
+	}
+	// Distinct messages: NaN, +Inf, panic, "no r" for each of the 2 rewards;
+	// samples 4 and 5 share one message.
+	if len(sink.msgs) != 8 {
+		t.Errorf("logged %d messages, want 8 distinct ones:\n%s", len(sink.msgs), strings.Join(sink.msgs, "\n"))
+	}
+	// A second batch with the same failures logs nothing new.
+	if _, err := set.Score(context.Background(), samples); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.msgs) != 8 {
+		t.Errorf("second batch logged again: %d messages", len(sink.msgs))
+	}
+}
+
+func TestBatchFailures(t *testing.T) {
+	samples := []Sample{{Fields: map[string]any{"r": 1.0}}, {Fields: map[string]any{"r": 2.0}}}
+	for _, mode := range []string{"panic", "error", "short"} {
+		t.Run(mode, func(t *testing.T) {
+			sink := &logSink{}
+			set, err := New(Config{Functions: []Spec{
+				{Name: "ok", Type: "test_field"},
+				{Name: "bad", Type: "test_misbehave", Params: map[string]any{"mode": mode}, Fallback: f64(0)},
+			}}, WithLogger(sink.log))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := set.Score(context.Background(), samples)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Metrics["reward/errors/bad"] != 2 || res.Excluded[0] || res.Total[1] != 2 {
+				t.Errorf("metrics %v total %v excluded %v", res.Metrics, res.Total, res.Excluded)
+			}
+			if len(sink.msgs) != 1 {
+				t.Errorf("want one log line, got %q", sink.msgs)
+			}
+		})
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	samples := []Sample{{Fields: map[string]any{"r": 1.0}}}
+	set, err := New(Config{Functions: []Spec{
+		{Name: "ok", Type: "test_field"},
+		{Name: "slow", Type: "test_misbehave", Timeout: 50 * time.Millisecond,
+			Params: map[string]any{"mode": "sleep", "sleep": "1s"}},
+	}}, WithLogger(func(string) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := set.Score(context.Background(), samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 600*time.Millisecond {
+		t.Errorf("Score took %v; the timeout is 50ms (+100ms grace)", el)
+	}
+	if !res.Failed[1][0] || !res.Excluded[0] || res.Metrics["reward/errors/slow"] != 1 {
+		t.Errorf("want the slow reward's sample failed and excluded: %+v", res)
+	}
+	// The abandoned call is still running: the next batch skips the reward
+	// instead of running it twice at once.
+	res, err = set.Score(context.Background(), samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Failed[1][0] {
+		t.Errorf("second call should be skipped while the first still runs")
+	}
+}
+
+func TestCancelledContext(t *testing.T) {
+	set, err := New(Config{Functions: []Spec{{Type: "test_field"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := set.Score(ctx, []Sample{{}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+// Property: the combined total is linear in the weights, and Components do
+// not depend on them.
+func TestCombinationLinearInWeights(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	const n = 50
+	samples := make([]Sample, n)
+	for i := range samples {
+		samples[i] = Sample{Group: i / 5, Fields: map[string]any{"a": rng.Float64()*4 - 2, "b": rng.Float64(), "c": rng.NormFloat64()}}
+	}
+	score := func(w [3]float64, mode string) *Result {
+		set, err := New(Config{Combine: mode, Functions: []Spec{
+			{Name: "a", Type: "test_field", Weight: &w[0], Params: map[string]any{"key": "a"}},
+			{Name: "b", Type: "test_field", Weight: &w[1], Params: map[string]any{"key": "b"}},
+			{Name: "c", Type: "test_field", Weight: &w[2], Params: map[string]any{"key": "c"}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := set.Score(context.Background(), samples)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	const tol = 1e-12
+	for trial := 0; trial < 20; trial++ {
+		var w1, w2 [3]float64
+		for k := range w1 {
+			w1[k], w2[k] = rng.NormFloat64(), rng.NormFloat64()
+		}
+		alpha, beta := rng.NormFloat64(), rng.NormFloat64()
+		var wc [3]float64
+		for k := range wc {
+			wc[k] = alpha*w1[k] + beta*w2[k]
+		}
+		r1, r2, rc := score(w1, ""), score(w2, ""), score(wc, "")
+		for i := 0; i < n; i++ {
+			want := alpha*r1.Total[i] + beta*r2.Total[i]
+			if math.Abs(rc.Total[i]-want) > tol*(1+math.Abs(want)) {
+				t.Fatalf("trial %d sample %d: total %v, want %v", trial, i, rc.Total[i], want)
+			}
+			direct := 0.0
+			for k := range wc {
+				direct += wc[k] * rc.Components[k][i]
+				if rc.Components[k][i] != r1.Components[k][i] {
+					t.Fatalf("components depend on weights")
+				}
+			}
+			if math.Abs(rc.Total[i]-direct) > tol*(1+math.Abs(direct)) {
+				t.Fatalf("total %v != Σ w r = %v", rc.Total[i], direct)
+			}
+		}
+	}
+	// Ensemble minimum.
+	w := [3]float64{1, 1, 1}
+	rm := score(w, CombineMin)
+	for i := 0; i < n; i++ {
+		want := math.Min(rm.Components[0][i], math.Min(rm.Components[1][i], rm.Components[2][i]))
+		if rm.Total[i] != want {
+			t.Fatalf("min: sample %d: %v, want %v", i, rm.Total[i], want)
+		}
+	}
+}
+
+func TestShaping(t *testing.T) {
+	samples := []Sample{
+		{Group: 0, Fields: map[string]any{"r": 1.0, "ref": 1.0}},
+		{Group: 0, Fields: map[string]any{"r": 3.0, "ref": 0.0}},
+		{Group: 1, Fields: map[string]any{"r": 100.0, "ref": 0.0}},
+	}
+	sig := func(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+	cases := []struct {
+		name string
+		sh   Shaping
+		want []float64
+	}{
+		{"constant", Shaping{Ref: 1}, []float64{0.5, sig(2), sig(99)}},
+		{"scale", Shaping{Ref: 1, Scale: 2}, []float64{0.5, sig(1), sig(49.5)}},
+		{"field", Shaping{RefField: "ref"}, []float64{0.5, sig(3), sig(100)}},
+		{"group mean", Shaping{RefGroup: true}, []float64{sig(-1), sig(1), 0.5}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sh := c.sh
+			set, err := New(Config{Functions: []Spec{{Type: "test_field", Weight: f64(2), Shaping: &sh}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := set.Score(context.Background(), samples)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, w := range c.want {
+				if math.Abs(res.Components[0][i]-w) > 1e-12 || math.Abs(res.Total[i]-2*w) > 1e-12 {
+					t.Errorf("sample %d: component %v total %v, want %v and %v", i, res.Components[0][i], res.Total[i], w, 2*w)
+				}
+				if res.Components[0][i] <= 0 || res.Components[0][i] > 1 {
+					t.Errorf("shaped value %v outside (0, 1]", res.Components[0][i])
+				}
+			}
+		})
+	}
+	// Shaping on the total.
+	set, err := New(Config{Shaping: &Shaping{Ref: 1}, Functions: []Spec{{Type: "test_field"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := set.Score(context.Background(), samples[:1])
+	if res.Total[0] != 0.5 {
+		t.Errorf("total shaping: %v, want 0.5", res.Total[0])
+	}
+}
