@@ -39,10 +39,10 @@ func TestFormatTags(t *testing.T) {
 	}
 	// Partial credit counts 6 checks for two tags.
 	cases := []struct {
-		name        string
-		r           *Format
-		text        string
-		want        float64
+		name string
+		r    *Format
+		text string
+		want float64
 	}{
 		{"well formed", strict, "<think>reason 1</think>\n<answer>42</answer>", 1},
 		{"well formed partial", partial, "<think>reason</think><answer>42</answer>", 1},
