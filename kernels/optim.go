@@ -68,7 +68,14 @@ type Normalizers struct {
 	MaxLen int
 }
 
-// PolicyLossParams are the host-side scalars of PolicyLoss.
+// PolicyLossParams are the host-side scalars of PolicyLoss. Per token, with
+// ρ = exp(ℓ − ℓ_old) and w the token's aggregation weight, the loss is
+//
+//	w · (tis · pg + Beta·kl − EntropyCoef·H)
+//	pg = max(−Aρ, −A·clip(ρ, 1−EpsLow, 1+EpsHigh)), then min(pg, −C·A) for A < 0
+//
+// so the KL and entropy terms are aggregated exactly like the surrogate
+// (as verl does).
 type PolicyLossParams struct {
 	// EpsLow and EpsHigh bound the ratio to [1−EpsLow, 1+EpsHigh].
 	EpsLow, EpsHigh float32

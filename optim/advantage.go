@@ -313,3 +313,14 @@ func allEqual(v []float64) bool {
 	}
 	return true
 }
+
+// InformativeGroups reports, per group id, whether the group's finite
+// rewards differ; dynamic sampling (DAPO's filter_zero_std) keeps only
+// those groups.
+func InformativeGroups(rewards []float64, groups []int) map[int]bool {
+	out := map[int]bool{}
+	for _, idx := range groupIndex(groups) {
+		out[groups[idx[0]]] = !allEqual(finite(rewards, idx))
+	}
+	return out
+}

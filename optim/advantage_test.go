@@ -219,3 +219,24 @@ func TestValueLossTable(t *testing.T) {
 		t.Error("mismatched lengths accepted")
 	}
 }
+
+func TestInformativeGroups(t *testing.T) {
+	got := InformativeGroups([]float64{1, 0, 1, 1, 5, math.NaN(), 2, math.NaN(), 3}, []int{4, 4, 9, 9, 2, 2, 7, 7, 8})
+	want := map[int]bool{4: true, 9: false, 2: false, 7: false, 8: false}
+	for g, w := range want {
+		if got[g] != w {
+			t.Errorf("group %d: informative %v, want %v", g, got[g], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d groups, want %d", len(got), len(want))
+	}
+}
+
+func TestWhiten(t *testing.T) {
+	x := []float32{1, 100, 2, 3}
+	Whiten(x, []float32{1, 0, 1, 1})
+	// Masked values {1, 2, 3}: mean 2, unbiased std 1.
+	want := []float64{-1, 100, 0, 1}
+	closeSlice(t, "whitened", to64(x), want, 1e-6)
+}

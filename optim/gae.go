@@ -104,3 +104,37 @@ func ValueLoss(dv, v, vOld, ret, mask []float32, clip, coef, norm float64) (floa
 	}
 	return loss, nil
 }
+
+// Whiten normalises the masked entries of x in place to zero mean and unit
+// (unbiased) std over the batch, as PPO implementations do with GAE
+// advantages; entries with mask 0 are left untouched. Fewer than two masked
+// entries, or a zero std, only remove the mean.
+func Whiten(x, mask []float32) {
+	var n, sum float64
+	for i, m := range mask {
+		if m != 0 {
+			n++
+			sum += float64(x[i])
+		}
+	}
+	if n == 0 {
+		return
+	}
+	mean := sum / n
+	var ss float64
+	for i, m := range mask {
+		if m != 0 {
+			d := float64(x[i]) - mean
+			ss += d * d
+		}
+	}
+	scale := 1.0
+	if n > 1 && ss > 0 {
+		scale = 1 / (math.Sqrt(ss/(n-1)) + 1e-8)
+	}
+	for i, m := range mask {
+		if m != 0 {
+			x[i] = float32((float64(x[i]) - mean) * scale)
+		}
+	}
+}
