@@ -289,7 +289,8 @@ func (b *BLEU) Score(ctx context.Context, samples []Sample) (Scores, error) {
 		hyp, _ := extractAnswer(text, b.p.Extract, PickLast)
 		stats[i] = b.opt.SentenceStats(hyp, refs)
 		ok[i] = true
-		return b.opt.Score(stats[i], true) / 100, nil
+		// exp(mean log 100) can exceed 100 by an ulp.
+		return min(b.opt.Score(stats[i], true)/100, 1), nil
 	})
 	N := b.opt.order()
 	sum := BLEUStats{Correct: make([]float64, N), Total: make([]float64, N)}
