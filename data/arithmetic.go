@@ -59,7 +59,7 @@ func newArithmetic(params map[string]any) (*arithmetic, error) {
 		}
 		preset, ok := arithmeticPresets[probe.Difficulty]
 		if !ok && probe.Difficulty != 0 {
-			return nil, fmt.Errorf("task arithmetic: difficulty must be 0 (none) or 1–5, got %d", probe.Difficulty)
+			return nil, &ParamError{Task: "arithmetic", Param: "difficulty", Msg: fmt.Sprintf("difficulty must be 0 (none) or 1–5, got %d", probe.Difficulty)}
 		}
 		if ok {
 			preset.Format, preset.Holdout = p.Format, p.Holdout

@@ -97,6 +97,14 @@ func heldOut(prompt string, fraction float64) bool {
 	return float64(mix64(h.Sum64())>>11)/(1<<53) < fraction
 }
 
+// ParamError is a problem with one named task parameter, so that a config
+// loader can point at the line that set it.
+type ParamError struct {
+	Task, Param, Msg string
+}
+
+func (e *ParamError) Error() string { return "task " + e.Task + ": " + e.Msg }
+
 // decodeParams fills dst (a pointer to a struct with json tags) from a
 // parameter map, rejecting unknown names and wrong types with messages that
 // name the parameter.
@@ -110,9 +118,14 @@ func decodeParams(task string, params map[string]any, dst any) error {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	keys := make([]string, 0, len(params))
 	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // report the same unknown key every time
+	for _, k := range keys {
 		if !known[k] {
-			return fmt.Errorf("task %s: unknown parameter %q (known: %s)", task, k, strings.Join(names, ", "))
+			return &ParamError{Task: task, Param: k, Msg: fmt.Sprintf("unknown parameter %q (known: %s)", k, strings.Join(names, ", "))}
 		}
 	}
 	raw, err := json.Marshal(params)
@@ -124,7 +137,7 @@ func decodeParams(task string, params map[string]any, dst any) error {
 	if err := dec.Decode(dst); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return fmt.Errorf("task %s: parameter %q: want %s, got %s", task, te.Field, te.Type, te.Value)
+			return &ParamError{Task: task, Param: te.Field, Msg: fmt.Sprintf("parameter %q: want %s, got %s", te.Field, te.Type, te.Value)}
 		}
 		return fmt.Errorf("task %s: parameters: %w", task, err)
 	}

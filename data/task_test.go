@@ -1,6 +1,7 @@
 package data
 
 import (
+	"errors"
 	"reflect"
 	"strconv"
 	"strings"
@@ -297,5 +298,17 @@ func TestEvalExpr(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("evalExpr(%q) = %s, want %s", tt.expr, got, tt.want)
 		}
+	}
+}
+
+func TestParamErrorNamesParameter(t *testing.T) {
+	_, err := NewTask("arithmetic", map[string]any{"zeta": 1, "alpha": 2})
+	var pe *ParamError
+	if !errors.As(err, &pe) || pe.Param != "alpha" {
+		t.Fatalf("error %v: want a ParamError for the first unknown parameter, alpha", err)
+	}
+	_, err = NewTask("countdown", map[string]any{"count": "x"})
+	if !errors.As(err, &pe) || pe.Param != "count" {
+		t.Fatalf("error %v: want a ParamError for count", err)
 	}
 }

@@ -1,0 +1,283 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Error is one problem with a configuration, located where the offending
+// value was written: "configs/x.yaml:7: algorithm.epsilon: want a number,
+// got \"abc\"".
+type Error struct {
+	Pos string // "file:line", "--set key=value", or "" for a default value
+	Key string // dotted key path, or "" when Msg names it
+	Msg string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Pos != "" {
+		b.WriteString(e.Pos)
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads a config file, applies --set overrides in order, and
+// validates the result.
+func Load(path string, sets []string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	c, err := Parse(src, path)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range sets {
+		if err := c.Set(s); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// Parse decodes YAML over the defaults without validating; file names the
+// source in messages. Unknown keys and wrong types are errors (all of them
+// are reported, joined).
+func Parse(src []byte, file string) (*Config, error) {
+	c := Default()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		if m := yamlLineErr.FindStringSubmatch(err.Error()); m != nil {
+			return nil, &Error{Pos: file + ":" + m[1], Msg: m[2]}
+		}
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if len(doc.Content) == 0 { // empty file: all defaults
+		return c, nil
+	}
+	d := &decoder{pos: c.pos, where: func(line int) string { return file + ":" + strconv.Itoa(line) }}
+	d.decode(reflect.ValueOf(c).Elem(), doc.Content[0], "")
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decoder walks a yaml.Node tree against the config structs.
+type decoder struct {
+	pos   map[string]string
+	where func(line int) string // position of a line for messages
+	errs  []error
+}
+
+func (d *decoder) fail(line int, key, format string, args ...any) {
+	d.errs = append(d.errs, &Error{Pos: d.where(line), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) err() error { return errors.Join(d.errs...) }
+
+// describe names what a node holds, for "want X, got Y" messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	if n.ShortTag() == "!!null" {
+		return "nothing"
+	}
+	return strconv.Quote(n.Value)
+}
+
+func (d *decoder) decode(v reflect.Value, n *yaml.Node, path string) {
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	isNull := n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+	switch v.Kind() {
+	case reflect.Struct:
+		if isNull { // "section:" with nothing under it keeps the defaults
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			d.fail(n.Line, keyOrTop(path), "want a mapping of options, got %s", describe(n))
+			return
+		}
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				d.fail(k.Line, keyOrTop(path), "keys must be plain names")
+				continue
+			}
+			p := join(path, k.Value)
+			if first, dup := seen[k.Value]; dup {
+				d.fail(k.Line, "", "duplicate key %q (first set on line %d)", p, first)
+				continue
+			}
+			seen[k.Value] = k.Line
+			fv, ok := fieldByKey(v, k.Value)
+			if !ok {
+				d.fail(k.Line, "", "%s", unknownKey(path, k.Value, structKeys(v.Type())))
+				continue
+			}
+			d.pos[p] = d.where(k.Line)
+			d.decode(fv, val, p)
+		}
+	case reflect.Slice:
+		if isNull {
+			v.Set(reflect.Zero(v.Type()))
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n.Line, path, "want a list, got %s", describe(n))
+			return
+		}
+		for k := range d.pos { // positions of a replaced list are stale
+			if strings.HasPrefix(k, path+".") {
+				delete(d.pos, k)
+			}
+		}
+		if len(n.Content) == 0 {
+			v.Set(reflect.Zero(v.Type()))
+			return
+		}
+		out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			elem := out.Index(i)
+			if elem.Kind() == reflect.Struct {
+				applyDefaults(elem)
+			}
+			p := join(path, strconv.Itoa(i))
+			d.pos[p] = d.where(item.Line)
+			d.decode(elem, item, p)
+		}
+		v.Set(out)
+	case reflect.Map:
+		m := map[string]any{}
+		if !isNull {
+			if n.Kind != yaml.MappingNode {
+				d.fail(n.Line, path, "want a mapping, got %s", describe(n))
+				return
+			}
+			if err := n.Decode(&m); err != nil {
+				d.fail(n.Line, path, "%v", err)
+				return
+			}
+			d.recordMap(n, path)
+		}
+		v.Set(reflect.ValueOf(m))
+	default:
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n.Line, path, "want %s, got %s", wantScalar(v.Kind()), describe(n))
+			return
+		}
+		d.scalar(v, n, path)
+	}
+}
+
+// recordMap notes the line of every key inside a free-form mapping so the
+// packages that decode it later can point at the line.
+func (d *decoder) recordMap(n *yaml.Node, path string) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		p := join(path, k.Value)
+		d.pos[p] = d.where(k.Line)
+		if val.Kind == yaml.MappingNode {
+			d.recordMap(val, p)
+		}
+	}
+}
+
+func keyOrTop(path string) string {
+	if path == "" {
+		return "config"
+	}
+	return path
+}
+
+func unknownKey(path, key string, siblings []string) string {
+	msg := fmt.Sprintf("unknown key %q", join(path, key))
+	if s := suggest(path, key, siblings); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return msg
+}
+
+func wantScalar(k reflect.Kind) string {
+	switch k {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64:
+		return "an integer"
+	case reflect.Float64:
+		return "a number"
+	}
+	return "a string"
+}
+
+func (d *decoder) scalar(v reflect.Value, n *yaml.Node, path string) {
+	tag := n.ShortTag()
+	bad := func() { d.fail(n.Line, path, "want %s, got %s", wantScalar(v.Kind()), describe(n)) }
+	switch v.Kind() {
+	case reflect.String:
+		if tag == "!!null" {
+			v.SetString("")
+		} else {
+			v.SetString(n.Value)
+		}
+	case reflect.Bool:
+		var b bool
+		if tag != "!!bool" || n.Decode(&b) != nil {
+			bad()
+			return
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		var i int64
+		if tag != "!!int" || n.Decode(&i) != nil || v.OverflowInt(i) {
+			bad()
+			return
+		}
+		v.SetInt(i)
+	case reflect.Float64:
+		var f float64
+		if (tag != "!!int" && tag != "!!float") || n.Decode(&f) != nil {
+			bad()
+			return
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			d.fail(n.Line, path, "want a finite number, got %s", describe(n))
+			return
+		}
+		v.SetFloat(f)
+	default:
+		d.fail(n.Line, path, "unsupported option type %s", v.Type())
+	}
+}
+
+// Pos says where the value at a key path was set: "file:line", "--set
+// key=value", or "" when it is a default. Packages that decode the free-form
+// params use it to locate their errors, e.g. Pos("reward.0.params.pattern").
+func (c *Config) Pos(path string) string { return c.pos[path] }

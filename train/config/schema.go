@@ -1,0 +1,266 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// field describes one option as declared by its struct tags.
+type field struct {
+	path     string // dotted key path; list elements appear as "reward.N"
+	typ      reflect.Type
+	def      string
+	hasDef   bool
+	doc      string
+	enum     []string
+	harmless bool
+}
+
+var mapType = reflect.TypeOf(map[string]any{})
+
+// yamlKey returns a struct field's key, or "" for fields that are not
+// options (the unexported bookkeeping).
+func yamlKey(sf reflect.StructField) string {
+	if !sf.IsExported() {
+		return ""
+	}
+	k, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+	return k
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// schema lists every option of t (sections included) in declaration order,
+// depth first; list element fields use "N" as their index.
+func schema(t reflect.Type, path string, harmless bool) []field {
+	var out []field
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		key := yamlKey(sf)
+		if key == "" {
+			continue
+		}
+		def, hasDef := sf.Tag.Lookup("default")
+		f := field{path: join(path, key), typ: sf.Type, def: def, hasDef: hasDef, doc: sf.Tag.Get("doc"),
+			harmless: harmless || sf.Tag.Get("resume") == "harmless"}
+		if e := sf.Tag.Get("enum"); e != "" {
+			f.enum = strings.Split(e, ",")
+		}
+		out = append(out, f)
+		switch {
+		case sf.Type.Kind() == reflect.Struct:
+			out = append(out, schema(sf.Type, f.path, f.harmless)...)
+		case sf.Type.Kind() == reflect.Slice && sf.Type.Elem().Kind() == reflect.Struct:
+			out = append(out, schema(sf.Type.Elem(), f.path+".N", f.harmless)...)
+		}
+	}
+	return out
+}
+
+var allFields = schema(reflect.TypeOf(Config{}), "", false)
+
+// lookupField finds the schema entry of a concrete path such as
+// "reward.3.weight" or "data.task_params.digits" (a key inside a map
+// resolves to the map's entry).
+func lookupField(path string) (field, bool) {
+	segs := strings.Split(path, ".")
+	cur := ""
+	var found field
+	ok := false
+	for _, s := range segs {
+		if _, err := strconv.Atoi(s); err == nil {
+			s = "N"
+		}
+		next := join(cur, s)
+		matched := false
+		for _, f := range allFields {
+			if f.path == next {
+				found, ok, matched = f, true, true
+				break
+			}
+		}
+		if !matched {
+			// Inside a free-form map every deeper key belongs to it.
+			if ok && found.typ == mapType {
+				return found, true
+			}
+			return field{}, false
+		}
+		cur = next
+	}
+	return found, ok
+}
+
+// typeName describes a Go field type in user terms.
+func typeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "bool"
+	case reflect.Int, reflect.Int64:
+		return "integer"
+	case reflect.Float64:
+		return "number"
+	case reflect.Map:
+		return "mapping"
+	case reflect.Struct:
+		return "section"
+	case reflect.Slice:
+		switch t.Elem().Kind() {
+		case reflect.String:
+			return "list of strings"
+		case reflect.Float64:
+			return "list of numbers"
+		}
+		return "list"
+	}
+	return t.String()
+}
+
+// Default returns the configuration with every option at its default.
+func Default() *Config {
+	c := &Config{pos: map[string]string{}}
+	applyDefaults(reflect.ValueOf(c).Elem())
+	return c
+}
+
+// applyDefaults sets every field of a struct from its default tag. A
+// malformed tag is a programming error caught by the package tests.
+func applyDefaults(v reflect.Value) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if yamlKey(sf) == "" {
+			continue
+		}
+		fv := v.Field(i)
+		switch sf.Type.Kind() {
+		case reflect.Struct:
+			applyDefaults(fv)
+			continue
+		case reflect.Map:
+			fv.Set(reflect.MakeMap(sf.Type))
+			continue
+		case reflect.Slice:
+			fv.Set(reflect.Zero(sf.Type))
+			if def := sf.Tag.Get("default"); def != "" {
+				parts := strings.Split(def, ",")
+				fv.Set(reflect.MakeSlice(sf.Type, len(parts), len(parts)))
+				for j, p := range parts {
+					if err := setScalar(fv.Index(j), p); err != nil {
+						panic(fmt.Sprintf("config: default of %s: %v", sf.Name, err))
+					}
+				}
+			}
+			continue
+		}
+		def := sf.Tag.Get("default")
+		if err := setScalar(fv, def); err != nil {
+			panic(fmt.Sprintf("config: default of %s: %v", sf.Name, err))
+		}
+	}
+}
+
+// setScalar parses s into a string, bool, integer or float field.
+func setScalar(v reflect.Value, s string) error {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
+	default:
+		return fmt.Errorf("unsupported kind %s", v.Kind())
+	}
+	return nil
+}
+
+// structKeys lists the keys of a struct type.
+func structKeys(t reflect.Type) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		if k := yamlKey(t.Field(i)); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// fieldByKey returns the field of struct value v with the given key.
+func fieldByKey(v reflect.Value, key string) (reflect.Value, bool) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if yamlKey(t.Field(i)) == key {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+// suggest proposes the key a misspelt or misplaced one probably meant: a
+// sibling within a small edit distance, else an option of that name in
+// another section.
+func suggest(path, key string, siblings []string) string {
+	best, bestDist := "", len(key)/3+1
+	if bestDist > 3 {
+		bestDist = 3
+	}
+	for _, s := range siblings {
+		if d := editDistance(key, s); d <= bestDist && (best == "" || d < editDistance(key, best)) {
+			best = s
+		}
+	}
+	if best != "" {
+		return join(path, best)
+	}
+	for _, f := range allFields {
+		if strings.HasSuffix(f.path, "."+key) && !strings.Contains(f.path, ".N.") {
+			return f.path
+		}
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
