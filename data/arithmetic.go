@@ -180,6 +180,18 @@ func (a *arithmetic) Generate(seed uint64, split Split, i uint64) Example {
 	return ex
 }
 
+func (a *arithmetic) Alphabet() string {
+	text := "="
+	if a.p.Format == "text" {
+		text = a.prompt("")
+	}
+	neg := ""
+	if a.p.AllowNegative {
+		neg = "-"
+	}
+	return alphabet("0123456789", a.p.Ops, text, neg)
+}
+
 // Score accepts exactly the integer answer on the completion's first line.
 func (a *arithmetic) Score(ex Example, completion string) float64 {
 	if firstLine(completion) == ex.Answer {

@@ -198,6 +198,10 @@ func (c *countdown) render(nums []int, target int) string {
 	return fmt.Sprintf("%s:%d=", strings.Join(s, ","), target)
 }
 
+func (c *countdown) Alphabet() string {
+	return alphabet("0123456789()", c.p.Ops, c.render([]int{0, 0}, 0))
+}
+
 // Score returns 1 when the completion's first line (up to an optional "=")
 // is an expression over the example's numbers — each at most once, all of
 // them when use_all is set — whose exact value is the target.

@@ -37,6 +37,26 @@ type Task interface {
 	Generate(seed uint64, split Split, i uint64) Example
 	// Score returns 1 for a correct completion of ex and 0 otherwise.
 	Score(ex Example, completion string) float64
+	// Alphabet lists, sorted, every character a prompt or reference
+	// answer can contain: the vocabulary a character-level tokenizer for
+	// the task needs (plus its special tokens).
+	Alphabet() string
+}
+
+// alphabet returns the sorted distinct characters of the given strings.
+func alphabet(parts ...string) string {
+	seen := map[rune]bool{}
+	var rs []rune
+	for _, p := range parts {
+		for _, r := range p {
+			if !seen[r] {
+				seen[r] = true
+				rs = append(rs, r)
+			}
+		}
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i] < rs[j] })
+	return string(rs)
 }
 
 // TaskNames lists the built-in tasks.

@@ -43,6 +43,11 @@ func TestTasksDeterministicAndSelfConsistent(t *testing.T) {
 				if len(ex.Prompt) > 24 {
 					t.Fatalf("%s: prompt %q is long for a tiny model", cfg.name, ex.Prompt)
 				}
+				for _, r := range ex.Prompt + ex.Answer {
+					if !strings.ContainsRune(task.Alphabet(), r) {
+						t.Fatalf("%s: %q of %q+%q is not in the alphabet %q", cfg.name, r, ex.Prompt, ex.Answer, task.Alphabet())
+					}
+				}
 				if task.Score(ex, ex.Answer) != 1 {
 					t.Fatalf("%s: reference answer %q of %q scores 0", cfg.name, ex.Answer, ex.Prompt)
 				}
@@ -139,6 +144,37 @@ func TestArithmeticDifficultyAndRanges(t *testing.T) {
 			}
 			if tt.noNegative && strings.HasPrefix(ex.Answer, "-") {
 				t.Fatalf("%v: negative answer %s for %q", tt.params, ex.Answer, expr)
+			}
+		}
+	}
+}
+
+func TestAlphabet(t *testing.T) {
+	tests := []struct {
+		name   string
+		params map[string]any
+		want   string
+	}{
+		{"arithmetic", nil, "+-0123456789="},
+		{"arithmetic", map[string]any{"ops": "+*"}, "*+0123456789="},
+		{"arithmetic", map[string]any{"ops": "+", "allow_negative": true}, "+-0123456789="},
+		{"arithmetic", map[string]any{"format": "text"}, " +-0123456789:?AWaehinrstw"},
+		{"countdown", nil, "()*+,-0123456789:="},
+	}
+	for _, tt := range tests {
+		if got := mustTask(t, tt.name, tt.params).Alphabet(); got != tt.want {
+			t.Errorf("%s %v: alphabet %q, want %q", tt.name, tt.params, got, tt.want)
+		}
+	}
+	// Every character of generated text format examples is covered.
+	for _, name := range TaskNames() {
+		task := mustTask(t, name, map[string]any{"format": "text"})
+		for i := uint64(0); i < 300; i++ {
+			ex := task.Generate(2, Train, i)
+			for _, r := range ex.Prompt + ex.Answer {
+				if !strings.ContainsRune(task.Alphabet(), r) {
+					t.Fatalf("%s: %q of %q is not in the alphabet %q", name, r, ex.Prompt, task.Alphabet())
+				}
 			}
 		}
 	}
