@@ -88,11 +88,12 @@ def load(path, widen=True):
     header, _, start = read_header(path)
     size = os.path.getsize(path)
     data_len = size - start
-    with open(path, "rb") as f:
-        f.seek(start)
-        blob = f.read()
-    if len(blob) != data_len:
-        raise SafetensorsError("%s: short read" % path)
+    # Map the file rather than read it: checkpoints can be gigabytes and
+    # every tensor is copied out anyway.
+    if data_len > 0:
+        blob = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(data_len,))
+    else:
+        blob = np.zeros(0, dtype=np.uint8)
     out = {}
     for name, info in header.items():
         try:
@@ -113,13 +114,14 @@ def load(path, widen=True):
                 % (path, name, begin, end, dtype, shape, want, data_len))
         chunk = blob[begin:end]
         if dtype == "BF16":
-            bits = np.frombuffer(chunk, dtype="<u2").astype(np.uint32) << 16
+            bits = chunk.view("<u2").astype(np.uint32) << 16
             arr = bits.view(np.float32)
         else:
-            arr = np.frombuffer(chunk, dtype=_READ_DTYPES[dtype]).copy()
+            arr = np.array(chunk.view(_READ_DTYPES[dtype]))  # copy out of the map
             if dtype == "F16" and widen:
                 arr = arr.astype(np.float32)
         out[name] = arr.reshape(shape)
+    del blob
     return out
 
 
