@@ -64,8 +64,8 @@ type Data struct {
 	SystemField   string         `yaml:"system_field" default:"" doc:"JSONL field holding a per-example system prompt; empty for none."`
 	IDField       string         `yaml:"id_field" default:"id" doc:"JSONL field holding an example id; the line number when absent."`
 	SkipBadLines  bool           `yaml:"skip_bad_lines" default:"false" doc:"Skip and count malformed JSONL lines instead of failing on the first."`
-	EvalFraction  float64        `yaml:"eval_fraction" default:"0" resume:"harmless" doc:"Fraction of data.train held out for evaluation when data.eval is empty."`
-	EvalSize      int            `yaml:"eval_size" default:"0" resume:"harmless" doc:"Number of evaluation examples: held out of data.train, or generated for a built-in task."`
+	EvalFraction  float64        `yaml:"eval_fraction" default:"0" doc:"Fraction of data.train held out for evaluation when data.eval is empty."`
+	EvalSize      int            `yaml:"eval_size" default:"0" doc:"Number of evaluation examples: held out of data.train, or generated for a built-in task."`
 	Shuffle       bool           `yaml:"shuffle" default:"true" doc:"Shuffle the training prompts every epoch (seeded by train.seed)."`
 }
 

@@ -23,6 +23,7 @@ func TestDiff(t *testing.T) {
 		{"reward params", []string{"reward.0.params.mode=numeric"}, nil, []string{"reward.0.params.mode: exact -> numeric"}},
 		{"added reward", []string{"reward.1.type=format"}, nil, []string{"reward: 1 entries -> 2 entries"}},
 		{"added reward param", []string{"reward.0.params.tolerance=0.01"}, nil, []string{"reward.0.params.tolerance: (unset) -> 0.01"}},
+		{"task eval size", []string{"data.eval_size=50"}, []string{"data.eval_size: 0 -> 50"}, nil},
 		{"stop strings", []string{`rollout.stop=["\n"]`}, nil, []string{`rollout.stop: [] -> ["\n"]`}},
 		{"mixed", []string{"log.sample_every=5", "rollout.group_size=4"},
 			[]string{"log.sample_every: 0 -> 5"}, []string{"rollout.group_size: 8 -> 4"}},
@@ -40,5 +41,17 @@ func TestDiff(t *testing.T) {
 				t.Fatalf("harmless %q breaking %q\nwant harmless %q breaking %q", h, b, tt.harmless, tt.breaking)
 			}
 		})
+	}
+}
+
+func TestDiffHeldOutFromFile(t *testing.T) {
+	src := "data:\n  train: p.jsonl\n  eval_size: 10\n"
+	old, cur := mustParse(t, src), mustParse(t, src)
+	if err := cur.Set("data.eval_size=20"); err != nil {
+		t.Fatal(err)
+	}
+	h, b := Diff(old, cur)
+	if len(h) != 0 || !reflect.DeepEqual(b, []string{"data.eval_size: 10 -> 20"}) {
+		t.Fatalf("harmless %q breaking %q: held-out size of a file changes the training set", h, b)
 	}
 }
