@@ -12,6 +12,10 @@ import (
 type Param struct {
 	Name        string
 	Value, Grad kernels.Buf
+	// Decay, when non-nil, says whether the tensor is decayed and
+	// overrides the optim.no_decay patterns (e.g. the model's own
+	// per-tensor flag).
+	Decay *bool
 }
 
 // AdamW is the optimizer over a list of parameters: torch.optim.AdamW's
@@ -44,6 +48,9 @@ func NewAdamW(be kernels.Backend, cfg Optim, params []Param) (*AdamW, error) {
 		d, err := o.decays(p.Name)
 		if err != nil {
 			return nil, err
+		}
+		if p.Decay != nil {
+			d = *p.Decay
 		}
 		o.decay = append(o.decay, d)
 		o.m = append(o.m, be.Alloc(p.Value.Len()))

@@ -100,6 +100,11 @@ func TestAdamWNoDecay(t *testing.T) {
 			t.Errorf("%s: decays %v values %v, want decay %v values %v", n.name, o.Decays(i), v, n.decay, []float32{2 * want, -4 * want})
 		}
 	}
+	yes := true
+	forced, err := NewAdamW(b, cfg, []Param{{Name: "model.norm.weight", Value: cpu.F32{1}, Grad: cpu.F32{0}, Decay: &yes}})
+	if err != nil || !forced.Decays(0) {
+		t.Errorf("an explicit decay flag did not override the patterns (err %v)", err)
+	}
 	if o.StepCount() != 1 {
 		t.Errorf("step count %d, want 1", o.StepCount())
 	}
