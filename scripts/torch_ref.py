@@ -317,11 +317,13 @@ class CausalLM(nn.Module):
     def head_weight(self):
         return self.model.embed_tokens.weight if self.cfg.tie else self.lm_head.weight
 
-    def forward(self, ids, key_valid=None, past=None):
+    def forward(self, ids, key_valid=None, past=None, hidden=None):
         """ids [B,T] -> (logits [B,T,V], present KV list).
 
         key_valid [B,S] marks the keys that may be attended to (S = past + T);
-        past is the list returned by an earlier call for the same rows.
+        past is the list returned by an earlier call for the same rows. If
+        hidden is a list, the residual stream is appended to it after the
+        embedding and after every layer, then the final-norm output.
         """
         pos0 = 0 if past is None else past[0][0].shape[2]
         t = ids.shape[1]
@@ -331,11 +333,15 @@ class CausalLM(nn.Module):
         cos, sin = rope_cos_sin(inv, q_pos)
         cos, sin = cos.to(dtype), sin.to(dtype)
         x = self.model.embed_tokens(ids)
+        keep = hidden.append if hidden is not None else (lambda _: None)
+        keep(x)
         presents = []
         for i, layer in enumerate(self.model.layers):
             x, p = layer(x, cos, sin, q_pos, key_valid, None if past is None else past[i])
             presents.append(p)
+            keep(x)
         x = self.model.norm(x)
+        keep(x)
         return F.linear(x, self.head_weight()), presents
 
 
@@ -446,7 +452,7 @@ def parse_batch(obj, vocab):
     return torch.tensor(clean, dtype=torch.long), torch.tensor(lens, dtype=torch.long)
 
 
-def forward_outputs(model, ids, lens):
+def forward_outputs(model, ids, lens, hidden=None):
     """Returns (logits [B,T,V] zeroed at padding, loss scalar, logprobs [B,T]).
 
     loss is the mean over every valid next-token target of -log p; with no
@@ -455,7 +461,7 @@ def forward_outputs(model, ids, lens):
     """
     b, t = ids.shape
     valid = torch.arange(t)[None, :] < lens[:, None]  # [B,T]
-    logits, _ = model(ids, key_valid=valid)
+    logits, _ = model(ids, key_valid=valid, hidden=hidden)
     logits = torch.where(valid[..., None], logits, torch.zeros((), dtype=logits.dtype))
     logp = torch.log_softmax(logits[:, :-1], dim=-1)
     tok = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # [B,T-1]
@@ -523,12 +529,18 @@ def cmd_forward(args):
     model = load_model(args.model, dtype)
     ids, lens = parse_batch(read_json(args.input), model.cfg.vocab)
     torch.set_grad_enabled(args.grads)
-    logits, loss, logprobs = forward_outputs(model, ids, lens)
+    hidden = [] if args.hidden_states else None
+    logits, loss, logprobs = forward_outputs(model, ids, lens, hidden)
     out = {
         "logits": logits.detach().float().numpy(),
         "loss": loss.detach().float().reshape(1).numpy(),
         "logprobs": logprobs.detach().float().numpy(),
     }
+    if hidden is not None:
+        valid = (torch.arange(ids.shape[1])[None, :] < lens[:, None])[..., None]
+        for i, h in enumerate(hidden):
+            name = "hidden.norm" if i == len(hidden) - 1 else "hidden.%d" % i
+            out[name] = torch.where(valid, h.detach(), torch.zeros((), dtype=h.dtype)).float().numpy()
     if args.grads:
         loss.backward()
         for name, g in param_grads(model).items():
@@ -875,16 +887,22 @@ def selftest_cli(c, tmp):
     with open(inp, "w") as f:
         json.dump({"ids": [[1, 2, 3, 4], [5, 6, -1, -1]], "lens": [4, 2]}, f)
     out = os.path.join(tmp, "out.safetensors")
-    cmd_forward(argparse.Namespace(model=model_dir, input=inp, out=out, grads=True, double=False))
+    cmd_forward(argparse.Namespace(model=model_dir, input=inp, out=out, grads=True, double=False,
+                                   hidden_states=True))
     got = safetensors_np.load(out)
     model = load_model(model_dir)
     grads = {"grad." + n for n, _ in model.named_parameters()}
     c.check(got["logits"].shape == (2, 4, 97) and got["logprobs"].shape == (2, 4)
             and got["loss"].shape == (1,) and grads <= set(got), "forward writes logits/loss/logprobs/grads")
+    head = model.lm_head.weight.detach().numpy()
+    c.check(got["hidden.0"].shape == (2, 4, 64) and "hidden.2" in got and "hidden.3" not in got
+            and np.allclose(got["hidden.norm"] @ head.T, got["logits"], atol=1e-5)
+            and float(np.abs(got["hidden.1"][1, 2:]).max()) == 0.0,
+            "hidden states: embed, per layer, final norm (norm @ head = logits), zero at padding")
     c.check("grad.lm_head.weight" in got, "untied model has grad.lm_head.weight")
     tied_out = os.path.join(tmp, "tied.safetensors")
     cmd_forward(argparse.Namespace(model=os.path.join(tmp, "qwen2_bias_tied"), input=inp, out=tied_out,
-                                   grads=True, double=True))
+                                   grads=True, double=True, hidden_states=False))
     tied = safetensors_np.load(tied_out)
     c.check("grad.lm_head.weight" not in tied and "grad.model.embed_tokens.weight" in tied
             and tied["logits"].dtype == np.float32, "tied model: only the embedding gradient, F32 out")
@@ -923,7 +941,8 @@ def selftest_cli(c, tmp):
     try:
         with open(inp, "w") as f:
             json.dump({"ids": [[1, 200]], "lens": [2]}, f)
-        cmd_forward(argparse.Namespace(model=model_dir, input=inp, out=out, grads=False, double=False))
+        cmd_forward(argparse.Namespace(model=model_dir, input=inp, out=out, grads=False, double=False,
+                                       hidden_states=False))
         c.check(False, "out-of-vocab id rejected")
     except RefError:
         c.check(True, "out-of-vocab id rejected")
@@ -942,6 +961,9 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="output .safetensors (F32)")
     p.add_argument("--grads", action="store_true", help="also write grad.<tensor name> for every weight")
     p.add_argument("--double", action="store_true", help="compute in float64 (outputs still F32)")
+    p.add_argument("--hidden-states", action="store_true",
+                   help="also write hidden.0 (embeddings), hidden.<i> (after layer i-1) and "
+                        "hidden.norm (final norm), zero at padding, to find where a port diverges")
     p.set_defaults(func=cmd_forward)
 
     p = sub.add_parser("init", help="random weights for a config")
