@@ -81,12 +81,7 @@ func (b *Backend) Attention(out, lse, qkv kernels.Buf, s kernels.AttnShape) {
 					for _, v := range row[1:n] {
 						mx = max(mx, v)
 					}
-					var sum float64
-					for j := 0; j < n; j++ {
-						e := float32(math.Exp(float64(row[j] - mx)))
-						row[j] = e
-						sum += float64(e)
-					}
+					sum := expShift(row[:n], row[:n], mx)
 					inv := float32(1 / sum)
 					for j := 0; j < n; j++ {
 						row[j] *= inv
@@ -137,9 +132,7 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s ker
 				for r := 0; r < m; r++ {
 					row := p[r*i1 : (r+1)*i1]
 					n := i0 + r + 1
-					for j := 0; j < n; j++ {
-						row[j] = float32(math.Exp(float64(row[j] - lrow[r])))
-					}
+					expShift(row[:n], row[:n], lrow[r])
 					clear(row[n:])
 				}
 				// dV[0:i1] += Pᵀ dO
@@ -191,12 +184,7 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 				scores[j] = sc
 				mx = max(mx, sc)
 			}
-			var sum float64
-			for j := range L {
-				e := float32(math.Exp(float64(scores[j] - mx)))
-				scores[j] = e
-				sum += float64(e)
-			}
+			sum := expShift(scores[:L], scores[:L], mx)
 			clear(ov)
 			inv := float32(1 / sum)
 			for j, slot := range sl {

@@ -21,13 +21,14 @@ type Backend struct {
 	threads int
 }
 
-// New returns a CPU backend using the given number of threads for both
-// OpenBLAS and the Go loops; threads ≤ 0 means one per core.
+// New returns a CPU backend running its kernels on the given number of
+// goroutines; threads ≤ 0 means one per core.
 func New(threads int) *Backend {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	setBLASThreads(threads)
+	// OpenBLAS itself stays single-threaded: see Gemm.
+	setBLASThreads(1)
 	return &Backend{threads: threads}
 }
 

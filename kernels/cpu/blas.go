@@ -78,7 +78,69 @@ func scaleMatrix(c []float32, m, n, ldc int, beta float32) {
 	}
 }
 
-// Gemm implements kernels.Dense.
+// Gemm implements kernels.Dense. OpenBLAS runs single-threaded; the product
+// is split into row (or column) panels computed concurrently by the
+// backend's own goroutines. That keeps all parallelism under Go's control —
+// OpenBLAS's own pool spins after every call and steals the cores from the
+// Go loops that follow — and lets small independent products (attention
+// heads) run side by side.
 func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Buf, lda int, bb kernels.Buf, ldb int, beta float32, c kernels.Buf, ldc int) {
-	sgemm(transA, transB, m, n, k, alpha, Data(a), lda, Data(bb), ldb, beta, Data(c), ldc)
+	parallelGemm(b.threads, transA, transB, m, n, k, alpha, Data(a), lda, Data(bb), ldb, beta, Data(c), ldc)
+}
+
+// gemmSerialFlops is the size (m·n·k) below which splitting a product costs
+// more than it gains.
+const gemmSerialFlops = 1 << 18
+
+func parallelGemm(workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if workers <= 1 || m*n*k < gemmSerialFlops {
+		sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	// Panels are multiples of 16 rows (or columns) so every panel keeps
+	// OpenBLAS's micro-kernel shape.
+	const align = 16
+	if m >= n || m >= align*workers {
+		parts := min(workers, (m+align-1)/align)
+		parallelFor(parts, parts, 1, func(lo, hi int) {
+			for p := lo; p < hi; p++ {
+				r0 := alignedSplit(m, parts, p, align)
+				r1 := alignedSplit(m, parts, p+1, align)
+				if r0 == r1 {
+					continue
+				}
+				aOff := r0 * lda
+				if transA {
+					aOff = r0
+				}
+				sgemm(transA, transB, r1-r0, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[r0*ldc:], ldc)
+			}
+		})
+		return
+	}
+	parts := min(workers, (n+align-1)/align)
+	parallelFor(parts, parts, 1, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			c0 := alignedSplit(n, parts, p, align)
+			c1 := alignedSplit(n, parts, p+1, align)
+			if c0 == c1 {
+				continue
+			}
+			bOff := c0
+			if transB {
+				bOff = c0 * ldb
+			}
+			sgemm(transA, transB, m, c1-c0, k, alpha, a, lda, b[bOff:], ldb, beta, c[c0:], ldc)
+		}
+	})
+}
+
+// alignedSplit is the start of part p of n items cut into parts pieces whose
+// boundaries are multiples of align (the last piece takes the rest).
+func alignedSplit(n, parts, p, align int) int {
+	if p >= parts {
+		return n
+	}
+	blocks := (n + align - 1) / align
+	return min(n, (blocks*p/parts)*align)
 }

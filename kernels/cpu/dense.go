@@ -150,7 +150,7 @@ func (b *Backend) RoPE(x kernels.Buf, stride int, cos, sin kernels.Buf, rows, he
 	})
 }
 
-func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+func sigmoid(x float32) float32 { return 1 / (1 + expf(-x)) }
 
 // SwiGLU implements kernels.Dense.
 func (b *Backend) SwiGLU(out, gateUp kernels.Buf, rows, ffn int) {

@@ -29,18 +29,14 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 		zc := z[:m*vocab]
 		sgemm(false, true, m, vocab, d, invTemp, h[r0*d:], d, ws, d, 0, zc, vocab)
 		parallelFor(b.threads, m, 1, func(lo, hi int) {
+			e := make([]float32, vocab)
 			for r := lo; r < hi; r++ {
 				row := zc[r*vocab : (r+1)*vocab]
 				mx := row[0]
 				for _, v := range row[1:] {
 					mx = max(mx, v)
 				}
-				var sum, wsum float64
-				for _, v := range row {
-					e := math.Exp(float64(v - mx))
-					sum += e
-					wsum += e * float64(v)
-				}
+				sum := expShift(e, row, mx)
 				l := float64(mx) + math.Log(sum)
 				i := r0 + r
 				ls[i] = float32(l)
@@ -51,7 +47,7 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 				}
 				if ent != nil {
 					// H = lse − Σ p·z
-					ent[i] = float32(l - wsum/sum)
+					ent[i] = float32(l - dotF64(e, row)/sum)
 				}
 			}
 		})
@@ -75,6 +71,7 @@ func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w,
 		zc := z[:m*vocab]
 		sgemm(false, true, m, vocab, d, invTemp, h[r0*d:], d, ws, d, 0, zc, vocab)
 		parallelFor(b.threads, m, 1, func(lo, hi int) {
+			p := make([]float32, vocab)
 			for r := lo; r < hi; r++ {
 				i := r0 + r
 				row := zc[r*vocab : (r+1)*vocab]
@@ -87,14 +84,15 @@ func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w,
 				if ge != nil {
 					gh, H = ge[i], ent[i]
 				}
-				for k, v := range row {
-					logp := v - l
-					p := float32(math.Exp(float64(logp)))
-					dz := -gl * p
-					if gh != 0 {
-						dz -= gh * p * (logp + H)
+				expShift(p, row, l)
+				if gh == 0 {
+					for k, pk := range p {
+						row[k] = -gl * pk * invTemp
 					}
-					row[k] = dz * invTemp
+				} else {
+					for k, pk := range p {
+						row[k] = (-gl*pk - gh*pk*(row[k]-l+H)) * invTemp
+					}
 				}
 				if t := targets[i]; t >= 0 {
 					row[t] += gl * invTemp
@@ -116,4 +114,19 @@ func checkTargets(targets []int32, n, vocab int) {
 			panic(fmt.Sprintf("cpu: target id %d outside the vocabulary of %d", t, vocab))
 		}
 	}
+}
+
+// dotF64 is Σ a·b accumulated in float64.
+func dotF64(a, b []float32) float64 {
+	b = b[:len(a)]
+	var s0, s1 float64
+	i := 0
+	for ; i+2 <= len(a); i += 2 {
+		s0 += float64(a[i]) * float64(b[i])
+		s1 += float64(a[i+1]) * float64(b[i+1])
+	}
+	if i < len(a) {
+		s0 += float64(a[i]) * float64(b[i])
+	}
+	return s0 + s1
 }
