@@ -1,0 +1,62 @@
+package rollout
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestDefaultConfigValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigValidateNamesKey(t *testing.T) {
+	cases := []struct {
+		key string
+		mut func(*Config)
+	}{
+		{"group_size", func(c *Config) { c.GroupSize = 0 }},
+		{"max_new_tokens", func(c *Config) { c.MaxNewTokens = 0 }},
+		{"temperature", func(c *Config) { c.Temperature = -0.5 }},
+		{"top_k", func(c *Config) { c.TopK = -2 }},
+		{"top_p", func(c *Config) { c.TopP = 0 }},
+		{"top_p", func(c *Config) { c.TopP = 1.5 }},
+		{"min_p", func(c *Config) { c.MinP = -0.1 }},
+		{"repetition_penalty", func(c *Config) { c.RepetitionPenalty = 0 }},
+		{"kv_cache_mb", func(c *Config) { c.KVCacheMB = 0 }},
+		{"block_size", func(c *Config) { c.BlockSize = 0 }},
+		{"max_batch", func(c *Config) { c.MaxBatch = 0 }},
+		{"stop[1]", func(c *Config) { c.Stop = []string{"x", ""} }},
+		{"stop_token_ids[0]", func(c *Config) { c.StopTokenIDs = []int{-3} }},
+	}
+	for _, tc := range cases {
+		c := DefaultConfig()
+		tc.mut(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "rollout."+tc.key) {
+			t.Errorf("%s: got error %v, want one naming rollout.%s", tc.key, err, tc.key)
+		}
+	}
+}
+
+// TestConfigYAMLKeys pins the YAML key of every option, since run configs
+// and --set overrides name them.
+func TestConfigYAMLKeys(t *testing.T) {
+	want := []string{"group_size", "max_new_tokens", "temperature", "top_k", "top_p", "min_p",
+		"repetition_penalty", "stop", "include_stop_str", "stop_token_ids", "seed", "kv_cache_mb",
+		"block_size", "max_batch"}
+	typ := reflect.TypeOf(Config{})
+	if typ.NumField() != len(want) {
+		t.Fatalf("Config has %d fields, the test knows %d", typ.NumField(), len(want))
+	}
+	for i, key := range want {
+		if got := typ.Field(i).Tag.Get("yaml"); got != key {
+			t.Errorf("field %s: yaml key %q, want %q", typ.Field(i).Name, got, key)
+		}
+	}
+	if !(Config{Temperature: 0}).Sampling().Greedy() {
+		t.Fatal("temperature 0 must mean greedy")
+	}
+}

@@ -1,0 +1,253 @@
+package rollout
+
+import (
+	"math"
+	"slices"
+)
+
+// Sampling holds the per-token sampling parameters; see Config for their
+// meaning and defaults.
+type Sampling struct {
+	Temperature       float64
+	TopK              int
+	TopP              float64
+	MinP              float64
+	RepetitionPenalty float64
+}
+
+// Greedy reports whether tokens are chosen by argmax.
+func (s Sampling) Greedy() bool { return s.Temperature == 0 }
+
+// InvTemp is the factor the recorded log-probs scale the logits by: 1/T, or
+// 1 when greedy. A trainer passes it to model.TokenLogProbs.
+func (s Sampling) InvTemp() float64 {
+	if s.Greedy() {
+		return 1
+	}
+	return 1 / s.Temperature
+}
+
+// Sampler draws tokens from logits rows. It holds scratch memory, so each
+// goroutine needs its own; the result depends only on the arguments.
+type Sampler struct {
+	w    []float64 // unnormalised sampling weights exp((z'-max z)/T)
+	cand []int32   // candidate token ids
+}
+
+// Sample picks a token from one row of raw logits using the uniform draw u
+// in [0, 1), after applying, in this order (as Hugging Face does): the
+// repetition penalty to the ids in seen, temperature, top_k, top_p and
+// min_p. It returns the token and its log-prob under log softmax(logits ·
+// InvTemp()), the unpenalised, unfiltered distribution (see the package
+// documentation). seen must hold distinct ids; it is ignored when the
+// penalty is 1.
+func (s *Sampler) Sample(logits []float32, p Sampling, u float64, seen []int32) (int32, float32) {
+	V := len(logits)
+	invT := p.InvTemp()
+	mx := logits[0]
+	for _, v := range logits[1:] {
+		mx = max(mx, v)
+	}
+	if cap(s.w) < V {
+		s.w = make([]float64, V)
+	}
+	w := s.w[:V]
+	var sum float64
+	for i, v := range logits {
+		e := math.Exp(float64(v-mx) * invT)
+		w[i] = e
+		sum += e
+	}
+	lse := float64(mx) + math.Log(sum)/invT // log Σ exp(z/T) = max + T·log Σ exp((z-max)/T)
+	logprob := func(tok int32) float32 { return float32((float64(logits[tok]) - lse) * invT) }
+
+	penal := p.RepetitionPenalty != 1 && len(seen) > 0
+	if penal {
+		for _, id := range seen {
+			w[id] = math.Exp(float64(penalize(logits[id], p.RepetitionPenalty)-mx) * invT)
+		}
+	}
+	if p.Greedy() {
+		best := 0
+		if penal {
+			for i := 1; i < V; i++ {
+				if w[i] > w[best] {
+					best = i
+				}
+			}
+		} else {
+			// On raw logits directly, so ties are exact float32 ties.
+			for i := 1; i < V; i++ {
+				if logits[i] > logits[best] {
+					best = i
+				}
+			}
+		}
+		return int32(best), logprob(int32(best))
+	}
+	cand := s.filter(w, p)
+	var total float64
+	if cand == nil {
+		for _, x := range w {
+			total += x
+		}
+	} else {
+		for _, id := range cand {
+			total += w[id]
+		}
+	}
+	target := u * total
+	var cum float64
+	if cand == nil {
+		last := 0
+		for i, x := range w {
+			if x == 0 {
+				continue
+			}
+			cum += x
+			last = i
+			if cum > target {
+				return int32(i), logprob(int32(i))
+			}
+		}
+		return int32(last), logprob(int32(last)) // rounding left target ≥ the sum
+	}
+	for _, id := range cand {
+		cum += w[id]
+		if cum > target {
+			return id, logprob(id)
+		}
+	}
+	last := cand[len(cand)-1]
+	return last, logprob(last)
+}
+
+// penalize applies the CTRL repetition penalty to one logit.
+func penalize(v float32, penalty float64) float32 {
+	if v > 0 {
+		return float32(float64(v) / penalty)
+	}
+	return float32(float64(v) * penalty)
+}
+
+// ranksBefore orders tokens by decreasing weight, lower id first on ties.
+func ranksBefore(w []float64, a, b int32) bool {
+	if w[a] != w[b] {
+		return w[a] > w[b]
+	}
+	return a < b
+}
+
+// filter applies top_k, top_p and min_p to the weights and returns the
+// surviving ids in increasing order, or nil when no filter is active (every
+// token survives).
+func (s *Sampler) filter(w []float64, p Sampling) []int32 {
+	V := len(w)
+	topK := p.TopK > 0 && p.TopK < V
+	topP := p.TopP < 1
+	minP := p.MinP > 0
+	if !topK && !topP && !minP {
+		return nil
+	}
+	cand := s.cand[:0]
+	if topK {
+		cand = topKHeap(cand, w, p.TopK)
+	} else {
+		for i := range w {
+			cand = append(cand, int32(i))
+		}
+	}
+	if topP {
+		var total float64
+		for _, id := range cand {
+			total += w[id]
+		}
+		// A token survives when the mass ranked strictly above it is below
+		// top_p·total, which needs n·w ≥ (1-top_p)·total: drop the rest
+		// before sorting, without changing the result.
+		floor := (1 - p.TopP) * total / float64(len(cand))
+		kept := cand[:0]
+		for _, id := range cand {
+			if w[id] > floor {
+				kept = append(kept, id)
+			}
+		}
+		cand = kept
+		slices.SortFunc(cand, func(a, b int32) int {
+			if ranksBefore(w, a, b) {
+				return -1
+			}
+			return 1
+		})
+		var cum float64
+		n := 0
+		for _, id := range cand {
+			if n > 0 && cum >= p.TopP*total {
+				break
+			}
+			cum += w[id]
+			n++
+		}
+		cand = cand[:max(n, 1)]
+	}
+	if minP {
+		var wmax float64
+		for _, id := range cand {
+			wmax = max(wmax, w[id])
+		}
+		kept := cand[:0]
+		for _, id := range cand {
+			if w[id] >= p.MinP*wmax {
+				kept = append(kept, id)
+			}
+		}
+		cand = kept
+	}
+	slices.Sort(cand)
+	s.cand = cand
+	return cand
+}
+
+// topKHeap appends to dst the k ids ranked first by ranksBefore, using a
+// heap whose root is the worst id kept so far.
+func topKHeap(dst []int32, w []float64, k int) []int32 {
+	h := dst[:0]
+	worse := func(a, b int32) bool { return ranksBefore(w, b, a) } // a ranks after b
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			c := l
+			if r := l + 1; r < len(h) && worse(h[r], h[l]) {
+				c = r
+			}
+			if !worse(h[c], h[i]) {
+				return
+			}
+			h[i], h[c] = h[c], h[i]
+			i = c
+		}
+	}
+	for i := range w {
+		id := int32(i)
+		if len(h) < k {
+			h = append(h, id)
+			for j := len(h) - 1; j > 0; {
+				parent := (j - 1) / 2
+				if !worse(h[j], h[parent]) {
+					break
+				}
+				h[j], h[parent] = h[parent], h[j]
+				j = parent
+			}
+			continue
+		}
+		if ranksBefore(w, id, h[0]) {
+			h[0] = id
+			down(0)
+		}
+	}
+	return h
+}
