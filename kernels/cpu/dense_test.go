@@ -285,3 +285,47 @@ func TestReductionsIndependentOfThreads(t *testing.T) {
 		t.Fatal("weight-gradient reductions differ between 1 and 2 threads")
 	}
 }
+
+// TestRMSNormHeads checks the per-head norm (Qwen3's q/k norm) on a strided
+// layout: two heads at column offset 5 of rows 3·8+7 wide.
+func TestRMSNormHeads(t *testing.T) {
+	be := New(2)
+	r := rand.New(rand.NewPCG(19, 20))
+	rows, heads, dim, off := 6, 2, 8, 5
+	stride := 3*dim + 7
+	x, w, dy := randVec(r, rows*stride, 1), randVec(r, dim, 1), randVec(r, rows*stride, 1)
+	// Gather the normalised chunks into a dense [rows*heads, dim] problem.
+	gather := func(v []float64) []float64 {
+		out := make([]float64, 0, rows*heads*dim)
+		for i := 0; i < rows; i++ {
+			out = append(out, v[i*stride+off:i*stride+off+heads*dim]...)
+		}
+		return out
+	}
+	out := make([]float32, len(x))
+	rstd := make([]float32, rows*heads)
+	be.RMSNormHeads(F32(out), F32(rstd), F32(x), stride, off, F32(w), rows, heads, dim, 1e-6)
+	checkClose(t, "forward", []float32(gatherF32(out, rows, stride, off, heads*dim)), rmsnorm64(gather(to64(x)), to64(w), rows*heads, dim, 1e-6), fwdTol)
+
+	dx, dw := make([]float32, len(x)), make([]float32, dim)
+	be.RMSNormHeadsBackward(F32(dx), F32(dw), F32(dy), F32(x), F32(w), F32(rstd), stride, off, rows, heads, dim)
+	dyG, xG, w64 := gather(to64(dy)), gather(to64(x)), to64(w)
+	checkClose(t, "dx", gatherF32(dx, rows, stride, off, heads*dim), fdGrad(func(v []float64) float64 { return dot64(dyG, rmsnorm64(v, w64, rows*heads, dim, 1e-6)) }, xG), bwdTol)
+	checkClose(t, "dw", dw, fdGrad(func(v []float64) float64 { return dot64(dyG, rmsnorm64(xG, v, rows*heads, dim, 1e-6)) }, w64), bwdTol)
+	// Columns outside the heads are untouched.
+	for i := 0; i < rows; i++ {
+		for j := 0; j < stride; j++ {
+			if (j < off || j >= off+heads*dim) && (out[i*stride+j] != 0 || dx[i*stride+j] != 0) {
+				t.Fatalf("wrote outside the heads at row %d column %d", i, j)
+			}
+		}
+	}
+}
+
+func gatherF32(v []float32, rows, stride, off, width int) []float32 {
+	out := make([]float32, 0, rows*width)
+	for i := 0; i < rows; i++ {
+		out = append(out, v[i*stride+off:i*stride+off+width]...)
+	}
+	return out
+}
