@@ -18,6 +18,7 @@ import (
 // every parameter gradient with PyTorch autograd on the same weights
 // (scripts/torch_ref.py's decoder): relative error ≤ 1e-4.
 func TestModelGRPOMatchesTorch(t *testing.T) {
+	t.Parallel() // mostly waiting for the Python interpreter
 	cfg := model.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", Vocab: 53, Hidden: 32, Layers: 2,
 		Heads: 4, KVHeads: 2, HeadDim: 8, FFN: 48, RMSEps: 1e-5, RopeTheta: 10000, MaxPositions: 64, BOS: 1, EOS: []int{2}}
 	be := cpu.New(2)
