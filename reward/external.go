@@ -184,9 +184,13 @@ func (e *External) call(ctx context.Context, i int, s *Sample) (v float64, metri
 			return 0, nil, true, err
 		}
 	}
+	fields := s.Fields
+	if fields == nil {
+		fields = map[string]any{} // programs can rely on an object
+	}
 	req, err := json.Marshal(extRequest{
 		Index: i, Group: s.Group, Prompt: s.Prompt, Completion: validUTF8(s.Completion),
-		FinishReason: s.FinishReason, NumTokens: len(s.CompletionIDs), Fields: s.Fields,
+		FinishReason: s.FinishReason, NumTokens: len(s.CompletionIDs), Fields: fields,
 	})
 	if err != nil {
 		return 0, nil, false, fmt.Errorf("encode request: %w", err)

@@ -1,0 +1,182 @@
+package reward
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const graderPy = `import sys, json, time, os
+for line in sys.stdin:
+    req = json.loads(line)
+    c = req["completion"]
+    if c == "sleep":
+        time.sleep(30)
+    if c == "crash":
+        sys.stderr.write("grader dying now\n")
+        sys.stderr.flush()
+        os._exit(3)
+    if c == "garbage":
+        print("this is not json")
+    elif c == "error":
+        print(json.dumps({"error": "cannot grade"}))
+    elif c == "number":
+        print(7)
+    else:
+        print(json.dumps({"score": len(c) + req["fields"].get("bonus", 0) + req["group"], "metrics": {"pid": os.getpid()}}))
+    sys.stdout.flush()
+`
+
+func writeScript(t *testing.T, name, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func newExternal(t *testing.T, p ExternalParams) *External {
+	t.Helper()
+	e, err := NewExternal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func python(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	return "/usr/bin/python3"
+}
+
+func TestExternalMisbehaviour(t *testing.T) {
+	script := writeScript(t, "grader.py", graderPy)
+	p := DefaultExternalParams()
+	p.Command = []string{python(t), script}
+	p.Workers = 1 // one process, so every restart is observable in order
+	p.Timeout = Duration(time.Second)
+	e := newExternal(t, p)
+	samples := []Sample{
+		{Completion: "abc", Fields: map[string]any{"bonus": 0.5}},
+		{Completion: "sleep"},
+		{Completion: "ab", Group: 10},
+		{Completion: "crash"},
+		{Completion: "abcd"},
+		{Completion: "garbage"},
+		{Completion: "a"},
+		{Completion: "error"},
+		{Completion: "number"},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	out, err := e.Score(ctx, samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("took %v", el)
+	}
+	wantVal := map[int]float64{0: 3.5, 2: 12, 4: 4, 6: 1, 8: 7}
+	wantErr := map[int]string{1: "timed out", 3: "grader dying now", 5: "bad answer line", 7: "program reported: cannot grade"}
+	for i := range samples {
+		if w, ok := wantErr[i]; ok {
+			if out.Errs[i] == nil || !strings.Contains(out.Errs[i].Error(), w) {
+				t.Errorf("sample %d: err %v, want it to contain %q", i, out.Errs[i], w)
+			}
+			continue
+		}
+		if out.Errs[i] != nil || out.Values[i] != wantVal[i] {
+			t.Errorf("sample %d: %v (err %v), want %v", i, out.Values[i], out.Errs[i], wantVal[i])
+		}
+	}
+	if _, ok := out.Metrics["pid"]; !ok {
+		t.Errorf("metrics %v: want the program's pid metric averaged", out.Metrics)
+	}
+}
+
+func TestExternalShellSleepKillsGroup(t *testing.T) {
+	// A shell whose child (sleep) inherits stdout: killing only the shell
+	// would leave the pipe open and the reader blocked.
+	script := writeScript(t, "slow.sh", "#!/bin/bash\nwhile read -r line; do sleep 30; echo 1; done\n")
+	p := DefaultExternalParams()
+	p.Command = []string{"/bin/bash", script}
+	p.Workers = 2
+	p.Timeout = Duration(200 * time.Millisecond)
+	e := newExternal(t, p)
+	start := time.Now()
+	out, err := e.Score(context.Background(), make([]Sample, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("4 timeouts of 200ms on 2 workers took %v", el)
+	}
+	for i, e := range out.Errs {
+		if e == nil || !strings.Contains(e.Error(), "timed out") {
+			t.Errorf("sample %d: %v, want a timeout", i, e)
+		}
+	}
+}
+
+func TestExternalBrokenCommand(t *testing.T) {
+	p := DefaultExternalParams()
+	p.Command = []string{filepath.Join(t.TempDir(), "does-not-exist")}
+	p.MaxCrashes = 3
+	e := newExternal(t, p)
+	out, err := e.Score(context.Background(), make([]Sample, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range out.Errs {
+		if err == nil {
+			t.Fatalf("sample %d: no error", i)
+		}
+	}
+	if !strings.Contains(out.Errs[99].Error(), "consecutive failures") {
+		t.Errorf("last error %v: want the batch cut short after repeated failures", out.Errs[99])
+	}
+	// A script that exits at once is restarted, then given up on.
+	p.Command = []string{"/bin/sh", "-c", "echo oops >&2; exit 1"}
+	e2 := newExternal(t, p)
+	out, _ = e2.Score(context.Background(), make([]Sample, 10))
+	if out.Errs[0] == nil || !strings.Contains(out.Errs[0].Error(), "oops") {
+		t.Errorf("err %v: want the program's stderr in the message", out.Errs[0])
+	}
+}
+
+func TestExternalParamsAndClose(t *testing.T) {
+	if _, err := NewExternal(DefaultExternalParams()); err == nil {
+		t.Error("no command accepted")
+	}
+	cfg := Config{Functions: []Spec{{Name: "ext", Type: "external", Params: map[string]any{
+		"command": []any{"/bin/cat"}, "timeout": "2s", "workers": 3,
+	}}}}
+	set, err := New(cfg, WithLogger(func(m string) { t.Log(m) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// cat echoes the request object back: that is not a valid answer.
+	res, err := set.Score(context.Background(), []Sample{{Completion: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Excluded[0] || res.Metrics["reward/errors/ext"] != 1 {
+		t.Errorf("echoed request should be a bad answer: %+v", res)
+	}
+	if err := set.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = set.Score(context.Background(), []Sample{{Completion: "x"}})
+	if !res.Excluded[0] {
+		t.Error("Score after Close should fail its samples")
+	}
+}
