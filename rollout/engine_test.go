@@ -68,18 +68,30 @@ func TestLogprobsMatchTrainerRecompute(t *testing.T) {
 
 func sameCompletions(t *testing.T, label string, got, want []Completion) {
 	t.Helper()
+	sameCompletionsTol(t, label, got, want, logprobTol)
+}
+
+// sameCompletionsTol requires equal ids and finish reasons, and log-probs
+// within tol (relative to max(1, |log-prob|)); it returns the largest
+// log-prob difference.
+func sameCompletionsTol(t *testing.T, label string, got, want []Completion, tol float64) float64 {
+	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d completions, want %d", label, len(got), len(want))
 	}
+	worst := 0.0
 	for i := range want {
 		g, w := got[i], want[i]
 		if g.Prompt != w.Prompt || g.Sample != w.Sample || g.Finish != w.Finish || !slices.Equal(g.IDs, w.IDs) {
 			t.Fatalf("%s: completion %d (prompt %d sample %d) differs:\n got %v %s\nwant %v %s", label, i, w.Prompt, w.Sample, g.IDs, g.Finish, w.IDs, w.Finish)
 		}
-		if d := maxAbsDiff(g.Logprobs, w.Logprobs); d > logprobTol {
+		d := maxAbsDiff(g.Logprobs, w.Logprobs)
+		if d > tol {
 			t.Fatalf("%s: completion %d log-probs differ by %.3g", label, i, d)
 		}
+		worst = max(worst, d)
 	}
+	return worst
 }
 
 // TestReproducibleAcrossBatchingAndThreads generates the same 16 prompts
