@@ -263,7 +263,7 @@ func NewBLEU(p BLEUParams) (*BLEU, error) {
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
-	if err := checkExtract(p.Extract, ExtractAnswerTag, ExtractBoxed, ExtractLastLine, ExtractFull); err != nil {
+	if err := checkExtract(p.Extract, ExtractAnswerTag, ExtractBoxed, ExtractFirstLine, ExtractLastLine, ExtractFull); err != nil {
 		return nil, err
 	}
 	return &BLEU{p: p, opt: opt}, nil

@@ -17,7 +17,8 @@ type CountdownParams struct {
 	// each at most once.
 	UseAll bool `json:"use_all"`
 	// Extract is where the expression is found: answer_tag, boxed,
-	// last_line, full. Default [answer_tag, last_line].
+	// first_line, last_line, full. Default [answer_tag, first_line], the
+	// data package's convention (the expression on the first line).
 	Extract     []string `json:"extract"`
 	IgnoreThink bool     `json:"ignore_think"` // default true
 	// MaxChars bounds the expression length. Default 256.
@@ -31,7 +32,7 @@ type CountdownParams struct {
 func DefaultCountdownParams() CountdownParams {
 	return CountdownParams{
 		NumbersField: "numbers", TargetField: "target",
-		Extract: []string{ExtractAnswerTag, ExtractLastLine}, IgnoreThink: true, MaxChars: 256,
+		Extract: []string{ExtractAnswerTag, ExtractFirstLine}, IgnoreThink: true, MaxChars: 256,
 	}
 }
 
@@ -47,7 +48,7 @@ func NewCountdown(p CountdownParams) (*Countdown, error) {
 	if p.NumbersField == "" || p.TargetField == "" {
 		return nil, fmt.Errorf("params \"numbers_field\", \"target_field\": must not be empty")
 	}
-	if err := checkExtract(p.Extract, ExtractAnswerTag, ExtractBoxed, ExtractLastLine, ExtractFull); err != nil {
+	if err := checkExtract(p.Extract, ExtractAnswerTag, ExtractBoxed, ExtractFirstLine, ExtractLastLine, ExtractFull); err != nil {
 		return nil, err
 	}
 	if p.MaxChars <= 0 {

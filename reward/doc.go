@@ -23,6 +23,16 @@
 // map[string]any (decoded JSON or Go values), and Group, which identifies
 // the prompt the completion was sampled for (one GRPO group).
 //
+// Field names the built-ins read by default (each is a param):
+//
+//	answer      reference answer: math_answer, arithmetic, exact_match
+//	            (a data.Example's Answer belongs here)
+//	numbers     countdown: the allowed integers
+//	target      countdown: the integer to reach
+//	checklist   checklist: a list of Criterion objects
+//	tests       partial_credit: a list of Criterion objects
+//	references  bleu: reference text(s)
+//
 // # Config
 //
 // Config decodes from YAML (any decoder that supports the callback
@@ -65,15 +75,17 @@
 //     scientific forms (1e30, 10^30, 2\times10^{5}) and any Unicode decimal
 //     digits; they are compared as exact rationals. Range [0, 1] by default.
 //   - arithmetic (ArithmeticParams): verifier for the synthetic arithmetic
-//     task; field "answer" is an integer (string or number); exact integer
+//     task; field "answer" is an integer (string or number); the answer is
+//     taken from <answer>…</answer>, \boxed{…} or the first line (a
+//     sentence there is reduced to its last number); exact integer
 //     equality. Range [0, 1].
 //   - countdown (CountdownParams): verifier for the synthetic countdown task;
-//     fields "numbers" (list of integers) and "target" (integer). The final
-//     expression (in <answer>…</answer>, else the last line; text after "="
-//     is ignored) must use + − × ÷ and parentheses with each given number at
-//     most once (use_all: exactly once) and equal the target exactly. It is
-//     parsed by package mathx, a bounded evaluator that executes nothing.
-//     Range [0, 1].
+//     fields "numbers" (list of integers) and "target" (integer). The
+//     expression (in <answer>…</answer>, else the first line; text after
+//     "=" is ignored) must use + − × ÷ and parentheses with each given
+//     number at most once (use_all: exactly once) and equal the target
+//     exactly, in rationals. It is parsed by package mathx, a bounded
+//     evaluator that executes nothing. Range [0, 1].
 //   - exact_match (ExactMatchParams): normalised string equality with field
 //     "answer" (string or list). Range [0, 1].
 //   - format (FormatParams): <think>…</think><answer>…</answer> structure

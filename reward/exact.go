@@ -43,7 +43,7 @@ func NewExactMatch(p ExactMatchParams) (*ExactMatch, error) {
 	if p.Field == "" {
 		return nil, fmt.Errorf("param \"field\": empty")
 	}
-	if err := checkExtract(p.Extract, ExtractAnswerTag, ExtractBoxed, ExtractHash, ExtractLastLine, ExtractLastNumber, ExtractFull); err != nil {
+	if err := checkExtract(p.Extract, ExtractAnswerTag, ExtractBoxed, ExtractHash, ExtractLastLine, ExtractFirstLine, ExtractLastNumber, ExtractFull); err != nil {
 		return nil, err
 	}
 	return &ExactMatch{p: p}, nil

@@ -13,6 +13,7 @@ const (
 	ExtractHash       = "hash"        // text after the last "####" on its line (GSM8K style)
 	ExtractLastNumber = "last_number" // the last number in the text
 	ExtractLastLine   = "last_line"   // the last non-empty line
+	ExtractFirstLine  = "first_line"  // the first non-empty line (the synthetic tasks' convention)
 	ExtractFull       = "full"        // the whole text, trimmed
 )
 
@@ -121,6 +122,15 @@ func hashAnswer(s string) (string, bool) {
 	}
 	rest = strings.TrimSpace(rest)
 	return rest, rest != ""
+}
+
+func firstLine(s string) (string, bool) {
+	s = strings.TrimLeft(s, " \t\r\n")
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.TrimSpace(s)
+	return s, s != ""
 }
 
 func lastLine(s string) (string, bool) {
@@ -290,6 +300,10 @@ func extractAnswer(text string, methods []string, pick string) (string, bool) {
 			}
 		case ExtractLastLine:
 			if l, ok := lastLine(text); ok {
+				return l, true
+			}
+		case ExtractFirstLine:
+			if l, ok := firstLine(text); ok {
 				return l, true
 			}
 		case ExtractFull:

@@ -21,7 +21,7 @@ type MathAnswerParams struct {
 	// answers. Default "answer".
 	Field string `json:"field"`
 	// Extract is the order of extraction methods: answer_tag, boxed,
-	// hash, last_number, last_line, full. Default
+	// hash, last_number, first_line, last_line, full. Default
 	// [answer_tag, boxed, hash, last_number].
 	Extract []string `json:"extract"`
 	// Multiple picks among several \boxed{}: last (default), first,
@@ -70,7 +70,7 @@ func NewMathAnswer(p MathAnswerParams) (*MathAnswer, error) {
 	if p.Field == "" {
 		return nil, fmt.Errorf("param \"field\": empty")
 	}
-	if err := checkExtract(p.Extract, ExtractAnswerTag, ExtractBoxed, ExtractHash, ExtractLastNumber, ExtractLastLine, ExtractFull); err != nil {
+	if err := checkExtract(p.Extract, ExtractAnswerTag, ExtractBoxed, ExtractHash, ExtractLastNumber, ExtractLastLine, ExtractFirstLine, ExtractFull); err != nil {
 		return nil, err
 	}
 	switch p.Multiple {
@@ -204,14 +204,17 @@ func scoreEach(ctx context.Context, samples []Sample, f func(s *Sample) (float64
 // ArithmeticParams configures the arithmetic verifier for the built-in
 // synthetic task.
 type ArithmeticParams struct {
-	Field       string   `json:"field"`        // integer answer field; default "answer"
-	Extract     []string `json:"extract"`      // default [answer_tag, boxed, hash, last_number]
+	Field string `json:"field"` // integer answer field; default "answer"
+	// Extract defaults to [answer_tag, boxed, first_line]: the data
+	// package's tasks answer on the first line; a sentence there ("The
+	// answer is 391") is reduced to its last number.
+	Extract     []string `json:"extract"`
 	IgnoreThink bool     `json:"ignore_think"` // default true
 }
 
 // DefaultArithmeticParams returns arithmetic's defaults.
 func DefaultArithmeticParams() ArithmeticParams {
-	return ArithmeticParams{Field: "answer", Extract: append([]string(nil), DefaultExtract...), IgnoreThink: true}
+	return ArithmeticParams{Field: "answer", Extract: []string{ExtractAnswerTag, ExtractBoxed, ExtractFirstLine}, IgnoreThink: true}
 }
 
 // NewArithmetic builds the verifier for the arithmetic task: 1 when the

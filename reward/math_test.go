@@ -154,6 +154,8 @@ func TestArithmetic(t *testing.T) {
 		{"<answer>-12</answer>", -12.0, 1},
 		{"<answer>12</answer>", "-12", 0},
 		{"", "1", 0},
+		{"391\n12", "391", 1}, // the answer is on the first line
+		{"The answer is 391", "391", 1},
 	}
 	for _, c := range cases {
 		out, err := a.Score(context.Background(), []Sample{{Completion: c.completion, Fields: map[string]any{"answer": c.answer}}})

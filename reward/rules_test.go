@@ -209,6 +209,9 @@ func TestCountdown(t *testing.T) {
 	ap := DefaultCountdownParams()
 	ap.UseAll = true
 	all, _ := NewCountdown(ap)
+	lp := DefaultCountdownParams()
+	lp.Extract = []string{ExtractAnswerTag, ExtractLastLine}
+	lastLine, _ := NewCountdown(lp)
 	fp := DefaultCountdownParams()
 	fp.FormatScore = 0.1
 	fmtScore, _ := NewCountdown(fp)
@@ -224,7 +227,9 @@ func TestCountdown(t *testing.T) {
 		{"division exact rational", def, "<answer>7 / 2 * 2 + 5 + 3</answer>", 0},
 		{"rational intermediate", def, "<answer>(7 / 2 + 5 - 3 + 0) * 2</answer>", 0},
 		{"rational ok", def, "<answer>(7 / 2) * (5 - 3) + 9</answer>", 0},
-		{"last line", def, "I tried things.\n(3+5)*2 = 16", 1},
+		{"first line", def, "(3+5)*2 = 16\nthen more text 4", 1},
+		{"first line only", def, "I tried things.\n(3+5)*2 = 16", 0},
+		{"last line", lastLine, "I tried things.\n(3+5)*2 = 16", 1},
 		{"latex times", def, `<answer>$(3+5) \times 2$</answer>`, 1},
 		{"number reused", def, "<answer>(3 + 5) * 2 * 2 / 2</answer>", 0},
 		{"number not given", def, "<answer>4 * 4</answer>", 0},
