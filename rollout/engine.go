@@ -181,7 +181,9 @@ func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
 			}
 		}
 		limit := cfg.MaxNewTokens
-		if mc.MaxPositions > 0 {
+		// A config.json without max_position_embeddings round-trips as 1:
+		// treat 0 and 1 as "no limit".
+		if mc.MaxPositions > 1 {
 			if len(p.IDs) >= mc.MaxPositions {
 				return nil, st, fmt.Errorf("rollout: prompt %d has %d tokens; the model takes at most %d positions", i, len(p.IDs), mc.MaxPositions)
 			}
