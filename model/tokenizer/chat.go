@@ -1,0 +1,178 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Message is one turn of a conversation.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// ChatTemplate names one of the built-in chat formats.
+type ChatTemplate string
+
+const (
+	// ChatML is Qwen's format: <|im_start|>role\ncontent<|im_end|>\n.
+	ChatML ChatTemplate = "chatml"
+	// Llama3 is Meta Llama 3's header/eot format.
+	Llama3 ChatTemplate = "llama3"
+	// Llama2 is Meta Llama 2's [INST] ... [/INST] format with <<SYS>>.
+	Llama2 ChatTemplate = "llama2"
+	// Plain joins the message contents with blank lines and adds no
+	// markers: for base models.
+	Plain ChatTemplate = "plain"
+)
+
+// ChatTemplates lists the built-in templates.
+var ChatTemplates = []ChatTemplate{ChatML, Llama3, Llama2, Plain}
+
+// setChatTemplate recognises tokenizer_config.json's chat_template: a name
+// of a built-in template, or a Jinja template whose markers identify one.
+// An unrecognised template is remembered, and ApplyChatTemplate then says
+// so rather than guessing.
+func (t *Tokenizer) setChatTemplate(raw json.RawMessage) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var src string
+	if err := json.Unmarshal(raw, &src); err != nil {
+		// A list of named templates: use "default".
+		var named []struct {
+			Name     string `json:"name"`
+			Template string `json:"template"`
+		}
+		if err2 := json.Unmarshal(raw, &named); err2 != nil {
+			return fmt.Errorf("chat_template: want a string or a list of {name, template}: %w", err)
+		}
+		for _, n := range named {
+			if n.Name == "default" || src == "" {
+				src = n.Template
+			}
+		}
+	}
+	t.chatSource = src
+	t.chat = detectChatTemplate(src)
+	return nil
+}
+
+func detectChatTemplate(src string) ChatTemplate {
+	for _, c := range ChatTemplates {
+		if strings.TrimSpace(src) == string(c) {
+			return c
+		}
+	}
+	switch {
+	case strings.Contains(src, "<|im_start|>"):
+		return ChatML
+	case strings.Contains(src, "<|start_header_id|>"):
+		return Llama3
+	case strings.Contains(src, "[INST]"):
+		return Llama2
+	}
+	return ""
+}
+
+// ChatTemplate returns the template in use ("" when none was recognised).
+func (t *Tokenizer) ChatTemplate() ChatTemplate { return t.chat }
+
+// SetChatTemplate picks a built-in template by name, overriding
+// tokenizer_config.json.
+func (t *Tokenizer) SetChatTemplate(name string) error {
+	for _, c := range ChatTemplates {
+		if string(c) == name {
+			t.chat = c
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown chat template %q (built in: chatml, llama3, llama2, plain)", name)
+}
+
+// ApplyChatTemplate renders messages as the model's chat format;
+// addGenerationPrompt appends the opening of an assistant turn. The result
+// contains special-token text (such as "<|im_start|>") that Encode maps to
+// the special ids; encode it with addSpecial false.
+func (t *Tokenizer) ApplyChatTemplate(messages []Message, addGenerationPrompt bool) (string, error) {
+	var sb strings.Builder
+	switch t.chat {
+	case ChatML:
+		for _, m := range messages {
+			sb.WriteString("<|im_start|>" + m.Role + "\n" + m.Content + "<|im_end|>\n")
+		}
+		if addGenerationPrompt {
+			sb.WriteString("<|im_start|>assistant\n")
+		}
+	case Llama3:
+		sb.WriteString(t.tokenOr(t.bos, "<|begin_of_text|>"))
+		for _, m := range messages {
+			sb.WriteString("<|start_header_id|>" + m.Role + "<|end_header_id|>\n\n" + trimJS(m.Content) + "<|eot_id|>")
+		}
+		if addGenerationPrompt {
+			sb.WriteString("<|start_header_id|>assistant<|end_header_id|>\n\n")
+		}
+	case Llama2:
+		return t.applyLlama2(messages)
+	case Plain:
+		for i, m := range messages {
+			if i > 0 {
+				sb.WriteString("\n\n")
+			}
+			sb.WriteString(m.Content)
+		}
+	case "":
+		if t.chatSource != "" {
+			return "", fmt.Errorf("tokenizer_config.json's chat_template is not one of the built-in formats; choose one with SetChatTemplate (chatml, llama3, llama2, plain)")
+		}
+		return "", fmt.Errorf("tokenizer has no chat template; choose one with SetChatTemplate (chatml, llama3, llama2, plain)")
+	}
+	return sb.String(), nil
+}
+
+// applyLlama2 follows Meta's Llama 2 chat template: an optional system
+// message folded into the first user turn, strictly alternating user and
+// assistant turns. The prompt already ends in [/INST], so there is no
+// separate generation prompt.
+func (t *Tokenizer) applyLlama2(messages []Message) (string, error) {
+	bos := t.tokenOr(t.bos, "<s>")
+	eos := t.tokenOr(t.eos, "</s>")
+	system := ""
+	hasSystem := false
+	if len(messages) > 0 && messages[0].Role == "system" {
+		system, hasSystem = messages[0].Content, true
+		messages = messages[1:]
+	}
+	var sb strings.Builder
+	for i, m := range messages {
+		want := "user"
+		if i%2 == 1 {
+			want = "assistant"
+		}
+		if m.Role != want {
+			return "", fmt.Errorf("llama2 chat template: message %d has role %q, want %q (roles must alternate user/assistant after an optional system message)", i, m.Role, want)
+		}
+		content := m.Content
+		if i == 0 && hasSystem {
+			content = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + content
+		}
+		if m.Role == "user" {
+			sb.WriteString(bos + "[INST] " + trimJS(content) + " [/INST]")
+		} else {
+			sb.WriteString(" " + trimJS(content) + " " + eos)
+		}
+	}
+	return sb.String(), nil
+}
+
+func (t *Tokenizer) tokenOr(id int, fallback string) string {
+	if id >= 0 {
+		if s := t.Token(id); s != "" {
+			return s
+		}
+	}
+	return fallback
+}
+
+func trimJS(s string) string { return strings.TrimFunc(s, isSpaceJS) }
