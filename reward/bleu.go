@@ -294,9 +294,11 @@ func (b *BLEU) Score(ctx context.Context, samples []Sample) (Scores, error) {
 	})
 	N := b.opt.order()
 	sum := BLEUStats{Correct: make([]float64, N), Total: make([]float64, N)}
-	for i, st := range stats {
-		if ok[i] {
-			sum.add(st)
+	for i := range stats {
+		// Skip failed samples without reading their entries, which an
+		// abandoned (timed-out) evaluation may still be writing.
+		if !out.failed(i) && ok[i] {
+			sum.add(stats[i])
 		}
 	}
 	out.Metrics = map[string]float64{"corpus_bleu": b.opt.Score(sum, false) / 100}

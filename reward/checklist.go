@@ -82,7 +82,15 @@ func evalCriteria(ctx context.Context, samples []Sample, global []Criterion, fie
 		res[i] = checkResults{crit: crit, pass: pass}
 		return 0, nil
 	})
-	return res, out
+	// Copy only the finished samples' results: an evaluation abandoned at
+	// the deadline may still write its own entry of res.
+	kept := make([]checkResults, len(samples))
+	for i := range kept {
+		if !out.failed(i) {
+			kept[i] = res[i]
+		}
+	}
+	return kept, out
 }
 
 // Score implements Reward.

@@ -130,8 +130,12 @@
 // its timeout marks the affected samples as failed; they get the reward's
 // fallback (default: excluded from the loss, Result.Excluded) and the
 // failure is counted in the metric reward/errors/<name>. Each distinct error
-// message is logged once. A reward that timed out is abandoned (Go cannot
-// stop a goroutine) and skipped until its call returns.
+// message is logged once. The built-ins (and rewards written with
+// PerSample) isolate samples: a panic fails one sample, and at the deadline
+// only the samples not yet scored fail, so one sample that hangs costs only
+// itself. A Reward whose Score call itself does not return by the deadline
+// fails the whole batch; the call is abandoned (Go cannot stop a goroutine)
+// and that reward is skipped until it returns.
 //
 // # Performance
 //

@@ -45,6 +45,9 @@ type Scores struct {
 	Metrics map[string]float64
 }
 
+// failed reports whether sample i has an error.
+func (s Scores) failed(i int) bool { return s.Errs != nil && s.Errs[i] != nil }
+
 // Reward scores a batch of samples. Implementations must be safe for use by
 // one Score call at a time; the Set never calls one Reward concurrently.
 // They should return early when ctx is done.
@@ -86,26 +89,60 @@ func (p perSample) Score(ctx context.Context, samples []Sample) (Scores, error) 
 }
 
 // runEach calls f(i) for every sample index in parallel. A panic or error
-// becomes that sample's error; once ctx is done the remaining samples get
-// ctx's error without being scored.
+// becomes that sample's error. When ctx is done runEach returns at once:
+// samples not finished by then get ctx's error, and calls still running
+// are abandoned (their results are discarded when they return), so one
+// sample that hangs costs only itself.
 func runEach(ctx context.Context, n int, f func(i int) (float64, error)) Scores {
-	out := Scores{Values: make([]float64, n)}
-	var errs []error
-	var errMu sync.Mutex
-	parallelFor(n, func(i int) {
-		v, err := callIsolated(ctx, f, i)
-		if err != nil {
-			errMu.Lock()
-			if errs == nil {
-				errs = make([]error, n)
+	var (
+		mu        sync.Mutex // guards values, errs, done and abandoned
+		values    = make([]float64, n)
+		errs      []error
+		done      = make([]bool, n)
+		abandoned bool
+	)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		parallelFor(n, func(i int) {
+			if abandoned := func() bool { mu.Lock(); defer mu.Unlock(); return abandoned }(); abandoned {
+				return
 			}
-			errs[i] = err
-			errMu.Unlock()
-			return
+			v, err := callIsolated(ctx, f, i)
+			mu.Lock()
+			defer mu.Unlock()
+			if abandoned {
+				return
+			}
+			done[i] = true
+			if err != nil {
+				if errs == nil {
+					errs = make([]error, n)
+				}
+				errs[i] = err
+				return
+			}
+			values[i] = v
+		})
+	}()
+	select {
+	case <-finished:
+		return Scores{Values: values, Errs: errs}
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	abandoned = true
+	out := Scores{Values: values, Errs: errs}
+	for i, d := range done {
+		if !d {
+			if out.Errs == nil {
+				out.Errs = make([]error, n)
+			}
+			out.Errs[i] = fmt.Errorf("not scored before the deadline: %w", ctx.Err())
 		}
-		out.Values[i] = v
-	})
-	out.Errs = errs
+	}
+	// The slices are handed over; abandoned workers no longer write them.
 	return out
 }
 
@@ -122,8 +159,8 @@ func callIsolated(ctx context.Context, f func(i int) (float64, error), i int) (v
 }
 
 // parallelFor runs body(i) for i in [0, n) on GOMAXPROCS workers. Work is
-// handed out in small chunks so that one slow sample does not idle the other
-// cores.
+// handed out one index at a time so that one slow sample does not idle the
+// other cores.
 func parallelFor(n int, body func(i int)) {
 	workers := runtime.GOMAXPROCS(0)
 	if workers > n {
@@ -135,7 +172,8 @@ func parallelFor(n int, body func(i int)) {
 		}
 		return
 	}
-	const chunk = 16
+	// One sample per claim: a sample that hangs then holds up no other.
+	const chunk = 1
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(workers)

@@ -398,3 +398,50 @@ func TestShaping(t *testing.T) {
 		t.Errorf("total shaping: %v, want 0.5", res.Total[0])
 	}
 }
+
+// hangRelease is closed at the end of TestPerSampleHang to free the
+// goroutine the test leaves blocked.
+var hangRelease = make(chan struct{})
+
+func init() {
+	Register("test_hang", "test: blocks on samples with field hang", func() any { return &struct{}{} },
+		func(any) (Reward, error) {
+			return PerSample(func(ctx context.Context, s *Sample) (float64, error) {
+				if _, ok := s.Fields["hang"]; ok {
+					<-hangRelease // ignores ctx on purpose
+				}
+				return 1, nil
+			}), nil
+		})
+}
+
+// A sample that hangs costs only itself: the other samples keep their
+// scores when the reward's deadline passes.
+func TestPerSampleHang(t *testing.T) {
+	defer close(hangRelease)
+	samples := make([]Sample, 200)
+	for i := range samples {
+		samples[i].Fields = map[string]any{}
+	}
+	samples[3].Fields["hang"] = true
+	set, err := New(Config{Functions: []Spec{{Name: "h", Type: "test_hang", Timeout: 100 * time.Millisecond}}}, WithLogger(func(string) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := set.Score(context.Background(), samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("took %v with a 100ms timeout", el)
+	}
+	for i := range samples {
+		if res.Failed[0][i] != (i == 3) {
+			t.Errorf("sample %d: failed=%v", i, res.Failed[0][i])
+		}
+	}
+	if res.Metrics["reward/errors/h"] != 1 {
+		t.Errorf("errors = %v, want 1", res.Metrics["reward/errors/h"])
+	}
+}
