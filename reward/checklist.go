@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync/atomic"
 )
 
 // ChecklistParams configures checklist.
@@ -110,7 +109,7 @@ func (c *Checklist) Score(ctx context.Context, samples []Sample) (Scores, error)
 	if c.p.Adaptive {
 		c.adapt(samples, res, weights)
 	}
-	var passed, total atomic.Int64
+	passed, total := 0, 0
 	for i, r := range res {
 		if r.crit == nil {
 			continue
@@ -120,16 +119,16 @@ func (c *Checklist) Score(ctx context.Context, samples []Sample) (Scores, error)
 			den += weights[i][j]
 			if ok {
 				num += weights[i][j]
-				passed.Add(1)
+				passed++
 			}
-			total.Add(1)
+			total++
 		}
 		if den > 0 {
 			out.Values[i] = num / den
 		}
 	}
-	if total.Load() > 0 {
-		out.Metrics = map[string]float64{"pass_rate": float64(passed.Load()) / float64(total.Load())}
+	if total > 0 {
+		out.Metrics = map[string]float64{"pass_rate": float64(passed) / float64(total)}
 	}
 	return out, nil
 }

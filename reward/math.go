@@ -166,7 +166,7 @@ func (m *MathAnswer) equal(cand, gold string) bool {
 	cc, gc := cleanAnswer(cand), cleanAnswer(gold)
 	gn, gok := parseNumber(gc)
 	if !gok {
-		return cc == gc
+		return cc == gc || (choiceLetter(cc) != 0 && choiceLetter(cc) == choiceLetter(gc))
 	}
 	cn, cok := parseNumber(cc)
 	if !cok && strings.ContainsAny(strings.TrimSpace(cand), " \t\n") {
@@ -181,6 +181,26 @@ func (m *MathAnswer) equal(cand, gold string) bool {
 		return false
 	}
 	return numbersEqual(cn, gn, m.p.Tolerance, m.p.PercentAsFraction)
+}
+
+// choiceLetter returns the upper-case letter of a multiple-choice answer
+// written as "B", "(b)" or "B.", else 0.
+func choiceLetter(s string) byte {
+	s = strings.TrimSuffix(s, ".")
+	if len(s) == 3 && s[0] == '(' && s[2] == ')' {
+		s = s[1:2]
+	}
+	if len(s) != 1 {
+		return 0
+	}
+	c := s[0]
+	if c >= 'a' && c <= 'z' {
+		c -= 'a' - 'A'
+	}
+	if c < 'A' || c > 'Z' {
+		return 0
+	}
+	return c
 }
 
 // scoreEach runs f over samples in parallel with per-sample panic

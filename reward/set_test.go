@@ -445,3 +445,56 @@ func TestPerSampleHang(t *testing.T) {
 		t.Errorf("errors = %v, want 1", res.Metrics["reward/errors/h"])
 	}
 }
+
+func TestSetState(t *testing.T) {
+	cfg := Config{Functions: []Spec{{Name: "pc", Type: "partial_credit"}, {Name: "fmt", Type: "format"}}}
+	tests := []any{map[string]any{"type": "contains", "value": "a"}, map[string]any{"type": "contains", "value": "b"}}
+	samples := []Sample{
+		{Prompt: "q", Completion: "a", Fields: map[string]any{"tests": tests}},
+		{Prompt: "q", Completion: "a b", Fields: map[string]any{"tests": tests}},
+	}
+	s1, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.Score(context.Background(), samples); err != nil {
+		t.Fatal(err)
+	}
+	state, err := s1.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := state["pc"]; !ok || len(state) != 1 {
+		t.Fatalf("state keys %v, want only pc", state)
+	}
+	s2, _ := New(cfg)
+	if err := s2.UnmarshalState(state); err != nil {
+		t.Fatal(err)
+	}
+	r1, _ := s1.Score(context.Background(), samples)
+	r2, _ := s2.Score(context.Background(), samples)
+	for i := range samples {
+		if r1.Total[i] != r2.Total[i] {
+			t.Errorf("sample %d: restored %v, original %v", i, r2.Total[i], r1.Total[i])
+		}
+	}
+	if err := s2.UnmarshalState(map[string][]byte{"gone": nil}); err == nil {
+		t.Error("state for an unknown reward accepted")
+	}
+	if err := s2.UnmarshalState(map[string][]byte{"fmt": nil}); err == nil {
+		t.Error("state for a stateless reward accepted")
+	}
+}
+
+func TestTypesListed(t *testing.T) {
+	want := []string{"arithmetic", "bleu", "checklist", "countdown", "exact_match", "external", "format", "length", "math_answer", "partial_credit"}
+	have := map[string]bool{}
+	for _, tp := range Types() {
+		have[tp[0]] = tp[1] != ""
+	}
+	for _, w := range want {
+		if !have[w] {
+			t.Errorf("type %q not registered with a doc line", w)
+		}
+	}
+}
