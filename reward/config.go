@@ -207,11 +207,17 @@ func specFromMap(raw any) (Spec, error) {
 			}
 			s.Params = v
 		case "fallback":
-			if str, ok := v.(string); ok && str == "exclude" {
+			if str, ok := v.(string); ok && (str == "exclude" || str == "") || v == nil {
 				s.Fallback = nil
 				continue
 			}
 			f, ok := toFloat(v)
+			if str, isStr := v.(string); isStr {
+				// Configs that keep every field as text ("0", "-1").
+				var err error
+				f, err = strconv.ParseFloat(strings.TrimSpace(str), 64)
+				ok = err == nil
+			}
 			if !ok {
 				return s, fmt.Errorf("fallback: want \"exclude\" or a number, got %v", v)
 			}
@@ -223,6 +229,9 @@ func specFromMap(raw any) (Spec, error) {
 			}
 			s.Timeout = d
 		case "shaping":
+			if v == nil {
+				continue
+			}
 			sh, err := shapingFromMap(v)
 			if err != nil {
 				return s, fmt.Errorf("shaping: %w", err)
@@ -246,6 +255,9 @@ func shapingFromMap(v any) (*Shaping, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, fmt.Errorf("want a mapping, got %T", v)
+	}
+	if len(m) == 0 {
+		return nil, nil // an empty mapping means no shaping
 	}
 	sh := &Shaping{}
 	for _, k := range sortedKeys(m) {
@@ -315,6 +327,9 @@ func toFloat(v any) (float64, bool) {
 }
 
 func durationFrom(v any) (time.Duration, error) {
+	if v == nil || v == "" {
+		return 0, nil // unset: the default applies
+	}
 	if s, ok := v.(string); ok {
 		d, err := time.ParseDuration(s)
 		if err != nil {

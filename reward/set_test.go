@@ -498,3 +498,40 @@ func TestTypesListed(t *testing.T) {
 		}
 	}
 }
+
+// The run config keeps every key of an entry, unset ones as zero values;
+// ConfigFromMap must read those as defaults.
+func TestConfigFromMapZeroValues(t *testing.T) {
+	cfg, err := ConfigFromMap([]any{
+		map[string]any{"name": "", "type": "math_answer", "weight": 1.0, "params": map[string]any(nil),
+			"fallback": "exclude", "timeout": "", "shaping": map[string]any(nil)},
+		map[string]any{"name": "f", "type": "format", "weight": 0.5, "params": map[string]any{"partial": true},
+			"fallback": "0.25", "timeout": "3s", "shaping": map[string]any{"type": "sigmoid", "ref": 0.5}},
+	})
+	if err != nil || *cfg.Functions[1].Fallback != 0.25 {
+		t.Fatalf("fallback as numeric text: %v", err)
+	}
+	cfg, err = ConfigFromMap([]any{
+		map[string]any{"name": "", "type": "math_answer", "weight": 1.0, "params": map[string]any(nil),
+			"fallback": "exclude", "timeout": "", "shaping": map[string]any(nil)},
+		map[string]any{"name": "f", "type": "format", "weight": 0.5, "params": map[string]any{"partial": true},
+			"fallback": 0.25, "timeout": "3s", "shaping": map[string]any{"type": "sigmoid", "ref": 0.5}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, f := cfg.Functions[0], cfg.Functions[1]
+	if a.Fallback != nil || a.Timeout != 0 || a.Shaping != nil || *a.Weight != 1 {
+		t.Errorf("zero values not read as defaults: %+v", a)
+	}
+	if *f.Fallback != 0.25 || f.Timeout != 3*time.Second || f.Shaping == nil || f.Shaping.Ref != 0.5 {
+		t.Errorf("values lost: %+v", f)
+	}
+	set, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := set.Names(); len(got) != 2 || got[0] != "math_answer" || got[1] != "f" {
+		t.Errorf("names %v", got)
+	}
+}
