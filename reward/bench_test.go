@@ -106,3 +106,17 @@ func BenchmarkRewards(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStepBatch scores one training step's worth (32 prompts × 8
+// completions): the cost that shows up in timing_s/reward.
+func BenchmarkStepBatch(b *testing.B) {
+	samples := benchSamples(256)
+	set := benchSet(b)
+	defer set.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := set.Score(context.Background(), samples); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

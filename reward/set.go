@@ -363,7 +363,6 @@ func (e *entry) run(ctx context.Context, samples []Sample) (Scores, error) {
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		defer e.busy.Store(false)
 		var o outcome
 		func() {
 			defer func() {
@@ -373,6 +372,9 @@ func (e *entry) run(ctx context.Context, samples []Sample) (Scores, error) {
 			}()
 			o.s, o.err = e.r.Score(ctx, samples)
 		}()
+		// Clear busy before handing over the result, so the caller's
+		// next batch never sees this finished call as still running.
+		e.busy.Store(false)
 		done <- o
 	}()
 	select {

@@ -535,3 +535,24 @@ func TestConfigFromMapZeroValues(t *testing.T) {
 		t.Errorf("names %v", got)
 	}
 }
+
+// Back-to-back batches must never see the previous, finished call as still
+// running (regression: the busy flag was cleared after the result was
+// handed over).
+func TestBackToBackBatches(t *testing.T) {
+	sink := &logSink{}
+	set, err := New(Config{Functions: []Spec{{Type: "format"}, {Type: "test_field"}, {Name: "f2", Type: "format"}, {Name: "t2", Type: "test_field"}}}, WithLogger(sink.log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := []Sample{{Completion: "<think>a</think><answer>1</answer>", Fields: map[string]any{"r": 1.0}}}
+	for i := 0; i < 20000; i++ {
+		res, err := set.Score(context.Background(), samples)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Excluded[0] {
+			t.Fatalf("batch %d failed: %q", i, sink.msgs)
+		}
+	}
+}
