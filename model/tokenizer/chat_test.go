@@ -1,0 +1,147 @@
+package tokenizer
+
+import (
+	"strings"
+	"testing"
+)
+
+var chatCases = []refChat{
+	{Messages: []Message{{"user", "What is 2+2?"}}, AddGenerationPrompt: true},
+	{Messages: []Message{{"system", "You are terse."}, {"user", "Hi there"}}, AddGenerationPrompt: true},
+	{Messages: []Message{{"system", "S"}, {"user", "q1"}, {"assistant", "a1"}, {"user", "  q2 with spaces \n"}}, AddGenerationPrompt: true},
+	{Messages: []Message{{"user", "多语言 😀"}, {"assistant", "ok"}, {"user", "again"}}, AddGenerationPrompt: true},
+}
+
+// TestChatTemplateMatchesReference renders Llama 3's own Jinja template in
+// the reference and compares it with the built-in format it was recognised
+// as, then checks the ids of the rendered prompt. (The reference's Jinja
+// engine cannot parse Qwen3's template; TestChatML checks that one.)
+func TestChatTemplateMatchesReference(t *testing.T) {
+	want := map[string]ChatTemplate{"llama3": Llama3}
+	for name, tmpl := range want {
+		t.Run(name, func(t *testing.T) {
+			tok := loadReal(t, name)
+			if tok.ChatTemplate() != tmpl {
+				t.Fatalf("detected template %q, want %q", tok.ChatTemplate(), tmpl)
+			}
+			var texts []string
+			for _, c := range chatCases {
+				s, err := tok.ApplyChatTemplate(c.Messages, c.AddGenerationPrompt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				texts = append(texts, s)
+			}
+			resp := runReference(t, realTokenizerDir(name), texts, chatCases, false)
+			for i, s := range texts {
+				if s != resp.Chats[i] {
+					t.Errorf("case %d: got %q\nwant %q", i, s, resp.Chats[i])
+				}
+				if got := tok.Encode(s, false); !equalIDs(got, resp.Results[i].IDsPlain) {
+					t.Errorf("case %d ids: %s", i, firstDiff(tok, got, resp.Results[i].IDsPlain))
+				}
+			}
+		})
+	}
+}
+
+// Llama 2's files on npm carry no chat template; the expected strings
+// follow Meta's published template.
+func TestLlama2ChatTemplate(t *testing.T) {
+	tok, err := NewCharTokenizer(CharOptions{Chars: "abc", Special: []string{"<s>", "</s>"}, BOS: "<s>", EOS: "</s>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.SetChatTemplate("llama2"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		msgs []Message
+		want string
+	}{
+		{[]Message{{"user", "Hi"}}, "<s>[INST] Hi [/INST]"},
+		{[]Message{{"system", "Be brief."}, {"user", " Hi "}}, "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n Hi [/INST]"},
+		{[]Message{{"user", "a"}, {"assistant", "b "}, {"user", "c"}}, "<s>[INST] a [/INST] b </s><s>[INST] c [/INST]"},
+	}
+	for _, tc := range tests {
+		got, err := tok.ApplyChatTemplate(tc.msgs, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+	if _, err := tok.ApplyChatTemplate([]Message{{"assistant", "x"}}, true); err == nil {
+		t.Error("assistant first: want an error")
+	}
+}
+
+func TestChatTemplateSelection(t *testing.T) {
+	tests := []struct {
+		src  string
+		want ChatTemplate
+	}{
+		{"chatml", ChatML},
+		{"plain", Plain},
+		{"{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}", ChatML},
+		{"{{ '<|start_header_id|>' }}", Llama3},
+		{"{{ bos_token + '[INST] ' }}", Llama2},
+		{"{{ messages }}", ""},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		if got := detectChatTemplate(tc.src); got != tc.want {
+			t.Errorf("detect(%q) = %q, want %q", tc.src, got, tc.want)
+		}
+	}
+	tok, err := NewCharTokenizer(CharOptions{Chars: "ab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok.ApplyChatTemplate([]Message{{"user", "a"}}, true); err == nil || !strings.Contains(err.Error(), "SetChatTemplate") {
+		t.Errorf("no template: err = %v, want advice to SetChatTemplate", err)
+	}
+	if err := tok.SetChatTemplate("jinja"); err == nil {
+		t.Error("unknown template name: want an error")
+	}
+	if err := tok.SetChatTemplate("plain"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tok.ApplyChatTemplate([]Message{{"system", "Solve."}, {"user", "1+1="}}, true)
+	if err != nil || got != "Solve.\n\n1+1=" {
+		t.Errorf("plain = %q, %v", got, err)
+	}
+}
+
+// TestChatML checks Qwen3's recognised template against the strings its
+// Jinja template renders for conversations that end with a user turn.
+func TestChatML(t *testing.T) {
+	tok := loadReal(t, "qwen3")
+	if tok.ChatTemplate() != ChatML {
+		t.Fatalf("detected template %q, want chatml", tok.ChatTemplate())
+	}
+	tests := []struct {
+		msgs []Message
+		gen  bool
+		want string
+	}{
+		{[]Message{{"user", "What is 2+2?"}}, true, "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"},
+		{[]Message{{"system", "S"}, {"user", "q"}}, false, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nq<|im_end|>\n"},
+		{[]Message{{"user", "q1"}, {"assistant", "a1"}, {"user", "q2"}}, true,
+			"<|im_start|>user\nq1<|im_end|>\n<|im_start|>assistant\na1<|im_end|>\n<|im_start|>user\nq2<|im_end|>\n<|im_start|>assistant\n"},
+	}
+	for _, tc := range tests {
+		got, err := tok.ApplyChatTemplate(tc.msgs, tc.gen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+	ids := tok.Encode("<|im_start|>user\nhi<|im_end|>\n", false)
+	if ids[0] != 151644 || ids[len(ids)-2] != 151645 {
+		t.Errorf("ChatML markers did not encode to their special ids: %v", ids)
+	}
+}
