@@ -183,6 +183,10 @@ func (e *External) call(ctx context.Context, i int, s *Sample) (v float64, metri
 		if err := pr.start(e.p); err != nil {
 			return 0, nil, true, err
 		}
+		if e.closed.Load() { // Close ran while the program started
+			pr.kill()
+			return 0, nil, false, errors.New("external reward is closed")
+		}
 	}
 	fields := s.Fields
 	if fields == nil {
@@ -269,6 +273,7 @@ type extProc struct {
 	stdin  *os.File
 	lines  chan lineResult
 	exited chan struct{}
+	stop   chan struct{} // closed by kill: the line reader gives up
 	stderr *tailWriter
 }
 
@@ -322,22 +327,31 @@ func (p *extProc) start(ep ExternalParams) error {
 	inR.Close()
 	outW.Close()
 	exited := make(chan struct{})
+	stop := make(chan struct{})
 	lines := make(chan lineResult, 1)
 	go func() {
 		_ = cmd.Wait() // the exit status is reported through the reader
 		close(exited)
 	}()
-	go readLines(outR, ep.MaxLineBytes, lines)
+	go readLines(outR, ep.MaxLineBytes, lines, stop)
 	p.mu.Lock()
-	p.cmd, p.stdin, p.lines, p.exited, p.stderr = cmd, inW, lines, exited, tail
+	p.cmd, p.stdin, p.lines, p.exited, p.stop, p.stderr = cmd, inW, lines, exited, stop, tail
 	p.mu.Unlock()
 	return nil
 }
 
 // readLines forwards complete lines; it ends with an error (io.EOF when the
-// program closed stdout).
-func readLines(r *os.File, maxLine int, out chan<- lineResult) {
+// program closed stdout) or when stop is closed.
+func readLines(r *os.File, maxLine int, out chan<- lineResult, stop <-chan struct{}) {
 	defer r.Close()
+	send := func(lr lineResult) bool {
+		select {
+		case out <- lr:
+			return true
+		case <-stop:
+			return false
+		}
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		var line []byte
@@ -345,19 +359,21 @@ func readLines(r *os.File, maxLine int, out chan<- lineResult) {
 			chunk, err := br.ReadSlice('\n')
 			line = append(line, chunk...)
 			if len(line) > maxLine {
-				out <- lineResult{err: fmt.Errorf("answer line longer than %d bytes", maxLine)}
+				send(lineResult{err: fmt.Errorf("answer line longer than %d bytes", maxLine)})
 				return
 			}
 			if err == bufio.ErrBufferFull {
 				continue
 			}
 			if err != nil {
-				out <- lineResult{err: err}
+				send(lineResult{err: err})
 				return
 			}
 			break
 		}
-		out <- lineResult{line: line}
+		if !send(lineResult{line: line}) {
+			return
+		}
 	}
 }
 
@@ -420,12 +436,13 @@ func (p *extProc) exitError(exited chan struct{}, tail *tailWriter, cause error)
 // kill stops the process and its group; safe to call at any time.
 func (p *extProc) kill() {
 	p.mu.Lock()
-	cmd, stdin, exited := p.cmd, p.stdin, p.exited
-	p.cmd, p.stdin = nil, nil
+	cmd, stdin, exited, stop := p.cmd, p.stdin, p.exited, p.stop
+	p.cmd, p.stdin, p.stop = nil, nil, nil
 	p.mu.Unlock()
 	if cmd == nil {
 		return
 	}
+	close(stop)
 	if stdin != nil {
 		stdin.Close()
 	}

@@ -180,3 +180,35 @@ func TestExternalParamsAndClose(t *testing.T) {
 		t.Error("Score after Close should fail its samples")
 	}
 }
+
+func TestExternalLongLineAndEnv(t *testing.T) {
+	script := writeScript(t, "long.py", `import sys, os
+for line in sys.stdin:
+    if os.environ.get("LONG") == "1":
+        print("1" * 5000)
+    else:
+        print(os.environ.get("SCORE", "0"))
+    sys.stdout.flush()
+`)
+	p := DefaultExternalParams()
+	p.Command = []string{python(t), script}
+	p.MaxLineBytes = 100
+	p.Env = []string{"LONG=1"}
+	out, err := newExternal(t, p).Score(context.Background(), make([]Sample, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Errs[0] == nil || !strings.Contains(out.Errs[0].Error(), "longer than 100 bytes") {
+		t.Errorf("err %v, want a line-length error", out.Errs[0])
+	}
+	p.Env = []string{"SCORE=0.75"}
+	out, err = newExternal(t, p).Score(context.Background(), make([]Sample, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range out.Values {
+		if out.Errs[i] != nil || v != 0.75 {
+			t.Errorf("sample %d: %v (%v), want 0.75 from the environment", i, v, out.Errs[i])
+		}
+	}
+}

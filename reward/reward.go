@@ -48,9 +48,10 @@ type Scores struct {
 // failed reports whether sample i has an error.
 func (s Scores) failed(i int) bool { return s.Errs != nil && s.Errs[i] != nil }
 
-// Reward scores a batch of samples. Implementations must be safe for use by
-// one Score call at a time; the Set never calls one Reward concurrently.
-// They should return early when ctx is done.
+// Reward scores a batch of samples. The Set never calls one Reward
+// concurrently with itself, but runs different Rewards concurrently on the
+// same samples, so Score must not modify them. It should return promptly
+// once ctx is done, marking unfinished samples with errors.
 type Reward interface {
 	Score(ctx context.Context, samples []Sample) (Scores, error)
 }

@@ -379,23 +379,17 @@ func (e *entry) run(ctx context.Context, samples []Sample) (Scores, error) {
 	}()
 	select {
 	case o := <-done:
-		if o.err == nil && ctx.Err() == context.DeadlineExceeded {
-			// Rewards that check ctx report late samples as errors;
-			// keep those per-sample errors.
-			return o.s, nil
-		}
 		return o.s, o.err
 	case <-ctx.Done():
 	}
-	// Give a reward that honours ctx a moment to hand back partial results.
+	// Give a reward that honours ctx a moment to hand back partial
+	// results (the built-ins return at once with the unfinished samples
+	// marked).
 	grace := time.NewTimer(100 * time.Millisecond)
 	defer grace.Stop()
 	select {
 	case o := <-done:
-		if o.err != nil {
-			return o.s, o.err
-		}
-		return o.s, nil
+		return o.s, o.err
 	case <-grace.C:
 		return Scores{}, fmt.Errorf("timed out after %s", e.timeout)
 	}
