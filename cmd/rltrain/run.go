@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rltrain/rltrain/train"
+	"github.com/rltrain/rltrain/train/config"
+)
+
+type runFlags struct {
+	sets        []string
+	resume      string
+	printConfig bool
+	dryRun      bool
+	overwrite   bool
+}
+
+func init() {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run CONFIG",
+		Short: "Train: supervised warm-up (if configured) then RL, with checkpoints",
+		Long: `Run the training a YAML config describes. SIGINT or SIGTERM finishes the
+current step, writes a checkpoint and exits 0; --resume continues from the
+newest complete checkpoint (or the one given), bit for bit on the CPU backend.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTrain(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], f)
+		},
+	}
+	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override an option: --set optim.lr=2e-6 (repeatable)")
+	cmd.Flags().StringVar(&f.resume, "resume", "", "resume from the newest complete checkpoint, or from PATH")
+	cmd.Flags().Lookup("resume").NoOptDefVal = "latest"
+	cmd.Flags().BoolVar(&f.printConfig, "print-config", false, "print the resolved config and exit")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "build everything (model, data, rewards) and exit without training")
+	cmd.Flags().BoolVar(&f.overwrite, "overwrite", false, "start fresh even if the output directory holds checkpoints")
+	rootCmd.AddCommand(cmd)
+}
+
+// loadConfig reads a config with --set overrides applied.
+func loadConfig(path string, sets []string) (*config.Config, error) {
+	return config.Load(path, sets)
+}
+
+func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runFlags) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cfg, err := loadConfig(path, f.sets)
+	if err != nil {
+		return err
+	}
+	if f.printConfig {
+		y, err := cfg.YAML()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(y)
+		return err
+	}
+	train.Version = version
+	t, err := train.New(cfg, train.Options{Resume: f.resume, Overwrite: f.overwrite, Console: stderr, Progress: isTerminal(stderr)})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	m := t.Policy().Model
+	fmt.Fprintf(stderr, "model %s: %d parameters, %d layers, hidden %d, vocab %d; backend %s\n",
+		m.Cfg.Architecture, m.NumParams(), m.Cfg.Layers, m.Cfg.Hidden, m.Cfg.Vocab, m.Backend().Name())
+	if f.dryRun {
+		fmt.Fprintln(stdout, "dry run: config, data, model and rewards are ready")
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sum, err := t.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if sum.BaselineEval != nil {
+		fmt.Fprintf(stdout, "baseline accuracy (before RL): %.3f\n", sum.BaselineEval.Accuracy)
+	}
+	if sum.FinalEval != nil {
+		fmt.Fprintf(stdout, "final accuracy: %.3f (mean reward %.3f)\n", sum.FinalEval.Accuracy, sum.FinalEval.MeanReward)
+	}
+	if sum.Interrupted {
+		fmt.Fprintf(stdout, "interrupted after step %d; resume with: rltrain run %s --resume\n", sum.Steps, path)
+	}
+	if sum.LastCheckpoint != "" {
+		fmt.Fprintf(stdout, "checkpoint: %s\n", sum.LastCheckpoint)
+	}
+	fmt.Fprintf(stdout, "metrics: %s\n", sum.MetricsPath)
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,417 @@
+package train
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/rltrain/rltrain/model/safetensors"
+	"github.com/rltrain/rltrain/train/config"
+)
+
+// A checkpoint directory holds:
+//
+//	config.json, model.safetensors     the policy, loadable by transformers
+//	tokenizer.json, tokenizer_config.json
+//	optimizer.safetensors              AdamW moments (m.<name>, v.<name>)
+//	reference.safetensors              the frozen reference, when beta > 0
+//	trainer_state.json                 step, cursors, reward state, config
+//	DONE                               written last: the checkpoint is complete
+//
+// It is written into a temporary sibling directory, every file fsynced,
+// DONE added, and renamed into place, so a crash or a full disk at any
+// point leaves either the complete new checkpoint or none (and the older
+// ones untouched).
+const (
+	stateFile     = "trainer_state.json"
+	optimizerFile = "optimizer.safetensors"
+	referenceFile = "reference.safetensors"
+	doneFile      = "DONE"
+	tmpPrefix     = ".tmp-"
+)
+
+// checkpointName is sft-N during the warm-up and step-N during RL.
+func checkpointName(phase string, step int) string {
+	if phase == "sft" {
+		return fmt.Sprintf("sft-%d", step)
+	}
+	return fmt.Sprintf("step-%d", step)
+}
+
+// checkpointOrder ranks a checkpoint directory name: warm-up checkpoints
+// before RL ones, then by step; ok is false for other names.
+func checkpointOrder(name string) (rank int, ok bool) {
+	for i, prefix := range []string{"sft-", "step-"} {
+		if s, found := strings.CutPrefix(name, prefix); found {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return 0, false
+			}
+			return i<<40 | n, true
+		}
+	}
+	return 0, false
+}
+
+// completeCheckpoints lists, oldest first, the checkpoint directories under
+// dir that have their DONE marker.
+func completeCheckpoints(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	type ck struct {
+		path string
+		rank int
+	}
+	var cks []ck
+	for _, e := range entries {
+		rank, ok := checkpointOrder(e.Name())
+		if !ok || !e.IsDir() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if _, err := os.Stat(filepath.Join(p, doneFile)); err == nil {
+			cks = append(cks, ck{p, rank})
+		}
+	}
+	sort.Slice(cks, func(i, j int) bool { return cks[i].rank < cks[j].rank })
+	out := make([]string, len(cks))
+	for i, c := range cks {
+		out[i] = c.path
+	}
+	return out, nil
+}
+
+// LatestCheckpoint returns the newest complete checkpoint under dir.
+func LatestCheckpoint(dir string) (string, error) {
+	cks, err := completeCheckpoints(dir)
+	if err != nil {
+		return "", err
+	}
+	if len(cks) == 0 {
+		return "", fmt.Errorf("no complete checkpoint in %s", dir)
+	}
+	return cks[len(cks)-1], nil
+}
+
+func (t *Trainer) resumeDir() (string, error) {
+	switch t.opts.Resume {
+	case "":
+		return "", nil
+	case "latest":
+		return LatestCheckpoint(t.ckptDir)
+	}
+	dir := t.opts.Resume
+	if _, err := os.Stat(filepath.Join(dir, doneFile)); err != nil {
+		if _, err2 := os.Stat(dir); err2 != nil {
+			return "", fmt.Errorf("resume: %w", err2)
+		}
+		// A run directory or a checkpoints directory: take its newest.
+		for _, d := range []string{filepath.Join(dir, "checkpoints"), dir} {
+			if p, err := LatestCheckpoint(d); err == nil {
+				return p, nil
+			}
+		}
+		return "", fmt.Errorf("resume: %s is not a complete checkpoint (no %s marker)", dir, doneFile)
+	}
+	return dir, nil
+}
+
+func readState(dir string) (State, error) {
+	var st State
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return st, fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("checkpoint %s: %s: %w", dir, stateFile, err)
+	}
+	if st.Phase != "sft" && st.Phase != "rl" {
+		return st, fmt.Errorf("checkpoint %s: %s: unknown phase %q", dir, stateFile, st.Phase)
+	}
+	return st, nil
+}
+
+// checkResumeConfig compares the checkpoint's config with the current one:
+// breaking changes are an error, harmless ones are reported.
+func (t *Trainer) checkResumeConfig(dir string) error {
+	st, err := readState(dir)
+	if err != nil {
+		return err
+	}
+	old, err := config.Parse([]byte(st.Config), filepath.Join(dir, stateFile))
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: stored config: %w", dir, err)
+	}
+	harmless, breaking := config.Diff(old, t.cfg)
+	if len(breaking) > 0 {
+		return fmt.Errorf("resume from %s: the config changes options that would break the run:\n  %s\n(start a new run in another train.out_dir to change them)", dir, strings.Join(breaking, "\n  "))
+	}
+	for _, h := range harmless {
+		t.logf("resume: changed %s", h)
+	}
+	return nil
+}
+
+// restore loads a checkpoint into the freshly built trainer.
+func (t *Trainer) restore(dir string) error {
+	st, err := readState(dir)
+	if err != nil {
+		return err
+	}
+	tensors, _, err := safetensors.ReadModel(dir)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if err := t.pol.Model.SetTensors(dir, tensors); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if st.Phase == "rl" {
+		if err := t.newRLOptimizer(); err != nil {
+			return err
+		}
+		if err := t.loadOptimizer(filepath.Join(dir, optimizerFile)); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", dir, err)
+		}
+		t.opt.SetStepCount(st.OptStep)
+		if t.ref != nil {
+			ref, _, err := safetensors.ReadFile(filepath.Join(dir, referenceFile))
+			if err != nil {
+				return fmt.Errorf("checkpoint %s: reference model: %w", dir, err)
+			}
+			if err := t.ref.SetTensors(filepath.Join(dir, referenceFile), ref); err != nil {
+				return fmt.Errorf("checkpoint %s: %w", dir, err)
+			}
+		}
+	} else if st.SFTCursor != nil {
+		t.sftResume = st.SFTCursor
+	}
+	if err := t.src.Train.Restore(st.Cursor); err != nil {
+		return fmt.Errorf("checkpoint %s: data cursor: %w", dir, err)
+	}
+	if len(st.RewardState) > 0 {
+		if err := t.rewards.UnmarshalState(st.RewardState); err != nil {
+			return fmt.Errorf("checkpoint %s: reward state: %w", dir, err)
+		}
+	}
+	t.state = st
+	t.lastCkp = st.Step
+	t.logf("resumed from %s (%s step %d)", dir, st.Phase, map[bool]int{true: st.SFTStep, false: st.Step}[st.Phase == "sft"])
+	return nil
+}
+
+func (t *Trainer) loadOptimizer(path string) error {
+	ts, _, err := safetensors.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	be := t.be
+	for i, p := range t.opt.Params() {
+		m, v := t.opt.Moments(i)
+		for _, part := range []struct {
+			prefix string
+			buf    interface{ Len() int }
+		}{{"m.", m}, {"v.", v}} {
+			tt, ok := ts[part.prefix+p.Name]
+			if !ok {
+				return fmt.Errorf("%s: tensor %q is missing", path, part.prefix+p.Name)
+			}
+			if len(tt.Data) != part.buf.Len() {
+				return fmt.Errorf("%s: tensor %q has %d values, the model needs %d", path, part.prefix+p.Name, len(tt.Data), part.buf.Len())
+			}
+		}
+		be.Upload(m, ts["m."+p.Name].Data)
+		be.Upload(v, ts["v."+p.Name].Data)
+	}
+	return nil
+}
+
+// saveCheckpoint writes the current state as a new checkpoint.
+func (t *Trainer) saveCheckpoint() (string, error) { return t.saveCheckpointWithMetric(nil) }
+
+func (t *Trainer) saveCheckpointWithMetric(m map[string]float64) (string, error) {
+	if err := t.metrics.Sync(); err != nil {
+		return "", fmt.Errorf("checkpoint: metrics: %w", err)
+	}
+	step := t.state.Step
+	if t.state.Phase == "sft" {
+		step = t.state.SFTStep
+	}
+	name := checkpointName(t.state.Phase, step)
+	final := filepath.Join(t.ckptDir, name)
+	if err := os.MkdirAll(t.ckptDir, 0o755); err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	tmp, err := os.MkdirTemp(t.ckptDir, tmpPrefix+name+"-")
+	if err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := t.writeCheckpoint(tmp, m); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("checkpoint %s: %w (the previous checkpoints are intact)", final, err)
+	}
+	if _, err := os.Stat(final); err == nil {
+		// Re-saving the same step (an interrupted run resumed and
+		// interrupted again): replace the old copy.
+		old := final + ".old"
+		os.RemoveAll(old)
+		if err := os.Rename(final, old); err != nil {
+			os.RemoveAll(tmp)
+			return "", fmt.Errorf("checkpoint: %w", err)
+		}
+		defer os.RemoveAll(old)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := syncDir(t.ckptDir); err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	t.lastCkp = t.state.Step
+	if m != nil && t.cfg.Checkpoint.KeepBest > 0 {
+		if v, ok := m[t.cfg.Checkpoint.Metric]; ok && finite(v) {
+			t.state.Best = append(t.state.Best, BestEntry{Step: t.state.Step, Value: v})
+		}
+	}
+	t.prune()
+	return final, nil
+}
+
+func (t *Trainer) writeCheckpoint(dir string, m map[string]float64) error {
+	be := t.be
+	if err := t.pol.Model.Save(dir, safetensors.F32); err != nil {
+		return err
+	}
+	if err := t.pol.writeTokenizer(dir); err != nil {
+		return err
+	}
+	if t.opt != nil {
+		var ts []*safetensors.Tensor
+		for i, p := range t.opt.Params() {
+			mm, vv := t.opt.Moments(i)
+			shape := []int{p.Value.Len()}
+			ts = append(ts, &safetensors.Tensor{Name: "m." + p.Name, Shape: shape, Data: download(be, mm)},
+				&safetensors.Tensor{Name: "v." + p.Name, Shape: shape, Data: download(be, vv)})
+		}
+		if err := safetensors.WriteFile(filepath.Join(dir, optimizerFile), ts, nil, safetensors.F32); err != nil {
+			return err
+		}
+		t.state.OptStep = t.opt.StepCount()
+	}
+	if t.ref != nil && t.state.Phase == "rl" {
+		if err := safetensors.WriteFile(filepath.Join(dir, referenceFile), t.ref.HostTensors(false), nil, safetensors.F32); err != nil {
+			return err
+		}
+	}
+	st := t.state
+	st.Cursor = t.src.Train.Cursor()
+	if t.sftStream != nil {
+		c := t.sftStream.Cursor()
+		st.SFTCursor = &c
+	}
+	rs, err := t.rewards.MarshalState()
+	if err != nil {
+		return fmt.Errorf("reward state: %w", err)
+	}
+	st.RewardState = rs
+	yml, err := t.cfg.YAML()
+	if err != nil {
+		return err
+	}
+	st.Config = string(yml)
+	st.MetricLines = t.metrics.lines
+	if m != nil {
+		if v, ok := m[t.cfg.Checkpoint.Metric]; ok && finite(v) && t.cfg.Checkpoint.KeepBest > 0 {
+			st.Best = append(append([]BestEntry(nil), st.Best...), BestEntry{Step: st.Step, Value: v})
+		}
+	}
+	js, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeSynced(filepath.Join(dir, stateFile), js); err != nil {
+		return err
+	}
+	if err := writeSynced(filepath.Join(dir, doneFile), []byte("complete\n")); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// prune deletes checkpoints beyond keep_last, sparing the keep_best best
+// ones by checkpoint.metric.
+func (t *Trainer) prune() {
+	keepLast := t.cfg.Checkpoint.KeepLast
+	if keepLast <= 0 {
+		return
+	}
+	cks, err := completeCheckpoints(t.ckptDir)
+	if err != nil {
+		t.logf("checkpoint: %v", err)
+		return
+	}
+	keep := map[string]bool{}
+	for _, p := range cks[max(0, len(cks)-keepLast):] {
+		keep[p] = true
+	}
+	if kb := t.cfg.Checkpoint.KeepBest; kb > 0 {
+		best := append([]BestEntry(nil), t.state.Best...)
+		sort.SliceStable(best, func(i, j int) bool {
+			if t.cfg.Checkpoint.Mode == "min" {
+				return best[i].Value < best[j].Value
+			}
+			return best[i].Value > best[j].Value
+		})
+		for _, b := range best[:min(kb, len(best))] {
+			keep[filepath.Join(t.ckptDir, checkpointName("rl", b.Step))] = true
+		}
+	}
+	for _, p := range cks {
+		if !keep[p] {
+			if err := os.RemoveAll(p); err != nil {
+				t.logf("checkpoint: remove %s: %v", p, err)
+			}
+		}
+	}
+	// Leftovers of interrupted saves.
+	if entries, err := os.ReadDir(t.ckptDir); err == nil {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), tmpPrefix) {
+				os.RemoveAll(filepath.Join(t.ckptDir, e.Name()))
+			}
+		}
+	}
+}
+
+func writeSynced(path string, data []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,125 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/rltrain/rltrain/data"
+)
+
+// EvalResult summarises an evaluation.
+type EvalResult struct {
+	Prompts int
+	// Samples per prompt (1 for greedy).
+	Samples int
+	// Accuracy is the fraction of completions judged correct: by the
+	// built-in task's verifier, or else by the first reward (≥ 0.5).
+	Accuracy float64
+	// PassAtK is the fraction of prompts with at least one correct
+	// completion among Samples.
+	PassAtK    float64
+	MeanReward float64
+	MeanLength float64
+	// Examples holds the first few (prompt, completion, correct) triples.
+	Examples []EvalExample
+}
+
+// EvalExample is one scored completion, for display.
+type EvalExample struct {
+	Prompt, Completion string
+	Correct            bool
+	Reward             float64
+}
+
+// Metrics renders the result under eval/ names.
+func (r *EvalResult) Metrics() map[string]float64 {
+	m := map[string]float64{
+		"eval/accuracy":    r.Accuracy,
+		"eval/reward":      r.MeanReward,
+		"eval/mean_length": r.MeanLength,
+	}
+	if r.Samples > 1 {
+		m[fmt.Sprintf("eval/pass@%d", r.Samples)] = r.PassAtK
+	}
+	return m
+}
+
+// Evaluate generates greedily, one completion per example, and scores it.
+func (t *Trainer) Evaluate(exs []data.Example) (*EvalResult, error) {
+	return t.EvaluateSampled(exs, 1, 0)
+}
+
+// EvaluateSampled generates k completions per example at the given
+// temperature (0: greedy, then k must be 1) and scores them.
+func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64) (*EvalResult, error) {
+	if k < 1 {
+		return nil, fmt.Errorf("eval: samples must be at least 1, got %d", k)
+	}
+	if temperature == 0 && k > 1 {
+		return nil, fmt.Errorf("eval: %d samples per prompt need a temperature above 0", k)
+	}
+	saved := t.engine.Cfg
+	defer func() { t.engine.Cfg = saved }()
+	t.engine.Cfg.GroupSize = k
+	t.engine.Cfg.Temperature = temperature
+	t.engine.Cfg.TopK, t.engine.Cfg.TopP, t.engine.Cfg.MinP = 0, 1, 0
+	res := &EvalResult{Prompts: len(exs), Samples: k}
+	if len(exs) == 0 {
+		return res, nil
+	}
+	var correct, rewardSum, lenSum float64
+	var rewardN int
+	passed := 0
+	chunk := max(1, t.engine.Cfg.MaxBatch/k)
+	for lo := 0; lo < len(exs); lo += chunk {
+		part := exs[lo:min(lo+chunk, len(exs))]
+		// Eval streams use their own index range so they never share a
+		// sampling stream with training prompts.
+		groups, _, _, _, err := t.rollOut(context.Background(), part, 1<<62+uint64(lo))
+		if err != nil {
+			return nil, fmt.Errorf("eval: %w", err)
+		}
+		for _, g := range groups {
+			any := false
+			for si, c := range g.comps {
+				ok := t.isCorrect(g, si)
+				if ok {
+					correct++
+					any = true
+				}
+				if r := g.totals[si]; !math.IsNaN(r) {
+					rewardSum += r
+					rewardN++
+				}
+				lenSum += float64(len(c.IDs))
+				if len(res.Examples) < 8 {
+					res.Examples = append(res.Examples, EvalExample{Prompt: g.text, Completion: c.Text, Correct: ok, Reward: g.totals[si]})
+				}
+			}
+			if any {
+				passed++
+			}
+		}
+	}
+	n := float64(len(exs) * k)
+	res.Accuracy = correct / n
+	res.PassAtK = float64(passed) / float64(len(exs))
+	res.MeanLength = lenSum / n
+	if rewardN > 0 {
+		res.MeanReward = rewardSum / float64(rewardN)
+	}
+	return res, nil
+}
+
+// isCorrect judges sample si of a group.
+func (t *Trainer) isCorrect(g *rolledGroup, si int) bool {
+	if t.src.Task != nil {
+		return t.src.Task.Score(g.ex, g.comps[si].Text) >= 1
+	}
+	if len(g.comp) == 0 {
+		return false
+	}
+	v := g.comp[0][si]
+	return !math.IsNaN(v) && v >= 0.5
+}

@@ -1,0 +1,269 @@
+// Package train runs rltrain's training loop: an optional supervised
+// warm-up, then RL steps (rollouts → rewards → advantages → clipped-ratio or
+// DRPO updates), with periodic evaluation, metrics, and checkpoints that
+// resume bit for bit on the CPU backend.
+package train
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/rltrain/rltrain/data"
+	"github.com/rltrain/rltrain/kernels"
+	"github.com/rltrain/rltrain/kernels/cpu"
+	"github.com/rltrain/rltrain/model"
+	"github.com/rltrain/rltrain/model/tokenizer"
+	"github.com/rltrain/rltrain/optim"
+	"github.com/rltrain/rltrain/reward"
+	"github.com/rltrain/rltrain/rollout"
+	"github.com/rltrain/rltrain/train/config"
+)
+
+// NewBackend returns the compute backend a config selects. Other backends
+// register themselves through RegisterBackend (the CUDA backend does in
+// builds with the cuda tag).
+func NewBackend(c config.Backend) (kernels.Backend, error) {
+	if f, ok := backends[c.Type]; ok {
+		return f(c)
+	}
+	switch c.Type {
+	case "", "cpu":
+		return cpu.New(c.Threads), nil
+	case "cuda":
+		return nil, errors.New("backend cuda: this binary was built without CUDA support; rebuild with `go build -tags cuda ./cmd/rltrain` on a machine with the CUDA toolkit")
+	}
+	return nil, fmt.Errorf("backend %q is not supported (cpu or cuda)", c.Type)
+}
+
+var backends = map[string]func(config.Backend) (kernels.Backend, error){}
+
+// RegisterBackend makes a backend type available to configs.
+func RegisterBackend(name string, f func(config.Backend) (kernels.Backend, error)) {
+	backends[name] = f
+}
+
+// Policy is a model with its tokenizer.
+type Policy struct {
+	Model *model.Model
+	Tok   *tokenizer.Tokenizer
+	// EOS lists the ids that end a completion.
+	EOS []int32
+	// tokenizer.json and tokenizer_config.json as loaded, copied into
+	// every checkpoint.
+	tokJSON, tokConfigJSON []byte
+}
+
+// LoadPolicy loads or builds the policy a config describes. For a
+// from-scratch model the tokenizer is the built-in character tokenizer
+// over the task's alphabet (or printable ASCII).
+func LoadPolicy(c *config.Config, be kernels.Backend, task data.Task) (*Policy, error) {
+	var tj, tcj []byte
+	var err error
+	switch {
+	case c.Model.Tokenizer != "":
+		tj, tcj, err = readTokenizerFiles(c.Model.Tokenizer)
+	case c.Model.Path != "":
+		tj, tcj, err = readTokenizerFiles(c.Model.Path)
+	default:
+		tj, tcj, err = tokenizer.CharTokenizerJSON(charOptions(task))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model.tokenizer: %w", err)
+	}
+	tok, err := tokenizer.FromJSON(tj, tcj)
+	if err != nil {
+		return nil, fmt.Errorf("model.tokenizer: %w", err)
+	}
+	if c.Model.ChatTemplate != "" && c.Model.ChatTemplate != "auto" {
+		if err := tok.SetChatTemplate(c.Model.ChatTemplate); err != nil {
+			return nil, fmt.Errorf("model.chat_template: %w", err)
+		}
+	}
+	var m *model.Model
+	if c.Model.Path != "" {
+		m, err = model.Load(c.Model.Path, be)
+		if err != nil {
+			return nil, fmt.Errorf("model.path: %w", err)
+		}
+		if m.Cfg.Vocab < tok.VocabSize() {
+			return nil, fmt.Errorf("model.path: the model's vocabulary (%d) is smaller than its tokenizer's (%d)", m.Cfg.Vocab, tok.VocabSize())
+		}
+	} else {
+		m, err = initModel(c.Model.Init, tok, be, uint64(c.Train.Seed))
+		if err != nil {
+			return nil, err
+		}
+	}
+	p := &Policy{Model: m, Tok: tok, tokJSON: tj, tokConfigJSON: tcj}
+	seen := map[int32]bool{}
+	for _, id := range append(append([]int(nil), m.Cfg.EOS...), tok.EOS()) {
+		if id >= 0 && !seen[int32(id)] {
+			seen[int32(id)] = true
+			p.EOS = append(p.EOS, int32(id))
+		}
+	}
+	if len(p.EOS) == 0 {
+		return nil, errors.New("model: neither the model config nor the tokenizer names an end-of-sequence token")
+	}
+	return p, nil
+}
+
+// readTokenizerFiles reads tokenizer.json (and tokenizer_config.json when
+// present) from a model directory or a tokenizer.json path.
+func readTokenizerFiles(path string) (tj, tcj []byte, err error) {
+	dir, file := path, filepath.Join(path, "tokenizer.json")
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		dir, file = filepath.Dir(path), path
+	}
+	if tj, err = os.ReadFile(file); err != nil {
+		return nil, nil, err
+	}
+	tcj, err = os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return tj, nil, nil
+	}
+	return tj, tcj, err
+}
+
+// writeTokenizer copies the tokenizer files into a checkpoint directory.
+func (p *Policy) writeTokenizer(dir string) error {
+	if err := writeSynced(filepath.Join(dir, "tokenizer.json"), p.tokJSON); err != nil {
+		return err
+	}
+	if p.tokConfigJSON != nil {
+		return writeSynced(filepath.Join(dir, "tokenizer_config.json"), p.tokConfigJSON)
+	}
+	return nil
+}
+
+// charOptions is the tokenizer of a from-scratch model: the task's
+// characters (or printable ASCII) plus ChatML markers, EOS <|endoftext|>.
+func charOptions(task data.Task) tokenizer.CharOptions {
+	opts := tokenizer.DefaultCharOptions()
+	if task != nil {
+		opts.Chars = task.Alphabet()
+	}
+	return opts
+}
+
+func initModel(in config.Init, tok *tokenizer.Tokenizer, be kernels.Backend, seed uint64) (*model.Model, error) {
+	if in.Heads <= 0 || in.Hidden%in.Heads != 0 {
+		return nil, fmt.Errorf("model.init: hidden (%d) must be a multiple of heads (%d)", in.Hidden, in.Heads)
+	}
+	cfg := model.Config{
+		Architecture: "LlamaForCausalLM", ModelType: "llama",
+		Vocab: tok.VocabSize(), Hidden: in.Hidden, Layers: in.Layers, Heads: in.Heads, KVHeads: in.KVHeads,
+		HeadDim: in.Hidden / in.Heads, FFN: in.FFN, RMSEps: in.NormEps, RopeTheta: in.RopeTheta,
+		MaxPositions: in.MaxSeq, TieEmbeddings: in.TieEmbeddings, BOS: tok.BOS(),
+	}
+	if eos := tok.EOS(); eos >= 0 {
+		cfg.EOS = []int{eos}
+	}
+	m, err := model.New(cfg, be)
+	if err != nil {
+		return nil, fmt.Errorf("model.init: %w", err)
+	}
+	m.InitRandom(seed, in.InitStd)
+	return m, nil
+}
+
+// algorithm converts the config section into optim's own type.
+func algorithm(a config.Algorithm) optim.Algorithm {
+	return optim.Algorithm{
+		Advantage: a.Advantage, ScaleRewards: a.ScaleRewards, Whiten: a.Whiten, Loss: a.Loss,
+		Epsilon: a.Epsilon, EpsilonHigh: a.EpsilonHigh, ClipRatioC: a.ClipRatioC, LossAggMode: a.LossAggMode,
+		Beta: a.Beta, KLEstimator: a.KLEstimator, KLIn: a.KLIn, TargetKL: a.TargetKL, KLHorizon: a.KLHorizon,
+		EntropyCoef: a.EntropyCoef, MaskTruncated: a.MaskTruncated, TISCap: a.TISCap,
+		Gamma: a.Gamma, Lam: a.Lam, VFCoef: a.VFCoef, ValueClip: a.ValueClip,
+		Lambda: a.Lambda, Tau: a.Tau, DRPOBeta: a.DRPOBeta, Delta: a.Delta,
+	}
+}
+
+func optimizer(o config.Optim, lr float64, warmup int) optim.Optim {
+	out := optim.DefaultOptim()
+	out.LR = lr
+	if len(o.Betas) == 2 {
+		out.Betas = [2]float64{o.Betas[0], o.Betas[1]}
+	}
+	out.Eps, out.WeightDecay, out.NoDecay = o.Eps, o.WeightDecay, o.NoDecay
+	out.Schedule, out.WarmupSteps, out.MinLRRatio, out.MaxGradNorm = o.Schedule, warmup, o.MinLRRatio, o.MaxGradNorm
+	return out
+}
+
+// modelParams lists a model's tensors as optimizer parameters.
+func modelParams(m *model.Model) []optim.Param {
+	m.EnableGrads()
+	be := m.Backend()
+	var ps []optim.Param
+	for _, t := range m.Tensors() {
+		ps = append(ps, optim.Param{Name: t.Name, Value: be.View(m.Params, t.Offset, t.Size()), Grad: be.View(m.Grads, t.Offset, t.Size())})
+	}
+	return ps
+}
+
+// rewardSet builds the reward functions; with none configured, a built-in
+// task's own verifier is the reward.
+func rewardSet(c *config.Config, task data.Task, logf func(string)) (*reward.Set, error) {
+	var list []any
+	for _, r := range c.Reward {
+		e := map[string]any{"name": r.Name, "type": r.Type, "weight": r.Weight}
+		if r.Name == "" {
+			e["name"] = r.Type
+		}
+		if len(r.Params) > 0 {
+			e["params"] = r.Params
+		}
+		if r.Fallback != "" {
+			if f, err := parseFloat(r.Fallback); err == nil {
+				e["fallback"] = f
+			} else {
+				e["fallback"] = r.Fallback
+			}
+		}
+		if r.Timeout != "" {
+			e["timeout"] = r.Timeout
+		}
+		if len(r.Shaping) > 0 {
+			e["shaping"] = r.Shaping
+		}
+		list = append(list, e)
+	}
+	if len(list) == 0 {
+		if task == nil {
+			return nil, errors.New("reward: no reward functions configured (a JSONL dataset needs at least one)")
+		}
+		list = append(list, map[string]any{"name": task.Name(), "type": task.Name(), "weight": 1.0})
+	}
+	rc, err := reward.ConfigFromMap(list)
+	if err != nil {
+		return nil, err
+	}
+	return reward.New(rc, reward.WithLogger(logf))
+}
+
+// rolloutConfig converts the rollout section.
+func rolloutConfig(c *config.Config) rollout.Config {
+	r := rollout.DefaultConfig()
+	r.GroupSize, r.MaxNewTokens, r.Temperature = c.Rollout.GroupSize, c.Rollout.MaxNewTokens, c.Rollout.Temperature
+	r.TopK, r.TopP, r.MinP, r.Stop = c.Rollout.TopK, c.Rollout.TopP, c.Rollout.MinP, c.Rollout.Stop
+	r.Seed = uint64(c.Train.Seed)
+	r.MaxBatch = max(r.MaxBatch, c.Rollout.BatchSize*c.Rollout.GroupSize)
+	return r
+}
+
+func outDirs(c *config.Config) (out, ckpt string) {
+	out = c.Train.OutDir
+	ckpt = c.Checkpoint.Dir
+	if ckpt == "" {
+		ckpt = filepath.Join(out, "checkpoints")
+	}
+	return out, ckpt
+}
+
+func seconds(d time.Duration) float64 { return d.Seconds() }
+
+func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }

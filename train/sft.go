@@ -1,0 +1,177 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rltrain/rltrain/data"
+	"github.com/rltrain/rltrain/model"
+	"github.com/rltrain/rltrain/optim"
+)
+
+// sftRow is one training row of the warm-up: token ids and, per position,
+// whether the next token is a target.
+type sftRow struct {
+	ids  []int32
+	loss []bool // loss[j]: predict ids[j+1]
+}
+
+// sftExamples opens the warm-up's example stream: sft.data, or the train
+// file, or the built-in task (with a seed of its own so the warm-up and RL
+// see different problems).
+func (t *Trainer) sftExamples() (data.Stream, error) {
+	c := t.cfg
+	seed := uint64(c.Train.Seed) ^ 0x5f7
+	path := c.SFT.Data
+	if path == "" && t.src.Task != nil {
+		return data.NewTaskStream(t.src.Task, seed), nil
+	}
+	if path == "" {
+		path = c.Data.Train
+	}
+	spec := c.DataSpec()
+	ds, err := data.LoadJSONL(path, spec.JSONL)
+	if err != nil {
+		return nil, fmt.Errorf("sft: %w", err)
+	}
+	examples := ds.Examples
+	if c.SFT.Data == "" && c.Data.Eval == "" {
+		// Keep the held-out evaluation examples out of the warm-up.
+		if examples, _, err = data.SplitEval(examples, spec.EvalFraction, spec.EvalSize, spec.Seed); err != nil {
+			return nil, fmt.Errorf("sft: %w", err)
+		}
+	}
+	for _, ex := range examples {
+		if ex.Answer == "" {
+			return nil, fmt.Errorf("sft: %s: example %s has no answer (field %q)", path, ex.ID, c.Data.AnswerField)
+		}
+	}
+	return data.NewSampler(examples, seed, true)
+}
+
+// sftRows tokenizes examples as prompt + answer + EOS with the loss on the
+// answer and EOS. With packing, consecutive examples share rows of up to
+// maxLen tokens (GPT-style packing: positions continue and attention spans
+// the packed examples).
+func (t *Trainer) sftRows(exs []data.Example, packing bool, maxLen int) ([]sftRow, error) {
+	var rows []sftRow
+	for _, ex := range exs {
+		text, err := t.pol.promptText(ex, t.chat)
+		if err != nil {
+			return nil, err
+		}
+		p := t.pol.encodePrompt(text, t.chat)
+		a := toInt32(t.pol.Tok.Encode(ex.Answer, false))
+		ids := append(append(append([]int32(nil), p...), a...), t.pol.EOS[0])
+		loss := make([]bool, len(ids))
+		for j := max(len(p)-1, 0); j < len(ids)-1; j++ {
+			loss[j] = true
+		}
+		if packing && len(rows) > 0 {
+			last := &rows[len(rows)-1]
+			if len(last.ids)+len(ids) <= maxLen {
+				last.ids = append(last.ids, ids...)
+				last.loss = append(last.loss[:len(last.loss)-1], false)
+				last.loss = append(last.loss, loss...)
+				continue
+			}
+		}
+		rows = append(rows, sftRow{ids: ids, loss: loss})
+	}
+	return rows, nil
+}
+
+// runSFT runs the supervised warm-up: token-mean cross-entropy on the
+// answer tokens, AdamW at sft.lr.
+func (t *Trainer) runSFT(ctx context.Context) error {
+	c := t.cfg
+	stream, err := t.sftExamples()
+	if err != nil {
+		return err
+	}
+	if t.sftResume != nil {
+		if err := stream.Restore(*t.sftResume); err != nil {
+			return fmt.Errorf("sft: resume: %w", err)
+		}
+	}
+	t.sftStream = stream
+	ocfg := optimizer(c.Optim, c.SFT.LR, c.SFT.WarmupSteps)
+	opt, err := optim.NewAdamW(t.be, ocfg, modelParams(t.pol.Model))
+	if err != nil {
+		return fmt.Errorf("sft: %w", err)
+	}
+	m := t.pol.Model
+	maxLen := m.Cfg.MaxPositions
+	if maxLen <= 0 {
+		maxLen = 2048
+	}
+	start := time.Now()
+	for t.state.SFTStep < c.SFT.Steps {
+		if ctx.Err() != nil {
+			return nil
+		}
+		rows, err := t.sftRows(stream.Next(c.SFT.BatchSize), c.SFT.Packing, maxLen)
+		if err != nil {
+			return fmt.Errorf("sft: %w", err)
+		}
+		loss, err := t.sftStep(rows)
+		if err != nil {
+			return fmt.Errorf("sft step %d: %w", t.state.SFTStep+1, err)
+		}
+		upd, err := opt.Update(c.SFT.Steps)
+		if err != nil {
+			t.logf("sft step %d: %v", t.state.SFTStep+1, err)
+		}
+		t.state.SFTStep++
+		if every := c.Log.Every; every > 0 && (t.state.SFTStep%max(every, 10) == 0 || t.state.SFTStep == c.SFT.Steps) {
+			t.logf("sft step %d/%d  loss %.4f  grad_norm %.3g  lr %.3g  (%.1fs)", t.state.SFTStep, c.SFT.Steps, loss, upd.GradNorm, upd.LR, time.Since(start).Seconds())
+		}
+	}
+	t.sftStream = nil
+	return nil
+}
+
+// sftStep accumulates the gradient of the token-mean cross-entropy over
+// rows and returns the loss.
+func (t *Trainer) sftStep(rows []sftRow) (float64, error) {
+	m := t.pol.Model
+	T, count := 0, 0
+	for _, r := range rows {
+		T = max(T, len(r.ids))
+		for _, l := range r.loss {
+			if l {
+				count++
+			}
+		}
+	}
+	if count == 0 {
+		return 0, fmt.Errorf("no answer tokens in the batch")
+	}
+	b := model.Batch{B: len(rows), T: T, IDs: make([]int32, len(rows)*T), Lens: make([]int, len(rows))}
+	targets := make([]int32, len(rows)*T)
+	for i, r := range rows {
+		copy(b.IDs[i*T:], r.ids)
+		b.Lens[i] = len(r.ids)
+		for j := range T {
+			targets[i*T+j] = -1
+			if j < len(r.ids) && r.loss[j] {
+				targets[i*T+j] = r.ids[j+1]
+			}
+		}
+	}
+	if _, err := m.Forward(t.ws, b); err != nil {
+		return 0, err
+	}
+	logp, _ := m.TokenLogProbs(t.ws, targets, 1, false)
+	dlogp := make([]float32, len(logp))
+	var loss float64
+	for i, tg := range targets {
+		if tg >= 0 {
+			loss -= float64(logp[i])
+			dlogp[i] = -1 / float32(count)
+		}
+	}
+	m.BackwardLogProbs(t.ws, dlogp, nil)
+	return loss / float64(count), nil
+}

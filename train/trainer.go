@@ -1,0 +1,372 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rltrain/rltrain/data"
+	"github.com/rltrain/rltrain/kernels"
+	"github.com/rltrain/rltrain/model"
+	"github.com/rltrain/rltrain/optim"
+	"github.com/rltrain/rltrain/reward"
+	"github.com/rltrain/rltrain/rollout"
+	"github.com/rltrain/rltrain/train/config"
+)
+
+// Options are the run-time choices that are not part of the config.
+type Options struct {
+	// Resume is "" (start fresh; fails when checkpoints exist unless
+	// Overwrite), "latest" (the newest complete checkpoint) or a
+	// checkpoint directory.
+	Resume string
+	// Overwrite allows a fresh start in an output directory that already
+	// holds checkpoints (they are kept; new ones are added).
+	Overwrite bool
+	// Console receives the human-readable log (nil: stderr).
+	Console io.Writer
+	// Progress shows a progress bar on Console.
+	Progress bool
+}
+
+// maxBadSteps is how many consecutive updates with a non-finite loss or
+// gradient are skipped before the run stops.
+const maxBadSteps = 5
+
+// Trainer owns every component of a run.
+type Trainer struct {
+	cfg     *config.Config
+	opts    Options
+	be      kernels.Backend
+	pol     *Policy
+	ref     *model.Model // frozen reference; nil when beta = 0
+	src     *data.Source
+	rewards *reward.Set
+	engine  *rollout.Engine
+	alg     optim.Algorithm
+	opt     *optim.AdamW
+	ws      *model.Workspace
+	chat    bool
+	log     io.Writer
+
+	state    State
+	metrics  *metricsLog
+	outDir   string
+	ckptDir  string
+	badRun   int
+	lastCkp  int     // step of the last checkpoint written or resumed from
+	ckptTime float64 // seconds the last checkpoint took, logged with the next step
+
+	sftStream data.Stream  // the warm-up's examples while it runs
+	sftResume *data.Cursor // warm-up position restored from a checkpoint
+
+	cur       []*seq         // the step's sequences, during updates
+	curGroups []*rolledGroup // the step's groups, for sample logging
+}
+
+// State is what a checkpoint restores besides weights and optimizer
+// moments.
+type State struct {
+	Version string `json:"version"`
+	// Phase is "sft" while the warm-up runs and "rl" afterwards.
+	Phase   string `json:"phase"`
+	SFTStep int    `json:"sft_step"`
+	Step    int    `json:"step"`
+	// PromptIndex numbers rollout prompts across the run: together with
+	// the seed it names every sampling stream.
+	PromptIndex uint64      `json:"prompt_index"`
+	Cursor      data.Cursor `json:"data_cursor"`
+	// SFTCursor is the warm-up's position in its own example stream.
+	SFTCursor   *data.Cursor      `json:"sft_cursor,omitempty"`
+	RewardState map[string][]byte `json:"reward_state,omitempty"`
+	KLCoef      float64           `json:"kl_coef"`
+	// Best holds (step, metric) of checkpoints ranked by checkpoint.metric.
+	Best        []BestEntry `json:"best,omitempty"`
+	OptStep     int         `json:"optimizer_step"`
+	MetricLines int         `json:"metric_lines"`
+	Config      string      `json:"config"`
+}
+
+// BestEntry records one checkpoint's ranking metric.
+type BestEntry struct {
+	Step  int     `json:"step"`
+	Value float64 `json:"value"`
+}
+
+// Version is written into checkpoints.
+var Version = "dev"
+
+// New builds a trainer from a validated config, restoring a checkpoint when
+// opts.Resume asks for one.
+func New(cfg *config.Config, opts Options) (*Trainer, error) {
+	t := &Trainer{cfg: cfg, opts: opts, log: opts.Console}
+	if t.log == nil {
+		t.log = os.Stderr
+	}
+	t.outDir, t.ckptDir = outDirs(cfg)
+	resumeDir, err := t.resumeDir()
+	if err != nil {
+		return nil, err
+	}
+	if resumeDir != "" {
+		if err := t.checkResumeConfig(resumeDir); err != nil {
+			return nil, err
+		}
+	}
+	if t.be, err = NewBackend(cfg.Backend); err != nil {
+		return nil, err
+	}
+	if t.src, err = data.Open(cfg.DataSpec()); err != nil {
+		return nil, err
+	}
+	if t.src.Skipped > 0 {
+		t.logf("data: skipped %d malformed lines", t.src.Skipped)
+	}
+	if t.pol, err = LoadPolicy(cfg, t.be, t.src.Task); err != nil {
+		return nil, err
+	}
+	t.chat = cfg.Model.ChatTemplate != ""
+	t.alg = algorithm(cfg.Algorithm)
+	if err := t.alg.Validate(); err != nil {
+		return nil, err
+	}
+	if t.alg.Advantage == optim.AdvGAE {
+		return nil, errors.New("algorithm.advantage: gae needs a value head, which this version does not train yet; use grpo, dr_grpo, rloo, gdpo or reinforce_pp")
+	}
+	if t.rewards, err = rewardSet(cfg, t.src.Task, func(msg string) { t.logf("%s", msg) }); err != nil {
+		return nil, err
+	}
+	if t.alg.Advantage == optim.AdvGDPO && len(t.rewards.Names()) < 2 {
+		return nil, errors.New("algorithm.advantage: gdpo normalises each reward separately and needs at least two rewards")
+	}
+	if t.engine, err = rollout.New(t.pol.Model, rolloutConfig(cfg), detok{t.pol.Tok}); err != nil {
+		return nil, err
+	}
+	t.engine.Cfg.StopTokenIDs = toIntSlice(t.pol.EOS)
+	if t.alg.UsesReference() || (t.alg.Beta > 0 && t.alg.KLIn == "reward") {
+		// The reference is the starting policy, frozen.
+		t.ref, err = model.New(t.pol.Model.Cfg, t.be)
+		if err != nil {
+			return nil, err
+		}
+		t.be.Copy(t.ref.Params, t.pol.Model.Params)
+	}
+	t.ws = t.pol.Model.NewWorkspace()
+	t.state = State{Version: Version, Phase: "sft", KLCoef: t.alg.Beta}
+	if cfg.SFT.Steps == 0 {
+		t.state.Phase = "rl"
+	}
+	if resumeDir != "" {
+		if err := t.restore(resumeDir); err != nil {
+			return nil, err
+		}
+	} else if !opts.Overwrite {
+		if dirs, _ := completeCheckpoints(t.ckptDir); len(dirs) > 0 {
+			return nil, fmt.Errorf("%s already holds checkpoints (newest %s): use --resume to continue the run, or a new train.out_dir", t.ckptDir, filepath.Base(dirs[len(dirs)-1]))
+		}
+	}
+	if t.state.Phase == "rl" && t.opt == nil {
+		if err := t.newRLOptimizer(); err != nil {
+			return nil, err
+		}
+	}
+	if t.metrics, err = openMetrics(t.metricsPath(), t.state.MetricLines); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func toIntSlice(v []int32) []int {
+	out := make([]int, len(v))
+	for i, x := range v {
+		out[i] = int(x)
+	}
+	return out
+}
+
+func (t *Trainer) metricsPath() string {
+	if t.cfg.Log.File != "" {
+		return t.cfg.Log.File
+	}
+	return filepath.Join(t.outDir, "metrics.jsonl")
+}
+
+func (t *Trainer) newRLOptimizer() error {
+	o := optimizer(t.cfg.Optim, t.cfg.Optim.LR, t.cfg.Optim.WarmupSteps)
+	opt, err := optim.NewAdamW(t.be, o, modelParams(t.pol.Model))
+	if err != nil {
+		return fmt.Errorf("optim: %w", err)
+	}
+	t.opt = opt
+	return nil
+}
+
+func (t *Trainer) logf(format string, args ...any) {
+	fmt.Fprintf(t.log, format+"\n", args...)
+}
+
+// Policy returns the model being trained.
+func (t *Trainer) Policy() *Policy { return t.pol }
+
+// Close releases the reward processes and the metrics file.
+func (t *Trainer) Close() error {
+	var errs []error
+	if t.rewards != nil {
+		errs = append(errs, t.rewards.Close())
+	}
+	if t.metrics != nil {
+		errs = append(errs, t.metrics.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Summary is what a finished run reports.
+type Summary struct {
+	Steps           int
+	BaselineEval    *EvalResult // after the warm-up, before RL (nil when resumed past it)
+	FinalEval       *EvalResult
+	LastCheckpoint  string
+	MetricsPath     string
+	Interrupted     bool
+	SkippedUpdates  int
+	CheckpointSaved bool
+}
+
+// Run trains until train.steps or until ctx is cancelled (SIGINT/SIGTERM:
+// the current step finishes, a checkpoint is written, and Run returns with
+// Summary.Interrupted).
+func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
+	sum := &Summary{MetricsPath: t.metricsPath()}
+	if t.state.Phase == "sft" {
+		if err := t.runSFT(ctx); err != nil {
+			return sum, err
+		}
+		if ctx.Err() != nil {
+			sum.Interrupted = true
+			dir, err := t.saveCheckpoint()
+			sum.LastCheckpoint = dir
+			return sum, err
+		}
+		t.state.Phase = "rl"
+		if err := t.newRLOptimizer(); err != nil {
+			return sum, err
+		}
+		if t.ref != nil {
+			// The reference is the policy RL starts from.
+			t.be.Copy(t.ref.Params, t.pol.Model.Params)
+		}
+	}
+	total := t.cfg.Train.Steps
+	if t.state.Step == 0 && len(t.src.Eval) > 0 {
+		ev, err := t.Evaluate(t.src.Eval)
+		if err != nil {
+			return sum, err
+		}
+		sum.BaselineEval = ev
+		t.logf("eval before RL: accuracy %.3f, mean reward %.3f (%d prompts)", ev.Accuracy, ev.MeanReward, ev.Prompts)
+	}
+	bar := newProgress(t.log, t.opts.Progress && t.cfg.Log.Progress, total, t.state.Step)
+	for t.state.Step < total {
+		if ctx.Err() != nil {
+			sum.Interrupted = true
+			break
+		}
+		stepStart := time.Now()
+		m, err := t.rlStep(ctx)
+		if err != nil {
+			return sum, fmt.Errorf("step %d: %w", t.state.Step+1, err)
+		}
+		t.state.Step++
+		step := t.state.Step
+		last := step == total
+		if ev := t.cfg.Train.EvalEvery; len(t.src.Eval) > 0 && ((ev > 0 && step%ev == 0) || last) {
+			start := time.Now()
+			res, err := t.Evaluate(t.src.Eval)
+			if err != nil {
+				return sum, err
+			}
+			for k, v := range res.Metrics() {
+				m[k] = v
+			}
+			m["timing_s/eval"] = seconds(time.Since(start))
+			if last {
+				sum.FinalEval = res
+			}
+		}
+		if t.ckptTime > 0 {
+			// The previous step's checkpoint is reported with this step.
+			m["timing_s/checkpoint"] = t.ckptTime
+			t.ckptTime = 0
+		}
+		m["timing_s/step"] = seconds(time.Since(stepStart))
+		if err := t.writeMetrics(step, m); err != nil {
+			return sum, err
+		}
+		if every := t.cfg.Checkpoint.Every; (every > 0 && step%every == 0) || last {
+			start := time.Now()
+			dir, err := t.saveCheckpointWithMetric(m)
+			if err != nil {
+				return sum, err
+			}
+			sum.LastCheckpoint = dir
+			t.ckptTime = seconds(time.Since(start))
+		}
+		bar.set(step, m)
+	}
+	bar.done()
+	sum.Steps = t.state.Step
+	if sum.Interrupted && t.lastCkp != t.state.Step {
+		dir, err := t.saveCheckpoint()
+		if err != nil {
+			return sum, err
+		}
+		sum.LastCheckpoint = dir
+	}
+	return sum, nil
+}
+
+// writeMetrics appends the step's metrics line and prints the console line.
+func (t *Trainer) writeMetrics(step int, m map[string]float64) error {
+	if err := t.metrics.Write(step, m); err != nil {
+		return err
+	}
+	t.state.MetricLines = t.metrics.lines
+	if t.cfg.Log.Every > 0 && step%t.cfg.Log.Every == 0 {
+		t.logf("%s", consoleLine(step, t.cfg.Train.Steps, m, t.cfg.Log.Format))
+	}
+	return nil
+}
+
+// consoleLine formats the headline metrics of a step.
+func consoleLine(step, total int, m map[string]float64, format string) string {
+	if format == "json" {
+		return jsonLine(step, m)
+	}
+	keys := []string{"reward", "reward_std", "eval/accuracy", "kl", "entropy", "clip_ratio", "grad_norm", "completions/mean_length", "timing_s/step"}
+	var b strings.Builder
+	fmt.Fprintf(&b, "step %d/%d", step, total)
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			fmt.Fprintf(&b, "  %s %.4g", k, v)
+		}
+	}
+	return b.String()
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
