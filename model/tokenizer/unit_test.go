@@ -11,9 +11,9 @@ func TestValidUTF8(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"plain", "plain"},
 		{"\xff", "\uFFFD"},
-		{"a\xe2\x82b", "a\uFFFDb"},         // truncated 3-byte sequence: one replacement
+		{"a\xe2\x82b", "a\uFFFDb"},             // truncated 3-byte sequence: one replacement
 		{"\xed\xa0\x80", "\uFFFD\uFFFD\uFFFD"}, // surrogate: each byte
-		{"\xf0\x9f\x98", "\uFFFD"},         // truncated emoji
+		{"\xf0\x9f\x98", "\uFFFD"},             // truncated emoji
 		{"\xf0\x9f\x98\x80", "😀"},
 		{"\xc3(", "\uFFFD("},
 		{"\xf4\x90\x80\x80", "\uFFFD\uFFFD\uFFFD\uFFFD"}, // above U+10FFFF
@@ -208,8 +208,8 @@ func TestMetaspaceAndNormalizers(t *testing.T) {
 	}{
 		{"hi", []int{4}},
 		{"ＨＩ hi", []int{4, 4}}, // NFKC folds full-width, then lower case
-		{"hi!", []int{4, 6}},    // byte fallback
-		{"hi?", []int{4, 5}},    // no byte token: unk
+		{"hi!", []int{4, 6}},   // byte fallback
+		{"hi?", []int{4, 5}},   // no byte token: unk
 	}
 	for _, tc := range tests {
 		if got := tok.Encode(tc.in, false); !equalIDs(got, tc.want) {
