@@ -205,7 +205,11 @@ func (t *Trainer) restore(dir string) error {
 	}
 	t.state = st
 	t.lastCkp = st.Step
-	t.logf("resumed from %s (%s step %d)", dir, st.Phase, map[bool]int{true: st.SFTStep, false: st.Step}[st.Phase == "sft"])
+	step := st.Step
+	if st.Phase == "sft" {
+		step = st.SFTStep
+	}
+	t.logf("resumed from %s (%s step %d)", dir, st.Phase, step)
 	return nil
 }
 

@@ -1,0 +1,331 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rltrain/rltrain/model/safetensors"
+	"github.com/rltrain/rltrain/train/config"
+)
+
+// tinyYAML is a run small enough for unit tests: a from-scratch model on
+// the arithmetic task, a few steps.
+func tinyYAML(out string) string {
+	return fmt.Sprintf(`
+model:
+  init: {hidden: 32, layers: 1, heads: 2, kv_heads: 1, ffn: 64, max_seq: 24}
+data:
+  task: arithmetic
+  task_params: {difficulty: 1}
+  eval_size: 8
+rollout: {batch_size: 2, group_size: 4, max_new_tokens: 4}
+optim: {lr: 1e-3}
+sft: {steps: 3, lr: 1e-3, batch_size: 4}
+train: {steps: 8, seed: 5, out_dir: %q}
+checkpoint: {every: 4, keep_last: 0}
+log: {every: 1, progress: false}
+`, out)
+}
+
+func parseConfig(t *testing.T, yml string, sets ...string) *config.Config {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cfg.yaml")
+	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path, sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func runConfig(t *testing.T, c *config.Config, opts Options) *Summary {
+	t.Helper()
+	var log bytes.Buffer
+	if opts.Console == nil {
+		opts.Console = &log
+	}
+	tr, err := New(c, opts)
+	if err != nil {
+		t.Fatalf("new trainer: %v\n%s", err, log.String())
+	}
+	defer tr.Close()
+	sum, err := tr.Run(context.Background())
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	return sum
+}
+
+// volatile metrics depend on wall time, not on the computation.
+func volatile(k string) bool {
+	return strings.HasPrefix(k, "timing_s/") || strings.HasPrefix(k, "perf/throughput")
+}
+
+func comparableMetrics(t *testing.T, path string) []map[string]float64 {
+	t.Helper()
+	ms, err := ReadMetrics(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		for k := range m {
+			if volatile(k) {
+				delete(m, k)
+			}
+		}
+	}
+	return ms
+}
+
+func finalWeights(t *testing.T, dir string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestMain(m *testing.M) {
+	// Child mode: run the trainer on the config in RLTRAIN_TEST_CONFIG, so
+	// a test can SIGKILL a real training process.
+	if path := os.Getenv("RLTRAIN_TEST_CONFIG"); path != "" {
+		c, err := config.Load(path, nil)
+		if err == nil {
+			var tr *Trainer
+			tr, err = New(c, Options{Console: os.Stderr, Resume: os.Getenv("RLTRAIN_TEST_RESUME")})
+			if err == nil {
+				_, err = tr.Run(context.Background())
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// killAfter starts a training child process and SIGKILLs it as soon as
+// the named file exists.
+func killAfter(t *testing.T, c *config.Config, waitFor string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cfg.yaml")
+	yml, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, yml, 0o644)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RLTRAIN_TEST_CONFIG="+path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.After(2 * time.Minute)
+	for {
+		if _, err := os.Stat(waitFor); err == nil {
+			cmd.Process.Kill()
+			<-done
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("training process ended before %s appeared: %v\n%s", waitFor, err, stderr.String())
+		case <-deadline:
+			cmd.Process.Kill()
+			t.Fatalf("timed out waiting for %s", waitFor)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// TestResumeIsBitExact: a run of 8 steps, and the same run SIGKILLed after
+// its step-4 checkpoint and resumed, end with byte-identical weights and
+// identical metrics for every step (wall-clock timings aside).
+func TestResumeIsBitExact(t *testing.T) {
+	for _, tc := range []struct{ name, extra string }{
+		{"task", ""},
+		{"jsonl-epochs", "JSONL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sets []string
+			if tc.extra == "JSONL" {
+				// 5 prompts, batch 2: epochs end mid-batch every few steps.
+				dir := t.TempDir()
+				var b strings.Builder
+				for i := 0; i < 5; i++ {
+					fmt.Fprintf(&b, "{\"prompt\": \"%d+%d=\", \"answer\": \"%d\"}\n", i, i+1, 2*i+1)
+				}
+				train := filepath.Join(dir, "train.jsonl")
+				os.WriteFile(train, []byte(b.String()), 0o644)
+				sets = []string{"data.task=", "data.task_params={}", "data.train=" + train, "data.eval_size=0", "reward.0.type=exact_match", "sft.steps=0"}
+			}
+			full := filepath.Join(t.TempDir(), "full")
+			a := parseConfig(t, tinyYAML(full), sets...)
+			runConfig(t, a, Options{})
+
+			part := filepath.Join(t.TempDir(), "part")
+			b := parseConfig(t, tinyYAML(part), sets...)
+			killAfter(t, b, filepath.Join(part, "checkpoints", "step-4", doneFile))
+			// The kill must land before the run finished, and the resume
+			// must start from the step-4 checkpoint.
+			if _, err := os.Stat(filepath.Join(part, "checkpoints", "step-8")); err == nil {
+				t.Fatal("the killed run had already finished")
+			}
+			var log bytes.Buffer
+			runConfig(t, b, Options{Resume: "latest", Console: &log})
+			if !strings.Contains(log.String(), "step-4 (rl step 4)") {
+				t.Fatalf("resume did not start at step 4:\n%s", log.String())
+			}
+
+			wa := finalWeights(t, filepath.Join(full, "checkpoints", "step-8"))
+			wb := finalWeights(t, filepath.Join(part, "checkpoints", "step-8"))
+			if !bytes.Equal(wa, wb) {
+				t.Error("final weights differ between the uninterrupted and the resumed run")
+			}
+			ma := comparableMetrics(t, filepath.Join(full, "metrics.jsonl"))
+			mb := comparableMetrics(t, filepath.Join(part, "metrics.jsonl"))
+			if len(ma) != 8 || len(mb) != 8 {
+				t.Fatalf("metrics lines: %d and %d, want 8", len(ma), len(mb))
+			}
+			for i := range ma {
+				if !mapsEqual(ma[i], mb[i]) {
+					t.Errorf("step %d metrics differ:\n full    %v\n resumed %v", i+1, ma[i], mb[i])
+				}
+			}
+		})
+	}
+}
+
+func mapsEqual(a, b map[string]float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || !(v == w || (v != v && w != w)) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestIncompleteCheckpointsAreNeverPicked covers every state a crash
+// during a save can leave: a temporary directory, and a directory without
+// its DONE marker.
+func TestIncompleteCheckpointsAreNeverPicked(t *testing.T) {
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=4")
+	runConfig(t, c, Options{})
+	ck := filepath.Join(out, "checkpoints")
+	good := filepath.Join(ck, "step-4")
+	// A save killed before the rename.
+	tmp := filepath.Join(ck, tmpPrefix+"step-8-123")
+	os.MkdirAll(tmp, 0o755)
+	os.WriteFile(filepath.Join(tmp, stateFile), []byte("{"), 0o644)
+	// A directory that lost its marker.
+	bad := filepath.Join(ck, "step-12")
+	os.MkdirAll(bad, 0o755)
+	os.WriteFile(filepath.Join(bad, "model.safetensors"), []byte("x"), 0o644)
+	got, err := LatestCheckpoint(ck)
+	if err != nil || got != good {
+		t.Fatalf("latest checkpoint %q (%v), want %q", got, err, good)
+	}
+	// Resuming works from the good one.
+	c.Train.Steps = 5
+	sum := runConfig(t, c, Options{Resume: "latest"})
+	if sum.Steps != 5 {
+		t.Errorf("resumed run ended at step %d, want 5", sum.Steps)
+	}
+}
+
+func TestResumeRejectsBreakingChanges(t *testing.T) {
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=2")
+	runConfig(t, c, Options{})
+	changed := parseConfig(t, tinyYAML(out), "train.steps=3", "algorithm.advantage=rloo")
+	_, err := New(changed, Options{Resume: "latest", Console: &bytes.Buffer{}})
+	if err == nil || !strings.Contains(err.Error(), "algorithm.advantage") {
+		t.Fatalf("resume with another algorithm: %v", err)
+	}
+	shape := parseConfig(t, tinyYAML(out), "train.steps=3", "model.init.hidden=64")
+	if _, err := New(shape, Options{Resume: "latest", Console: &bytes.Buffer{}}); err == nil || !strings.Contains(err.Error(), "model.init.hidden") {
+		t.Fatalf("resume with another model shape: %v", err)
+	}
+	// Harmless: more steps, another log interval.
+	var log bytes.Buffer
+	ok := parseConfig(t, tinyYAML(out), "train.steps=3", "log.every=2")
+	tr, err := New(ok, Options{Resume: "latest", Console: &log})
+	if err != nil {
+		t.Fatalf("harmless change refused: %v", err)
+	}
+	tr.Close()
+	if !strings.Contains(log.String(), "log.every") {
+		t.Errorf("harmless change not reported:\n%s", log.String())
+	}
+	// Starting fresh over existing checkpoints needs --overwrite.
+	if _, err := New(c, Options{Console: &bytes.Buffer{}}); err == nil || !strings.Contains(err.Error(), "--resume") {
+		t.Errorf("fresh start over checkpoints: %v", err)
+	}
+}
+
+func TestCorruptCheckpoint(t *testing.T) {
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=4")
+	runConfig(t, c, Options{})
+	ck := filepath.Join(out, "checkpoints", "step-4")
+	p := filepath.Join(ck, "model.safetensors")
+	st, _ := os.Stat(p)
+	os.Truncate(p, st.Size()/2)
+	_, err := New(c, Options{Resume: ck, Console: &bytes.Buffer{}})
+	if err == nil || !strings.Contains(err.Error(), "model.safetensors") {
+		t.Fatalf("corrupt weights: %v", err)
+	}
+	os.WriteFile(filepath.Join(ck, stateFile), []byte("{not json"), 0o644)
+	if _, err = New(c, Options{Resume: ck, Console: &bytes.Buffer{}}); err == nil || !strings.Contains(err.Error(), stateFile) {
+		t.Fatalf("corrupt state: %v", err)
+	}
+}
+
+// TestCheckpointLoadsAsModel: a checkpoint is a Hugging Face model
+// directory with its tokenizer.
+func TestCheckpointLoadsAsModel(t *testing.T) {
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=1")
+	runConfig(t, c, Options{})
+	dir := filepath.Join(out, "checkpoints", "step-1")
+	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", optimizerFile, stateFile, doneFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("checkpoint lacks %s", f)
+		}
+	}
+	c2 := parseConfig(t, tinyYAML(t.TempDir()), "model.path="+dir, "sft.steps=0", "train.steps=1")
+	c2.Train.OutDir = t.TempDir()
+	runConfig(t, c2, Options{})
+	ts, _, err := safetensors.ReadModel(dir)
+	if err != nil || len(ts) == 0 {
+		t.Fatalf("read checkpoint weights: %v", err)
+	}
+	names := make([]string, 0, len(ts))
+	for n := range ts {
+		names = append(names, n)
+	}
+	if !slices.Contains(names, "model.embed_tokens.weight") {
+		t.Errorf("checkpoint tensors %v lack the embedding", names)
+	}
+}
