@@ -55,6 +55,10 @@
 //	      fallback: 0         # score for samples this reward fails on; default exclude
 //	      params: {mode: overlong, max_length: 1024, buffer: 256}
 //
+// A config loader that keeps entries as generic maps (every key present,
+// unset ones as zero values: empty timeout, nil shaping, fallback "exclude"
+// or numeric text) hands them to ConfigFromMap.
+//
 // Unknown keys and params are errors naming the reward and the key:
 // `reward[1] "fmt": params: unknown param "partail"`,
 // `reward[1] "fmt": unknown type "foramt"`. Params decode into one typed
