@@ -123,3 +123,6 @@ func (t *Trainer) isCorrect(g *rolledGroup, si int) bool {
 	v := g.comp[0][si]
 	return !math.IsNaN(v) && v >= 0.5
 }
+
+// EvalExamples is the evaluation set of the run.
+func (t *Trainer) EvalExamples() []data.Example { return t.src.Eval }

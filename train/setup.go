@@ -236,7 +236,17 @@ func rewardSet(c *config.Config, task data.Task, logf func(string)) (*reward.Set
 		if task == nil {
 			return nil, errors.New("reward: no reward functions configured (a JSONL dataset needs at least one)")
 		}
-		list = append(list, map[string]any{"name": task.Name(), "type": task.Name(), "weight": 1.0})
+		e := map[string]any{"name": task.Name(), "type": task.Name(), "weight": 1.0}
+		if task.Name() == "countdown" {
+			// The reward's verifier must judge like the task's own: the
+			// task requires every number unless told otherwise.
+			useAll := true
+			if v, ok := c.Data.TaskParams["use_all"].(bool); ok {
+				useAll = v
+			}
+			e["params"] = map[string]any{"use_all": useAll}
+		}
+		list = append(list, e)
 	}
 	rc, err := reward.ConfigFromMap(list)
 	if err != nil {

@@ -34,6 +34,13 @@ type Options struct {
 	Console io.Writer
 	// Progress shows a progress bar on Console.
 	Progress bool
+	// EvalOnly builds what evaluation needs (policy, data, rewards,
+	// sampler) and nothing that writes: no optimizer, no metrics file, no
+	// checkpoint checks.
+	EvalOnly bool
+	// SFTOnly makes Run stop after the supervised warm-up, saving it as a
+	// checkpoint.
+	SFTOnly bool
 }
 
 // maxBadSteps is how many consecutive updates with a non-finite loss or
@@ -111,9 +118,12 @@ func New(cfg *config.Config, opts Options) (*Trainer, error) {
 		t.log = os.Stderr
 	}
 	t.outDir, t.ckptDir = outDirs(cfg)
-	resumeDir, err := t.resumeDir()
-	if err != nil {
-		return nil, err
+	var resumeDir string
+	var err error
+	if !opts.EvalOnly {
+		if resumeDir, err = t.resumeDir(); err != nil {
+			return nil, err
+		}
 	}
 	if resumeDir != "" {
 		if err := t.checkResumeConfig(resumeDir); err != nil {
@@ -150,6 +160,10 @@ func New(cfg *config.Config, opts Options) (*Trainer, error) {
 		return nil, err
 	}
 	t.engine.Cfg.StopTokenIDs = toIntSlice(t.pol.EOS)
+	t.ws = t.pol.Model.NewWorkspace()
+	if opts.EvalOnly {
+		return t, nil
+	}
 	if t.alg.UsesReference() || (t.alg.Beta > 0 && t.alg.KLIn == "reward") {
 		// The reference is the starting policy, frozen.
 		t.ref, err = model.New(t.pol.Model.Cfg, t.be)
@@ -158,7 +172,6 @@ func New(cfg *config.Config, opts Options) (*Trainer, error) {
 		}
 		t.be.Copy(t.ref.Params, t.pol.Model.Params)
 	}
-	t.ws = t.pol.Model.NewWorkspace()
 	t.state = State{Version: Version, Phase: "sft", KLCoef: t.alg.Beta}
 	if cfg.SFT.Steps == 0 {
 		t.state.Phase = "rl"
@@ -244,12 +257,25 @@ type Summary struct {
 // Summary.Interrupted).
 func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 	sum := &Summary{MetricsPath: t.metricsPath()}
+	if t.opts.EvalOnly {
+		return sum, errors.New("train: this trainer was built for evaluation only")
+	}
+	if t.opts.SFTOnly && t.state.Phase != "sft" {
+		return sum, errors.New("sft: the run has already finished its warm-up (sft.steps is 0 or the checkpoint is past it)")
+	}
 	if t.state.Phase == "sft" {
 		if err := t.runSFT(ctx); err != nil {
 			return sum, err
 		}
-		if ctx.Err() != nil {
-			sum.Interrupted = true
+		if ctx.Err() != nil || t.opts.SFTOnly {
+			sum.Interrupted = ctx.Err() != nil
+			if !sum.Interrupted && len(t.src.Eval) > 0 {
+				ev, err := t.Evaluate(t.src.Eval)
+				if err != nil {
+					return sum, err
+				}
+				sum.FinalEval = ev
+			}
 			dir, err := t.saveCheckpoint()
 			sum.LastCheckpoint = dir
 			return sum, err

@@ -20,6 +20,7 @@ type runFlags struct {
 	printConfig bool
 	dryRun      bool
 	overwrite   bool
+	sftOnly     bool
 }
 
 func init() {
@@ -66,7 +67,7 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runF
 		return err
 	}
 	train.Version = version
-	t, err := train.New(cfg, train.Options{Resume: f.resume, Overwrite: f.overwrite, Console: stderr, Progress: isTerminal(stderr)})
+	t, err := train.New(cfg, train.Options{Resume: f.resume, Overwrite: f.overwrite, Console: stderr, Progress: isTerminal(stderr), SFTOnly: f.sftOnly})
 	if err != nil {
 		return err
 	}
@@ -89,6 +90,9 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runF
 	}
 	if sum.FinalEval != nil {
 		fmt.Fprintf(stdout, "final accuracy: %.3f (mean reward %.3f)\n", sum.FinalEval.Accuracy, sum.FinalEval.MeanReward)
+	}
+	if sum.BaselineEval != nil && sum.FinalEval != nil {
+		fmt.Fprintf(stdout, "accuracy change from RL: %+.1f points\n", 100*(sum.FinalEval.Accuracy-sum.BaselineEval.Accuracy))
 	}
 	if sum.Interrupted {
 		fmt.Fprintf(stdout, "interrupted after step %d; resume with: rltrain run %s --resume\n", sum.Steps, path)

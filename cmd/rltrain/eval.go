@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rltrain/rltrain/train"
+)
+
+func init() {
+	var sets []string
+	var modelDir string
+	var samples, limit int
+	var temperature float64
+	var asJSON, show bool
+	cmd := &cobra.Command{
+		Use:   "eval CONFIG [--model DIR]",
+		Short: "Evaluate a model on the config's held-out set: accuracy, mean reward, pass@k",
+		Long: `Generate on the evaluation set of CONFIG (data.eval, the held-out part of
+data.train, or a built-in task's eval stream) and score with the config's
+rewards. Greedy by default; --samples K with --temperature T > 0 samples K
+completions per prompt and reports pass@K. --model evaluates a checkpoint or
+Hugging Face directory instead of model.path.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if modelDir != "" {
+				sets = append(sets, "model.path="+modelDir)
+			}
+			cfg, err := loadConfig(args[0], sets)
+			if err != nil {
+				return err
+			}
+			t, err := train.New(cfg, train.Options{EvalOnly: true, Console: cmd.ErrOrStderr()})
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			exs := t.EvalExamples()
+			if len(exs) == 0 {
+				return fmt.Errorf("%s: the config has no evaluation examples (set data.eval, data.eval_fraction or data.eval_size)", args[0])
+			}
+			if limit > 0 && limit < len(exs) {
+				exs = exs[:limit]
+			}
+			res, err := t.EvaluateSampled(exs, samples, temperature)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				return json.NewEncoder(w).Encode(res.Metrics())
+			}
+			fmt.Fprintf(w, "prompts %d, samples per prompt %d\n", res.Prompts, res.Samples)
+			fmt.Fprintf(w, "accuracy %.4f\nmean reward %.4f\nmean length %.2f tokens\n", res.Accuracy, res.MeanReward, res.MeanLength)
+			if res.Samples > 1 {
+				fmt.Fprintf(w, "pass@%d %.4f\n", res.Samples, res.PassAtK)
+			}
+			if show {
+				for _, e := range res.Examples {
+					fmt.Fprintf(w, "\n[%v] %q -> %q (reward %.3g)\n", map[bool]string{true: "correct", false: "wrong"}[e.Correct], e.Prompt, e.Completion, e.Reward)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&modelDir, "model", "", "model or checkpoint directory (default: the config's model.path)")
+	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a config option (repeatable)")
+	cmd.Flags().IntVar(&samples, "samples", 1, "completions per prompt (pass@k); > 1 needs --temperature > 0")
+	cmd.Flags().Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
+	cmd.Flags().IntVar(&limit, "limit", 0, "evaluate only the first N prompts")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the metrics as JSON")
+	cmd.Flags().BoolVar(&show, "show", false, "print a few scored completions")
+	rootCmd.AddCommand(cmd)
+}
