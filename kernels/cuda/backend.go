@@ -1,0 +1,602 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/rltrain/rltrain/kernels"
+)
+
+// buf is a device buffer of float32 values, or a view into one.
+type buf struct {
+	p    DevPtr
+	n    int
+	view bool
+}
+
+// Len implements kernels.Buf.
+func (b buf) Len() int { return b.n }
+
+// DevicePtr returns the device address of a buffer made by a cuda Backend.
+func DevicePtr(b kernels.Buf) DevPtr { return dev(b) }
+
+func dev(b kernels.Buf) DevPtr {
+	if b == nil {
+		return 0
+	}
+	d, ok := b.(buf)
+	if !ok {
+		panic(fmt.Sprintf("cuda: buffer of type %T is not a CUDA buffer", b))
+	}
+	return d.p
+}
+
+// Backend runs kernels.Backend operations on a Driver. Its methods panic
+// with a *DeviceError when the driver fails (a kernel fault, a deadlock
+// reported by the emulator, out of device memory): these are not user
+// errors, and the model code has no error paths for device operations.
+type Backend struct {
+	drv Driver
+	// scratch is a reusable device buffer for logit chunks.
+	scratch    DevPtr
+	scratchLen int
+}
+
+// New returns a backend over drv.
+func New(drv Driver) *Backend { return &Backend{drv: drv} }
+
+// Driver returns the backend's driver.
+func (b *Backend) Driver() Driver { return b.drv }
+
+// Name implements kernels.Memory.
+func (b *Backend) Name() string { return "cuda (" + b.drv.Name() + ")" }
+
+func (b *Backend) must(op string, err error) {
+	if err != nil {
+		panic(&DeviceError{Op: op, Err: err})
+	}
+}
+
+func (b *Backend) launch(name string, grid, block Dim3, shared int, args ...uint64) {
+	b.must("launch "+name, b.drv.Launch(name, grid, block, shared, args))
+}
+
+// Threads per block of the element-wise kernels, and the most blocks they
+// launch; grid-stride loops cover the rest.
+const (
+	elemThreads   = 256
+	elemMaxBlocks = 1024
+	rowThreads    = 128
+)
+
+func elemGrid(n int) Dim3 { return D1(max(1, min(elemMaxBlocks, (n+elemThreads-1)/elemThreads))) }
+
+// alloc returns zeroed device memory; temporaries are released with free.
+func (b *Backend) alloc(bytes int) DevPtr {
+	p, err := b.drv.Alloc(bytes)
+	b.must(fmt.Sprintf("alloc %d bytes", bytes), err)
+	b.must("memset", b.drv.Memset(p, bytes))
+	return p
+}
+
+func (b *Backend) free(ps ...DevPtr) {
+	for _, p := range ps {
+		if p != 0 {
+			b.must("free", b.drv.Free(p))
+		}
+	}
+}
+
+func bytesOf[T any](s []T) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*int(unsafe.Sizeof(s[0])))
+}
+
+// uploadInts copies small integer metadata to a fresh device buffer.
+func (b *Backend) uploadInts(v []int32) DevPtr {
+	p := b.alloc(max(1, 4*len(v)))
+	b.must("upload", b.drv.CopyHtoD(p, bytesOf(v)))
+	return p
+}
+
+func toInt32(v []int) []int32 {
+	o := make([]int32, len(v))
+	for i, x := range v {
+		o[i] = int32(x)
+	}
+	return o
+}
+
+// Alloc implements kernels.Memory.
+func (b *Backend) Alloc(n int) kernels.Buf {
+	return buf{p: b.alloc(4 * max(n, 1)), n: n}
+}
+
+// Free implements kernels.Memory. Freeing a view is a no-op.
+func (b *Backend) Free(x kernels.Buf) {
+	d, ok := x.(buf)
+	if !ok || d.view || d.p == 0 {
+		return
+	}
+	b.free(d.p)
+}
+
+// View implements kernels.Memory.
+func (b *Backend) View(x kernels.Buf, off, n int) kernels.Buf {
+	if off < 0 || n < 0 || off+n > x.Len() {
+		panic(fmt.Sprintf("cuda: view [%d:%d] of a %d-float buffer", off, off+n, x.Len()))
+	}
+	return buf{p: dev(x) + DevPtr(4*off), n: n, view: true}
+}
+
+// Upload implements kernels.Memory.
+func (b *Backend) Upload(dst kernels.Buf, src []float32) {
+	n := min(len(src), dst.Len())
+	b.must("upload", b.drv.CopyHtoD(dev(dst), bytesOf(src[:n])))
+}
+
+// Download implements kernels.Memory.
+func (b *Backend) Download(dst []float32, src kernels.Buf) {
+	n := min(len(dst), src.Len())
+	b.must("download", b.drv.CopyDtoH(bytesOf(dst[:n]), dev(src)))
+}
+
+// Zero implements kernels.Memory.
+func (b *Backend) Zero(x kernels.Buf) { b.must("memset", b.drv.Memset(dev(x), 4*x.Len())) }
+
+// Copy implements kernels.Memory.
+func (b *Backend) Copy(dst, src kernels.Buf) {
+	n := min(dst.Len(), src.Len())
+	if n > 0 {
+		b.must("copy", b.drv.CopyDtoD(dev(dst), dev(src), 4*n))
+	}
+}
+
+// Gemm implements kernels.Dense. A row-major C = op(A)·op(B) is the
+// column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, so the operands swap places.
+func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Buf, lda int, bb kernels.Buf, ldb int, beta float32, c kernels.Buf, ldc int) {
+	b.gemm(transA, transB, m, n, k, alpha, dev(a), lda, dev(bb), ldb, beta, dev(c), ldc)
+}
+
+func (b *Backend) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr, lda int, bb DevPtr, ldb int, beta float32, c DevPtr, ldc int) {
+	b.must("sgemm", b.drv.Sgemm(transB, transA, n, m, k, alpha, bb, ldb, a, lda, beta, c, ldc))
+}
+
+// AddBias implements kernels.Dense.
+func (b *Backend) AddBias(x, bias kernels.Buf, rows, n int) {
+	if rows*n == 0 {
+		return
+	}
+	b.launch("add_bias", elemGrid(rows*n), D1(elemThreads), 0, ArgPtr(dev(x)), ArgPtr(dev(bias)), ArgInt(rows), ArgInt(n))
+}
+
+// BiasBackward implements kernels.Dense.
+func (b *Backend) BiasBackward(dbias, dout kernels.Buf, rows, n int) {
+	if n == 0 {
+		return
+	}
+	b.launch("bias_backward", D1((n+rowThreads-1)/rowThreads), D1(rowThreads), 0, ArgPtr(dev(dbias)), ArgPtr(dev(dout)), ArgInt(rows), ArgInt(n))
+}
+
+// Copy2D implements kernels.Dense.
+func (b *Backend) Copy2D(dst kernels.Buf, dstStride int, src kernels.Buf, srcStride int, rows, width int) {
+	if rows*width == 0 {
+		return
+	}
+	b.launch("copy2d", elemGrid(rows*width), D1(elemThreads), 0, ArgPtr(dev(dst)), ArgInt(dstStride), ArgPtr(dev(src)), ArgInt(srcStride), ArgInt(rows), ArgInt(width))
+}
+
+// Add implements kernels.Dense.
+func (b *Backend) Add(dst, x, y kernels.Buf) {
+	if x.Len() != dst.Len() || y.Len() != dst.Len() {
+		panic(fmt.Sprintf("cuda: add of %d, %d into %d floats", x.Len(), y.Len(), dst.Len()))
+	}
+	if dst.Len() == 0 {
+		return
+	}
+	b.launch("add", elemGrid(dst.Len()), D1(elemThreads), 0, ArgPtr(dev(dst)), ArgPtr(dev(x)), ArgPtr(dev(y)), ArgInt(dst.Len()))
+}
+
+// RMSNorm implements kernels.Dense.
+func (b *Backend) RMSNorm(out, rstd, x, w kernels.Buf, rows, dim int, eps float32) {
+	b.RMSNormHeads(out, rstd, x, dim, 0, w, rows, 1, dim, eps)
+}
+
+// RMSNormBackward implements kernels.Dense.
+func (b *Backend) RMSNormBackward(dx, dw, dout, x, w, rstd kernels.Buf, rows, dim int) {
+	b.RMSNormHeadsBackward(dx, dw, dout, x, w, rstd, dim, 0, rows, 1, dim)
+}
+
+// RMSNormHeads implements kernels.Dense.
+func (b *Backend) RMSNormHeads(out, rstd, x kernels.Buf, stride, off int, w kernels.Buf, rows, heads, dim int, eps float32) {
+	if rows*heads == 0 {
+		return
+	}
+	b.launch("rmsnorm_heads", D1(rows*heads), D1(rowThreads), 0, ArgPtr(dev(out)), ArgPtr(dev(rstd)), ArgPtr(dev(x)),
+		ArgInt(stride), ArgInt(off), ArgPtr(dev(w)), ArgInt(rows), ArgInt(heads), ArgInt(dim), ArgF32(eps))
+}
+
+// RMSNormHeadsBackward implements kernels.Dense.
+func (b *Backend) RMSNormHeadsBackward(dx, dw, dout, x, w, rstd kernels.Buf, stride, off, rows, heads, dim int) {
+	if rows*heads == 0 {
+		return
+	}
+	b.launch("rmsnorm_heads_backward_dx", D1(rows*heads), D1(rowThreads), 0, ArgPtr(dev(dx)), ArgPtr(dev(dout)), ArgPtr(dev(x)),
+		ArgPtr(dev(w)), ArgPtr(dev(rstd)), ArgInt(stride), ArgInt(off), ArgInt(rows), ArgInt(heads), ArgInt(dim))
+	b.launch("rmsnorm_heads_backward_dw", D1((dim+rowThreads-1)/rowThreads), D1(rowThreads), 0, ArgPtr(dev(dw)), ArgPtr(dev(dout)),
+		ArgPtr(dev(x)), ArgPtr(dev(rstd)), ArgInt(stride), ArgInt(off), ArgInt(rows), ArgInt(heads), ArgInt(dim))
+}
+
+// RoPE implements kernels.Dense.
+func (b *Backend) RoPE(x kernels.Buf, stride int, cos, sin kernels.Buf, rows, heads, headDim int, inverse bool) {
+	n := rows * heads * (headDim / 2)
+	if n == 0 {
+		return
+	}
+	sign := float32(1)
+	if inverse {
+		sign = -1
+	}
+	b.launch("rope", elemGrid(n), D1(elemThreads), 0, ArgPtr(dev(x)), ArgInt(stride), ArgPtr(dev(cos)), ArgPtr(dev(sin)),
+		ArgInt(rows), ArgInt(heads), ArgInt(headDim), ArgF32(sign))
+}
+
+// SwiGLU implements kernels.Dense.
+func (b *Backend) SwiGLU(out, gateUp kernels.Buf, rows, ffn int) {
+	if rows*ffn == 0 {
+		return
+	}
+	b.launch("swiglu", elemGrid(rows*ffn), D1(elemThreads), 0, ArgPtr(dev(out)), ArgPtr(dev(gateUp)), ArgInt(rows), ArgInt(ffn))
+}
+
+// SwiGLUBackward implements kernels.Dense.
+func (b *Backend) SwiGLUBackward(dGateUp, dout, gateUp kernels.Buf, rows, ffn int) {
+	if rows*ffn == 0 {
+		return
+	}
+	b.launch("swiglu_backward", elemGrid(rows*ffn), D1(elemThreads), 0, ArgPtr(dev(dGateUp)), ArgPtr(dev(dout)), ArgPtr(dev(gateUp)), ArgInt(rows), ArgInt(ffn))
+}
+
+func checkIDs(ids []int32, vocab int) {
+	for _, id := range ids {
+		if id < 0 || int(id) >= vocab {
+			panic(fmt.Sprintf("cuda: token id %d outside the vocabulary of %d", id, vocab))
+		}
+	}
+}
+
+// Embed implements kernels.Dense.
+func (b *Backend) Embed(out, table kernels.Buf, ids []int32, dim int) {
+	if len(ids)*dim == 0 {
+		return
+	}
+	checkIDs(ids, table.Len()/dim)
+	p := b.uploadInts(ids)
+	defer b.free(p)
+	b.launch("embed", elemGrid(len(ids)*dim), D1(elemThreads), 0, ArgPtr(dev(out)), ArgPtr(dev(table)), ArgPtr(p), ArgInt(len(ids)), ArgInt(dim))
+}
+
+// EmbedBackward implements kernels.Dense.
+func (b *Backend) EmbedBackward(dtable, dout kernels.Buf, ids []int32, dim int) {
+	if len(ids)*dim == 0 {
+		return
+	}
+	checkIDs(ids, dtable.Len()/dim)
+	p := b.uploadInts(ids)
+	defer b.free(p)
+	b.launch("embed_backward", D1((dim+rowThreads-1)/rowThreads), D1(rowThreads), 0, ArgPtr(dev(dtable)), ArgPtr(dev(dout)), ArgPtr(p), ArgInt(len(ids)), ArgInt(dim))
+}
+
+// CacheWrite implements kernels.Dense.
+func (b *Backend) CacheWrite(pool kernels.Buf, width int, src kernels.Buf, srcStride, srcOff int, slots []int32) {
+	if len(slots)*width == 0 {
+		return
+	}
+	checkIDs(slots, pool.Len()/width)
+	p := b.uploadInts(slots)
+	defer b.free(p)
+	b.launch("cache_write", elemGrid(len(slots)*width), D1(elemThreads), 0, ArgPtr(dev(pool)), ArgInt(width), ArgPtr(dev(src)),
+		ArgInt(srcStride), ArgInt(srcOff), ArgPtr(p), ArgInt(len(slots)))
+}
+
+// maxHeadDim matches MAX_HEAD_DIM in cuda_compat.cuh.
+const maxHeadDim = 256
+
+// attnThreads is the number of query (or key) rows per attention block.
+const attnThreads = 64
+
+// attnTile is the number of key (or query) rows staged in shared memory.
+func attnTile(hd int) int { return max(1, min(64, 4096/hd)) }
+
+func checkAttn(s kernels.AttnShape) {
+	if s.HeadDim > maxHeadDim || s.HeadDim <= 0 {
+		panic(fmt.Sprintf("cuda: head dimension %d outside 1..%d", s.HeadDim, maxHeadDim))
+	}
+	if s.KVHeads <= 0 || s.Heads%s.KVHeads != 0 {
+		panic(fmt.Sprintf("cuda: %d heads are not a multiple of %d KV heads", s.Heads, s.KVHeads))
+	}
+	if s.Lens != nil && len(s.Lens) < s.Batch {
+		panic(fmt.Sprintf("cuda: %d lengths for a batch of %d", len(s.Lens), s.Batch))
+	}
+}
+
+func (b *Backend) uploadLens(s kernels.AttnShape) DevPtr {
+	if s.Lens == nil {
+		return 0
+	}
+	return b.uploadInts(toInt32(s.Lens[:s.Batch]))
+}
+
+// Attention implements kernels.Dense.
+func (b *Backend) Attention(out, lse, qkv kernels.Buf, s kernels.AttnShape) {
+	checkAttn(s)
+	if s.Batch*s.SeqLen == 0 {
+		return
+	}
+	lens := b.uploadLens(s)
+	defer b.free(lens)
+	tile := attnTile(s.HeadDim)
+	grid := Dim3{(s.SeqLen + attnThreads - 1) / attnThreads, s.Heads, s.Batch}
+	b.launch("attn_fwd", grid, D1(attnThreads), 2*tile*s.HeadDim*4, ArgPtr(dev(out)), ArgPtr(dev(lse)), ArgPtr(dev(qkv)), ArgPtr(lens),
+		ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(s.HeadDim), ArgF32(s.Scale), ArgInt(tile))
+}
+
+// AttentionBackward implements kernels.Dense.
+func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s kernels.AttnShape) {
+	checkAttn(s)
+	if s.Batch*s.SeqLen == 0 {
+		return
+	}
+	lens := b.uploadLens(s)
+	dsum := b.alloc(4 * s.Batch * s.Heads * s.SeqLen)
+	defer b.free(lens, dsum)
+	tile := attnTile(s.HeadDim)
+	blocks := (s.SeqLen + attnThreads - 1) / attnThreads
+	b.launch("attn_bwd_dq", Dim3{blocks, s.Heads, s.Batch}, D1(attnThreads), 2*tile*s.HeadDim*4, ArgPtr(dev(dqkv)), ArgPtr(dsum),
+		ArgPtr(dev(dout)), ArgPtr(dev(qkv)), ArgPtr(dev(out)), ArgPtr(dev(lse)), ArgPtr(lens),
+		ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(s.HeadDim), ArgF32(s.Scale), ArgInt(tile))
+	b.launch("attn_bwd_dkv", Dim3{blocks, s.KVHeads, s.Batch}, D1(attnThreads), (2*s.HeadDim+2)*tile*4, ArgPtr(dev(dqkv)),
+		ArgPtr(dev(dout)), ArgPtr(dev(qkv)), ArgPtr(dev(lse)), ArgPtr(dsum), ArgPtr(lens),
+		ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(s.HeadDim), ArgF32(s.Scale), ArgInt(tile))
+}
+
+// AttentionDecode implements kernels.Dense.
+func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool kernels.Buf, slots [][]int32, lens []int, heads, kvHeads, headDim int, scale float32) {
+	checkAttn(kernels.AttnShape{Heads: heads, KVHeads: kvHeads, HeadDim: headDim})
+	if len(lens) == 0 {
+		return
+	}
+	var flat []int32
+	offs := make([]int32, len(lens))
+	for i, n := range lens {
+		offs[i] = int32(len(flat))
+		flat = append(flat, slots[i][:n]...)
+	}
+	checkIDs(flat, kPool.Len()/(kvHeads*headDim))
+	ps, po, pl := b.uploadInts(flat), b.uploadInts(offs), b.uploadInts(toInt32(lens))
+	defer b.free(ps, po, pl)
+	b.launch("attn_decode", Dim3{heads, len(lens), 1}, D1(32), 0, ArgPtr(dev(out)), ArgPtr(dev(q)), ArgInt(qStride),
+		ArgPtr(dev(kPool)), ArgPtr(dev(vPool)), ArgPtr(ps), ArgPtr(po), ArgPtr(pl), ArgInt(heads), ArgInt(kvHeads), ArgInt(headDim), ArgF32(scale))
+}
+
+// logitChunkFloats bounds the logits held at once by the fused output-layer
+// kernels, as in kernels/cpu.
+const logitChunkFloats = 8 << 20
+
+func chunkRows(n, vocab int) int { return max(1, min(n, logitChunkFloats/max(vocab, 1))) }
+
+func (b *Backend) logitScratch(floats int) DevPtr {
+	if b.scratchLen < floats {
+		b.free(b.scratch)
+		b.scratch = b.alloc(4 * floats)
+		b.scratchLen = floats
+	}
+	return b.scratch
+}
+
+func checkTargets(targets []int32, n, vocab int) {
+	if len(targets) < n {
+		panic(fmt.Sprintf("cuda: %d targets for %d rows", len(targets), n))
+	}
+	for _, t := range targets[:n] {
+		if int(t) >= vocab {
+			panic(fmt.Sprintf("cuda: target id %d outside the vocabulary of %d", t, vocab))
+		}
+	}
+}
+
+// TokenLogProbs implements kernels.Fused.
+func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targets []int32, n, d, vocab int, invTemp float32) {
+	if n == 0 {
+		return
+	}
+	checkTargets(targets, n, vocab)
+	tg := b.uploadInts(targets[:n])
+	defer b.free(tg)
+	rows := chunkRows(n, vocab)
+	z := b.logitScratch(rows * vocab)
+	for r0 := 0; r0 < n; r0 += rows {
+		m := min(rows, n-r0)
+		b.gemm(false, true, m, vocab, d, invTemp, dev(hidden)+DevPtr(4*r0*d), d, dev(w), d, 0, z, vocab)
+		b.launch("logprob_rows", D1(m), D1(256), 0, ArgPtr(dev(logp)), ArgPtr(dev(entropy)), ArgPtr(dev(lse)), ArgPtr(z), ArgPtr(tg), ArgInt(vocab), ArgInt(r0))
+	}
+}
+
+// TokenLogProbsBackward implements kernels.Fused.
+func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w, lse, entropy kernels.Buf, targets []int32, n, d, vocab int, invTemp float32) {
+	if n == 0 {
+		return
+	}
+	checkTargets(targets, n, vocab)
+	if dEntropy == nil {
+		entropy = nil
+	}
+	tg := b.uploadInts(targets[:n])
+	defer b.free(tg)
+	rows := chunkRows(n, vocab)
+	z := b.logitScratch(rows * vocab)
+	for r0 := 0; r0 < n; r0 += rows {
+		m := min(rows, n-r0)
+		h := dev(hidden) + DevPtr(4*r0*d)
+		b.gemm(false, true, m, vocab, d, invTemp, h, d, dev(w), d, 0, z, vocab)
+		b.launch("logprob_grad_rows", D1(m), D1(256), 0, ArgPtr(z), ArgPtr(dev(lse)), ArgPtr(dev(dlogp)), ArgPtr(dev(dEntropy)),
+			ArgPtr(dev(entropy)), ArgPtr(tg), ArgInt(vocab), ArgInt(r0), ArgF32(invTemp))
+		b.gemm(false, false, m, d, vocab, 1, z, vocab, dev(w), d, 1, dev(dHidden)+DevPtr(4*r0*d), d)
+		b.gemm(true, false, vocab, d, m, 1, z, vocab, h, d, 1, dev(dW), d)
+	}
+}
+
+// Number of statistics policy_loss writes per sequence (ST_COUNT in
+// optim.cu), in that order.
+const (
+	stPG = iota
+	stKLLoss
+	stEntLoss
+	stTokens
+	stSeq
+	stClipLow
+	stClipHigh
+	stDual
+	stKL
+	stPPOKL
+	stEntropy
+	stRatio
+	stTIS
+	stCount
+)
+
+// PolicyLoss implements kernels.Optim.
+func (b *Backend) PolicyLoss(a *kernels.PolicyLossArgs) kernels.PolicyLossStats {
+	b.Zero(a.DLogp)
+	if a.DEntropy != nil {
+		b.Zero(a.DEntropy)
+	}
+	nseq := len(a.Offsets) - 1
+	if nseq <= 0 {
+		return kernels.PolicyLossStats{}
+	}
+	p := &a.P
+	offs := b.uploadInts(toInt32(a.Offsets))
+	var trunc DevPtr
+	if p.MaskTruncated && a.Truncated != nil {
+		t := make([]int32, nseq)
+		for i := range t {
+			if a.Truncated[i] {
+				t[i] = 1
+			}
+		}
+		trunc = b.uploadInts(t)
+	}
+	stats := b.alloc(8 * stCount * nseq)
+	defer b.free(offs, trunc, stats)
+	roll := a.RolloutLogp
+	if p.TISCap <= 0 {
+		roll = nil
+	}
+	b.launch("policy_loss", D1(nseq), D1(rowThreads), 0, ArgPtr(stats), ArgPtr(dev(a.DLogp)), ArgPtr(dev(a.DEntropy)),
+		ArgPtr(dev(a.Logp)), ArgPtr(dev(a.OldLogp)), ArgPtr(dev(roll)), ArgPtr(dev(a.RefLogp)), ArgPtr(dev(a.Adv)), ArgPtr(dev(a.Mask)),
+		ArgPtr(dev(a.Entropy)), ArgPtr(dev(a.EpsLow)), ArgPtr(dev(a.EpsHigh)), ArgPtr(offs), ArgPtr(trunc),
+		ArgF32(p.EpsLow), ArgF32(p.EpsHigh), ArgF32(p.ClipRatioC), ArgF32(p.Beta), ArgInt(int(p.KL)), ArgF32(p.EntropyCoef),
+		ArgF32(p.TISCap), ArgInt(int(p.Agg)), ArgF64(p.Norm.Tokens), ArgInt(p.Norm.Seqs), ArgInt(p.Norm.MaxLen))
+	host := make([]float64, stCount*nseq)
+	b.must("download", b.drv.CopyDtoH(bytesOf(host), stats))
+	var st kernels.PolicyLossStats
+	for i := 0; i < nseq; i++ {
+		r := host[i*stCount : (i+1)*stCount]
+		st.PGLoss += r[stPG]
+		st.KLLoss += r[stKLLoss]
+		st.EntropyLoss += r[stEntLoss]
+		st.Tokens += r[stTokens]
+		st.Seqs += int(r[stSeq])
+		st.ClipLow += r[stClipLow]
+		st.ClipHigh += r[stClipHigh]
+		st.DualClip += r[stDual]
+		st.KL += r[stKL]
+		st.PPOKL += r[stPPOKL]
+		st.Entropy += r[stEntropy]
+		st.Ratio += r[stRatio]
+		st.TISCapped += r[stTIS]
+	}
+	st.Loss = st.PGLoss + st.KLLoss + st.EntropyLoss
+	return st
+}
+
+// SegmentSums implements kernels.Optim.
+func (b *Backend) SegmentSums(out []float64, x, mask kernels.Buf, offsets []int) {
+	nseg := len(offsets) - 1
+	if nseg <= 0 {
+		return
+	}
+	offs := b.uploadInts(toInt32(offsets))
+	res := b.alloc(8 * nseg)
+	defer b.free(offs, res)
+	b.launch("segment_sums", D1(nseg), D1(rowThreads), 0, ArgPtr(res), ArgPtr(dev(x)), ArgPtr(dev(mask)), ArgPtr(offs))
+	b.must("download", b.drv.CopyDtoH(bytesOf(out[:nseg]), res))
+}
+
+// SegmentBroadcast implements kernels.Optim.
+func (b *Backend) SegmentBroadcast(dst, mask kernels.Buf, offsets []int, coef []float32) {
+	b.Zero(dst)
+	nseg := len(offsets) - 1
+	if nseg <= 0 {
+		return
+	}
+	offs := b.uploadInts(toInt32(offsets))
+	cp := b.alloc(4 * nseg)
+	defer b.free(offs, cp)
+	b.must("upload", b.drv.CopyHtoD(cp, bytesOf(coef[:nseg])))
+	b.launch("segment_broadcast", D1(nseg), D1(rowThreads), 0, ArgPtr(dev(dst)), ArgPtr(dev(mask)), ArgPtr(offs), ArgPtr(cp))
+}
+
+// AdamW implements kernels.Optim with the scalars formed exactly as in
+// kernels/cpu.
+func (b *Backend) AdamW(param, grad, m, v kernels.Buf, n int, hp kernels.AdamWParams) {
+	if n == 0 {
+		return
+	}
+	lr := float64(hp.LR)
+	b1, b2 := float64(hp.Beta1), float64(hp.Beta2)
+	decay := float32(1 - lr*float64(hp.WeightDecay))
+	step := float64(hp.Step)
+	bc1 := 1 - math.Pow(b1, step)
+	bc2 := 1 - math.Pow(b2, step)
+	b.launch("adamw", elemGrid(n), D1(elemThreads), 0, ArgPtr(dev(param)), ArgPtr(dev(grad)), ArgPtr(dev(m)), ArgPtr(dev(v)), ArgInt(n),
+		ArgF32(decay), ArgF32(float32(b1)), ArgF32(float32(1-b1)), ArgF32(float32(b2)), ArgF32(float32(1-b2)),
+		ArgF32(float32(-lr/bc1)), ArgF32(float32(math.Sqrt(bc2))), ArgF32(hp.Eps))
+}
+
+// sumChunk is the fixed block of SumSquares: partial sums per chunk, added
+// in chunk order.
+const sumChunk = 1 << 12
+
+// SumSquares implements kernels.Optim.
+func (b *Backend) SumSquares(x kernels.Buf) float64 {
+	n := x.Len()
+	if n == 0 {
+		return 0
+	}
+	blocks := (n + sumChunk - 1) / sumChunk
+	part := b.alloc(8 * blocks)
+	defer b.free(part)
+	b.launch("sum_squares", D1(blocks), D1(elemThreads), 0, ArgPtr(part), ArgPtr(dev(x)), ArgInt(n), ArgInt(sumChunk))
+	host := make([]float64, blocks)
+	b.must("download", b.drv.CopyDtoH(bytesOf(host), part))
+	var s float64
+	for _, v := range host {
+		s += v
+	}
+	return s
+}
+
+// Scale implements kernels.Optim.
+func (b *Backend) Scale(x kernels.Buf, s float32) {
+	if x.Len() == 0 {
+		return
+	}
+	b.launch("scale", elemGrid(x.Len()), D1(elemThreads), 0, ArgPtr(dev(x)), ArgInt(x.Len()), ArgF32(s))
+}
+
+var _ kernels.Backend = (*Backend)(nil)

@@ -1,0 +1,226 @@
+package cuda
+
+/*
+#cgo CXXFLAGS: -std=c++20 -O2
+#cgo LDFLAGS: -lopenblas -lstdc++
+#include <stdlib.h>
+#include <string.h>
+#include "emu_bridge.h"
+*/
+import "C"
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"sync"
+	"unsafe"
+)
+
+// Sources holds the kernel sources. Embedding them also makes Go's build
+// cache hash them, so an edited kernel is never tested stale: cgo compiles
+// them through emu_kernels.cc, which the cache would otherwise not look
+// into.
+//
+//go:embed *.cu *.cuh
+var Sources embed.FS
+
+// Emu is the emulated Driver: device memory is host memory and kernels run
+// on the CPU through the C++ emulator (emu.h).
+type Emu struct {
+	mu     sync.Mutex
+	allocs map[DevPtr]int
+}
+
+// NewEmu returns an emulated device.
+func NewEmu() *Emu { return &Emu{allocs: map[DevPtr]int{}} }
+
+// SetEmuWorkers sets how many host threads run blocks; 0 means one per core.
+func SetEmuWorkers(n int) { C.emu_set_workers(C.int(n)) }
+
+// EmuKernels lists the kernels the emulator can launch.
+func EmuKernels() []string {
+	n := int(C.emu_kernel_names(nil, 0))
+	names := make([]*C.char, n)
+	C.emu_kernel_names(&names[0], C.int(n))
+	out := make([]string, n)
+	for i, p := range names {
+		out[i] = C.GoString(p)
+	}
+	return out
+}
+
+// Name implements Driver.
+func (e *Emu) Name() string { return "emulator" }
+
+// Alloc implements Driver. Memory is 256-byte aligned like cudaMalloc's.
+func (e *Emu) Alloc(bytes int) (DevPtr, error) {
+	var p unsafe.Pointer
+	n := max(bytes, 1)
+	n = (n + 255) &^ 255
+	p = C.aligned_alloc(256, C.size_t(n))
+	if p == nil {
+		return 0, fmt.Errorf("emu: out of memory allocating %d bytes", bytes)
+	}
+	C.memset(p, 0, C.size_t(n))
+	d := DevPtr(uintptr(p))
+	e.mu.Lock()
+	e.allocs[d] = n
+	e.mu.Unlock()
+	return d, nil
+}
+
+// Free implements Driver.
+func (e *Emu) Free(p DevPtr) error {
+	e.mu.Lock()
+	_, ok := e.allocs[p]
+	delete(e.allocs, p)
+	e.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("emu: free of %#x, which was not allocated", uint64(p))
+	}
+	C.free(hostPtr(p))
+	return nil
+}
+
+// Live reports the number of outstanding allocations, for leak tests.
+func (e *Emu) Live() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.allocs)
+}
+
+// check verifies that [p, p+bytes) lies inside one allocation.
+func (e *Emu) check(p DevPtr, bytes int) error {
+	if bytes == 0 {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for base, n := range e.allocs {
+		if p >= base && uint64(p)+uint64(bytes) <= uint64(base)+uint64(n) {
+			return nil
+		}
+	}
+	return fmt.Errorf("emu: %d bytes at %#x are outside every allocation", bytes, uint64(p))
+}
+
+// hostPtr turns an emulated device address back into a host pointer. The
+// memory comes from C's allocator, so the conversion is sound; it goes
+// through a pointer-sized integer in C to keep vet's unsafeptr check quiet.
+func hostPtr(p DevPtr) unsafe.Pointer {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&p))
+}
+
+// CopyHtoD implements Driver.
+func (e *Emu) CopyHtoD(dst DevPtr, src []byte) error {
+	if err := e.check(dst, len(src)); err != nil {
+		return err
+	}
+	if len(src) > 0 {
+		C.memcpy(hostPtr(dst), unsafe.Pointer(&src[0]), C.size_t(len(src)))
+	}
+	return nil
+}
+
+// CopyDtoH implements Driver.
+func (e *Emu) CopyDtoH(dst []byte, src DevPtr) error {
+	if err := e.check(src, len(dst)); err != nil {
+		return err
+	}
+	if len(dst) > 0 {
+		C.memcpy(unsafe.Pointer(&dst[0]), hostPtr(src), C.size_t(len(dst)))
+	}
+	return nil
+}
+
+// CopyDtoD implements Driver.
+func (e *Emu) CopyDtoD(dst, src DevPtr, bytes int) error {
+	if err := errors.Join(e.check(dst, bytes), e.check(src, bytes)); err != nil {
+		return err
+	}
+	if bytes > 0 {
+		C.memmove(hostPtr(dst), hostPtr(src), C.size_t(bytes))
+	}
+	return nil
+}
+
+// Memset implements Driver.
+func (e *Emu) Memset(dst DevPtr, bytes int) error {
+	if err := e.check(dst, bytes); err != nil {
+		return err
+	}
+	if bytes > 0 {
+		C.memset(hostPtr(dst), 0, C.size_t(bytes))
+	}
+	return nil
+}
+
+// Launch implements Driver.
+func (e *Emu) Launch(name string, grid, block Dim3, shared int, args []uint64) error {
+	for _, d := range []int{grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z} {
+		if d < 0 || d > 1<<31-1 {
+			return fmt.Errorf("emu: launch %s: dimension %d out of range", name, d)
+		}
+	}
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var errBuf [1024]C.char
+	var argp *C.uint64_t
+	if len(args) > 0 {
+		argp = (*C.uint64_t)(unsafe.Pointer(&args[0]))
+	}
+	rc := C.emu_launch(cname, C.uint(grid.X), C.uint(max(grid.Y, 1)), C.uint(max(grid.Z, 1)),
+		C.uint(block.X), C.uint(max(block.Y, 1)), C.uint(max(block.Z, 1)), C.size_t(shared),
+		argp, C.int(len(args)), &errBuf[0], C.size_t(len(errBuf)))
+	if rc != 0 {
+		return errors.New(C.GoString(&errBuf[0]))
+	}
+	return nil
+}
+
+// Sgemm implements Driver with OpenBLAS's column-major sgemm, which has
+// cuBLAS's semantics.
+func (e *Emu) Sgemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr, lda int, b DevPtr, ldb int, beta float32, c DevPtr, ldc int) error {
+	if m == 0 || n == 0 {
+		return nil
+	}
+	rowsA, colsA := m, k
+	if transA {
+		rowsA, colsA = k, m
+	}
+	rowsB, colsB := k, n
+	if transB {
+		rowsB, colsB = n, k
+	}
+	// Column-major: an r×c matrix with leading dimension ld spans
+	// (c−1)·ld + r floats.
+	span := func(r, c, ld int) int { return ((c-1)*ld + r) * 4 }
+	if lda < max(1, rowsA) || ldb < max(1, rowsB) || ldc < max(1, m) {
+		return fmt.Errorf("emu: sgemm leading dimensions %d, %d, %d too small for %dx%dx%d", lda, ldb, ldc, m, n, k)
+	}
+	var errs []error
+	if k > 0 {
+		errs = append(errs, e.check(a, span(rowsA, colsA, lda)), e.check(b, span(rowsB, colsB, ldb)))
+	}
+	errs = append(errs, e.check(c, span(m, n, ldc)))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("emu: sgemm: %w", err)
+	}
+	C.emu_sgemm(cBool(transA), cBool(transB), C.int(m), C.int(n), C.int(k), C.float(alpha), C.uint64_t(a), C.int(lda),
+		C.uint64_t(b), C.int(ldb), C.float(beta), C.uint64_t(c), C.int(ldc))
+	return nil
+}
+
+func cBool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Sync implements Driver; emulated launches are synchronous.
+func (e *Emu) Sync() error { return nil }
+
+// Close implements Driver.
+func (e *Emu) Close() error { return nil }

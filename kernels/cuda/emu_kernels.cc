@@ -1,0 +1,64 @@
+// The emulator's translation unit for the kernels: the same .cu files nvcc
+// compiles to PTX, compiled here for the host, plus the table the launcher
+// looks kernels up in.
+#include <cblas.h>
+
+#include <cstring>
+
+#include "cuda_compat.cuh"
+#include "emu_bridge.h"
+
+#include "attention.cu"
+#include "dense.cu"
+#include "logprobs.cu"
+#include "optim.cu"
+#include "emu_selftest.cuh"
+
+namespace emu {
+
+#define K(f) make_kernel(#f, f)
+
+static const Kernel kernels[] = {
+    K(add_bias), K(bias_backward), K(copy2d), K(add), K(scale), K(rmsnorm_heads), K(rmsnorm_heads_backward_dx),
+    K(rmsnorm_heads_backward_dw), K(rope), K(swiglu), K(swiglu_backward), K(embed), K(embed_backward),
+    K(cache_write), K(attn_fwd), K(attn_bwd_dq), K(attn_bwd_dkv), K(attn_decode), K(logprob_rows),
+    K(logprob_grad_rows), K(adamw), K(sum_squares), K(segment_sums), K(segment_broadcast), K(policy_loss),
+    // Emulator self-tests.
+    K(selftest_reduce), K(selftest_missing_barrier), K(selftest_shuffles), K(selftest_divergent_barrier),
+    K(selftest_exit_before_barrier), K(selftest_divergent_shuffle), K(selftest_atomics), K(selftest_dyn_shared),
+};
+
+#undef K
+
+const Kernel* find_kernel(const char* name) {
+  for (const Kernel& k : kernels)
+    if (std::strcmp(k.name, name) == 0) return &k;
+  return nullptr;
+}
+
+}  // namespace emu
+
+extern "C" {
+
+int emu_kernel_names(const char** names, int max) {
+  int n = 0;
+  for (const emu::Kernel& k : emu::kernels) {
+    if (n < max) names[n] = k.name;
+    n++;
+  }
+  return n;
+}
+
+void emu_sgemm(int transa, int transb, int m, int n, int k, float alpha, uint64_t a, int lda, uint64_t b, int ldb,
+               float beta, uint64_t c, int ldc) {
+  float* C = reinterpret_cast<float*>(c);
+  if (k == 0) {
+    for (int j = 0; j < n; j++)
+      for (int i = 0; i < m; i++) C[(long long)j * ldc + i] = beta == 0 ? 0.0f : beta * C[(long long)j * ldc + i];
+    return;
+  }
+  cblas_sgemm(CblasColMajor, transa ? CblasTrans : CblasNoTrans, transb ? CblasTrans : CblasNoTrans, m, n, k, alpha,
+              reinterpret_cast<const float*>(a), lda, reinterpret_cast<const float*>(b), ldb, beta, C, ldc);
+}
+
+}  // extern "C"
