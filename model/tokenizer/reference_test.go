@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 )
@@ -34,14 +35,35 @@ func needNode(t *testing.T) {
 	}
 }
 
+var (
+	realMu    sync.Mutex
+	realCache = map[string]*Tokenizer{}
+)
+
+// loadReal loads an installed real tokenizer once per test binary (loading
+// Qwen3 takes about a second). Callers must not change it.
 func loadReal(t *testing.T, name string) *Tokenizer {
 	t.Helper()
 	needNode(t)
-	tok, err := LoadDir(realTokenizerDir(name))
+	tok, err := loadRealNoNode(name)
 	if err != nil {
 		t.Fatalf("load %s: %v", name, err)
 	}
 	return tok
+}
+
+func loadRealNoNode(name string) (*Tokenizer, error) {
+	realMu.Lock()
+	defer realMu.Unlock()
+	if tok, ok := realCache[name]; ok {
+		return tok, nil
+	}
+	tok, err := LoadDir(realTokenizerDir(name))
+	if err != nil {
+		return nil, err
+	}
+	realCache[name] = tok
+	return tok, nil
 }
 
 type refResult struct {
@@ -57,48 +79,135 @@ type refChat struct {
 }
 
 type refResponse struct {
-	Results []refResult `json:"results"`
-	Chats   []string    `json:"chats"`
+	Results      []refResult `json:"results"`
+	PlainResults []refResult `json:"plain_results"`
+	Chats        []string    `json:"chats"`
 }
 
-// runReference runs scripts/tokenizer/reference.js on dir for texts and chats.
-func runReference(t *testing.T, dir string, texts []string, chats []refChat, plainOnly bool) refResponse {
-	t.Helper()
+// runReference runs scripts/tokenizer/reference.js on dir: full results for
+// texts, ids without special tokens and their decode for plainTexts, and
+// the rendered chats.
+func runReference(dir string, texts, plainTexts []string, chats []refChat) (refResponse, error) {
 	req := struct {
-		Texts     []string  `json:"texts"`
-		PlainOnly bool      `json:"plain_only"`
-		Chats     []refChat `json:"chats"`
-	}{Chats: chats, PlainOnly: plainOnly}
+		Texts      []string  `json:"texts"`
+		PlainTexts []string  `json:"plain_texts"`
+		Chats      []refChat `json:"chats"`
+	}{Chats: chats}
 	for _, s := range texts {
 		req.Texts = append(req.Texts, base64.StdEncoding.EncodeToString([]byte(s)))
 	}
+	for _, s := range plainTexts {
+		req.PlainTexts = append(req.PlainTexts, base64.StdEncoding.EncodeToString([]byte(s)))
+	}
+	var resp refResponse
 	data, err := json.Marshal(req)
 	if err != nil {
-		t.Fatal(err)
+		return resp, err
 	}
-	reqPath := filepath.Join(t.TempDir(), "request.json")
+	tmp, err := os.MkdirTemp("", "tokenizer-ref")
+	if err != nil {
+		return resp, err
+	}
+	defer os.RemoveAll(tmp)
+	reqPath := filepath.Join(tmp, "request.json")
 	if err := os.WriteFile(reqPath, data, 0o644); err != nil {
-		t.Fatal(err)
+		return resp, err
 	}
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
-		t.Fatal(err)
+		return resp, err
 	}
 	cmd := exec.Command("node", filepath.Join(repoRoot, "scripts/tokenizer/reference.js"), absDir, reqPath)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("reference.js: %v\n%s", err, stderr.String())
+		return resp, fmt.Errorf("reference.js: %v\n%s", err, stderr.String())
 	}
-	var resp refResponse
 	if err := json.Unmarshal(out, &resp); err != nil {
-		t.Fatalf("reference.js output: %v", err)
+		return resp, fmt.Errorf("reference.js output: %v", err)
 	}
-	if len(resp.Results) != len(texts) || len(resp.Chats) != len(chats) {
-		t.Fatalf("reference.js answered %d texts and %d chats for %d and %d", len(resp.Results), len(resp.Chats), len(texts), len(chats))
+	if len(resp.Results) != len(texts) || len(resp.PlainResults) != len(plainTexts) || len(resp.Chats) != len(chats) {
+		return resp, fmt.Errorf("reference.js answered %d/%d/%d items for %d/%d/%d", len(resp.Results), len(resp.PlainResults), len(resp.Chats), len(texts), len(plainTexts), len(chats))
 	}
-	return resp
+	return resp, nil
+}
+
+// realReference is what the reference says about one real tokenizer: the
+// corpus, the 1 MB text in chunks, and (Llama 3) the chat cases. It is
+// computed once per test binary, for all three tokenizers at once, each
+// in its own node process.
+type realReference struct {
+	corpus, chunks []string
+	chatTexts      []string
+	resp           refResponse
+	err            error
+}
+
+var (
+	refOnce sync.Once
+	refs    map[string]*realReference
+)
+
+func referenceFor(t *testing.T, name string) *realReference {
+	t.Helper()
+	needNode(t)
+	refOnce.Do(func() {
+		refs = map[string]*realReference{}
+		var wg sync.WaitGroup
+		for _, n := range realTokenizers {
+			r := &realReference{corpus: corpus(), chunks: megabyteChunks()}
+			refs[n] = r
+			var chats []refChat
+			if n == "llama3" {
+				chats = chatCases
+				tok, err := loadRealNoNode(n)
+				if err != nil {
+					r.err = err
+					continue
+				}
+				for _, c := range chatCases {
+					s, err := tok.ApplyChatTemplate(c.Messages, c.AddGenerationPrompt)
+					if err != nil {
+						r.err = err
+					}
+					r.chatTexts = append(r.chatTexts, s)
+				}
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				texts := append(append([]string(nil), r.corpus...), r.chatTexts...)
+				r.resp, r.err = runReference(realTokenizerDir(n), texts, r.chunks, chats)
+			}()
+		}
+		wg.Wait()
+	})
+	r := refs[name]
+	if r.err != nil {
+		t.Fatalf("reference for %s: %v", name, r.err)
+	}
+	return r
+}
+
+// megabyteChunks is 1 MB of mixed text cut into about 1000 chunks at line
+// ends, so that the reference (slow on one huge SentencePiece section)
+// finishes in seconds.
+func megabyteChunks() []string {
+	text := mixedText(1 << 20)
+	var chunks []string
+	for len(text) > 0 {
+		from := min(1024, len(text)-1)
+		n := strings.IndexByte(text[from:], '\n')
+		if n < 0 {
+			chunks = append(chunks, text)
+			break
+		}
+		n += from + 1
+		chunks = append(chunks, text[:n])
+		text = text[n:]
+	}
+	return chunks
 }
 
 // firstDiff describes where two id lists part, with the tokens around it.
@@ -130,17 +239,26 @@ func equalIDs(a, b []int) bool {
 	return true
 }
 
-// checkAgainstReference compares ids (with and without special tokens) and
-// both decodes for every text.
+// checkAgainstReference runs the reference on dir and compares.
 func checkAgainstReference(t *testing.T, tok *Tokenizer, dir string, texts []string) {
 	t.Helper()
-	resp := runReference(t, dir, texts, nil, false)
+	resp, err := runReference(dir, texts, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareResults(t, tok, texts, resp.Results)
+}
+
+// compareResults compares ids (with and without special tokens) and both
+// decodes for every text.
+func compareResults(t *testing.T, tok *Tokenizer, texts []string, results []refResult) {
+	t.Helper()
 	failures := 0
 	for i, text := range texts {
 		// The reference only sees Unicode text; node decodes invalid
 		// UTF-8 with WHATWG replacement, so compare on that text.
 		in := ValidUTF8(text)
-		want := resp.Results[i]
+		want := results[i]
 		label := fmt.Sprintf("text %d %q", i, clip(text))
 		if got := tok.Encode(in, true); !equalIDs(got, want.IDs) {
 			t.Errorf("%s: ids with special tokens differ: %s", label, firstDiff(tok, got, want.IDs))
@@ -181,44 +299,28 @@ func TestCorpusMatchesReference(t *testing.T) {
 	for _, name := range realTokenizers {
 		t.Run(name, func(t *testing.T) {
 			tok := loadReal(t, name)
-			checkAgainstReference(t, tok, realTokenizerDir(name), texts)
+			ref := referenceFor(t, name)
+			compareResults(t, tok, ref.corpus, ref.resp.Results[:len(ref.corpus)])
 		})
 	}
 }
 
-// TestMegabyteMatchesReference encodes 1 MB of mixed text, cut into about
-// 1000 chunks at line ends so that the reference (which is slow on one huge
-// SentencePiece section) finishes in seconds, and compares every id and
-// the decode of each chunk.
+// TestMegabyteMatchesReference compares every id of 1 MB of mixed text,
+// and the decode of each chunk.
 func TestMegabyteMatchesReference(t *testing.T) {
-	if testing.Short() {
-		t.Skip("1 MB comparison skipped in -short mode")
-	}
-	text := mixedText(1 << 20)
-	if !utf8.ValidString(text) {
+	if !utf8.ValidString(mixedText(1 << 20)) {
 		t.Fatal("mixed text is not valid UTF-8")
-	}
-	var chunks []string
-	for len(text) > 0 {
-		n := strings.IndexByte(text[min(1024, len(text)-1):], '\n')
-		if n < 0 {
-			chunks = append(chunks, text)
-			break
-		}
-		n += min(1024, len(text)-1) + 1
-		chunks = append(chunks, text[:n])
-		text = text[n:]
 	}
 	for _, name := range realTokenizers {
 		t.Run(name, func(t *testing.T) {
 			tok := loadReal(t, name)
-			resp := runReference(t, realTokenizerDir(name), chunks, nil, true)
-			got := tok.EncodeBatch(chunks, false)
+			ref := referenceFor(t, name)
+			got := tok.EncodeBatch(ref.chunks, false)
 			bad := 0
-			for i := range chunks {
-				want := resp.Results[i]
+			for i := range ref.chunks {
+				want := ref.resp.PlainResults[i]
 				if !equalIDs(got[i], want.IDsPlain) {
-					t.Errorf("chunk %d %q: %s", i, clip(chunks[i]), firstDiff(tok, got[i], want.IDsPlain))
+					t.Errorf("chunk %d %q: %s", i, clip(ref.chunks[i]), firstDiff(tok, got[i], want.IDsPlain))
 					bad++
 				} else if d := tok.Decode(got[i], false); d != want.Decode {
 					t.Errorf("chunk %d: decode = %q, reference %q", i, clip(d), clip(want.Decode))

@@ -3,11 +3,12 @@
 // prints ids and decodes as JSON, so Go can compare them token for token.
 //
 // usage: node reference.js TOKENIZER_DIR REQUEST.json
-//   REQUEST: {"texts": [base64 UTF-8 bytes...], "plain_only": bool,
+//   REQUEST: {"texts": [base64 UTF-8 bytes...], "plain_texts": [base64...],
 //             "chats": [{"messages": [{"role","content"}], "add_generation_prompt": bool}]}
-//   stdout:  {"results": [{"ids", "ids_plain", "decode", "decode_skip"}], "chats": [string]}
-// With plain_only, only ids_plain (no special tokens added) and decode of
-// those ids are computed: the quick mode for large inputs.
+//   stdout:  {"results": [{"ids", "ids_plain", "decode", "decode_skip"}],
+//             "plain_results": [{"ids_plain", "decode"}], "chats": [string]}
+// For plain_texts only the ids without added special tokens and their
+// decode are computed: the quick mode for large inputs.
 // Texts are passed as bytes so that invalid UTF-8 reaches node intact; node
 // decodes them the way every JavaScript and Python caller would (WHATWG
 // replacement, byte order mark kept).
@@ -39,12 +40,13 @@ function main() {
   const tok = load(dir);
   const req = JSON.parse(fs.readFileSync(reqPath, "utf8"));
   const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+  const plainResults = (req.plain_texts || []).map((b64) => {
+    const text = utf8.decode(Buffer.from(b64, "base64"));
+    const idsPlain = tok.encode(text, { add_special_tokens: false });
+    return { ids_plain: idsPlain, decode: decode(tok, idsPlain, false) };
+  });
   const results = (req.texts || []).map((b64) => {
     const text = utf8.decode(Buffer.from(b64, "base64"));
-    if (req.plain_only) {
-      const idsPlain = tok.encode(text, { add_special_tokens: false });
-      return { ids_plain: idsPlain, decode: decode(tok, idsPlain, false) };
-    }
     const ids = tok.encode(text, { add_special_tokens: true });
     const idsPlain = tok.encode(text, { add_special_tokens: false });
     return {
@@ -60,7 +62,7 @@ function main() {
       add_generation_prompt: !!c.add_generation_prompt,
     })
   );
-  process.stdout.write(JSON.stringify({ results, chats }));
+  process.stdout.write(JSON.stringify({ results, plain_results: plainResults, chats }));
 }
 
 main();
