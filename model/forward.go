@@ -265,6 +265,13 @@ func (m *Model) TokenLogProbs(ws *Workspace, targets []int32, invTemp float32, w
 // TokenLogProbs computed entropy; may be nil) through the output layer and
 // the whole model, accumulating into m.Grads.
 func (m *Model) BackwardLogProbs(ws *Workspace, dlogp, dEntropy []float32) {
+	m.BackwardLogProbsWith(ws, dlogp, dEntropy, nil)
+}
+
+// BackwardLogProbsWith is BackwardLogProbs with an extra gradient with
+// respect to the final hidden states (a value head's, say) added before
+// the backward pass through the trunk; dHidden may be nil.
+func (m *Model) BackwardLogProbsWith(ws *Workspace, dlogp, dEntropy []float32, dHidden kernels.Buf) {
 	m.EnableGrads()
 	c, be := m.Cfg, m.be
 	dl := be.Alloc(ws.n)
@@ -282,6 +289,9 @@ func (m *Model) BackwardLogProbs(ws *Workspace, dlogp, dEntropy []float32) {
 	be.Free(dl)
 	if de != nil {
 		be.Free(de)
+	}
+	if dHidden != nil {
+		be.Add(dfinal, dfinal, dHidden)
 	}
 	m.Backward(ws, dfinal)
 }

@@ -19,6 +19,9 @@ type seq struct {
 
 	// Per completion token (len(ids)-prompt entries).
 	rolloutLogp, oldLogp, refLogp []float32
+	// PPO with GAE: the critic's values before the update, the per-token
+	// advantages and the returns.
+	oldValues, tokAdv, returns []float32
 }
 
 func (s *seq) completionLen() int { return len(s.ids) - s.prompt }
@@ -123,16 +126,33 @@ func chunks(n, size int) [][2]int {
 // completion log-probs under m (and entropies when wanted), micro-batch by
 // micro-batch.
 func sequenceLogProbs(m *model.Model, ws *model.Workspace, seqs []*seq, micro int, invTemp float32) ([][]float32, error) {
-	out := make([][]float32, len(seqs))
+	lp, _, err := sequenceLogProbsValues(m, ws, seqs, micro, invTemp, nil)
+	return lp, err
+}
+
+// sequenceLogProbsValues also returns the value head's per-token values
+// when vh is not nil.
+func sequenceLogProbsValues(m *model.Model, ws *model.Workspace, seqs []*seq, micro int, invTemp float32, vh *model.ValueHead) (logp, values [][]float32, err error) {
+	logp = make([][]float32, len(seqs))
+	if vh != nil {
+		values = make([][]float32, len(seqs))
+	}
 	for _, c := range chunks(len(seqs), micro) {
 		rb := newRowBatch(seqs[c[0]:c[1]])
 		if _, err := m.Forward(ws, rb.batch); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		lp, _ := m.TokenLogProbs(ws, rb.targets, invTemp, false)
+		var vals []float32
+		if vh != nil {
+			vals = vh.Forward(ws)
+		}
 		for i := range rb.seqs {
-			out[c[0]+i] = rb.gather(lp, i)
+			logp[c[0]+i] = rb.gather(lp, i)
+			if vh != nil {
+				values[c[0]+i] = rb.gather(vals, i)
+			}
 		}
 	}
-	return out, nil
+	return logp, values, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/model/safetensors"
 	"github.com/rltrain/rltrain/train/config"
 )
@@ -31,6 +32,7 @@ const (
 	stateFile     = "trainer_state.json"
 	optimizerFile = "optimizer.safetensors"
 	referenceFile = "reference.safetensors"
+	valueHeadFile = "value_head.safetensors"
 	doneFile      = "DONE"
 	tmpPrefix     = ".tmp-"
 )
@@ -183,6 +185,11 @@ func (t *Trainer) restore(dir string) error {
 			return fmt.Errorf("checkpoint %s: %w", dir, err)
 		}
 		t.opt.SetStepCount(st.OptStep)
+		if t.vh != nil {
+			if err := t.loadValueHead(filepath.Join(dir, valueHeadFile)); err != nil {
+				return fmt.Errorf("checkpoint %s: %w", dir, err)
+			}
+		}
 		if t.ref != nil {
 			ref, _, err := safetensors.ReadFile(filepath.Join(dir, referenceFile))
 			if err != nil {
@@ -210,6 +217,24 @@ func (t *Trainer) restore(dir string) error {
 		step = st.SFTStep
 	}
 	t.logf("resumed from %s (%s step %d)", dir, st.Phase, step)
+	return nil
+}
+
+func (t *Trainer) loadValueHead(path string) error {
+	ts, _, err := safetensors.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	D := t.pol.Model.Cfg.Hidden
+	w, err := safetensors.Expect(ts, model.ValueWeightName, 1, D)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	b, err := safetensors.Expect(ts, model.ValueBiasName, 1)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	t.be.Upload(t.vh.Params, append(append([]float32(nil), w.Data...), b.Data...))
 	return nil
 }
 
@@ -311,6 +336,17 @@ func (t *Trainer) writeCheckpoint(dir string, m map[string]float64) error {
 			return err
 		}
 		t.state.OptStep = t.opt.StepCount()
+	}
+	if t.vh != nil {
+		p := download(be, t.vh.Params)
+		D := len(p) - 1
+		ts := []*safetensors.Tensor{
+			{Name: model.ValueWeightName, Shape: []int{1, D}, Data: p[:D]},
+			{Name: model.ValueBiasName, Shape: []int{1}, Data: p[D:]},
+		}
+		if err := safetensors.WriteFile(filepath.Join(dir, valueHeadFile), ts, nil, safetensors.F32); err != nil {
+			return err
+		}
 	}
 	if t.ref != nil && t.state.Phase == "rl" {
 		if err := safetensors.WriteFile(filepath.Join(dir, referenceFile), t.ref.HostTensors(false), nil, safetensors.F32); err != nil {

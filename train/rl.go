@@ -239,48 +239,14 @@ func (t *Trainer) rlStep(ctx context.Context) (map[string]float64, error) {
 		}
 		m["timing_s/ref"] = seconds(time.Since(rs))
 	}
-	rewardsForAdv := [][]float64{totals}
-	var weights []float64
-	if t.alg.Advantage == optim.AdvGDPO {
-		rewardsForAdv, weights = comps, t.rewards.Weights()
-		for _, comp := range comps {
-			for i := range comp {
-				if seqs[i].excluded {
-					comp[i] = math.NaN()
-				}
-			}
+	if t.alg.Advantage == optim.AdvGAE {
+		gs := time.Now()
+		if err := t.gaeAdvantages(seqs, totals, micro, invTemp, m); err != nil {
+			return nil, err
 		}
-	}
-	if t.alg.Beta > 0 && t.alg.KLIn == "reward" {
-		// PPO-style: r −= β·Σ_t (ℓ_t − ℓ_ref,t) over the completion.
-		var klSum float64
-		for i, s := range seqs {
-			var kl float64
-			for k, lp := range s.rolloutLogp {
-				kl += float64(lp - s.refLogp[k])
-			}
-			klSum += kl
-			for _, r := range rewardsForAdv {
-				r[i] -= t.state.KLCoef * kl
-			}
-		}
-		meanKL := klSum / ns
-		m["kl_reward"] = meanKL
-		m["kl_coef"] = t.state.KLCoef
-		if t.alg.TargetKL > 0 {
-			ctl := optim.AdaptiveKL{Beta: t.state.KLCoef, Target: t.alg.TargetKL, Horizon: t.alg.KLHorizon}
-			t.state.KLCoef = ctl.Update(meanKL, len(seqs))
-		}
-	}
-	adv, _, err := optim.Advantages(t.alg, rewardsForAdv, weights, groupIDs)
-	if err != nil {
+		m["timing_s/old_logprob"] = seconds(time.Since(gs))
+	} else if err := t.sequenceAdvantages(seqs, totals, comps, groupIDs, m); err != nil {
 		return nil, err
-	}
-	for i, s := range seqs {
-		s.adv = float32(adv[i])
-		if math.IsNaN(adv[i]) {
-			s.adv = 0
-		}
 	}
 	if t.alg.Loss == optim.LossDRPO {
 		correct := optim.Correct(totals, 0.5)
@@ -297,8 +263,8 @@ func (t *Trainer) rlStep(ctx context.Context) (map[string]float64, error) {
 		mini = len(seqs)
 	}
 	nMini := (len(seqs) + mini - 1) / mini
-	needOld := c.Train.PPOEpochs > 1 || nMini > 1 || t.alg.TISCap > 0
-	if needOld {
+	needOld := c.Train.PPOEpochs > 1 || nMini > 1 || t.alg.TISCap > 0 || t.vh != nil
+	if needOld && t.vh == nil {
 		os := time.Now()
 		lps, err := sequenceLogProbs(t.pol.Model, t.ws, seqs, micro, invTemp)
 		if err != nil {
@@ -370,6 +336,10 @@ func (t *Trainer) rlStep(ctx context.Context) (map[string]float64, error) {
 	}
 	for k, v := range pm.Map() {
 		m[k] = v
+	}
+	if t.vh != nil {
+		m["vf_loss"] = t.vfLoss
+		t.vfLoss = 0
 	}
 	if t.alg.Loss == optim.LossDRPO {
 		m["drpo/objective"] = drpoObj
@@ -482,7 +452,12 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 	}
 	args := &kernels.PolicyLossArgs{
 		Logp: lpBuf, OldLogp: oldBuf, Mask: mask, DLogp: dlogp,
-		Adv:       up(rb.scatter(func(s *seq) []float32 { return constant(s.adv, s.completionLen()) })),
+		Adv: up(rb.scatter(func(s *seq) []float32 {
+			if s.tokAdv != nil {
+				return s.tokAdv
+			}
+			return constant(s.adv, s.completionLen())
+		})),
 		Offsets:   offsets,
 		Truncated: truncated,
 		P:         params,
@@ -510,7 +485,25 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 	if dent != nil {
 		dentHost = download(be, dent)
 	}
-	t.pol.Model.BackwardLogProbs(t.ws, download(be, dlogp), dentHost)
+	var dHidden kernels.Buf
+	if t.vh != nil {
+		values := t.vh.Forward(t.ws)
+		dv := make([]float32, n)
+		vl, err := optim.ValueLoss(dv, values, rb.scatter(func(s *seq) []float32 { return s.oldValues }),
+			rb.scatter(func(s *seq) []float32 { return s.returns }), download(be, mask), t.alg.ValueClip, t.alg.VFCoef, norm.Tokens)
+		if err != nil {
+			return st, optim.DRPOStats{}, err
+		}
+		if !finite(vl) {
+			st.Loss = vl
+			return st, optim.DRPOStats{}, nil
+		}
+		t.vfLoss += vl
+		if dHidden, err = t.vh.Backward(t.ws, dv); err != nil {
+			return st, optim.DRPOStats{}, err
+		}
+	}
+	t.pol.Model.BackwardLogProbsWith(t.ws, download(be, dlogp), dentHost, dHidden)
 	return st, optim.DRPOStats{}, nil
 }
 
@@ -520,4 +513,120 @@ func constant(v float32, n int) []float32 {
 		out[i] = v
 	}
 	return out
+}
+
+// sequenceAdvantages computes one advantage per completion with the
+// configured group estimator (optionally after subtracting the KL from the
+// reward).
+func (t *Trainer) sequenceAdvantages(seqs []*seq, totals []float64, comps [][]float64, groupIDs []int, m map[string]float64) error {
+	rewardsForAdv := [][]float64{totals}
+	var weights []float64
+	if t.alg.Advantage == optim.AdvGDPO {
+		rewardsForAdv, weights = comps, t.rewards.Weights()
+		for _, comp := range comps {
+			for i := range comp {
+				if seqs[i].excluded {
+					comp[i] = math.NaN()
+				}
+			}
+		}
+	}
+	if t.alg.Beta > 0 && t.alg.KLIn == "reward" {
+		// r −= β·Σ_t (ℓ_t − ℓ_ref,t) over the completion.
+		var klSum float64
+		for i, s := range seqs {
+			var kl float64
+			for k, lp := range s.rolloutLogp {
+				kl += float64(lp - s.refLogp[k])
+			}
+			klSum += kl
+			for _, r := range rewardsForAdv {
+				r[i] -= t.state.KLCoef * kl
+			}
+		}
+		t.updateKLCoef(klSum/float64(len(seqs)), len(seqs), m)
+	}
+	adv, _, err := optim.Advantages(t.alg, rewardsForAdv, weights, groupIDs)
+	if err != nil {
+		return err
+	}
+	for i, s := range seqs {
+		s.adv = float32(adv[i])
+		if math.IsNaN(adv[i]) {
+			s.adv = 0
+		}
+	}
+	return nil
+}
+
+func (t *Trainer) updateKLCoef(meanKL float64, n int, m map[string]float64) {
+	m["kl_reward"] = meanKL
+	m["kl_coef"] = t.state.KLCoef
+	if t.alg.TargetKL > 0 {
+		ctl := optim.AdaptiveKL{Beta: t.state.KLCoef, Target: t.alg.TargetKL, Horizon: t.alg.KLHorizon}
+		t.state.KLCoef = ctl.Update(meanKL, n)
+	}
+}
+
+// gaeAdvantages runs the critic over the rollouts and computes PPO's
+// per-token advantages (GAE, whitened over the batch) and returns. The
+// reward sits on the last token; with kl_in: reward each token also pays
+// β·(ℓ − ℓ_ref).
+func (t *Trainer) gaeAdvantages(seqs []*seq, totals []float64, micro int, invTemp float32, m map[string]float64) error {
+	lps, vals, err := sequenceLogProbsValues(t.pol.Model, t.ws, seqs, micro, invTemp, t.vh)
+	if err != nil {
+		return err
+	}
+	beta := 0.0
+	if t.alg.Beta > 0 && t.alg.KLIn == "reward" {
+		beta = t.state.KLCoef
+	}
+	var klSum, valSum, retSum float64
+	var flat, mask []float32
+	for i, s := range seqs {
+		s.oldLogp, s.oldValues = lps[i], vals[i]
+		n := s.completionLen()
+		s.tokAdv, s.returns = make([]float32, n), make([]float32, n)
+		if s.excluded {
+			continue
+		}
+		lp64, v64 := make([]float64, n), make([]float64, n)
+		var ref64 []float64
+		if beta > 0 {
+			ref64 = make([]float64, n)
+		}
+		for k := range n {
+			lp64[k], v64[k] = float64(s.oldLogp[k]), float64(s.oldValues[k])
+			if ref64 != nil {
+				ref64[k] = float64(s.refLogp[k])
+			}
+		}
+		r, kl := optim.TokenRewards(totals[i], lp64, ref64, beta)
+		klSum += kl
+		adv, ret := optim.GAE(r, v64, t.alg.Gamma, t.alg.Lam)
+		for k := range n {
+			s.tokAdv[k], s.returns[k] = float32(adv[k]), float32(ret[k])
+			valSum += v64[k]
+			retSum += ret[k]
+		}
+		flat = append(flat, s.tokAdv...)
+		mask = append(mask, constant(1, n)...)
+	}
+	optim.Whiten(flat, mask)
+	off := 0
+	for _, s := range seqs {
+		if s.excluded {
+			continue
+		}
+		copy(s.tokAdv, flat[off:off+len(s.tokAdv)])
+		off += len(s.tokAdv)
+	}
+	if len(flat) > 0 {
+		m["values/mean"] = valSum / float64(len(flat))
+		m["returns/mean"] = retSum / float64(len(flat))
+	}
+	if beta > 0 {
+		t.updateKLCoef(klSum/float64(len(seqs)), len(seqs), m)
+	}
+	return nil
 }

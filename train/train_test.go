@@ -161,6 +161,8 @@ func TestResumeIsBitExact(t *testing.T) {
 	for _, tc := range []struct{ name, extra string }{
 		{"task", ""},
 		{"jsonl-epochs", "JSONL"},
+		{"ppo-gae-reference", "PPO"},
+		{"grpo-kl-loss-minibatches", "KL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var sets []string
@@ -174,6 +176,14 @@ func TestResumeIsBitExact(t *testing.T) {
 				train := filepath.Join(dir, "train.jsonl")
 				os.WriteFile(train, []byte(b.String()), 0o644)
 				sets = []string{"data.task=", "data.task_params={}", "data.train=" + train, "data.eval_size=0", "reward.0.type=exact_match", "sft.steps=0"}
+			}
+			switch tc.extra {
+			case "PPO":
+				sets = []string{"algorithm.advantage=gae", "algorithm.beta=0.01", "algorithm.kl_in=reward",
+					"algorithm.target_kl=0.01", "train.ppo_epochs=2", "train.mini_batch_size=4"}
+			case "KL":
+				sets = []string{"algorithm.beta=0.04", "algorithm.entropy_coef=0.01", "train.mini_batch_size=4",
+					"train.micro_batch_size=2", "algorithm.epsilon_high=0.28", "algorithm.tis_cap=2"}
 			}
 			full := filepath.Join(t.TempDir(), "full")
 			a := parseConfig(t, tinyYAML(full), sets...)

@@ -59,6 +59,7 @@ type Trainer struct {
 	engine  *rollout.Engine
 	alg     optim.Algorithm
 	opt     *optim.AdamW
+	vh      *model.ValueHead // PPO's critic; nil unless advantage is gae
 	ws      *model.Workspace
 	chat    bool
 	log     io.Writer
@@ -74,6 +75,7 @@ type Trainer struct {
 	sftStream data.Stream  // the warm-up's examples while it runs
 	sftResume *data.Cursor // warm-up position restored from a checkpoint
 
+	vfLoss    float64        // value loss summed over the step's micro-batches
 	cur       []*seq         // the step's sequences, during updates
 	curGroups []*rolledGroup // the step's groups, for sample logging
 }
@@ -147,9 +149,6 @@ func New(cfg *config.Config, opts Options) (*Trainer, error) {
 	if err := t.alg.Validate(); err != nil {
 		return nil, err
 	}
-	if t.alg.Advantage == optim.AdvGAE {
-		return nil, errors.New("algorithm.advantage: gae needs a value head, which this version does not train yet; use grpo, dr_grpo, rloo, gdpo or reinforce_pp")
-	}
 	if t.rewards, err = rewardSet(cfg, t.src.Task, func(msg string) { t.logf("%s", msg) }); err != nil {
 		return nil, err
 	}
@@ -171,6 +170,9 @@ func New(cfg *config.Config, opts Options) (*Trainer, error) {
 			return nil, err
 		}
 		t.be.Copy(t.ref.Params, t.pol.Model.Params)
+	}
+	if t.alg.Advantage == optim.AdvGAE {
+		t.vh = t.pol.Model.NewValueHead(uint64(cfg.Train.Seed), 0.01)
 	}
 	t.state = State{Version: Version, Phase: "sft", KLCoef: t.alg.Beta}
 	if cfg.SFT.Steps == 0 {
@@ -213,7 +215,13 @@ func (t *Trainer) metricsPath() string {
 
 func (t *Trainer) newRLOptimizer() error {
 	o := optimizer(t.cfg.Optim, t.cfg.Optim.LR, t.cfg.Optim.WarmupSteps)
-	opt, err := optim.NewAdamW(t.be, o, modelParams(t.pol.Model))
+	params := modelParams(t.pol.Model)
+	if t.vh != nil {
+		params = append(params,
+			optim.Param{Name: model.ValueWeightName, Value: t.vh.Weight(), Grad: t.vh.WeightGrad()},
+			optim.Param{Name: model.ValueBiasName, Value: t.vh.Bias(), Grad: t.vh.BiasGrad()})
+	}
+	opt, err := optim.NewAdamW(t.be, o, params)
 	if err != nil {
 		return fmt.Errorf("optim: %w", err)
 	}
