@@ -1,47 +1,72 @@
 package tokenizer
 
 import (
+	"flag"
 	"os"
 	"strings"
 	"testing"
 )
 
 // The throughput benchmarks encode the same 1 MB of mixed text that
-// TestMegabyteMatchesReference checks; scripts/tokenizer/bench.sh runs them
-// next to the JavaScript reference. Skipped when the real tokenizer files
-// are not installed.
+// TestMegabyteMatchesReference checks, three ways: the whole text in one
+// call, line by line in one goroutine, and line by line with EncodeBatch
+// (one goroutine per CPU). scripts/tokenizer/bench.sh runs them next to the
+// JavaScript reference.
 
-func benchTokenizer(b *testing.B, name string) *Tokenizer {
-	b.Helper()
-	dir := realTokenizerDir(name)
-	if _, err := os.Stat(dir); err != nil {
-		b.Skipf("%s not installed: run make setup", dir)
+var writeMixed = flag.String("tokenizer.write-mixed", "", "write the 1 MB benchmark text to this file (for scripts/tokenizer/bench.sh)")
+
+func TestWriteMixedText(t *testing.T) {
+	if *writeMixed == "" {
+		t.Skip("only with -tokenizer.write-mixed FILE")
 	}
-	tok, err := LoadDir(dir)
-	if err != nil {
-		b.Fatal(err)
+	if err := os.WriteFile(*writeMixed, []byte(mixedText(1<<20)), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	return tok
 }
 
-func benchmarkEncode(b *testing.B, name string, parallel bool) {
-	tok := benchTokenizer(b, name)
+func BenchmarkEncode(b *testing.B) {
 	text := mixedText(1 << 20)
 	lines := strings.SplitAfter(text, "\n")
-	b.SetBytes(int64(len(text)))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if parallel {
-			tok.EncodeBatch(lines, false)
-		} else {
-			tok.Encode(text, false)
+	for _, name := range realTokenizers {
+		tok, err := loadRealNoNode(name)
+		if err != nil {
+			b.Skipf("%s not installed (make setup): %v", name, err)
 		}
+		b.Run(name+"/whole", func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for i := 0; i < b.N; i++ {
+				tok.Encode(text, false)
+			}
+		})
+		b.Run(name+"/lines", func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for i := 0; i < b.N; i++ {
+				for _, l := range lines {
+					tok.Encode(l, false)
+				}
+			}
+		})
+		b.Run(name+"/parallel", func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for i := 0; i < b.N; i++ {
+				tok.EncodeBatch(lines, false)
+			}
+		})
 	}
 }
 
-func BenchmarkEncodeQwen3(b *testing.B)          { benchmarkEncode(b, "qwen3", false) }
-func BenchmarkEncodeQwen3Parallel(b *testing.B)  { benchmarkEncode(b, "qwen3", true) }
-func BenchmarkEncodeLlama3(b *testing.B)         { benchmarkEncode(b, "llama3", false) }
-func BenchmarkEncodeLlama3Parallel(b *testing.B) { benchmarkEncode(b, "llama3", true) }
-func BenchmarkEncodeLlama2(b *testing.B)         { benchmarkEncode(b, "llama2", false) }
-func BenchmarkEncodeLlama2Parallel(b *testing.B) { benchmarkEncode(b, "llama2", true) }
+func BenchmarkLoad(b *testing.B) {
+	for _, name := range realTokenizers {
+		dir := realTokenizerDir(name)
+		if _, err := os.Stat(dir); err != nil {
+			b.Skipf("%s not installed (make setup)", name)
+		}
+		b.Run(name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := LoadDir(dir); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
