@@ -335,6 +335,9 @@ func (t *Trainer) writeCheckpoint(dir string, m map[string]float64) error {
 		if err := safetensors.WriteFile(filepath.Join(dir, optimizerFile), ts, nil, safetensors.F32); err != nil {
 			return err
 		}
+		if err := fault(filepath.Join(dir, optimizerFile)); err != nil {
+			return err
+		}
 		t.state.OptStep = t.opt.StepCount()
 	}
 	if t.vh != nil {
@@ -380,6 +383,9 @@ func (t *Trainer) writeCheckpoint(dir string, m map[string]float64) error {
 		return err
 	}
 	if err := writeSynced(filepath.Join(dir, stateFile), js); err != nil {
+		return err
+	}
+	if err := fault(filepath.Join(dir, stateFile)); err != nil {
 		return err
 	}
 	if err := writeSynced(filepath.Join(dir, doneFile), []byte("complete\n")); err != nil {
@@ -431,6 +437,17 @@ func (t *Trainer) prune() {
 			}
 		}
 	}
+}
+
+// writeFault, when set (by tests), is consulted after each checkpoint file
+// is written and can fail it, standing in for a full disk.
+var writeFault func(path string) error
+
+func fault(path string) error {
+	if writeFault != nil {
+		return writeFault(path)
+	}
+	return nil
 }
 
 func writeSynced(path string, data []byte) error {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -338,4 +339,116 @@ func TestCheckpointLoadsAsModel(t *testing.T) {
 	if !slices.Contains(names, "model.embed_tokens.weight") {
 		t.Errorf("checkpoint tensors %v lack the embedding", names)
 	}
+}
+
+// TestFailingRewardIsIsolated: a reward program that answers NaN for some
+// completions and crashes on others never stops the run; those samples are
+// excluded from the loss and counted.
+func TestFailingRewardIsIsolated(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "reward.sh")
+	// Answers NaN (not JSON) for completions containing "1", exits for
+	// those containing "2", else scores 1.
+	os.WriteFile(script, []byte(`#!/bin/sh
+while IFS= read -r line; do
+  case "$line" in
+    *'"completion":"2'*) exit 3 ;;
+    *'"completion":"1'*) echo '{"score": NaN}' ;;
+    *) echo '{"score": 1}' ;;
+  esac
+done
+`), 0o755)
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=3", "checkpoint.every=0",
+		"reward.0.type=external", "reward.0.name=ext", "reward.0.params.command=[\"sh\", \""+script+"\"]",
+		"reward.0.params.timeout=5s")
+	var log bytes.Buffer
+	sum := runConfig(t, c, Options{Console: &log})
+	if sum.Steps != 3 {
+		t.Fatalf("run stopped at step %d", sum.Steps)
+	}
+	ms := comparableMetrics(t, filepath.Join(out, "metrics.jsonl"))
+	var errs, excluded float64
+	for _, m := range ms {
+		errs += m["reward/errors/ext"]
+		excluded += m["reward/excluded"]
+		for k, v := range m {
+			if v != v && !strings.HasPrefix(k, "eval/") {
+				t.Errorf("metric %s is NaN", k)
+			}
+		}
+	}
+	if errs == 0 || excluded == 0 {
+		t.Errorf("reward errors %v, excluded %v: the failures were not counted\n%s", errs, excluded, log.String())
+	}
+}
+
+// TestDivergenceStopsCleanly: an absurd learning rate drives the weights
+// to non-finite values; updates with non-finite losses or gradients are
+// skipped, and after a few such steps the run stops with a clear error
+// while the last good checkpoint stays intact and loadable.
+func TestDivergenceStopsCleanly(t *testing.T) {
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=40", "checkpoint.every=1", "checkpoint.keep_last=3",
+		"optim.lr=1e30", "optim.max_grad_norm=0", "sft.steps=0")
+	var log bytes.Buffer
+	tr, err := New(c, Options{Console: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	_, err = tr.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "non-finite") {
+		t.Fatalf("diverging run: error %v\n%s", err, log.String())
+	}
+	last, err := LatestCheckpoint(filepath.Join(out, "checkpoints"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Train.Steps = 40
+	tr2, err := New(c, Options{Resume: last, Console: &bytes.Buffer{}})
+	if err != nil {
+		t.Fatalf("the last checkpoint %s does not load: %v", last, err)
+	}
+	defer tr2.Close()
+	if ss := tr2.be.SumSquares(tr2.pol.Model.Params); !finite(ss) {
+		t.Errorf("the last checkpoint %s holds non-finite weights", last)
+	}
+}
+
+// TestFullDiskDuringSave: a save that fails half-way (ENOSPC) leaves the
+// previous checkpoint as the newest complete one and no partial directory.
+func TestFullDiskDuringSave(t *testing.T) {
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=4", "checkpoint.every=2", "sft.steps=0")
+	writeFault = func(path string) error {
+		if strings.Contains(path, "step-4") && strings.HasSuffix(path, optimizerFile) {
+			return fmt.Errorf("write %s: %w", path, syscall.ENOSPC)
+		}
+		return nil
+	}
+	defer func() { writeFault = nil }()
+	tr, err := New(c, Options{Console: &bytes.Buffer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	_, err = tr.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), "intact") {
+		t.Fatalf("save on a full disk: %v", err)
+	}
+	ck := filepath.Join(out, "checkpoints")
+	last, err := LatestCheckpoint(ck)
+	if err != nil || filepath.Base(last) != "step-2" {
+		t.Fatalf("newest complete checkpoint %q (%v), want step-2", last, err)
+	}
+	entries, _ := os.ReadDir(ck)
+	for _, e := range entries {
+		if e.Name() != "step-2" {
+			t.Errorf("left behind %s", e.Name())
+		}
+	}
+	writeFault = nil
+	c.Train.Steps = 4
+	runConfig(t, c, Options{Resume: "latest"})
 }

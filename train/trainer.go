@@ -198,6 +198,21 @@ func New(cfg *config.Config, opts Options) (*Trainer, error) {
 	return t, nil
 }
 
+// healthy reports whether the current weights may be checkpointed: the
+// last step updated the model and every parameter is finite. A diverging
+// run thus never overwrites its last good checkpoint with broken weights.
+func (t *Trainer) healthy() bool {
+	if t.badRun > 0 {
+		t.logf("step %d: not checkpointing after a step without a valid update", t.state.Step)
+		return false
+	}
+	if ss := t.be.SumSquares(t.pol.Model.Params); !finite(ss) {
+		t.logf("step %d: not checkpointing: the weights are not finite", t.state.Step)
+		return false
+	}
+	return true
+}
+
 func toIntSlice(v []int32) []int {
 	out := make([]int, len(v))
 	for i, x := range v {
@@ -343,7 +358,7 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 		if err := t.writeMetrics(step, m); err != nil {
 			return sum, err
 		}
-		if every := t.cfg.Checkpoint.Every; (every > 0 && step%every == 0) || last {
+		if every := t.cfg.Checkpoint.Every; ((every > 0 && step%every == 0) || last) && t.healthy() {
 			start := time.Now()
 			dir, err := t.saveCheckpointWithMetric(m)
 			if err != nil {
