@@ -60,13 +60,20 @@ func newBPEModel(m modelJSON, byteLevel bool) (*bpeModel, error) {
 	if m.Dropout != nil && *m.Dropout > 0 {
 		return nil, fmt.Errorf("BPE dropout %g is not supported (encoding must be deterministic)", *m.Dropout)
 	}
-	var vocab map[string]int
-	if err := json.Unmarshal(m.Vocab, &vocab); err != nil {
-		return nil, fmt.Errorf("BPE vocab: %w", err)
-	}
-	merges, err := parseMerges(m.Merges)
+	vocab, err := readVocab(m.Vocab)
 	if err != nil {
-		return nil, err
+		// Not the plain shape the fast reader expects: let encoding/json
+		// decide, and report its error.
+		vocab = nil
+		if err := json.Unmarshal(m.Vocab, &vocab); err != nil {
+			return nil, fmt.Errorf("BPE vocab: %w", err)
+		}
+	}
+	merges, err := readMerges(m.Merges)
+	if err != nil {
+		if merges, err = parseMerges(m.Merges); err != nil {
+			return nil, err
+		}
 	}
 	maxID := -1
 	for _, id := range vocab {

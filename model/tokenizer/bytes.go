@@ -10,10 +10,14 @@ import (
 // bytes map to themselves; the rest map to U+0100 onwards in byte order.
 var byteToRune [256]rune
 
-// runeToByte inverts byteToRune; -1 where the rune is not in the alphabet.
-var runeToByte = map[rune]int{}
+// runeToByteTable inverts byteToRune; -1 where the rune is not in the
+// alphabet (all of the alphabet lies below U+0144).
+var runeToByteTable [0x144]int16
 
 func init() {
+	for i := range runeToByteTable {
+		runeToByteTable[i] = -1
+	}
 	n := 0
 	for b := 0; b < 256; b++ {
 		printable := (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)
@@ -23,8 +27,16 @@ func init() {
 			byteToRune[b] = rune(256 + n)
 			n++
 		}
-		runeToByte[byteToRune[b]] = b
+		runeToByteTable[byteToRune[b]] = int16(b)
 	}
+}
+
+// runeToByte maps a rune of the byte-level alphabet to its byte.
+func runeToByte(r rune) (int, bool) {
+	if r < 0 || int(r) >= len(runeToByteTable) || runeToByteTable[r] < 0 {
+		return 0, false
+	}
+	return int(runeToByteTable[r]), true
 }
 
 // byteLevelDecode turns a byte-level token ("Ġthe") into its raw bytes
@@ -33,7 +45,7 @@ func byteLevelDecode(tok string) (string, bool) {
 	var sb strings.Builder
 	sb.Grow(len(tok))
 	for _, r := range tok {
-		b, ok := runeToByte[r]
+		b, ok := runeToByte(r)
 		if !ok {
 			return "", false
 		}

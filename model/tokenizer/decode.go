@@ -109,7 +109,7 @@ func decodeByteLevel(toks []string, added func(string) bool) []string {
 			continue
 		}
 		for _, r := range t {
-			if b, ok := runeToByte[r]; ok {
+			if b, ok := runeToByte(r); ok {
 				run.WriteByte(byte(b))
 			} else {
 				run.WriteRune(r)
