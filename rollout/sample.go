@@ -32,6 +32,10 @@ func (s Sampling) InvTemp() float64 {
 type Sampler struct {
 	w    []float64 // unnormalised sampling weights exp((z'-max z)/T)
 	cand []int32   // candidate token ids
+	// top_p scratch: mass and members of each weight bucket
+	bucketMass []float64
+	bucketKey  []int32
+	cross      []int32
 }
 
 // Sample picks a token from one row of raw logits using the uniform draw u
@@ -44,43 +48,48 @@ type Sampler struct {
 func (s *Sampler) Sample(logits []float32, p Sampling, u float64, seen []int32) (int32, float32) {
 	V := len(logits)
 	invT := p.InvTemp()
-	mx := logits[0]
-	for _, v := range logits[1:] {
-		mx = max(mx, v)
+	best := 0 // argmax of the raw logits, lowest id on ties
+	for i, v := range logits {
+		if v > logits[best] {
+			best = i
+		}
+	}
+	mx := logits[best]
+	penal := p.RepetitionPenalty != 1 && len(seen) > 0
+	var sum float64
+	fmx := float64(mx)
+	if p.Greedy() && !penal {
+		// Only the normaliser is needed: no weights to keep.
+		for _, v := range logits {
+			sum += expNonPos(float64(v) - fmx)
+		}
+		lp := float32(float64(logits[best]) - fmx - math.Log(sum))
+		return int32(best), lp
 	}
 	if cap(s.w) < V {
 		s.w = make([]float64, V)
 	}
 	w := s.w[:V]
-	var sum float64
 	for i, v := range logits {
-		e := math.Exp(float64(v-mx) * invT)
+		e := expNonPos((float64(v) - fmx) * invT)
 		w[i] = e
 		sum += e
 	}
-	lse := float64(mx) + math.Log(sum)/invT // log Σ exp(z/T) = max + T·log Σ exp((z-max)/T)
+	lse := fmx + math.Log(sum)/invT // log Σ exp(z/T) = max + T·log Σ exp((z-max)/T)
 	logprob := func(tok int32) float32 { return float32((float64(logits[tok]) - lse) * invT) }
 
-	penal := p.RepetitionPenalty != 1 && len(seen) > 0
 	if penal {
 		for _, id := range seen {
-			w[id] = math.Exp(float64(penalize(logits[id], p.RepetitionPenalty)-mx) * invT)
+			// A penalty below 1 can raise a logit above the maximum, so
+			// the argument may be positive here.
+			w[id] = math.Exp((float64(penalize(logits[id], p.RepetitionPenalty)) - fmx) * invT)
 		}
 	}
 	if p.Greedy() {
-		best := 0
-		if penal {
-			for i := 1; i < V; i++ {
-				if w[i] > w[best] {
-					best = i
-				}
-			}
-		} else {
-			// On raw logits directly, so ties are exact float32 ties.
-			for i := 1; i < V; i++ {
-				if logits[i] > logits[best] {
-					best = i
-				}
+		best = 0
+		for i := 1; i < V; i++ {
+			if w[i] > w[best] {
+				best = i
 			}
 		}
 		return int32(best), logprob(int32(best))
@@ -162,33 +171,7 @@ func (s *Sampler) filter(w []float64, p Sampling) []int32 {
 		for _, id := range cand {
 			total += w[id]
 		}
-		// A token survives when the mass ranked strictly above it is below
-		// top_p·total, which needs n·w ≥ (1-top_p)·total: drop the rest
-		// before sorting, without changing the result.
-		floor := (1 - p.TopP) * total / float64(len(cand))
-		kept := cand[:0]
-		for _, id := range cand {
-			if w[id] > floor {
-				kept = append(kept, id)
-			}
-		}
-		cand = kept
-		slices.SortFunc(cand, func(a, b int32) int {
-			if ranksBefore(w, a, b) {
-				return -1
-			}
-			return 1
-		})
-		var cum float64
-		n := 0
-		for _, id := range cand {
-			if n > 0 && cum >= p.TopP*total {
-				break
-			}
-			cum += w[id]
-			n++
-		}
-		cand = cand[:max(n, 1)]
+		cand = s.topP(cand, w, p.TopP*total)
 	}
 	if minP {
 		var wmax float64
@@ -250,4 +233,82 @@ func topKHeap(dst []int32, w []float64, k int) []int32 {
 		}
 	}
 	return h
+}
+
+// topPBuckets is the number of weight buckets topP sorts tokens into: 8 per
+// octave below the largest weight, the last one catching the rest.
+const topPBuckets = 8*64 + 1
+
+// bucketOf maps a positive weight to its bucket below the key of the
+// largest weight: the float64 exponent and top 3 mantissa bits, which
+// order weights like the weights themselves.
+func bucketOf(x float64, top int64) int {
+	d := top - int64(math.Float64bits(x)>>49)
+	return int(min(max(d, 0), topPBuckets-1))
+}
+
+// topP returns the candidates ranked (by ranksBefore) before the point
+// where the mass ranked strictly above a token reaches target: the
+// smallest top set holding target (and at least one token). Instead of
+// sorting every candidate it buckets them by weight, finds the bucket where
+// the running mass crosses target, and sorts only that bucket.
+func (s *Sampler) topP(cand []int32, w []float64, target float64) []int32 {
+	var wmax float64
+	for _, id := range cand {
+		wmax = max(wmax, w[id])
+	}
+	if wmax == 0 {
+		return cand[:1]
+	}
+	top := int64(math.Float64bits(wmax) >> 49)
+	if cap(s.bucketMass) < topPBuckets {
+		s.bucketMass = make([]float64, topPBuckets)
+	}
+	mass := s.bucketMass[:topPBuckets]
+	clear(mass)
+	if cap(s.bucketKey) < len(w) {
+		s.bucketKey = make([]int32, len(w))
+	}
+	key := s.bucketKey[:len(w)]
+	for _, id := range cand {
+		b := bucketOf(w[id], top)
+		key[id] = int32(b)
+		mass[b] += w[id]
+	}
+	// Buckets wholly above the crossing bucket are kept entirely.
+	var above float64
+	crossing := topPBuckets - 1
+	for b, m := range mass {
+		if above+m >= target {
+			crossing = b
+			break
+		}
+		above += m
+	}
+	kept := cand[:0]
+	cross := s.cross[:0]
+	for _, id := range cand {
+		switch b := int(key[id]); {
+		case b < crossing:
+			kept = append(kept, id)
+		case b == crossing:
+			cross = append(cross, id)
+		}
+	}
+	slices.SortFunc(cross, func(a, b int32) int {
+		if ranksBefore(w, a, b) {
+			return -1
+		}
+		return 1
+	})
+	cum := above
+	for _, id := range cross {
+		if len(kept) > 0 && cum >= target {
+			break
+		}
+		kept = append(kept, id)
+		cum += w[id]
+	}
+	s.cross = cross
+	return kept
 }
