@@ -49,6 +49,24 @@ token per line instead: id, then the token as tokenizer.json spells it.
 	fl.BoolVar(&f.lines, "lines", false, "encode each input line separately")
 	fl.BoolVar(&f.decode, "decode", false, "also print the decoded text")
 	rootCmd.AddCommand(cmd)
+
+	// rltrain logprobs reads {"text": ...} lines through this hook: the
+	// model directory's tokenizer, with the special tokens its template
+	// adds (Llama 2's <s>), as Hugging Face tokenizers do by default.
+	newTextEncoder = func(modelDir string) (func(string) ([]int32, error), error) {
+		tok, err := tokenizer.LoadDir(modelDir)
+		if err != nil {
+			return nil, err
+		}
+		return func(text string) ([]int32, error) {
+			ids := tok.Encode(text, true)
+			out := make([]int32, len(ids))
+			for i, id := range ids {
+				out[i] = int32(id)
+			}
+			return out, nil
+		}, nil
+	}
 }
 
 func runTokenize(out io.Writer, stdin io.Reader, f tokenizeFlags) error {
