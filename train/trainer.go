@@ -349,6 +349,9 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 				sum.FinalEval = res
 			}
 		}
+		if se := t.cfg.Log.SampleEvery; se > 0 && step%se == 0 {
+			t.logSamples(step)
+		}
 		if t.ckptTime > 0 {
 			// The previous step's checkpoint is reported with this step.
 			m["timing_s/checkpoint"] = t.ckptTime
@@ -391,6 +394,21 @@ func (t *Trainer) writeMetrics(step int, m map[string]float64) error {
 		t.logf("%s", consoleLine(step, t.cfg.Train.Steps, m, t.cfg.Log.Format))
 	}
 	return nil
+}
+
+// logSamples prints a few of the step's completions with their rewards.
+func (t *Trainer) logSamples(step int) {
+	n := t.cfg.Log.Samples
+	for gi, g := range t.curGroups {
+		for si, c := range g.comps {
+			if n <= 0 {
+				return
+			}
+			n--
+			t.logf("sample (step %d, prompt %d, completion %d, reward %.4g, %s): %q -> %q", step, gi, si, g.totals[si], c.Finish, g.text, c.Text)
+			break // one completion per prompt, for variety
+		}
+	}
 }
 
 // consoleLine formats the headline metrics of a step.
