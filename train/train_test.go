@@ -452,3 +452,27 @@ func TestFullDiskDuringSave(t *testing.T) {
 	c.Train.Steps = 4
 	runConfig(t, c, Options{Resume: "latest"})
 }
+
+func TestBench(t *testing.T) {
+	c := parseConfig(t, tinyYAML(t.TempDir()), "sft.steps=0", "checkpoint.every=0")
+	tr, err := New(c, Options{Console: &bytes.Buffer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	r, err := tr.Bench(context.Background(), 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(r.StepSeconds > 0 && r.RolloutTokensPerSec > 0 && r.TrainTokensPerSec > 0 && r.GEMMPeakGFLOPS > 0 && r.MFU > 0 && r.PeakRSSMB > 0) {
+		t.Errorf("bench result has empty fields: %+v", r)
+	}
+	if want := 2 * 1 * 1 * 16 * 4; r.KVBytesPerToken != want {
+		t.Errorf("KV bytes per token %d, want %d", r.KVBytesPerToken, want)
+	}
+	for _, k := range []string{"timing_s/rollout", "timing_s/reward", "timing_s/update"} {
+		if _, ok := r.Timing[k]; !ok {
+			t.Errorf("timing split lacks %s", k)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"syscall"
+	"time"
+)
+
+// BenchResult is what `rltrain bench` reports.
+type BenchResult struct {
+	Steps                  int
+	StepSeconds            float64            // mean wall time of one RL step
+	Timing                 map[string]float64 // mean timing_s/* per step
+	RolloutTokensPerSec    float64            // generated tokens / rollout time
+	TrainTokensPerSec      float64            // tokens through forward+backward / update time
+	ThroughputTokensPerSec float64            // all tokens / step time (perf/throughput)
+	PeakRSSMB              float64
+	GEMMPeakGFLOPS         float64 // measured on this backend
+	AchievedGFLOPS         float64
+	MFU                    float64 // achieved / GEMM peak
+	Params                 int
+	KVBytesPerToken        int
+	KVCacheBytes           int64
+	KVCacheBlocks          int
+	KVBlockSize            int
+}
+
+// Bench runs warmup untimed RL steps and then steps timed ones, without
+// checkpoints or metrics files.
+func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, error) {
+	if t.state.Phase != "rl" {
+		return nil, fmt.Errorf("bench: the config starts with a supervised warm-up; set sft.steps=0")
+	}
+	for i := 0; i < warmup; i++ {
+		if _, err := t.rlStep(ctx); err != nil {
+			return nil, err
+		}
+		t.state.Step++
+	}
+	r := &BenchResult{Steps: steps, Timing: map[string]float64{}, Params: t.pol.Model.NumParams()}
+	var gen, trainTok, allTok, rollSec, updSec, total float64
+	for i := 0; i < steps; i++ {
+		start := time.Now()
+		m, err := t.rlStep(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t.state.Step++
+		sec := time.Since(start).Seconds()
+		total += sec
+		for k, v := range m {
+			if len(k) > 9 && k[:9] == "timing_s/" {
+				r.Timing[k] += v / float64(steps)
+			}
+		}
+		gen += m["perf/generated_tokens"]
+		allTok += m["perf/throughput"] * sec
+		rollSec += m["timing_s/rollout"]
+		updSec += m["timing_s/update"]
+		trainTok += float64(t.stepTrainTokens())
+	}
+	r.StepSeconds = total / float64(steps)
+	if rollSec > 0 {
+		r.RolloutTokensPerSec = gen / rollSec
+	}
+	if updSec > 0 {
+		r.TrainTokensPerSec = trainTok / updSec
+	}
+	r.ThroughputTokensPerSec = allTok / total
+	// Model FLOPs: 2·P per token forward (rollout prefill+decode and the
+	// old/ref passes are forward-only), 6·P per token trained.
+	flops := 6*float64(r.Params)*trainTok + 2*float64(r.Params)*gen
+	r.AchievedGFLOPS = flops / total / 1e9
+	r.GEMMPeakGFLOPS = gemmPeak(t)
+	if r.GEMMPeakGFLOPS > 0 {
+		r.MFU = r.AchievedGFLOPS / r.GEMMPeakGFLOPS
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		r.PeakRSSMB = float64(ru.Maxrss) / 1024
+	}
+	cache := t.engine.Cache()
+	r.KVBytesPerToken = t.pol.Model.Cfg.KVBytesPerToken()
+	r.KVCacheBytes, r.KVCacheBlocks, r.KVBlockSize = cache.Bytes(), cache.NumBlocks, cache.BlockSize
+	return r, nil
+}
+
+// stepTrainTokens counts the tokens the last step ran forward and backward.
+func (t *Trainer) stepTrainTokens() int {
+	n := 0
+	for _, s := range t.cur {
+		n += len(s.ids)
+	}
+	return n * t.cfg.Train.PPOEpochs
+}
+
+// gemmPeak measures the backend's matrix-multiply rate on 1024³ products,
+// the denominator of the MFU estimate.
+func gemmPeak(t *Trainer) float64 {
+	be := t.be
+	const n = 1024
+	a, b, c := be.Alloc(n*n), be.Alloc(n*n), be.Alloc(n*n)
+	defer func() { be.Free(a); be.Free(b); be.Free(c) }()
+	host := make([]float32, n*n)
+	for i := range host {
+		host[i] = float32(i%13) * 0.01
+	}
+	be.Upload(a, host)
+	be.Upload(b, host)
+	be.Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+	best := 0.0
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		be.Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+		be.Download(host[:1], be.View(c, 0, 1))
+		best = math.Max(best, 2*n*n*n/time.Since(start).Seconds()/1e9)
+	}
+	return best
+}
