@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Tokenizer is a loaded tokenizer. It is safe for concurrent use.
@@ -31,7 +33,8 @@ type Tokenizer struct {
 	added       []AddedToken
 	addedByText map[string]int // content -> index in added
 	addedByID   map[int]int
-	addedFirst  [256][]int // first byte -> indices into added, longest first
+	rawAdded    addedSet // matched in the input text
+	normAdded   addedSet // normalized=true tokens, matched after normalization
 	special     map[string]bool
 
 	// CleanUpSpaces applies clean_up_tokenization_spaces in Decode (removes
@@ -53,9 +56,12 @@ type AddedToken struct {
 	Special bool // skipped by Decode(ids, true)
 	LStrip  bool // swallows whitespace on its left
 	RStrip  bool // swallows whitespace on its right
-	// SingleWord and Normalized are kept for completeness; like the
-	// reference, matching ignores them.
+	// SingleWord matches the token only where it is not glued to a
+	// letter or digit on either side.
 	SingleWord bool
+	// Normalized tokens are matched in the normalized text (their content
+	// normalized too); the others in the raw input. Without a normalizer
+	// there is no difference.
 	Normalized bool
 }
 
@@ -190,14 +196,41 @@ func (t *Tokenizer) setAddedTokens(list []addedTokenJSON, cfg configJSON) error 
 		t.special[s.Content] = true
 	}
 	for i, a := range t.added {
-		b := a.Content[0]
-		t.addedFirst[b] = append(t.addedFirst[b], i)
+		if a.Normalized && t.normalizer != nil {
+			if c := t.normalizer(a.Content); c != "" {
+				t.normAdded.add(i, c)
+			}
+		} else {
+			t.rawAdded.add(i, a.Content)
+		}
 	}
-	for b := range t.addedFirst {
-		l := t.addedFirst[b]
-		sort.SliceStable(l, func(i, j int) bool { return len(t.added[l[i]].Content) > len(t.added[l[j]].Content) })
-	}
+	t.rawAdded.sort()
+	t.normAdded.sort()
 	return nil
+}
+
+// addedSet finds added tokens in text: for each first byte, the candidate
+// spellings, longest first, so the leftmost match is also the longest.
+type addedSet struct {
+	n     int
+	first [256][]addedEntry
+}
+
+type addedEntry struct {
+	idx  int // into Tokenizer.added
+	text string
+}
+
+func (s *addedSet) add(idx int, text string) {
+	s.first[text[0]] = append(s.first[text[0]], addedEntry{idx, text})
+	s.n++
+}
+
+func (s *addedSet) sort() {
+	for b := range s.first {
+		l := s.first[b]
+		sort.SliceStable(l, func(i, j int) bool { return len(l[i].text) > len(l[j].text) })
+	}
 }
 
 func buildPostProcessor(c *componentJSON, t *Tokenizer) ([]postItem, error) {
@@ -386,24 +419,27 @@ func (t *Tokenizer) EncodeBatch(texts []string, addSpecial bool) [][]int {
 
 // section is a stretch of input: either an added token or text.
 type section struct {
-	text  string
-	added int // index into t.added, or -1
-	first bool
+	text       string
+	added      int // index into t.added, or -1
+	first      bool
+	normalized bool // text has been normalized already
 }
 
-// splitAdded cuts text at added tokens (leftmost, longest match) and applies
-// their lstrip/rstrip to the neighbouring text.
-func (t *Tokenizer) splitAdded(text string, dst []section) []section {
-	if len(t.added) == 0 {
-		return append(dst, section{text: text, added: -1, first: true})
+// splitAdded cuts text at the added tokens of set (leftmost, longest
+// match) and applies their lstrip/rstrip to the neighbouring text. first
+// tells whether text starts the input.
+func (t *Tokenizer) splitAdded(text string, set *addedSet, first bool, dst []section) []section {
+	if set.n == 0 {
+		return append(dst, section{text: text, added: -1, first: first})
 	}
+	base := len(dst)
 	start := 0
 	for i := 0; i < len(text); {
-		cands := t.addedFirst[text[i]]
 		matched := -1
-		for _, c := range cands {
-			if strings.HasPrefix(text[i:], t.added[c].Content) {
-				matched = c
+		mlen := 0
+		for _, c := range set.first[text[i]] {
+			if strings.HasPrefix(text[i:], c.text) && (!t.added[c.idx].SingleWord || isSingleWord(text, i, i+len(c.text))) {
+				matched, mlen = c.idx, len(c.text)
 				break
 			}
 		}
@@ -412,28 +448,46 @@ func (t *Tokenizer) splitAdded(text string, dst []section) []section {
 			continue
 		}
 		if i > start {
-			dst = append(dst, section{text: text[start:i], added: -1, first: start == 0})
+			dst = append(dst, section{text: text[start:i], added: -1, first: first && start == 0})
 		}
-		dst = append(dst, section{text: t.added[matched].Content, added: matched, first: i == 0})
-		i += len(t.added[matched].Content)
+		dst = append(dst, section{text: text[i : i+mlen], added: matched, first: first && i == 0})
+		i += mlen
 		start = i
 	}
 	if start < len(text) {
-		dst = append(dst, section{text: text[start:], added: -1, first: start == 0})
+		dst = append(dst, section{text: text[start:], added: -1, first: first && start == 0})
 	}
-	for i, s := range dst {
+	secs := dst[base:]
+	for i, s := range secs {
 		if s.added < 0 {
 			continue
 		}
 		a := t.added[s.added]
-		if a.LStrip && i > 0 && dst[i-1].added < 0 {
-			dst[i-1].text = strings.TrimRightFunc(dst[i-1].text, isSpaceJS)
+		if a.LStrip && i > 0 && secs[i-1].added < 0 {
+			secs[i-1].text = strings.TrimRightFunc(secs[i-1].text, isSpaceJS)
 		}
-		if a.RStrip && i+1 < len(dst) && dst[i+1].added < 0 {
-			dst[i+1].text = strings.TrimLeftFunc(dst[i+1].text, isSpaceJS)
+		if a.RStrip && i+1 < len(secs) && secs[i+1].added < 0 {
+			secs[i+1].text = strings.TrimLeftFunc(secs[i+1].text, isSpaceJS)
 		}
 	}
 	return dst
+}
+
+// isSingleWord tells whether text[start:end] has no letter or digit right
+// before or after it.
+func isSingleWord(text string, start, end int) bool {
+	wordChar := func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) }
+	if start > 0 {
+		if r, _ := utf8.DecodeLastRuneInString(text[:start]); wordChar(r) {
+			return false
+		}
+	}
+	if end < len(text) {
+		if r, _ := utf8.DecodeRuneInString(text[end:]); wordChar(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *Tokenizer) encodeText(text string, ids []int) []int {
@@ -448,8 +502,9 @@ func (t *Tokenizer) encodeText(text string, ids []int) []int {
 		clear(sc.sections)
 		scratchPool.Put(sc)
 	}()
-	sc.sections = t.splitAdded(text, sc.sections[:0])
-	for _, s := range sc.sections {
+	sc.sections = t.splitAdded(text, &t.rawAdded, true, sc.sections[:0])
+	for k := 0; k < len(sc.sections); k++ {
+		s := sc.sections[k]
 		if s.added >= 0 {
 			ids = append(ids, t.added[s.added].ID)
 			continue
@@ -458,9 +513,20 @@ func (t *Tokenizer) encodeText(text string, ids []int) []int {
 		if x == "" {
 			continue
 		}
-		if t.normalizer != nil {
+		if t.normalizer != nil && !s.normalized {
 			x = t.normalizer(x)
 			if x == "" {
+				continue
+			}
+			if t.normAdded.n > 0 {
+				// Split the normalized text at normalized added tokens
+				// and handle the pieces in order, in place of this one.
+				n := len(sc.sections)
+				sc.sections = t.splitAdded(x, &t.normAdded, s.first, sc.sections)
+				for j := n; j < len(sc.sections); j++ {
+					sc.sections[j].normalized = true
+				}
+				sc.sections = append(sc.sections[:k+1], append(sc.sections[n:], sc.sections[k+1:n]...)...)
 				continue
 			}
 		}

@@ -245,3 +245,37 @@ func TestSplitBehaviors(t *testing.T) {
 		}
 	}
 }
+
+func TestAddedTokenSingleWordAndNormalized(t *testing.T) {
+	vocab := map[string]int{"a": 0, "b": 1, "c": 2, " ": 3, ".": 4, "<": 5, ">": 6, "x": 7}
+	f := map[string]any{
+		"model":      map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{}},
+		"normalizer": map[string]any{"type": "Lowercase"},
+		"added_tokens": []any{
+			map[string]any{"id": 10, "content": "ab", "single_word": true},
+			map[string]any{"id": 11, "content": "<X>", "normalized": true},
+			map[string]any{"id": 12, "content": "<C>", "normalized": false, "special": true},
+		},
+	}
+	b, _ := json.Marshal(f)
+	tok, err := FromJSON(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		in   string
+		want []int
+	}{
+		{"ab cab ab.", []int{10, 3, 2, 0, 1, 3, 10, 4}}, // not inside "cab"
+		{"<X>a", []int{11, 0}},                          // matched after lower-casing: "<x>"
+		{"<x>a", []int{11, 0}},
+		{"<C>a<c>", []int{12, 0, 5, 2, 6}}, // raw match only
+		{"ab<X>ab", []int{10, 11, 10}},     // punctuation does not glue
+		{"xab", []int{7, 0, 1}},
+	}
+	for _, tc := range tests {
+		if got := tok.Encode(tc.in, false); !equalIDs(got, tc.want) {
+			t.Errorf("%q -> %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
