@@ -47,7 +47,20 @@ type Config struct {
 	// MaxBatch bounds the number of completions decoded together.
 	// Default 64.
 	MaxBatch int `yaml:"max_batch"`
+	// BatchInvariant decodes in fixed chunks of InvariantRows rows, padding
+	// the last chunk with throw-away sequences, so that every decode GEMM
+	// has the same shape whatever the number of running completions. BLAS
+	// libraries pick kernels (and so float summation orders) by shape, so
+	// without it a completion's logits can change in the last bits with
+	// max_batch, the KV budget or the other prompts of the batch, and a
+	// sampled token can then flip (rarely). With it, completions are
+	// bit-identical across those. It costs the padding rows and smaller
+	// GEMMs. Default false.
+	BatchInvariant bool `yaml:"batch_invariant"`
 }
+
+// InvariantRows is the chunk size of batch-invariant decoding.
+const InvariantRows = 16
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {

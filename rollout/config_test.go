@@ -46,7 +46,7 @@ func TestConfigValidateNamesKey(t *testing.T) {
 func TestConfigYAMLKeys(t *testing.T) {
 	want := []string{"group_size", "max_new_tokens", "temperature", "top_k", "top_p", "min_p",
 		"repetition_penalty", "stop", "include_stop_str", "stop_token_ids", "seed", "kv_cache_mb",
-		"block_size", "max_batch"}
+		"block_size", "max_batch", "batch_invariant"}
 	typ := reflect.TypeOf(Config{})
 	if typ.NumField() != len(want) {
 		t.Fatalf("Config has %d fields, the test knows %d", typ.NumField(), len(want))

@@ -190,10 +190,27 @@ func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
 			limit = min(limit, mc.MaxPositions-len(p.IDs))
 		}
 		states[i] = &promptState{pos: i, p: p, limit: limit}
-		if need := e.promptBlocks(len(p.IDs)) + e.forkBlocks(len(p.IDs), limit); need > e.cache.NumBlocks {
+		need := e.promptBlocks(len(p.IDs)) + e.forkBlocks(len(p.IDs), limit)
+		if cfg.BatchInvariant {
+			// the padding sequence and its forks, or a prefill companion
+			need += max(InvariantRows, e.promptBlocks(InvariantRows))
+		}
+		if need > e.cache.NumBlocks {
 			return nil, st, fmt.Errorf("rollout: prompt %d (%d tokens) with up to %d new tokens needs %d KV blocks of %d positions, the cache holds %d (%d MiB): raise rollout.kv_cache_mb",
 				i, len(p.IDs), limit, need, e.cache.BlockSize, e.cache.NumBlocks, cfg.KVCacheMB)
 		}
+	}
+	// Batch-invariant decoding pads chunks with forks of a one-token
+	// sequence; each fork copies (or adds) one block while it lives.
+	var padBase *model.Seq
+	padBlocks := 0
+	if cfg.BatchInvariant {
+		padBlocks = InvariantRows - 1
+		padBase = &model.Seq{}
+		if _, err := e.m.Prefill(e.ws, e.cache, []*model.Seq{padBase}, [][]int32{{0}}); err != nil {
+			return nil, st, fmt.Errorf("rollout: prefill padding sequence: %w", err)
+		}
+		defer e.cache.Release(padBase)
 	}
 	out := make([]Completion, len(prompts)*G)
 	var active []*running
@@ -256,18 +273,31 @@ func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
 			need := e.forkBlocks(P, ps.limit)
 			if ps.base == nil {
 				need += e.promptBlocks(P)
+				if cfg.BatchInvariant && P < InvariantRows {
+					need += e.promptBlocks(InvariantRows) // the companion prompt
+				}
 			}
-			if e.cache.FreeBlocks()-reserved() < need {
+			if e.cache.FreeBlocks()-reserved()-padBlocks < need {
 				return nil
 			}
 			if ps.base == nil {
 				t0 := time.Now()
 				ps.base = &model.Seq{}
-				logits, err := e.m.Prefill(e.ws, e.cache, []*model.Seq{ps.base}, [][]int32{ps.p.IDs})
+				seqs, ids := []*model.Seq{ps.base}, [][]int32{ps.p.IDs}
+				if cfg.BatchInvariant && P < InvariantRows {
+					// OpenBLAS results for very small row counts depend on
+					// the thread count: a throw-away companion prompt makes
+					// the prefill GEMMs at least 2·InvariantRows rows tall.
+					seqs, ids = append(seqs, &model.Seq{}), append(ids, make([]int32, InvariantRows))
+				}
+				logits, err := e.m.Prefill(e.ws, e.cache, seqs, ids)
+				for _, s := range seqs[1:] {
+					e.cache.Release(s)
+				}
 				if err != nil {
 					return fmt.Errorf("rollout: prefill prompt %d: %w", ps.pos, err)
 				}
-				ps.logits = logits
+				ps.logits = logits[:mc.Vocab]
 				st.PrefillTokens += P
 				st.PrefillTime += time.Since(t0)
 			}
@@ -316,7 +346,13 @@ func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
 			seqs[i], toks[i] = r.seq, r.tok
 		}
 		t0 := time.Now()
-		logits, err := e.m.Decode(e.cache, seqs, toks)
+		var logits []float32
+		var err error
+		if padBase != nil {
+			logits, err = e.decodeChunked(seqs, toks, padBase)
+		} else {
+			logits, err = e.m.Decode(e.cache, seqs, toks)
+		}
 		if err != nil {
 			return nil, st, fmt.Errorf("rollout: decode step %d: %w", st.Steps, err)
 		}
@@ -338,6 +374,32 @@ func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
 		st.SampleTime += time.Since(t0)
 	}
 	return out, st, nil
+}
+
+// decodeChunked runs Decode on chunks of exactly InvariantRows sequences,
+// filling the last chunk with forks of pad (released afterwards), and
+// returns the logits of the real sequences.
+func (e *Engine) decodeChunked(seqs []*model.Seq, toks []int32, pad *model.Seq) ([]float32, error) {
+	V := e.m.Cfg.Vocab
+	out := make([]float32, 0, len(seqs)*V)
+	for lo := 0; lo < len(seqs); lo += InvariantRows {
+		hi := min(lo+InvariantRows, len(seqs))
+		cs := append(make([]*model.Seq, 0, InvariantRows), seqs[lo:hi]...)
+		ct := append(make([]int32, 0, InvariantRows), toks[lo:hi]...)
+		for len(cs) < InvariantRows {
+			cs = append(cs, e.cache.Fork(pad))
+			ct = append(ct, 0)
+		}
+		logits, err := e.m.Decode(e.cache, cs, ct)
+		for _, s := range cs[hi-lo:] {
+			e.cache.Release(s)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, logits[:(hi-lo)*V]...)
+	}
+	return out, nil
 }
 
 // sampleAll draws the next token of every running completion, in

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -117,4 +118,46 @@ func TestBatchInvarianceWide(t *testing.T) {
 	if diverged > len(ref)/10 || worst > 1e-4 {
 		t.Fatalf("%d of %d completions diverge, log-prob difference %.3g", diverged, len(ref), worst)
 	}
+}
+
+// TestBatchInvariantModeExact repeats the comparison of
+// TestBatchInvarianceWide with batch_invariant on, where it must be exact:
+// the same ids and bit-identical log-probs for max_batch 64, 7 and 1, for
+// 1 and 2 threads, for each prompt generated alone, and under a KV budget
+// that admits only a few completions at a time.
+func TestBatchInvariantModeExact(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.GroupSize, cfg.MaxNewTokens, cfg.Temperature, cfg.Seed, cfg.BatchInvariant = 4, 24, 1, 3, true
+	ids := randomPrompts(8, 3, 30, wideConfig().Vocab, 12)
+	var ref []Completion
+	for _, threads := range []int{2, 1} {
+		m := newModel(t, wideConfig(), threads, 5)
+		for _, mb := range []int{64, 7, 1} {
+			c := cfg
+			c.MaxBatch = mb
+			comps, _ := generate(t, m, c, Prompts(ids), nil)
+			if ref == nil {
+				ref = comps
+				continue
+			}
+			sameCompletionsTol(t, fmt.Sprintf("threads %d max_batch %d", threads, mb), comps, ref, 0)
+		}
+	}
+	m := newModel(t, wideConfig(), 2, 5)
+	for i := range ids {
+		comps, _ := generate(t, m, cfg, []Prompt{{IDs: ids[i], Index: uint64(i)}}, nil)
+		for j := range comps {
+			comps[j].Prompt = i
+		}
+		sameCompletionsTol(t, fmt.Sprintf("prompt %d alone", i), comps, ref[i*cfg.GroupSize:(i+1)*cfg.GroupSize], 0)
+	}
+	// 1 MiB holds 256 positions of this model: about 4 completions at once.
+	c := cfg
+	c.KVCacheMB = 1
+	got, st := generate(t, m, c, Prompts(ids), nil)
+	t.Logf("1 MiB cache: at most %d running", st.MaxRunning)
+	if st.MaxRunning >= 32 {
+		t.Fatalf("a 1 MiB cache ran %d completions at once", st.MaxRunning)
+	}
+	sameCompletionsTol(t, "1 MiB cache", got, ref, 0)
 }
