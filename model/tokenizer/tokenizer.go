@@ -29,6 +29,8 @@ type Tokenizer struct {
 	pre        preTokenizer
 	post       []postItem // nil: nothing added around the text
 	decoder    decoder
+	// plainByteLevelDecoder: the decoder is ByteLevel alone (or absent).
+	plainByteLevelDecoder bool
 
 	added       []AddedToken
 	addedByText map[string]int // content -> index in added
@@ -145,6 +147,7 @@ func FromJSON(tokenizerJSON, configJSONData []byte) (*Tokenizer, error) {
 	if t.decoder, err = buildDecoder(f.Decoder); err != nil {
 		return nil, err
 	}
+	t.plainByteLevelDecoder = f.Decoder == nil || f.Decoder.Type == "ByteLevel"
 	if err := t.setAddedTokens(f.AddedTokens, cfg); err != nil {
 		return nil, err
 	}
@@ -564,8 +567,10 @@ func fuseUnk(ids []int, unk int) []int {
 // the exact bytes the ids stand for, which may be invalid UTF-8 when ids end
 // mid-character (pass it through ValidUTF8 for display).
 func (t *Tokenizer) Decode(ids []int, skipSpecial bool) string {
+	// The usual byte-level case: model tokens are stored as raw bytes, so
+	// the ByteLevel decoder has nothing left to do.
+	rawBytes := t.model.byteLevel && t.plainByteLevelDecoder
 	toks := make([]string, 0, len(ids))
-	isAdded := make([]bool, 0, len(ids))
 	for _, id := range ids {
 		if i, ok := t.addedByID[id]; ok {
 			a := t.added[i]
@@ -573,7 +578,6 @@ func (t *Tokenizer) Decode(ids []int, skipSpecial bool) string {
 				continue
 			}
 			toks = append(toks, a.Content)
-			isAdded = append(isAdded, true)
 			continue
 		}
 		if id < 0 || id >= len(t.model.idToRaw) {
@@ -582,14 +586,16 @@ func (t *Tokenizer) Decode(ids []int, skipSpecial bool) string {
 		if skipSpecial && t.special[t.model.idToToken[id]] {
 			continue
 		}
-		toks = append(toks, t.model.idToRaw[id])
-		isAdded = append(isAdded, false)
+		if t.model.byteLevel && !rawBytes {
+			// A decoder chain expects the tokenizer.json spelling.
+			toks = append(toks, t.model.idToToken[id])
+		} else {
+			toks = append(toks, t.model.idToRaw[id])
+		}
 	}
 	var out string
 	switch {
-	case t.model.byteLevel:
-		// Model tokens are already raw bytes; the ByteLevel decoder has
-		// nothing left to do.
+	case rawBytes:
 		out = strings.Join(toks, "")
 	case t.decoder != nil:
 		added := func(s string) bool { _, ok := t.addedByText[s]; return ok }

@@ -279,3 +279,37 @@ func TestAddedTokenSingleWordAndNormalized(t *testing.T) {
 		}
 	}
 }
+
+// A byte-level model whose decoder chain does more than ByteLevel runs the
+// whole chain.
+func TestByteLevelDecoderChain(t *testing.T) {
+	pre := map[string]any{"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}
+	tok := byteLevelFixture(t, pre)
+	if got := tok.Decode(tok.Encode(" the cat", false), false); got != " the cat" {
+		t.Fatalf("plain ByteLevel decoder: %q", got)
+	}
+	tj, _ := json.Marshal(map[string]any{
+		"added_tokens":  []any{},
+		"pre_tokenizer": pre,
+		"decoder": map[string]any{"type": "Sequence", "decoders": []any{
+			map[string]any{"type": "ByteLevel"},
+			map[string]any{"type": "Strip", "content": " ", "start": 1, "stop": 0},
+		}},
+		"model": map[string]any{"type": "BPE", "vocab": byteLevelVocab(), "merges": []string{}},
+	})
+	tok2, err := FromJSON(tj, []byte(`{"clean_up_tokenization_spaces": false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tok2.Decode(tok2.Encode(" the cat", false), false); got != "the cat" {
+		t.Errorf("ByteLevel then Strip: %q, want %q", got, "the cat")
+	}
+}
+
+func byteLevelVocab() map[string]int {
+	v := map[string]int{}
+	for b := 0; b < 256; b++ {
+		v[string(byteToRune[b])] = b
+	}
+	return v
+}
