@@ -8,6 +8,7 @@ require (
 	golang.org/x/text v0.31.0
 	gonum.org/v1/plot v0.15.2
 	gopkg.in/yaml.v3 v3.0.1
+	gorgonia.org/cu v0.9.6
 )
 
 require (
@@ -24,5 +25,4 @@ require (
 	github.com/pmezard/go-difflib v1.0.0 // indirect
 	github.com/spf13/pflag v1.0.5 // indirect
 	golang.org/x/image v0.24.0 // indirect
-	gorgonia.org/cu v0.9.6 // indirect
 )

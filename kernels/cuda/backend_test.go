@@ -1,0 +1,18 @@
+package cuda_test
+
+import (
+	"testing"
+
+	"github.com/rltrain/rltrain/kernels/cuda"
+	"github.com/rltrain/rltrain/kernels/cuda/cudatest"
+)
+
+func emu() (cuda.Driver, error) { return cuda.NewEmu(), nil }
+
+// TestKernelsMatchCPU runs every kernel on the emulated driver against the
+// CPU backend.
+func TestKernelsMatchCPU(t *testing.T) { cudatest.Kernels(t, emu) }
+
+// TestModelMatchesCPU runs tiny models end to end (forward, GRPO steps,
+// decoding) on the emulated driver against the CPU backend.
+func TestModelMatchesCPU(t *testing.T) { cudatest.Model(t, emu) }

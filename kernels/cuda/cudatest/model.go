@@ -1,0 +1,229 @@
+package cudatest
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/rltrain/rltrain/kernels"
+	"github.com/rltrain/rltrain/kernels/cpu"
+	"github.com/rltrain/rltrain/kernels/cuda"
+	"github.com/rltrain/rltrain/model"
+)
+
+// modelTol bounds the relative difference between the backends after a
+// whole model (several layers of float32 arithmetic in different orders).
+const modelTol = 1e-4
+
+// ModelConfigs are tiny models covering each architecture family's
+// options: Llama 3 RoPE scaling, Qwen2 attention biases with tied
+// embeddings and one KV head, Qwen3 per-head q/k norms.
+func ModelConfigs() map[string]model.Config {
+	base := model.Config{Vocab: 61, Hidden: 32, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 8, FFN: 48,
+		RMSEps: 1e-5, RopeTheta: 10000, MaxPositions: 64, BOS: 1, EOS: []int{2}}
+	llama := base
+	llama.Architecture, llama.ModelType = "LlamaForCausalLM", "llama"
+	llama.RopeScaling = &model.RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: 16}
+	qwen2 := base
+	qwen2.Architecture, qwen2.ModelType = "Qwen2ForCausalLM", "qwen2"
+	qwen2.AttnBias, qwen2.TieEmbeddings, qwen2.KVHeads = true, true, 1
+	qwen3 := base
+	qwen3.Architecture, qwen3.ModelType = "Qwen3ForCausalLM", "qwen3"
+	qwen3.QKNorm, qwen3.HeadDim, qwen3.TieEmbeddings = true, 12, true
+	return map[string]model.Config{"llama": llama, "qwen2": qwen2, "qwen3": qwen3}
+}
+
+// Model runs, for each of ModelConfigs, the same model on the CPU backend
+// and on the CUDA backend over a fresh driver: forward log-probs and
+// entropy, gradients, a few GRPO steps (forward, TokenLogProbs,
+// PolicyLoss, backward, AdamW) comparing the losses, and KV-cached decoding
+// comparing the logits.
+func Model(t *testing.T, newDriver func() (cuda.Driver, error)) {
+	for name, cfg := range ModelConfigs() {
+		t.Run(name, func(t *testing.T) {
+			drv, err := newDriver()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer drv.Close()
+			params := initParams(t, cfg, 3)
+			ref := runGRPO(t, cfg, cpu.New(2), params, 5)
+			got := runGRPO(t, cfg, cuda.New(drv), params, 5)
+			for k := range ref.logp {
+				if e := relDiff(got.logp[k], ref.logp[k]); !(e <= modelTol) {
+					t.Errorf("step %d: log-probs differ by %.3g > %.0g", k+1, e, modelTol)
+				}
+				if e := relDiff(got.entropy[k], ref.entropy[k]); !(e <= modelTol) {
+					t.Errorf("step %d: entropies differ by %.3g > %.0g", k+1, e, modelTol)
+				}
+				if d := math.Abs(got.loss[k] - ref.loss[k]); !(d <= modelTol*max(1e-3, math.Abs(ref.loss[k]))) {
+					t.Errorf("step %d: loss %.9g, CPU %.9g", k+1, got.loss[k], ref.loss[k])
+				}
+			}
+			if e := relDiff(got.grads, ref.grads); !(e <= modelTol) {
+				t.Errorf("first-step gradients differ by %.3g > %.0g", e, modelTol)
+			}
+			t.Logf("losses cpu %.6g cuda %.6g", ref.loss, got.loss)
+			refLogits := runDecode(t, cfg, cpu.New(2), params)
+			gotLogits := runDecode(t, cfg, cuda.New(drv), params)
+			for k := range refLogits {
+				if e := relDiff(gotLogits[k], refLogits[k]); !(e <= modelTol) {
+					t.Errorf("decode step %d: logits differ by %.3g > %.0g", k, e, modelTol)
+				}
+			}
+		})
+	}
+}
+
+// initParams draws a model's parameters on the CPU.
+func initParams(t *testing.T, cfg model.Config, seed uint64) []float32 {
+	m, err := model.New(cfg, cpu.New(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.InitRandom(seed, 0.2)
+	host := make([]float32, m.NumParams())
+	m.Backend().Download(host, m.Params)
+	r := rand.New(rand.NewPCG(seed, 9))
+	for i := range host {
+		host[i] += float32(r.NormFloat64() * 0.05) // norms and biases off their trivial values
+	}
+	return host
+}
+
+type grpoTrace struct {
+	loss          []float64
+	logp, entropy [][]float32
+	grads         []float32
+}
+
+// runGRPO trains a copy of the model for a few GRPO-style steps on one
+// fixed batch: two groups of completions with ±1 advantages per sequence,
+// the first step's log-probs (shifted) standing in for the rollout policy.
+func runGRPO(t *testing.T, cfg model.Config, be kernels.Backend, params []float32, steps int) grpoTrace {
+	m, err := model.New(cfg, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.Upload(m.Params, params)
+	m.EnableGrads()
+	r := rand.New(rand.NewPCG(17, 4))
+	batch := model.Batch{B: 4, T: 9, Lens: []int{9, 6, 1, 8}}
+	batch.IDs = make([]int32, batch.B*batch.T)
+	for i := range batch.IDs {
+		batch.IDs[i] = int32(r.IntN(cfg.Vocab))
+	}
+	targets := model.NextTokenTargets(batch)
+	n := len(targets)
+	mask, adv := make([]float32, n), make([]float32, n)
+	offsets := make([]int, batch.B+1)
+	for b := 0; b < batch.B; b++ {
+		offsets[b+1] = (b + 1) * batch.T
+		a := float32(1)
+		if b%2 == 1 {
+			a = -0.7
+		}
+		for j := 0; j < batch.T; j++ {
+			if targets[b*batch.T+j] >= 0 && j >= 1 { // the first position plays the prompt
+				mask[b*batch.T+j] = 1
+				adv[b*batch.T+j] = a
+			}
+		}
+	}
+	var tokens float64
+	seqs := 0
+	for b := 0; b < batch.B; b++ {
+		s := 0.0
+		for _, v := range mask[offsets[b]:offsets[b+1]] {
+			s += float64(v)
+		}
+		tokens += s
+		if s > 0 {
+			seqs++
+		}
+	}
+	up := func(v []float32) kernels.Buf { x := be.Alloc(len(v)); be.Upload(x, v); return x }
+	mBuf, vBuf := be.Alloc(m.NumParams()), be.Alloc(m.NumParams())
+	ws := m.NewWorkspace()
+	var tr grpoTrace
+	var old []float32
+	for step := 1; step <= steps; step++ {
+		if _, err := m.Forward(ws, batch); err != nil {
+			t.Fatal(err)
+		}
+		logp, ent := m.TokenLogProbs(ws, targets, 1/0.9, true)
+		tr.logp = append(tr.logp, logp)
+		tr.entropy = append(tr.entropy, ent)
+		if old == nil {
+			old = make([]float32, n)
+			for i, v := range logp {
+				old[i] = v + float32(0.05*math.Sin(float64(i)))
+			}
+		}
+		args := &kernels.PolicyLossArgs{
+			Logp: up(logp), OldLogp: up(old), RefLogp: up(old), Adv: up(adv), Mask: up(mask), Entropy: up(ent),
+			DLogp: be.Alloc(n), DEntropy: be.Alloc(n), Offsets: offsets,
+			P: kernels.PolicyLossParams{EpsLow: 0.2, EpsHigh: 0.28, ClipRatioC: 3, Beta: 0.04, KL: kernels.KLK3,
+				EntropyCoef: 0.01, Agg: kernels.AggTokenMean, Norm: kernels.Normalizers{Tokens: tokens, Seqs: seqs, MaxLen: batch.T}},
+		}
+		st := be.PolicyLoss(args)
+		tr.loss = append(tr.loss, st.Loss)
+		dl, de := make([]float32, n), make([]float32, n)
+		be.Download(dl, args.DLogp)
+		be.Download(de, args.DEntropy)
+		m.ZeroGrads()
+		m.BackwardLogProbs(ws, dl, de)
+		if step == 1 {
+			tr.grads = make([]float32, m.NumParams())
+			be.Download(tr.grads, m.Grads)
+		}
+		be.AdamW(m.Params, m.Grads, mBuf, vBuf, m.NumParams(), kernels.AdamWParams{LR: 3e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01, Step: step})
+		for _, b := range []kernels.Buf{args.Logp, args.OldLogp, args.RefLogp, args.Adv, args.Mask, args.Entropy, args.DLogp, args.DEntropy} {
+			be.Free(b)
+		}
+	}
+	return tr
+}
+
+// runDecode prefills two prompts, forks one, and decodes a few greedy
+// steps, returning each step's logits.
+func runDecode(t *testing.T, cfg model.Config, be kernels.Backend, params []float32) [][]float32 {
+	m, err := model.New(cfg, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.Upload(m.Params, params)
+	cache, err := m.NewKVCache(1<<20, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := []*model.Seq{{}, {}}
+	logits, err := m.Prefill(m.NewWorkspace(), cache, seqs, [][]int32{{1, 5, 9, 13, 17}, {1, 7}})
+	if err != nil {
+		t.Fatal(fmt.Errorf("prefill: %w", err))
+	}
+	out := [][]float32{logits}
+	seqs = append(seqs, cache.Fork(seqs[0]))
+	argmax := func(row []float32) int32 {
+		best := 0
+		for i, v := range row {
+			if v > row[best] {
+				best = i
+			}
+		}
+		return int32(best)
+	}
+	next := []int32{argmax(logits[:cfg.Vocab]), argmax(logits[cfg.Vocab:]), 3}
+	for step := 0; step < 6; step++ {
+		logits, err := m.Decode(cache, seqs, next)
+		if err != nil {
+			t.Fatal(fmt.Errorf("decode step %d: %w", step, err))
+		}
+		out = append(out, logits)
+		for i := range next {
+			next[i] = argmax(logits[i*cfg.Vocab : (i+1)*cfg.Vocab])
+		}
+	}
+	return out
+}
