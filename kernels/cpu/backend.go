@@ -6,6 +6,7 @@ package cpu
 import (
 	"fmt"
 	"runtime"
+	"sync"
 
 	"github.com/rltrain/rltrain/kernels"
 )
@@ -16,9 +17,37 @@ type F32 []float32
 // Len implements kernels.Buf.
 func (f F32) Len() int { return len(f) }
 
-// Backend runs kernels on the host.
+// Backend runs kernels on the host. Its methods may be called from
+// several goroutines, but each call uses all the backend's threads, so
+// concurrent calls only compete for the same cores.
 type Backend struct {
 	threads int
+
+	mu      sync.Mutex
+	scratch [][]float32 // reusable large temporaries (logit chunks)
+}
+
+// getScratch returns a temporary of n floats, reusing a previous one when
+// possible so that per-step temporaries of tens of megabytes do not churn
+// the garbage collector. Return it with putScratch.
+func (b *Backend) getScratch(n int) []float32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, s := range b.scratch {
+		if cap(s) >= n {
+			b.scratch = append(b.scratch[:i], b.scratch[i+1:]...)
+			return s[:n]
+		}
+	}
+	return make([]float32, n)
+}
+
+func (b *Backend) putScratch(s []float32) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.scratch) < 4 {
+		b.scratch = append(b.scratch, s)
+	}
 }
 
 // New returns a CPU backend running its kernels on the given number of

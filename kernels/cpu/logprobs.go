@@ -23,11 +23,12 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 	}
 	checkTargets(targets, n, vocab)
 	rows := chunkRows(n, vocab)
-	z := make([]float32, rows*vocab)
+	z := b.getScratch(rows * vocab)
+	defer b.putScratch(z)
 	for r0 := 0; r0 < n; r0 += rows {
 		m := min(rows, n-r0)
 		zc := z[:m*vocab]
-		sgemm(false, true, m, vocab, d, invTemp, h[r0*d:], d, ws, d, 0, zc, vocab)
+		parallelGemm(b.threads, false, true, m, vocab, d, invTemp, h[r0*d:], d, ws, d, 0, zc, vocab)
 		parallelFor(b.threads, m, 1, func(lo, hi int) {
 			e := make([]float32, vocab)
 			for r := lo; r < hi; r++ {
@@ -65,11 +66,12 @@ func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w,
 	}
 	checkTargets(targets, n, vocab)
 	rows := chunkRows(n, vocab)
-	z := make([]float32, rows*vocab)
+	z := b.getScratch(rows * vocab)
+	defer b.putScratch(z)
 	for r0 := 0; r0 < n; r0 += rows {
 		m := min(rows, n-r0)
 		zc := z[:m*vocab]
-		sgemm(false, true, m, vocab, d, invTemp, h[r0*d:], d, ws, d, 0, zc, vocab)
+		parallelGemm(b.threads, false, true, m, vocab, d, invTemp, h[r0*d:], d, ws, d, 0, zc, vocab)
 		parallelFor(b.threads, m, 1, func(lo, hi int) {
 			p := make([]float32, vocab)
 			for r := lo; r < hi; r++ {
@@ -100,8 +102,8 @@ func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w,
 			}
 		})
 		// dHidden += dZ·W ; dW += dZᵀ·h
-		sgemm(false, false, m, d, vocab, 1, zc, vocab, ws, d, 1, dh[r0*d:], d)
-		sgemm(true, false, vocab, d, m, 1, zc, vocab, h[r0*d:], d, 1, dws, d)
+		parallelGemm(b.threads, false, false, m, d, vocab, 1, zc, vocab, ws, d, 1, dh[r0*d:], d)
+		parallelGemm(b.threads, true, false, vocab, d, m, 1, zc, vocab, h[r0*d:], d, 1, dws, d)
 	}
 }
 
