@@ -17,8 +17,10 @@ type BenchOptions struct {
 	// Temperature 0 measures greedy decoding, like PyTorch's argmax loop.
 	Temperature float64
 	KVCacheMB   int
-	Repeats     int // the best of Repeats runs is kept (after one warm-up)
-	Seed        uint64
+	// BatchInvariant turns on batch-invariant decoding (16-row chunks).
+	BatchInvariant bool
+	Repeats        int // the best of Repeats runs is kept (after one warm-up)
+	Seed           uint64
 }
 
 // BenchResult is the outcome of Bench.
@@ -45,6 +47,7 @@ func Bench(m *model.Model, o BenchOptions) (BenchResult, error) {
 	cfg := DefaultConfig()
 	cfg.GroupSize, cfg.MaxNewTokens, cfg.Temperature, cfg.Seed = o.Group, o.NewTokens, o.Temperature, o.Seed
 	cfg.MaxBatch = max(o.Prompts*o.Group, 1)
+	cfg.BatchInvariant = o.BatchInvariant
 	if o.KVCacheMB > 0 {
 		cfg.KVCacheMB = o.KVCacheMB
 	}

@@ -87,6 +87,25 @@ func TestBenchRollout(t *testing.T) {
 			}
 			fmt.Fprintf(&report, "| %s | %d | %.0f | %.0f | %s | %s | %s |\n", mc.name, res.Running, res.PrefillTokPerS, res.DecodeTokPerS, tp, td, ratio)
 		}
+		// The cost of sampling (T=1, top_p 1) and of batch-invariant
+		// decoding at 64 running completions.
+		for _, v := range []struct {
+			name string
+			o    BenchOptions
+		}{
+			{"temperature 1", BenchOptions{Temperature: 1}},
+			{"batch_invariant", BenchOptions{BatchInvariant: true}},
+		} {
+			o := v.o
+			o.Prompts, o.Group, o.PromptLen, o.NewTokens, o.Repeats, o.Seed = 8, 8, 64, 64, 3, 1
+			res, err := Bench(m, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			line, _ := json.Marshal(map[string]any{"impl": "rltrain", "model": mc.name, "variant": v.name, "result": res})
+			fmt.Println(string(line))
+			fmt.Fprintf(&report, "| %s, %s | %d | %.0f | %.0f | | | |\n", mc.name, v.name, res.Running, res.PrefillTokPerS, res.DecodeTokPerS)
+		}
 		// Prefix sharing: 8 prompts of 256 tokens × G=8, shared prefill vs
 		// 8 independent copies of each prompt.
 		shared, err := benchSharing(m, true)
@@ -97,6 +116,7 @@ func TestBenchRollout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		fmt.Fprintf(&report, "\nKV cache: %d bytes per token, budget %d MiB.\n", mc.cfg.KVBytesPerToken(), DefaultConfig().KVCacheMB)
 		fmt.Fprintf(&report, "\n%s, 8 prompts × 256 tokens × G=8, 32 new tokens: shared prefix %.2fs (prefill %.2fs, peak KV %.1f MiB), independent prefills %.2fs (prefill %.2fs, peak KV %.1f MiB): %.2f× faster, %.2f× less KV memory\n\n",
 			mc.name, shared.wall, shared.prefill, float64(shared.kv)/(1<<20), indep.wall, indep.prefill, float64(indep.kv)/(1<<20),
 			indep.wall/shared.wall, float64(indep.kv)/float64(shared.kv))

@@ -218,6 +218,14 @@ func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
 	sp := cfg.Sampling()
 	usePenalty := sp.RepetitionPenalty != 1
 
+	// A stop string that the newest token completes lies within its last
+	// len(stop) tokens when every token decodes to at least one byte; the
+	// window adds slack for special tokens (no text) and for decoders that
+	// treat the first token of a text specially.
+	stopWindow := 16
+	for _, s := range cfg.Stop {
+		stopWindow = max(stopWindow, 2*len(s)+16)
+	}
 	// finish records a completion's end and frees its cache blocks.
 	finish := func(r *running, why FinishReason) {
 		c := r.out
@@ -237,7 +245,9 @@ func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
 			finish(r, FinishEOS)
 			return true
 		}
-		if len(cfg.Stop) > 0 {
+		if len(cfg.Stop) > 0 && e.stopInTail(c.IDs, cfg.Stop, stopWindow) {
+			// The stop string is new (it was absent a token ago), but search
+			// the whole text so the cut is at its first occurrence.
 			text := e.detok.Decode(c.IDs, true)
 			if at, s := firstStop(text, cfg.Stop); at >= 0 {
 				if cfg.IncludeStopStr {
@@ -434,6 +444,14 @@ func (e *Engine) promptBlocks(P int) int { return (P + e.cache.BlockSize - 1) / 
 func (e *Engine) forkBlocks(P, limit int) int {
 	bs := e.cache.BlockSize
 	return (P+limit-1+bs-1)/bs - P/bs
+}
+
+// stopInTail reports whether a stop string occurs in the text of the last
+// window ids, so that each step decodes a bounded tail instead of the
+// whole completion.
+func (e *Engine) stopInTail(ids []int32, stops []string, window int) bool {
+	at, _ := firstStop(e.detok.Decode(ids[max(0, len(ids)-window):], true), stops)
+	return at >= 0
 }
 
 // firstStop returns the byte offset of the earliest stop string in text and

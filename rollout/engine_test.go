@@ -31,7 +31,8 @@ func generate(t *testing.T, m *model.Model, cfg Config, prompts []Prompt, detok 
 
 // TestLogprobsMatchTrainerRecompute checks that every returned log-prob
 // equals the trainer's full-forward recomputation at the same inverse
-// temperature (≤ 1e-5 absolute), with filters, with the penalty, greedy.
+// temperature (≤ 1e-5 relative to max(1, |log-prob|)), with filters, with
+// the penalty, greedy, with late joiners and in batch-invariant mode.
 func TestLogprobsMatchTrainerRecompute(t *testing.T) {
 	m := newModel(t, tinyConfig(), 2, 1)
 	ids := randomPrompts(5, 3, 21, m.Cfg.Vocab, 1)
@@ -43,6 +44,9 @@ func TestLogprobsMatchTrainerRecompute(t *testing.T) {
 		{"temperature 1 top_p min_p", func(c *Config) { c.TopP, c.MinP = 0.9, 0.05 }},
 		{"top_k penalty", func(c *Config) { c.Temperature, c.TopK, c.RepetitionPenalty = 1.3, 20, 1.2 }},
 		{"greedy", func(c *Config) { c.Temperature = 0 }},
+		// Completions join a running batch as others finish.
+		{"max_batch 4", func(c *Config) { c.MaxBatch, c.StopTokenIDs = 4, []int{7, 8, 9} }},
+		{"batch_invariant", func(c *Config) { c.MaxBatch, c.BatchInvariant = 5, true }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
