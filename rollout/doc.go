@@ -29,6 +29,17 @@
 // the same logits for it; the draw at one step can be computed anywhere,
 // including on a GPU, without carrying generator state.
 //
+// The logits themselves are not always batch-independent: OpenBLAS picks
+// GEMM kernels, and so float summation orders, by matrix shape and thread
+// count, so a completion's logits can change in the last bits (about 1e-6
+// relative at d=256) with the number of completions decoded beside it, and
+// a sampled token then flips on rare draws that land on a CDF boundary.
+// Runs with the same config are still bit-for-bit reproducible. With
+// batch_invariant, every decode call has exactly InvariantRows rows
+// (padded with throw-away sequences) and short prompts are prefilled with
+// a companion, which makes completions bit-identical across max_batch, the
+// KV budget, the other prompts and the thread count.
+//
 // # Log-probs
 //
 // Completion.Logprobs[t] is log softmax(z / T)[token t], where z are the
