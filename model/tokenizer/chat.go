@@ -16,8 +16,13 @@ type Message struct {
 type ChatTemplate string
 
 const (
-	// ChatML is Qwen's format: <|im_start|>role\ncontent<|im_end|>\n.
+	// ChatML is Qwen2's format: <|im_start|>role\ncontent<|im_end|>\n.
 	ChatML ChatTemplate = "chatml"
+	// Qwen3 is ChatML with Qwen3's handling of thinking: assistant turns
+	// after the last user query carry a <think>...</think> block (empty
+	// when the content has none), earlier ones lose theirs, and tool
+	// results are wrapped in <tool_response> inside a user turn.
+	Qwen3 ChatTemplate = "qwen3"
 	// Llama3 is Meta Llama 3's header/eot format.
 	Llama3 ChatTemplate = "llama3"
 	// Llama2 is Meta Llama 2's [INST] ... [/INST] format with <<SYS>>.
@@ -28,7 +33,7 @@ const (
 )
 
 // ChatTemplates lists the built-in templates.
-var ChatTemplates = []ChatTemplate{ChatML, Llama3, Llama2, Plain}
+var ChatTemplates = []ChatTemplate{ChatML, Qwen3, Llama3, Llama2, Plain}
 
 // setChatTemplate recognises tokenizer_config.json's chat_template: a name
 // of a built-in template, or a Jinja template whose markers identify one.
@@ -66,6 +71,8 @@ func detectChatTemplate(src string) ChatTemplate {
 		}
 	}
 	switch {
+	case strings.Contains(src, "<|im_start|>") && strings.Contains(src, "</think>"):
+		return Qwen3
 	case strings.Contains(src, "<|im_start|>"):
 		return ChatML
 	case strings.Contains(src, "<|start_header_id|>"):
@@ -88,7 +95,7 @@ func (t *Tokenizer) SetChatTemplate(name string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown chat template %q (built in: chatml, llama3, llama2, plain)", name)
+	return fmt.Errorf("unknown chat template %q (built in: chatml, qwen3, llama3, llama2, plain)", name)
 }
 
 // ApplyChatTemplate renders messages as the model's chat format;
@@ -113,6 +120,8 @@ func (t *Tokenizer) ApplyChatTemplate(messages []Message, addGenerationPrompt bo
 		if addGenerationPrompt {
 			sb.WriteString("<|start_header_id|>assistant<|end_header_id|>\n\n")
 		}
+	case Qwen3:
+		return applyQwen3(messages, addGenerationPrompt), nil
 	case Llama2:
 		return t.applyLlama2(messages)
 	case Plain:
@@ -124,9 +133,9 @@ func (t *Tokenizer) ApplyChatTemplate(messages []Message, addGenerationPrompt bo
 		}
 	case "":
 		if t.chatSource != "" {
-			return "", fmt.Errorf("tokenizer_config.json's chat_template is not one of the built-in formats; choose one with SetChatTemplate (chatml, llama3, llama2, plain)")
+			return "", fmt.Errorf("tokenizer_config.json's chat_template is not one of the built-in formats; choose one with SetChatTemplate (chatml, qwen3, llama3, llama2, plain)")
 		}
-		return "", fmt.Errorf("tokenizer has no chat template; choose one with SetChatTemplate (chatml, llama3, llama2, plain)")
+		return "", fmt.Errorf("tokenizer has no chat template; choose one with SetChatTemplate (chatml, qwen3, llama3, llama2, plain)")
 	}
 	return sb.String(), nil
 }
@@ -176,3 +185,54 @@ func (t *Tokenizer) tokenOr(id int, fallback string) string {
 }
 
 func trimJS(s string) string { return strings.TrimFunc(s, isSpaceJS) }
+
+// applyQwen3 follows Qwen3's chat template for conversations without tool
+// definitions.
+func applyQwen3(messages []Message, addGenerationPrompt bool) string {
+	isToolResponse := func(c string) bool {
+		return strings.HasPrefix(c, "<tool_response>") && strings.HasSuffix(c, "</tool_response>")
+	}
+	lastQuery := len(messages) - 1
+	for i := len(messages) - 1; i >= 0; i-- {
+		if messages[i].Role == "user" && !isToolResponse(messages[i].Content) {
+			lastQuery = i
+			break
+		}
+	}
+	var sb strings.Builder
+	if len(messages) > 0 && messages[0].Role == "system" {
+		sb.WriteString("<|im_start|>system\n" + messages[0].Content + "<|im_end|>\n")
+	}
+	for i, m := range messages {
+		switch {
+		case m.Role == "user" || (m.Role == "system" && i > 0):
+			sb.WriteString("<|im_start|>" + m.Role + "\n" + m.Content + "<|im_end|>\n")
+		case m.Role == "assistant":
+			content, reasoning := m.Content, ""
+			if strings.Contains(content, "</think>") {
+				parts := strings.Split(content, "</think>")
+				content = strings.TrimLeft(parts[len(parts)-1], "\n")
+				before := strings.Split(strings.TrimRight(parts[0], "\n"), "<think>")
+				reasoning = strings.TrimLeft(before[len(before)-1], "\n")
+			}
+			if i > lastQuery && (i == len(messages)-1 || reasoning != "") {
+				sb.WriteString("<|im_start|>assistant\n<think>\n" + strings.Trim(reasoning, "\n") + "\n</think>\n\n" + strings.TrimLeft(content, "\n"))
+			} else {
+				sb.WriteString("<|im_start|>assistant\n" + content)
+			}
+			sb.WriteString("<|im_end|>\n")
+		case m.Role == "tool":
+			if i == 0 || messages[i-1].Role != "tool" {
+				sb.WriteString("<|im_start|>user")
+			}
+			sb.WriteString("\n<tool_response>\n" + m.Content + "\n</tool_response>")
+			if i == len(messages)-1 || messages[i+1].Role != "tool" {
+				sb.WriteString("<|im_end|>\n")
+			}
+		}
+	}
+	if addGenerationPrompt {
+		sb.WriteString("<|im_start|>assistant\n")
+	}
+	return sb.String()
+}
