@@ -69,3 +69,22 @@ func TestRunBadInputs(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigDocIsCurrent keeps configs/README.md equal to `rltrain config
+// --doc`; regenerate it with `bin/rltrain config --doc > configs/README.md`.
+func TestConfigDocIsCurrent(t *testing.T) {
+	want, err := os.ReadFile("../../configs/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	rootCmd.SetOut(&got)
+	rootCmd.SetArgs([]string{"config", "--doc"})
+	defer rootCmd.SetArgs(nil)
+	if err := rootCmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != string(want) {
+		t.Error("configs/README.md is out of date: run `bin/rltrain config --doc > configs/README.md`")
+	}
+}

@@ -87,7 +87,7 @@ type Rollout struct {
 // package to decode; Config.Pos("reward.N.params.KEY") locates them.
 type Reward struct {
 	Name     string         `yaml:"name" default:"" doc:"Name used in metrics (rewards/<name>/mean); defaults to the type."`
-	Type     string         `yaml:"type" default:"" doc:"Reward function, e.g. accuracy, format, length, checklist, command."`
+	Type     string         `yaml:"type" default:"" doc:"Reward function, e.g. math_answer, format, length, checklist, external (see the reward package)."`
 	Weight   float64        `yaml:"weight" default:"1.0" doc:"Weight in the combined reward (or in gdpo's sum of normalised rewards)."`
 	Params   map[string]any `yaml:"params" doc:"Parameters of the reward function."`
 	Fallback string         `yaml:"fallback" default:"exclude" doc:"Score of a sample the reward fails on (error, NaN, timeout): a number, or exclude to drop the sample from the loss."`
