@@ -5,7 +5,21 @@
 // templates and writes small character-level tokenizers for synthetic tasks.
 //
 // Ids are checked against @lenml/tokenizers, a JavaScript port of the
-// reference implementation, on real tokenizer files (see the tests).
+// reference implementation, on real tokenizer files (see the tests). Where
+// that port and the Rust tokenizers disagree, this package follows Rust
+// for features the tested files do not use (Metaspace splitting, added
+// tokens with single_word or normalized set) and the port otherwise (its
+// \s, ASCII-only case folding of contractions, clean_up_tokenization_spaces
+// defaulting to true).
+//
+// Pipeline: added tokens are cut out of the raw text first (leftmost,
+// longest match); each remaining section is normalized, pre-tokenized into
+// pieces and encoded piece by piece with BPE (lowest merge rank first,
+// leftmost on ties), with a cache of frequent pieces. The regex patterns of
+// GPT-2, Llama 3 and Qwen2/3 are matched by hand-written scanners; other
+// patterns go to regexp2. Byte-level models keep their vocabulary as raw
+// bytes, so any byte string round-trips through Encode and Decode (given
+// no normalizer and CleanUpSpaces off).
 package tokenizer
 
 import (
