@@ -260,8 +260,13 @@ func rolloutConfig(c *config.Config) rollout.Config {
 	r := rollout.DefaultConfig()
 	r.GroupSize, r.MaxNewTokens, r.Temperature = c.Rollout.GroupSize, c.Rollout.MaxNewTokens, c.Rollout.Temperature
 	r.TopK, r.TopP, r.MinP, r.Stop = c.Rollout.TopK, c.Rollout.TopP, c.Rollout.MinP, c.Rollout.Stop
+	r.RepetitionPenalty, r.IncludeStopStr = c.Rollout.RepetitionPenalty, c.Rollout.IncludeStopStr
+	r.KVCacheMB, r.BlockSize = c.Rollout.KVCacheMB, c.Rollout.BlockSize
 	r.Seed = uint64(c.Train.Seed)
-	r.MaxBatch = max(r.MaxBatch, c.Rollout.BatchSize*c.Rollout.GroupSize)
+	r.MaxBatch = c.Rollout.MaxBatch
+	if r.MaxBatch <= 0 {
+		r.MaxBatch = max(64, c.Rollout.BatchSize*c.Rollout.GroupSize)
+	}
 	return r
 }
 

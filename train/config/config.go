@@ -71,16 +71,21 @@ type Data struct {
 
 // Rollout configures sampling.
 type Rollout struct {
-	BatchSize       int      `yaml:"batch_size" default:"8" doc:"Prompts per RL step."`
-	GroupSize       int      `yaml:"group_size" default:"8" doc:"Completions sampled per prompt (TRL num_generations)."`
-	MaxNewTokens    int      `yaml:"max_new_tokens" default:"256" doc:"Longest completion in tokens; longer ones are truncated."`
-	Temperature     float64  `yaml:"temperature" default:"1.0" doc:"Sampling temperature; 0 samples greedily."`
-	TopP            float64  `yaml:"top_p" default:"1.0" doc:"Nucleus sampling: keep the smallest token set with this much probability; 1 disables."`
-	TopK            int      `yaml:"top_k" default:"0" doc:"Keep only the k most likely tokens; 0 disables."`
-	MinP            float64  `yaml:"min_p" default:"0" doc:"Drop tokens less likely than min_p times the most likely one; 0 disables."`
-	Stop            []string `yaml:"stop" doc:"Extra stop strings besides the end-of-sequence token."`
-	FilterZeroStd   bool     `yaml:"filter_zero_std" default:"false" doc:"Dynamic sampling (DAPO): drop groups whose rewards are all equal and sample more prompts."`
-	MaxFilterRounds int      `yaml:"max_filter_rounds" default:"4" doc:"Extra sampling rounds allowed per step by rollout.filter_zero_std."`
+	BatchSize         int      `yaml:"batch_size" default:"8" doc:"Prompts per RL step."`
+	GroupSize         int      `yaml:"group_size" default:"8" doc:"Completions sampled per prompt (TRL num_generations)."`
+	MaxNewTokens      int      `yaml:"max_new_tokens" default:"256" doc:"Longest completion in tokens; longer ones are truncated."`
+	Temperature       float64  `yaml:"temperature" default:"1.0" doc:"Sampling temperature; 0 samples greedily."`
+	TopP              float64  `yaml:"top_p" default:"1.0" doc:"Nucleus sampling: keep the smallest token set with this much probability; 1 disables."`
+	TopK              int      `yaml:"top_k" default:"0" doc:"Keep only the k most likely tokens; 0 disables."`
+	MinP              float64  `yaml:"min_p" default:"0" doc:"Drop tokens less likely than min_p times the most likely one; 0 disables."`
+	RepetitionPenalty float64  `yaml:"repetition_penalty" default:"1.0" doc:"Divide positive (multiply negative) logits of tokens already present; 1 disables."`
+	IncludeStopStr    bool     `yaml:"include_stop_str" default:"false" doc:"Keep a matched stop string at the end of the completion text."`
+	KVCacheMB         int      `yaml:"kv_cache_mb" default:"256" resume:"harmless" doc:"KV cache budget in MiB, preallocated; when full, fewer completions are decoded at once."`
+	BlockSize         int      `yaml:"block_size" default:"16" resume:"harmless" doc:"Positions per KV cache block (prompt blocks are shared by a group)."`
+	MaxBatch          int      `yaml:"max_batch" default:"0" resume:"harmless" doc:"Most completions decoded together; 0 means batch_size x group_size (at least 64)."`
+	Stop              []string `yaml:"stop" doc:"Extra stop strings besides the end-of-sequence token."`
+	FilterZeroStd     bool     `yaml:"filter_zero_std" default:"false" doc:"Dynamic sampling (DAPO): drop groups whose rewards are all equal and sample more prompts."`
+	MaxFilterRounds   int      `yaml:"max_filter_rounds" default:"4" doc:"Extra sampling rounds allowed per step by rollout.filter_zero_std."`
 }
 
 // Reward is one reward function. Params are kept raw for the reward

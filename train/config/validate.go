@@ -176,6 +176,12 @@ func (v *validator) rollout() {
 	v.atLeast("rollout.top_k", r.TopK, 0)
 	v.within("rollout.min_p", r.MinP, 0, 1, false)
 	v.atLeast("rollout.max_filter_rounds", r.MaxFilterRounds, 0)
+	if !(r.RepetitionPenalty > 0) {
+		v.bad("rollout.repetition_penalty", "must be > 0 (1 disables it), got %g", r.RepetitionPenalty)
+	}
+	v.atLeast("rollout.kv_cache_mb", r.KVCacheMB, 1)
+	v.atLeast("rollout.block_size", r.BlockSize, 1)
+	v.atLeast("rollout.max_batch", r.MaxBatch, 0)
 	for i, s := range r.Stop {
 		if s == "" {
 			v.bad(fmt.Sprintf("rollout.stop.%d", i), "empty stop string")
