@@ -313,3 +313,42 @@ func byteLevelVocab() map[string]int {
 	}
 	return v
 }
+
+func TestConfigVariants(t *testing.T) {
+	tj := tinyJSON(t, map[string]int{"a": 0, "<s>": 1, "</s>": 2}, []string{}, map[string]any{
+		"added_tokens": []any{
+			map[string]any{"id": 1, "content": "<s>", "special": true},
+			map[string]any{"id": 2, "content": "</s>", "special": true},
+		},
+	})
+	tests := []struct {
+		cfg      string
+		bos, eos int
+		pad      int
+		chat     ChatTemplate
+		wantErr  bool
+	}{
+		{`{}`, -1, -1, -1, "", false},
+		{`{"bos_token": "<s>", "eos_token": {"__type": "AddedToken", "content": "</s>"}}`, 1, 2, 2, "", false},
+		{`{"eos_token": "</s>", "pad_token": "<s>", "chat_template": [{"name": "tool_use", "template": "x"}, {"name": "default", "template": "<|im_start|>"}]}`, -1, 2, 1, ChatML, false},
+		{`{"eos_token": "<missing>"}`, -1, -1, -1, "", false},
+		{`{"chat_template": 5}`, 0, 0, 0, "", true},
+		{`{"eos_token": 5}`, 0, 0, 0, "", true},
+	}
+	for _, tc := range tests {
+		tok, err := FromJSON(tj, []byte(tc.cfg))
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("%s: want an error", tc.cfg)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.cfg, err)
+			continue
+		}
+		if tok.BOS() != tc.bos || tok.EOS() != tc.eos || tok.PAD() != tc.pad || tok.ChatTemplate() != tc.chat {
+			t.Errorf("%s: bos %d eos %d pad %d chat %q; want %d %d %d %q", tc.cfg, tok.BOS(), tok.EOS(), tok.PAD(), tok.ChatTemplate(), tc.bos, tc.eos, tc.pad, tc.chat)
+		}
+	}
+}

@@ -10,8 +10,9 @@ import (
 
 // TestVariantsMatchReference checks pre-tokenizer and decoder combinations
 // that the three real files do not use, on variants of those files: GPT-2's
-// ByteLevel regex with a prefix space, SmolLM's Digits + ByteLevel, and
-// SentencePiece's Metaspace instead of Llama 2's normalizer. The byte-level
+// ByteLevel regex with a prefix space, SmolLM's Digits + ByteLevel, a Split
+// pattern no scanner knows (so regexp2 runs it), and SentencePiece's
+// Metaspace instead of Llama 2's normalizer. The byte-level
 // variants keep Qwen3's first 20000 merges (and the tokens they make) so
 // the reference loads them quickly.
 func TestVariantsMatchReference(t *testing.T) {
@@ -31,6 +32,11 @@ func TestVariantsMatchReference(t *testing.T) {
 			"pre_tokenizer": map[string]any{"type": "Sequence", "pretokenizers": []any{
 				map[string]any{"type": "Digits", "individual_digits": true}, byteLevel(false)}},
 			"decoder": byteLevel(false)}},
+		// An unknown pattern: regexp2 runs it.
+		"regex": {"qwen3", true, map[string]any{
+			"pre_tokenizer": map[string]any{"type": "Sequence", "pretokenizers": []any{
+				map[string]any{"type": "Split", "pattern": map[string]any{"Regex": `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`}, "behavior": "Isolated", "invert": false},
+				map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}}}}},
 		"metaspace": {"llama2", false, map[string]any{
 			"normalizer":    nil,
 			"pre_tokenizer": map[string]any{"type": "Metaspace", "replacement": "▁", "add_prefix_space": true, "prepend_scheme": "always", "split": false},
