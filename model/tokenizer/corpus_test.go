@@ -60,8 +60,9 @@ var baseCorpus = []string{
 	"\x00", "a\x01b\x1fc", "\x7f", "∑∫√∞≠≤", "→←↑↓", "€£¥₹", "°C ±5", "§¶†‡", "…—–", "«quotes» „low“",
 }
 
-// corpus returns the base strings plus deterministic combinations of them,
-// so the test sees boundaries between categories too.
+// corpus returns the base strings, deterministic combinations of them (so
+// the test sees boundaries between categories too) and short random strings
+// over an alphabet of the characters pre-tokenizers treat differently.
 func corpus() []string {
 	out := append([]string(nil), baseCorpus...)
 	rng := rand.New(rand.NewSource(7))
@@ -70,6 +71,21 @@ func corpus() []string {
 		b := baseCorpus[rng.Intn(len(baseCorpus))]
 		sep := []string{"", " ", "\n", "  ", "\t"}[rng.Intn(5)]
 		out = append(out, a+sep+b)
+	}
+	alphabet := []string{
+		" ", " ", " ", "\n", "\r", "\t", "\u00a0", "\u3000", "\u2028", "\ufeff", "\u200b",
+		"a", "b", "Z", "é", "ß", "Ω", "я", "中", "の", "한", "ا", "\u0301",
+		"0", "1", "9", "٣", "½", "Ⅻ",
+		"'", "'", "s", "S", "t", "re", "VE", "ll", "d", "m",
+		".", ",", "!", "?", "-", "_", "(", ")", "\"", "#", "$", "€", "😀", "👍🏽", "\u200d",
+		"<|im_end|>", "<|eot_id|>", "<s>", "</s>", "<|", "|>",
+	}
+	for i := 0; i < 1000; i++ {
+		var sb strings.Builder
+		for n := rng.Intn(12) + 1; n > 0; n-- {
+			sb.WriteString(alphabet[rng.Intn(len(alphabet))])
+		}
+		out = append(out, sb.String())
 	}
 	return out
 }

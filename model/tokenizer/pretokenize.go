@@ -211,7 +211,7 @@ func (m scannerSplit) matches(s string, dst []string) []string {
 type regexMatcher struct{ re *regexp2.Regexp }
 
 func newRegexMatcher(pattern string) (matcher, error) {
-	re, err := regexp2.Compile(pattern, regexp2.Unicode)
+	re, err := regexp2.Compile(jsWhitespace(pattern), regexp2.Unicode)
 	if err != nil {
 		return nil, fmt.Errorf("compile %q: %w", pattern, err)
 	}
@@ -232,6 +232,55 @@ func (m regexMatcher) spans(s string, dst [][2]int) [][2]int {
 		match, err = m.re.FindNextMatch(match)
 	}
 	return dst
+}
+
+// jsSpaces lists JavaScript's \s, for use inside a character class.
+const jsSpaces = `\t\n\v\f\r\x20\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff`
+
+// jsWhitespace rewrites \s and \S in a pattern to JavaScript's definition
+// of white space, which regexp2's differs from (U+FEFF, U+0085): the
+// reference tokenizers run their patterns in JavaScript. \S inside a
+// character class is left alone.
+func jsWhitespace(pattern string) string {
+	var sb strings.Builder
+	inClass := false
+	for i := 0; i < len(pattern); i++ {
+		c := pattern[i]
+		switch {
+		case c == '\\' && i+1 < len(pattern):
+			e := pattern[i+1]
+			i++
+			switch {
+			case e == 's' && inClass:
+				sb.WriteString(jsSpaces)
+			case e == 's':
+				sb.WriteString("[" + jsSpaces + "]")
+			case e == 'S' && !inClass:
+				sb.WriteString("[^" + jsSpaces + "]")
+			default:
+				sb.WriteByte(c)
+				sb.WriteByte(e)
+			}
+			continue
+		case c == '[' && !inClass:
+			inClass = true
+			sb.WriteByte(c)
+			// A ] right after [ or [^ is a literal.
+			if i+1 < len(pattern) && pattern[i+1] == '^' {
+				sb.WriteByte('^')
+				i++
+			}
+			if i+1 < len(pattern) && pattern[i+1] == ']' {
+				sb.WriteByte(']')
+				i++
+			}
+			continue
+		case c == ']' && inClass:
+			inClass = false
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
 }
 
 type splitPre struct {
