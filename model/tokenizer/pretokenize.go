@@ -327,12 +327,9 @@ func (p *splitPre) split(s string, first bool, dst []string, sc *scratch) []stri
 				dst = append(dst, s[prev:sp[1]])
 			}
 		case "mergedwithnext":
+			// Each match starts a piece that runs to the next match.
 			if pendingMerge >= 0 {
-				if gap != "" {
-					dst = append(dst, s[pendingMerge:sp[0]])
-				} else {
-					dst = append(dst, s[pendingMerge:sp[0]])
-				}
+				dst = append(dst, s[pendingMerge:sp[0]])
 			} else if gap != "" {
 				dst = append(dst, gap)
 			}
