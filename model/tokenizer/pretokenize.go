@@ -290,7 +290,7 @@ type splitPre struct {
 }
 
 func (p *splitPre) split(s string, first bool, dst []string, sc *scratch) []string {
-	if sm, ok := p.m.(scannerSplit); ok && (p.invert || p.behavior == "isolated" || p.behavior == "contiguous") {
+	if sm, ok := p.m.(scannerSplit); ok && (p.invert || p.behavior == "isolated") {
 		// The scanner's matches tile the text: they are the pieces.
 		return sm.matches(s, dst)
 	}
@@ -308,6 +308,7 @@ func (p *splitPre) split(s string, first bool, dst []string, sc *scratch) []stri
 	}
 	prev := 0
 	pendingMerge := -1 // mergedwithnext: start of a match waiting for its gap
+	runStart := -1     // contiguous: start of the current run of matches
 	for _, sp := range spans {
 		gap := s[prev:sp[0]]
 		switch p.behavior {
@@ -335,11 +336,17 @@ func (p *splitPre) split(s string, first bool, dst []string, sc *scratch) []stri
 			}
 			pendingMerge = sp[0]
 		case "contiguous":
+			// Adjacent matches form one piece.
 			if gap != "" {
 				dst = append(dst, gap)
 			}
 			if sp[1] > sp[0] {
-				dst = append(dst, s[sp[0]:sp[1]])
+				if gap == "" && len(dst) > 0 && runStart >= 0 {
+					dst[len(dst)-1] = s[runStart:sp[1]]
+				} else {
+					dst = append(dst, s[sp[0]:sp[1]])
+					runStart = sp[0]
+				}
 			}
 		}
 		prev = sp[1]

@@ -223,6 +223,7 @@ func TestSplitBehaviors(t *testing.T) {
 		{"MergedWithPrevious", false, []string{"a-", "b-", "-", "c"}},
 		{"MergedWithNext", false, []string{"a", "-b", "-", "-c"}},
 		{"Isolated", true, []string{"-", "-", "-"}},
+		{"Contiguous", false, []string{"a", "-", "b", "--", "c"}},
 	}
 	for _, tc := range tests {
 		p, _, err := buildPreTokenizer(&componentJSON{Type: "Split", Pattern: &patternJSON{String: &lit}, Behavior: tc.behavior, Invert: tc.invert})
