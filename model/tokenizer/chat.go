@@ -16,7 +16,9 @@ type Message struct {
 type ChatTemplate string
 
 const (
-	// ChatML is Qwen2's format: <|im_start|>role\ncontent<|im_end|>\n.
+	// ChatML is Qwen2's format: <|im_start|>role\ncontent<|im_end|>\n,
+	// with the default system prompt the model's own template inserts
+	// (Qwen2, Qwen2.5) when the conversation has none.
 	ChatML ChatTemplate = "chatml"
 	// Qwen3 is ChatML with Qwen3's handling of thinking: assistant turns
 	// after the last user query carry a <think>...</think> block (empty
@@ -61,7 +63,29 @@ func (t *Tokenizer) setChatTemplate(raw json.RawMessage) error {
 	}
 	t.chatSource = src
 	t.chat = detectChatTemplate(src)
+	if t.chat == ChatML {
+		t.defaultSystem = chatMLDefaultSystem(src)
+	}
 	return nil
+}
+
+// chatMLDefaultSystem finds the system prompt a ChatML template inserts when
+// the conversation has none, written as a literal in the template:
+// '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' (Qwen2,
+// Qwen2.5). It returns "" when there is none.
+func chatMLDefaultSystem(src string) string {
+	const open = `<|im_start|>system\n`
+	for rest := src; ; {
+		i := strings.Index(rest, open)
+		if i < 0 {
+			return ""
+		}
+		rest = rest[i+len(open):]
+		j := strings.Index(rest, "<|im_end|>")
+		if j > 0 && !strings.ContainsAny(rest[:j], "'\"{}+") {
+			return strings.ReplaceAll(rest[:j], `\n`, "\n")
+		}
+	}
 }
 
 func detectChatTemplate(src string) ChatTemplate {
@@ -92,6 +116,10 @@ func (t *Tokenizer) SetChatTemplate(name string) error {
 	for _, c := range ChatTemplates {
 		if string(c) == name {
 			t.chat = c
+			t.defaultSystem = ""
+			if c == ChatML {
+				t.defaultSystem = chatMLDefaultSystem(t.chatSource)
+			}
 			return nil
 		}
 	}
@@ -106,6 +134,9 @@ func (t *Tokenizer) ApplyChatTemplate(messages []Message, addGenerationPrompt bo
 	var sb strings.Builder
 	switch t.chat {
 	case ChatML:
+		if t.defaultSystem != "" && (len(messages) == 0 || messages[0].Role != "system") {
+			sb.WriteString("<|im_start|>system\n" + t.defaultSystem + "<|im_end|>\n")
+		}
 		for _, m := range messages {
 			sb.WriteString("<|im_start|>" + m.Role + "\n" + m.Content + "<|im_end|>\n")
 		}

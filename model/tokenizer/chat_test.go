@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -154,5 +155,34 @@ func TestChatMLTemplate(t *testing.T) {
 	want := "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\na<|im_end|>\n<|im_start|>assistant\n"
 	if err != nil || got != want {
 		t.Errorf("got %q, %v; want %q", got, err, want)
+	}
+}
+
+// Qwen2.5's template inserts a default system prompt; Qwen3's does not.
+func TestChatMLDefaultSystem(t *testing.T) {
+	qwen25 := `{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}{%- else %}{{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}{%- endif %}`
+	if got := chatMLDefaultSystem(qwen25); got != "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." {
+		t.Errorf("default system = %q", got)
+	}
+	if got := chatMLDefaultSystem(`{{- '<|im_start|>system\n' + messages[0].content + '<|im_end|>\n' }}`); got != "" {
+		t.Errorf("no default expected, got %q", got)
+	}
+	cfg, _ := json.Marshal(map[string]any{"chat_template": qwen25})
+	tj, _, err := CharTokenizerJSON(DefaultCharOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := FromJSON(tj, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tok.ApplyChatTemplate([]Message{{"user", "hi"}}, true)
+	want := "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+	if err != nil || got != want {
+		t.Errorf("got %q, %v; want %q", got, err, want)
+	}
+	got, _ = tok.ApplyChatTemplate([]Message{{"system", "S"}, {"user", "hi"}}, false)
+	if want := "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"; got != want {
+		t.Errorf("with a system message: got %q, want %q", got, want)
 	}
 }

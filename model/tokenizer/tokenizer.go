@@ -62,6 +62,7 @@ type Tokenizer struct {
 	bos, eos, pad, unk int
 	chat               ChatTemplate
 	chatSource         string
+	defaultSystem      string // ChatML's system prompt when none is given
 }
 
 // AddedToken is a token matched in the raw text before the model runs, such
