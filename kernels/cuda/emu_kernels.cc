@@ -25,7 +25,7 @@ static const Kernel kernels[] = {
     K(logprob_grad_rows), K(adamw), K(sum_squares), K(segment_sums), K(segment_broadcast), K(policy_loss),
     // Emulator self-tests.
     K(selftest_reduce), K(selftest_missing_barrier), K(selftest_shuffles), K(selftest_divergent_barrier),
-    K(selftest_exit_before_barrier), K(selftest_divergent_shuffle), K(selftest_atomics), K(selftest_dyn_shared),
+    K(selftest_exit_before_barrier), K(selftest_divergent_shuffle), K(selftest_atomics), K(selftest_dyn_shared), K(selftest_out_of_bounds),
 };
 
 #undef K

@@ -26,6 +26,16 @@
 #define EMU_ASAN 1
 #endif
 
+// The scheduler's own bookkeeping (current fiber, states, shuffle values)
+// is handed between fibers by the switches themselves; the race detector
+// must see only the kernels' memory accesses, so the runtime's functions
+// are not instrumented.
+#ifdef EMU_TSAN
+#define EMU_RUNTIME __attribute__((no_sanitize("thread")))
+#else
+#define EMU_RUNTIME
+#endif
+
 #ifdef EMU_TSAN
 extern "C" {
 void* __tsan_get_current_fiber(void);
@@ -121,10 +131,22 @@ struct Thread {
 #endif
 };
 
+// ThreadSpan is the threads of the block being run: a prefix of the
+// worker's thread slots, which only grow so that fibers and stacks are
+// reused from launch to launch.
+struct ThreadSpan {
+  Thread* p = nullptr;
+  size_t n = 0;
+  size_t size() const { return n; }
+  Thread& operator[](size_t i) const { return p[i]; }
+  Thread* begin() const { return p; }
+  Thread* end() const { return p + n; }
+};
+
 struct Block {
   uint3 bid;
   dim3 bdim, gdim;
-  std::vector<Thread>* threads = nullptr;
+  ThreadSpan* threads = nullptr;
 #ifdef EMU_ASM_SWITCH
   void* sched_sp = nullptr;
 #else
@@ -150,17 +172,17 @@ struct Block {
 thread_local Thread* cur = nullptr;
 thread_local Block* cur_block = nullptr;
 
-const uint3& thread_idx() { return cur->tid; }
-const uint3& block_idx() { return cur_block->bid; }
-const dim3& block_dim() { return cur_block->bdim; }
-const dim3& grid_dim() { return cur_block->gdim; }
-void* dyn_shared() { return cur_block->dyn; }
-unsigned lane_id() { return cur->linear % 32; }
+EMU_RUNTIME const uint3& thread_idx() { return cur->tid; }
+EMU_RUNTIME const uint3& block_idx() { return cur_block->bid; }
+EMU_RUNTIME const dim3& block_dim() { return cur_block->bdim; }
+EMU_RUNTIME const dim3& grid_dim() { return cur_block->gdim; }
+EMU_RUNTIME void* dyn_shared() { return cur_block->dyn; }
+EMU_RUNTIME unsigned lane_id() { return cur->linear % 32; }
 
 namespace {
 
 // to_scheduler suspends the calling fiber.
-void to_scheduler() {
+EMU_RUNTIME void to_scheduler() {
   Thread* t = cur;
   Block* b = cur_block;
 #ifdef EMU_TSAN
@@ -180,7 +202,7 @@ void to_scheduler() {
 #endif
 }
 
-void fiber_main() {
+EMU_RUNTIME void fiber_main() {
 #ifdef EMU_ASAN
   __sanitizer_finish_switch_fiber(nullptr, &cur_block->sched_bottom, &cur_block->sched_size);
 #endif
@@ -196,7 +218,7 @@ void fiber_main() {
 }
 
 // init_fiber prepares t to start in fiber_main on its own stack.
-void init_fiber(Thread& t) {
+EMU_RUNTIME void init_fiber(Thread& t) {
 #ifdef EMU_ASM_SWITCH
   // The frame emu_ctx_switch pops: control word slot, r15..rbp, then the
   // return address (fiber_main) and a null return address for it, so
@@ -217,7 +239,7 @@ void init_fiber(Thread& t) {
 #endif
 }
 
-void run_fiber(Block& b, Thread& t) {
+EMU_RUNTIME void run_fiber(Block& b, Thread& t) {
   cur = &t;
 #ifdef EMU_TSAN
   __tsan_switch_to_fiber(t.fiber, 1);
@@ -281,7 +303,7 @@ constexpr uint64_t kPoison = ~uint64_t(0);
 // resolve_warps completes every warp operation whose mask lanes have all
 // arrived at it. It returns the number of groups completed, or −1 with
 // b.err set when a mask is malformed.
-int resolve_warps(Block& b) {
+EMU_RUNTIME int resolve_warps(Block& b) {
   auto& th = *b.threads;
   const unsigned n = unsigned(th.size());
   int released = 0;
@@ -362,7 +384,7 @@ int resolve_warps(Block& b) {
 
 // run_block runs one block to completion; it returns false with b.err set
 // on a deadlock or a failure inside the kernel.
-bool run_block(Block& b) {
+EMU_RUNTIME bool run_block(Block& b) {
   auto& th = *b.threads;
   const unsigned n = unsigned(th.size());
   unsigned i = 0;
@@ -430,25 +452,29 @@ out:
 // Per worker state, reused across launches.
 struct Worker {
   std::vector<Thread> threads;
-  std::vector<char*> stacks;
+  ThreadSpan span;
   std::vector<char> dyn;
   ~Worker() {
-    for (char* s : stacks) std::free(s);
+    for (Thread& t : threads) {
+      std::free(t.stack);
 #ifdef EMU_TSAN
-    for (Thread& t : threads)
-      if (t.fiber) __tsan_destroy_fiber(t.fiber);
-#endif
-  }
-  void prepare(unsigned n, size_t shared) {
-    while (stacks.size() < n) stacks.push_back(static_cast<char*>(std::malloc(kStackBytes)));
-    threads.assign(n, Thread{});
-    for (unsigned i = 0; i < n; i++) {
-      threads[i].stack = stacks[i];
-#ifdef EMU_TSAN
-      threads[i].fiber = __tsan_create_fiber(0);
+      __tsan_destroy_fiber(t.fiber);
 #endif
     }
-    dyn.assign(std::max<size_t>(shared, 1), char(0xff));
+  }
+  EMU_RUNTIME void prepare(unsigned n, size_t shared) {
+    if (threads.size() < n) {
+      const size_t old = threads.size();
+      threads.resize(n);
+      for (size_t i = old; i < n; i++) {
+        threads[i].stack = static_cast<char*>(std::malloc(kStackBytes));
+#ifdef EMU_TSAN
+        threads[i].fiber = __tsan_create_fiber(0);
+#endif
+      }
+    }
+    span = ThreadSpan{threads.data(), n};
+    if (dyn.size() < std::max<size_t>(shared, 1)) dyn.resize(std::max<size_t>(shared, 1));
   }
 };
 
@@ -459,7 +485,7 @@ std::vector<std::unique_ptr<Worker>>* pool = nullptr;
 
 }  // namespace
 
-void syncthreads(const char* file, int line) {
+EMU_RUNTIME void syncthreads(const char* file, int line) {
   Thread* t = cur;
   t->state = AtBarrier;
   t->file = file;
@@ -473,7 +499,7 @@ void syncthreads(const char* file, int line) {
 #endif
 }
 
-uint64_t warp_op(Op op, unsigned mask, uint64_t val, int arg, int width, const char* file, int line) {
+EMU_RUNTIME uint64_t warp_op(Op op, unsigned mask, uint64_t val, int arg, int width, const char* file, int line) {
   Thread* t = cur;
   t->state = AtWarp;
   t->op = op;
@@ -494,7 +520,7 @@ uint64_t warp_op(Op op, unsigned mask, uint64_t val, int arg, int width, const c
   return cur->result;
 }
 
-void fail(const char* file, int line, const char* msg) {
+EMU_RUNTIME void fail(const char* file, int line, const char* msg) {
   Block* b = cur_block;
   b->err = block_name(*b) + ": " + thread_name(*cur) + " at " + file + ":" + std::to_string(line) + ": " + msg;
   cur->state = Failed;
@@ -549,7 +575,7 @@ int emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, unsigned
     Block b;
     b.bdim = dim3{bx, by, bz};
     b.gdim = dim3{gx, gy, gz};
-    b.threads = &wk.threads;
+    b.threads = &wk.span;
     b.kernel = k;
     b.args = argv.data();
     b.dyn = wk.dyn.data();

@@ -78,3 +78,9 @@ extern "C" __global__ void selftest_dyn_shared(float* out) {
   DYN_SHARED(float, sm);
   out[threadIdx.x] = sm[threadIdx.x];
 }
+
+// selftest_out_of_bounds reads one element past the end of x.
+extern "C" __global__ void selftest_out_of_bounds(float* out, const float* x, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = x[i + 1];
+}

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"unsafe"
@@ -211,4 +212,20 @@ func TestEmuBoundsChecks(t *testing.T) {
 	if err := e.Free(p); err == nil {
 		t.Error("double free was accepted")
 	}
+}
+
+// TestEmuPlantedOutOfBounds launches a kernel that reads past the end of
+// its input. It runs only under scripts/cuda/sanitize.sh, which expects the
+// address sanitizer to stop it.
+func TestEmuPlantedOutOfBounds(t *testing.T) {
+	if os.Getenv("RLTRAIN_EMU_PLANTED") != "oob" {
+		t.Skip("planted bug for the address sanitizer; set RLTRAIN_EMU_PLANTED=oob")
+	}
+	e := NewEmu()
+	n := 100
+	out := emuBuf(t, e, make([]float32, n))
+	if err := e.Launch("selftest_out_of_bounds", D1(1), D1(128), 0, []uint64{ArgPtr(out), ArgPtr(emuBuf(t, e, make([]float32, n))), ArgInt(n)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Error("the out-of-bounds read went unnoticed")
 }
