@@ -358,3 +358,23 @@ func TestJSWhitespace(t *testing.T) {
 		}
 	}
 }
+
+// EncodeBatch runs Encode in parallel with a shared piece cache; its output
+// must not depend on the interleaving.
+func TestEncodeBatchMatchesEncode(t *testing.T) {
+	toks := fuzzFixtures(t)
+	if q, err := loadRealNoNode("qwen3"); err == nil {
+		toks = append(toks, q)
+	}
+	texts := corpus()
+	for i, tok := range toks {
+		for round := 0; round < 2; round++ { // the second round hits the cache
+			got := tok.EncodeBatch(texts, true)
+			for k, s := range texts {
+				if want := tok.Encode(s, true); !equalIDs(got[k], want) {
+					t.Fatalf("tokenizer %d round %d text %q: batch %v, single %v", i, round, s, got[k], want)
+				}
+			}
+		}
+	}
+}
