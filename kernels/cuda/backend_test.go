@@ -13,6 +13,6 @@ func emu() (cuda.Driver, error) { return cuda.NewEmu(), nil }
 // CPU backend.
 func TestKernelsMatchCPU(t *testing.T) { cudatest.Kernels(t, emu) }
 
-// TestModelMatchesCPU runs tiny models end to end (forward, GRPO steps,
+// TestModelMatchesCPU runs tiny models end to end (forward, 5 GRPO steps,
 // decoding) on the emulated driver against the CPU backend.
-func TestModelMatchesCPU(t *testing.T) { cudatest.Model(t, emu) }
+func TestModelMatchesCPU(t *testing.T) { cudatest.Model(t, emu, 5) }

@@ -36,10 +36,10 @@ func ModelConfigs() map[string]model.Config {
 
 // Model runs, for each of ModelConfigs, the same model on the CPU backend
 // and on the CUDA backend over a fresh driver: forward log-probs and
-// entropy, gradients, a few GRPO steps (forward, TokenLogProbs,
+// entropy, gradients, `steps` GRPO steps (forward, TokenLogProbs,
 // PolicyLoss, backward, AdamW) comparing the losses, and KV-cached decoding
 // comparing the logits.
-func Model(t *testing.T, newDriver func() (cuda.Driver, error)) {
+func Model(t *testing.T, newDriver func() (cuda.Driver, error), steps int) {
 	for name, cfg := range ModelConfigs() {
 		t.Run(name, func(t *testing.T) {
 			drv, err := newDriver()
@@ -48,8 +48,8 @@ func Model(t *testing.T, newDriver func() (cuda.Driver, error)) {
 			}
 			defer drv.Close()
 			params := initParams(t, cfg, 3)
-			ref := runGRPO(t, cfg, cpu.New(2), params, 5)
-			got := runGRPO(t, cfg, cuda.New(drv), params, 5)
+			ref := runGRPO(t, cfg, cpu.New(2), params, steps)
+			got := runGRPO(t, cfg, cuda.New(drv), params, steps)
 			for k := range ref.logp {
 				if e := relDiff(got.logp[k], ref.logp[k]); !(e <= modelTol) {
 					t.Errorf("step %d: log-probs differ by %.3g > %.0g", k+1, e, modelTol)

@@ -3,6 +3,8 @@
 package cudrv_test
 
 import (
+	"fmt"
+	"os"
 	"testing"
 
 	"github.com/rltrain/rltrain/kernels/cuda"
@@ -23,7 +25,50 @@ func open(t *testing.T) func() (cuda.Driver, error) {
 
 func TestKernelsMatchCPU(t *testing.T) { cudatest.Kernels(t, open(t)) }
 
-func TestModelMatchesCPU(t *testing.T) { cudatest.Model(t, open(t)) }
+// TestModelMatchesCPU: 20 GRPO steps of tiny models against the CPU.
+func TestModelMatchesCPU(t *testing.T) { cudatest.Model(t, open(t), 20) }
+
+// TestBenchGPU is make bench-gpu: every kernel at Qwen2.5-0.5B shapes
+// against its floor, the training step's MFU, decode tokens/s against the
+// bandwidth bound, and peak device memory.
+func TestBenchGPU(t *testing.T) {
+	if os.Getenv("RLTRAIN_BENCH_GPU") == "" {
+		t.Skip("set RLTRAIN_BENCH_GPU=1 to benchmark (make bench-gpu)")
+	}
+	d, err := open(t)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	drv := d.(*cudrv.Driver)
+	free0, total, err := drv.MemInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	minFree := free0
+	sample := func() {
+		if f, _, err := drv.MemInfo(); err == nil {
+			minFree = min(minFree, f)
+		}
+	}
+	fmt.Printf("device: %s; floors and ratios assume %s peaks\n", drv.Name(), cudatest.H100.Name)
+	cfg := cudatest.Qwen05B()
+	res, err := cudatest.BenchKernels(drv, cudatest.ShapeOf(cfg, 4096, 1024), cudatest.H100, 20)
+	sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cudatest.WriteResults(os.Stdout, "kernels at Qwen2.5-0.5B shapes, 4096 tokens (4×1024)", res)
+	mb, err := cudatest.BenchModel(drv, cfg, cudatest.H100, 4, 512, 64, 128, 32)
+	sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cudatest.WriteModelBench(os.Stdout, "Qwen2.5-0.5B (random weights, fp32)", mb)
+	// Nothing is freed during the run, so the lowest free memory seen is the
+	// peak of this process.
+	fmt.Printf("peak device memory: %.2f GiB of %.2f GiB\n", float64(free0-minFree)/(1<<30), float64(total)/(1<<30))
+}
 
 func TestDriverBasics(t *testing.T) {
 	newDrv := open(t)

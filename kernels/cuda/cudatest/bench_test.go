@@ -1,0 +1,51 @@
+package cudatest
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/rltrain/rltrain/kernels/cuda"
+)
+
+// The benchmark harness runs on the emulator at a tiny shape, so that
+// scripts/gpu-ci.sh's first run on a GPU does not fail on a harness bug.
+func TestBenchHarnessOnEmulator(t *testing.T) {
+	cfg := ModelConfigs()["qwen2"]
+	res, err := BenchKernels(cuda.NewEmu(), ShapeOf(cfg, 24, 12), H100, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	WriteResults(&out, "tiny", res)
+	for _, r := range res {
+		if !(r.Seconds > 0) || !(r.Floor > 0) {
+			t.Errorf("%s: time %v, floor %v", r.Name, r.Seconds, r.Floor)
+		}
+	}
+	mb, err := BenchModel(cuda.NewEmu(), cfg, H100, 2, 8, 3, 4, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	WriteModelBench(&out, "tiny", mb)
+	if !strings.Contains(out.String(), "attention_backward") || !(mb.DecodeTokensPS > 0) || !(mb.MFU > 0) {
+		t.Errorf("incomplete report:\n%s", out.String())
+	}
+}
+
+// Floors of the 0.5B model's kernels on an H100, printed with -v: the
+// numbers a first GPU run is compared with.
+func TestFloorsQwen05B(t *testing.T) {
+	res, err := BenchKernels(nil, ShapeOf(Qwen05B(), 4096, 1024), H100, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	WriteResults(&out, "Qwen2.5-0.5B shapes, 4096 tokens (4×1024), floors on "+H100.Name, res)
+	t.Log("\n" + out.String())
+	for _, r := range res {
+		if !(r.Floor > 0) {
+			t.Errorf("%s: floor %v", r.Name, r.Floor)
+		}
+	}
+}
