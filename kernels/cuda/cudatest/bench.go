@@ -35,7 +35,7 @@ func Qwen05B() model.Config {
 // BenchShape sizes the per-kernel measurements: Rows tokens of a model of
 // the given widths, in sequences of SeqLen.
 type BenchShape struct {
-	Rows, SeqLen                               int
+	Rows, SeqLen                                int
 	Hidden, Heads, KVHeads, HeadDim, FFN, Vocab int
 }
 
