@@ -16,3 +16,6 @@ func TestKernelsMatchCPU(t *testing.T) { cudatest.Kernels(t, emu) }
 // TestModelMatchesCPU runs tiny models end to end (forward, 5 GRPO steps,
 // decoding) on the emulated driver against the CPU backend.
 func TestModelMatchesCPU(t *testing.T) { cudatest.Model(t, emu, 5) }
+
+// TestBF16 checks the bf16 building blocks on the emulated driver.
+func TestBF16(t *testing.T) { cudatest.BF16(t, emu) }

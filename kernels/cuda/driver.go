@@ -37,6 +37,9 @@ type Driver interface {
 	// Sgemm is cuBLAS's column-major C = alpha·op(A)·op(B) + beta·C, with C
 	// m×n.
 	Sgemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr, lda int, b DevPtr, ldb int, beta float32, c DevPtr, ldc int) error
+	// GemmBF16 is Sgemm with bf16 A and B (fp32 C, fp32 accumulation),
+	// cuBLAS's GemmEx.
+	GemmBF16(transA, transB bool, m, n, k int, alpha float32, a DevPtr, lda int, b DevPtr, ldb int, beta float32, c DevPtr, ldc int) error
 	// Sync waits for all queued work and reports its first error.
 	Sync() error
 	Close() error

@@ -186,6 +186,31 @@ func (e *Emu) Sgemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr, l
 	if m == 0 || n == 0 {
 		return nil
 	}
+	if err := e.checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, 4); err != nil {
+		return fmt.Errorf("emu: sgemm: %w", err)
+	}
+	C.emu_sgemm(cBool(transA), cBool(transB), C.int(m), C.int(n), C.int(k), C.float(alpha), C.uint64_t(a), C.int(lda),
+		C.uint64_t(b), C.int(ldb), C.float(beta), C.uint64_t(c), C.int(ldc))
+	return nil
+}
+
+// GemmBF16 implements Driver: the bf16 operands are widened exactly and
+// multiplied in fp32, as cuBLAS does with CUBLAS_COMPUTE_32F.
+func (e *Emu) GemmBF16(transA, transB bool, m, n, k int, alpha float32, a DevPtr, lda int, b DevPtr, ldb int, beta float32, c DevPtr, ldc int) error {
+	if m == 0 || n == 0 {
+		return nil
+	}
+	if err := e.checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, 2); err != nil {
+		return fmt.Errorf("emu: bf16 gemm: %w", err)
+	}
+	C.emu_gemm_bf16(cBool(transA), cBool(transB), C.int(m), C.int(n), C.int(k), C.float(alpha), C.uint64_t(a), C.int(lda),
+		C.uint64_t(b), C.int(ldb), C.float(beta), C.uint64_t(c), C.int(ldc))
+	return nil
+}
+
+// checkGemm verifies a column-major product's operands: A and B of
+// inSize-byte elements, C of floats.
+func (e *Emu) checkGemm(transA, transB bool, m, n, k int, a DevPtr, lda int, b DevPtr, ldb int, c DevPtr, ldc int, inSize int) error {
 	rowsA, colsA := m, k
 	if transA {
 		rowsA, colsA = k, m
@@ -195,22 +220,17 @@ func (e *Emu) Sgemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr, l
 		rowsB, colsB = n, k
 	}
 	// Column-major: an r×c matrix with leading dimension ld spans
-	// (c−1)·ld + r floats.
-	span := func(r, c, ld int) int { return ((c-1)*ld + r) * 4 }
+	// (c−1)·ld + r elements.
+	span := func(r, c, ld, size int) int { return ((c-1)*ld + r) * size }
 	if lda < max(1, rowsA) || ldb < max(1, rowsB) || ldc < max(1, m) {
-		return fmt.Errorf("emu: sgemm leading dimensions %d, %d, %d too small for %dx%dx%d", lda, ldb, ldc, m, n, k)
+		return fmt.Errorf("leading dimensions %d, %d, %d too small for %dx%dx%d", lda, ldb, ldc, m, n, k)
 	}
 	var errs []error
 	if k > 0 {
-		errs = append(errs, e.check(a, span(rowsA, colsA, lda)), e.check(b, span(rowsB, colsB, ldb)))
+		errs = append(errs, e.check(a, span(rowsA, colsA, lda, inSize)), e.check(b, span(rowsB, colsB, ldb, inSize)))
 	}
-	errs = append(errs, e.check(c, span(m, n, ldc)))
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("emu: sgemm: %w", err)
-	}
-	C.emu_sgemm(cBool(transA), cBool(transB), C.int(m), C.int(n), C.int(k), C.float(alpha), C.uint64_t(a), C.int(lda),
-		C.uint64_t(b), C.int(ldb), C.float(beta), C.uint64_t(c), C.int(ldc))
-	return nil
+	errs = append(errs, e.check(c, span(m, n, ldc, 4)))
+	return errors.Join(errs...)
 }
 
 func cBool(b bool) C.int {

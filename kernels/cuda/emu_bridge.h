@@ -21,6 +21,10 @@ int emu_kernel_names(const char** names, int max);
 void emu_sgemm(int transa, int transb, int m, int n, int k, float alpha, uint64_t a, int lda, uint64_t b, int ldb,
                float beta, uint64_t c, int ldc);
 
+// emu_gemm_bf16 is the same with bf16 A and B (fp32 C, fp32 accumulation).
+void emu_gemm_bf16(int transa, int transb, int m, int n, int k, float alpha, uint64_t a, int lda, uint64_t b,
+                   int ldb, float beta, uint64_t c, int ldc);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
 #include "emu_bridge.h"
 
 #include "attention.cu"
+#include "bf16.cu"
 #include "dense.cu"
 #include "logprobs.cu"
 #include "optim.cu"
@@ -22,7 +23,7 @@ static const Kernel kernels[] = {
     K(add_bias), K(bias_backward), K(copy2d), K(add), K(scale), K(rmsnorm_heads), K(rmsnorm_heads_backward_dx),
     K(rmsnorm_heads_backward_dw), K(rope), K(swiglu), K(swiglu_backward), K(embed), K(embed_backward),
     K(cache_write), K(attn_fwd), K(attn_bwd_dq), K(attn_bwd_dkv), K(attn_decode), K(logprob_rows),
-    K(logprob_grad_rows), K(adamw), K(sum_squares), K(segment_sums), K(segment_broadcast), K(policy_loss),
+    K(logprob_grad_rows), K(adamw), K(sum_squares), K(segment_sums), K(segment_broadcast), K(policy_loss), K(cast_f32_bf16), K(cast_bf16_f32), K(adamw_bf16),
     // Emulator self-tests.
     K(selftest_reduce), K(selftest_missing_barrier), K(selftest_shuffles), K(selftest_divergent_barrier),
     K(selftest_exit_before_barrier), K(selftest_divergent_shuffle), K(selftest_atomics), K(selftest_dyn_shared), K(selftest_out_of_bounds),
@@ -47,6 +48,31 @@ int emu_kernel_names(const char** names, int max) {
     n++;
   }
   return n;
+}
+
+// emu_gemm_bf16 is cublasGemmEx with bf16 A and B, fp32 C and fp32
+// accumulation: the operands are widened exactly (a bf16 is the high half of
+// a float) and multiplied in fp32.
+void emu_gemm_bf16(int transa, int transb, int m, int n, int k, float alpha, uint64_t a, int lda, uint64_t b,
+                   int ldb, float beta, uint64_t c, int ldc) {
+  const int ar = transa ? k : m, ac = transa ? m : k;
+  const int br = transb ? n : k, bc = transb ? k : n;
+  auto widen = [](uint64_t p, int rows, int cols, int ld) {
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
+    float* f = new float[size_t(ld) * (cols > 0 ? cols : 1)];
+    for (int j = 0; j < cols; j++)
+      for (int i = 0; i < rows; i++) {
+        uint32_t u = uint32_t(h[size_t(j) * ld + i]) << 16;
+        std::memcpy(&f[size_t(j) * ld + i], &u, 4);
+      }
+    return f;
+  };
+  float* A = k > 0 ? widen(a, ar, ac, lda) : nullptr;
+  float* B = k > 0 ? widen(b, br, bc, ldb) : nullptr;
+  emu_sgemm(transa, transb, m, n, k, alpha, reinterpret_cast<uint64_t>(A), lda, reinterpret_cast<uint64_t>(B), ldb,
+            beta, c, ldc);
+  delete[] A;
+  delete[] B;
 }
 
 void emu_sgemm(int transa, int transb, int m, int n, int k, float alpha, uint64_t a, int lda, uint64_t b, int ldb,

@@ -20,6 +20,9 @@ static void* rl_lib;
 static rl_create_fn rl_create;
 static rl_destroy_fn rl_destroy;
 static rl_sgemm_fn rl_sgemm;
+typedef int (*rl_gemmex_fn)(rl_cublas_handle, int, int, int, int, int, const void*, const void*, int, int,
+                            const void*, int, int, const void*, void*, int, int, int, int);
+static rl_gemmex_fn rl_gemmex;
 
 // rl_cublas_open loads cuBLAS; it returns the library name or NULL.
 static const char* rl_cublas_open(void) {
@@ -30,7 +33,8 @@ static const char* rl_cublas_open(void) {
 		rl_create = (rl_create_fn)dlsym(h, "cublasCreate_v2");
 		rl_destroy = (rl_destroy_fn)dlsym(h, "cublasDestroy_v2");
 		rl_sgemm = (rl_sgemm_fn)dlsym(h, "cublasSgemm_v2");
-		if (rl_create && rl_destroy && rl_sgemm) {
+		rl_gemmex = (rl_gemmex_fn)dlsym(h, "cublasGemmEx");
+		if (rl_create && rl_destroy && rl_sgemm && rl_gemmex) {
 			rl_lib = h;
 			return names[i];
 		}
@@ -53,6 +57,14 @@ static int rl_cublas_sgemm(uintptr_t h, int ta, int tb, int m, int n, int k, flo
                            uint64_t b, int ldb, float beta, uint64_t c, int ldc) {
 	return rl_sgemm((rl_cublas_handle)h, ta, tb, m, n, k, &alpha, (const float*)a, lda, (const float*)b, ldb, &beta,
 	                (float*)c, ldc);
+}
+
+// cublasGemmEx with bf16 A and B (CUDA_R_16BF = 14), fp32 C (CUDA_R_32F =
+// 0), CUBLAS_COMPUTE_32F (68) and CUBLAS_GEMM_DEFAULT (-1).
+static int rl_cublas_gemm_bf16(uintptr_t h, int ta, int tb, int m, int n, int k, float alpha, uint64_t a, int lda,
+                               uint64_t b, int ldb, float beta, uint64_t c, int ldc) {
+	return rl_gemmex((rl_cublas_handle)h, ta, tb, m, n, k, &alpha, (const void*)a, 14, lda, (const void*)b, 14, ldb,
+	                 &beta, (void*)c, 0, ldc, 68, -1);
 }
 */
 import "C"
@@ -113,6 +125,15 @@ func (b *cublas) sgemm(transA, transB bool, m, n, k int, alpha float32, a uint64
 		C.uint64_t(bb), C.int(ldb), C.float(beta), C.uint64_t(c), C.int(ldc))
 	if st != 0 {
 		return fmt.Errorf("cublasSgemm %dx%dx%d: status %d", m, n, k, int(st))
+	}
+	return nil
+}
+
+func (b *cublas) gemmBF16(transA, transB bool, m, n, k int, alpha float32, a uint64, lda int, bb uint64, ldb int, beta float32, c uint64, ldc int) error {
+	st := C.rl_cublas_gemm_bf16(b.h, op(transA), op(transB), C.int(m), C.int(n), C.int(k), C.float(alpha), C.uint64_t(a), C.int(lda),
+		C.uint64_t(bb), C.int(ldb), C.float(beta), C.uint64_t(c), C.int(ldc))
+	if st != 0 {
+		return fmt.Errorf("cublasGemmEx bf16 %dx%dx%d: status %d", m, n, k, int(st))
 	}
 	return nil
 }

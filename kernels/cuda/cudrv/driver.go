@@ -219,6 +219,18 @@ func (d *Driver) Sgemm(transA, transB bool, m, n, k int, alpha float32, a cuda.D
 	return d.blas.sgemm(transA, transB, m, n, k, alpha, uint64(a), lda, uint64(b), ldb, beta, uint64(c), ldc)
 }
 
+// GemmBF16 implements cuda.Driver with cublasGemmEx.
+func (d *Driver) GemmBF16(transA, transB bool, m, n, k int, alpha float32, a cuda.DevPtr, lda int, b cuda.DevPtr, ldb int, beta float32, c cuda.DevPtr, ldc int) error {
+	if m == 0 || n == 0 {
+		return nil
+	}
+	if err := d.bind(); err != nil {
+		return err
+	}
+	defer runtime.UnlockOSThread()
+	return d.blas.gemmBF16(transA, transB, m, n, k, alpha, uint64(a), lda, uint64(b), ldb, beta, uint64(c), ldc)
+}
+
 // Sync implements cuda.Driver.
 func (d *Driver) Sync() error {
 	if err := d.bind(); err != nil {

@@ -100,3 +100,5 @@ func TestDriverBasics(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestBF16(t *testing.T) { cudatest.BF16(t, open(t)) }
