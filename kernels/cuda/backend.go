@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"sort"
 	"unsafe"
 
 	"github.com/rltrain/rltrain/kernels"
@@ -173,12 +174,26 @@ func (b *Backend) AddBias(x, bias kernels.Buf, rows, n int) {
 	b.launch("add_bias", elemGrid(rows*n), D1(elemThreads), 0, ArgPtr(dev(x)), ArgPtr(dev(bias)), ArgInt(rows), ArgInt(n))
 }
 
-// BiasBackward implements kernels.Dense.
-func (b *Backend) BiasBackward(dbias, dout kernels.Buf, rows, n int) {
-	if n == 0 {
+// colChunk matches COL_CHUNK in dense.cu.
+const colChunk = 64
+
+// columnSums runs pass 1 of a deterministic column sum (the kernel and its
+// arguments after the partial buffer) and adds the result to dst[0:n].
+func (b *Backend) columnSums(dst kernels.Buf, rows, n int, kernel string, args ...uint64) {
+	chunks := (rows + colChunk - 1) / colChunk
+	if chunks == 0 || n == 0 {
 		return
 	}
-	b.launch("bias_backward", D1((n+rowThreads-1)/rowThreads), D1(rowThreads), 0, ArgPtr(dev(dbias)), ArgPtr(dev(dout)), ArgInt(rows), ArgInt(n))
+	part := b.alloc(8 * chunks * n)
+	defer b.free(part)
+	colBlocks := (n + rowThreads - 1) / rowThreads
+	b.launch(kernel, Dim3{colBlocks, chunks, 1}, D1(rowThreads), 0, append([]uint64{ArgPtr(part)}, args...)...)
+	b.launch("col_finish", D1(colBlocks), D1(rowThreads), 0, ArgPtr(dev(dst)), ArgPtr(part), ArgInt(chunks), ArgInt(n))
+}
+
+// BiasBackward implements kernels.Dense.
+func (b *Backend) BiasBackward(dbias, dout kernels.Buf, rows, n int) {
+	b.columnSums(dbias, rows, n, "bias_backward_partial", ArgPtr(dev(dout)), ArgInt(rows), ArgInt(n))
 }
 
 // Copy2D implements kernels.Dense.
@@ -226,8 +241,8 @@ func (b *Backend) RMSNormHeadsBackward(dx, dw, dout, x, w, rstd kernels.Buf, str
 	}
 	b.launch("rmsnorm_heads_backward_dx", D1(rows*heads), D1(rowThreads), 0, ArgPtr(dev(dx)), ArgPtr(dev(dout)), ArgPtr(dev(x)),
 		ArgPtr(dev(w)), ArgPtr(dev(rstd)), ArgInt(stride), ArgInt(off), ArgInt(rows), ArgInt(heads), ArgInt(dim))
-	b.launch("rmsnorm_heads_backward_dw", D1((dim+rowThreads-1)/rowThreads), D1(rowThreads), 0, ArgPtr(dev(dw)), ArgPtr(dev(dout)),
-		ArgPtr(dev(x)), ArgPtr(dev(rstd)), ArgInt(stride), ArgInt(off), ArgInt(rows), ArgInt(heads), ArgInt(dim))
+	b.columnSums(dw, rows, dim, "rmsnorm_heads_backward_dw_partial", ArgPtr(dev(dout)), ArgPtr(dev(x)), ArgPtr(dev(rstd)),
+		ArgInt(stride), ArgInt(off), ArgInt(rows), ArgInt(heads), ArgInt(dim))
 }
 
 // RoPE implements kernels.Dense.
@@ -279,15 +294,30 @@ func (b *Backend) Embed(out, table kernels.Buf, ids []int32, dim int) {
 	b.launch("embed", elemGrid(len(ids)*dim), D1(elemThreads), 0, ArgPtr(dev(out)), ArgPtr(dev(table)), ArgPtr(p), ArgInt(len(ids)), ArgInt(dim))
 }
 
-// EmbedBackward implements kernels.Dense.
+// EmbedBackward implements kernels.Dense. The rows of each distinct id are
+// grouped on the host (ids are host data) so that one block owns each
+// table row.
 func (b *Backend) EmbedBackward(dtable, dout kernels.Buf, ids []int32, dim int) {
 	if len(ids)*dim == 0 {
 		return
 	}
 	checkIDs(ids, dtable.Len()/dim)
-	p := b.uploadInts(ids)
-	defer b.free(p)
-	b.launch("embed_backward", D1((dim+rowThreads-1)/rowThreads), D1(rowThreads), 0, ArgPtr(dev(dtable)), ArgPtr(dev(dout)), ArgPtr(p), ArgInt(len(ids)), ArgInt(dim))
+	order := make([]int32, len(ids))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	sort.SliceStable(order, func(x, y int) bool { return ids[order[x]] < ids[order[y]] })
+	var uids, starts []int32
+	for k, r := range order {
+		if k == 0 || ids[r] != ids[order[k-1]] {
+			uids = append(uids, ids[r])
+			starts = append(starts, int32(k))
+		}
+	}
+	starts = append(starts, int32(len(order)))
+	pr, pu, ps := b.uploadInts(order), b.uploadInts(uids), b.uploadInts(starts)
+	defer b.free(pr, pu, ps)
+	b.launch("embed_backward", D1(len(uids)), D1(rowThreads), 0, ArgPtr(dev(dtable)), ArgPtr(dev(dout)), ArgPtr(pr), ArgPtr(pu), ArgPtr(ps), ArgInt(dim))
 }
 
 // CacheWrite implements kernels.Dense.

@@ -10,14 +10,29 @@ extern "C" __global__ void add_bias(float* x, const float* bias, int rows, int n
   GRID_STRIDE(i, (long long)rows * n) { x[i] += bias[i % n]; }
 }
 
-// bias_backward gives each column one thread that sums the rows in order,
-// so the result does not depend on the launch shape.
-extern "C" __global__ void bias_backward(float* dbias, const float* dout, int rows, int n) {
+// Column sums (bias and RMSNorm weight gradients) run in two passes so
+// that they are both parallel and deterministic: pass 1 sums fixed chunks
+// of COL_CHUNK rows per column in double, pass 2 adds the chunks in order.
+// The result depends only on COL_CHUNK, never on the launch shape.
+#define COL_CHUNK 64
+
+// bias_backward_partial: grid (ceil(n/blockDim.x), ceil(rows/COL_CHUNK)).
+extern "C" __global__ void bias_backward_partial(double* part, const float* dout, int rows, int n) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x, c = blockIdx.y;
+  if (j >= n) return;
+  const int r1 = imin(rows, (c + 1) * COL_CHUNK);
+  double s = 0;
+  for (int r = c * COL_CHUNK; r < r1; r++) s += dout[(long long)r * n + j];
+  part[(long long)c * n + j] = s;
+}
+
+// col_finish adds the chunk partials of each column, in chunk order, to dst.
+extern "C" __global__ void col_finish(float* dst, const double* part, int chunks, int n) {
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= n) return;
   double s = 0;
-  for (int r = 0; r < rows; r++) s += dout[(long long)r * n + j];
-  dbias[j] += (float)s;
+  for (int c = 0; c < chunks; c++) s += part[(long long)c * n + j];
+  dst[j] += (float)s;
 }
 
 extern "C" __global__ void copy2d(float* dst, int dstStride, const float* src, int srcStride, int rows, int width) {
@@ -65,20 +80,22 @@ extern "C" __global__ void rmsnorm_heads_backward_dx(float* dx, const float* dou
   for (int j = threadIdx.x; j < dim; j += blockDim.x) dx[at + j] += rs * w[j] * dout[at + j] - x[at + j] * c;
 }
 
-// rmsnorm_heads_backward_dw: one thread per column sums every (row, head)
-// in order.
-extern "C" __global__ void rmsnorm_heads_backward_dw(float* dw, const float* dout, const float* x, const float* rstd,
-                                                     int stride, int off, int rows, int heads, int dim) {
-  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+// rmsnorm_heads_backward_dw_partial: pass 1 of the weight gradient (see
+// COL_CHUNK), summing dy·x·r over the heads of COL_CHUNK rows per column.
+extern "C" __global__ void rmsnorm_heads_backward_dw_partial(double* part, const float* dout, const float* x,
+                                                             const float* rstd, int stride, int off, int rows,
+                                                             int heads, int dim) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x, c = blockIdx.y;
   if (j >= dim) return;
+  const int r1 = imin(rows, (c + 1) * COL_CHUNK);
   double s = 0;
-  for (int r = 0; r < rows; r++) {
+  for (int r = c * COL_CHUNK; r < r1; r++) {
     for (int h = 0; h < heads; h++) {
       const long long at = (long long)r * stride + off + (long long)h * dim + j;
       s += dout[at] * x[at] * rstd[r * heads + h];
     }
   }
-  dw[j] += (float)s;
+  part[(long long)c * dim + j] = s;
 }
 
 // rope rotates pairs (i, i+half) of each head; sign −1 is the inverse.
@@ -125,12 +142,19 @@ extern "C" __global__ void embed(float* out, const float* table, const int* ids,
   }
 }
 
-// embed_backward: one thread per column visits the ids in order, so the
-// accumulation is deterministic without atomics.
-extern "C" __global__ void embed_backward(float* dtable, const float* dout, const int* ids, int n, int dim) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= dim) return;
-  for (int i = 0; i < n; i++) dtable[(long long)ids[i] * dim + c] += dout[(long long)i * dim + c];
+// embed_backward: one block per distinct id. The host groups the rows of
+// each id (rows[starts[u]:starts[u+1]], in increasing order) so every table
+// row is owned by one block, which adds its gradient rows in order: the
+// same sums, in the same order, as the CPU backend, with no atomics.
+extern "C" __global__ void embed_backward(float* dtable, const float* dout, const int* rows, const int* uids,
+                                          const int* starts, int dim) {
+  const int u = blockIdx.x;
+  float* dst = dtable + (long long)uids[u] * dim;
+  for (int c = threadIdx.x; c < dim; c += blockDim.x) {
+    float acc = dst[c];
+    for (int k = starts[u]; k < starts[u + 1]; k++) acc += dout[(long long)rows[k] * dim + c];
+    dst[c] = acc;
+  }
 }
 
 // cache_write copies width floats of each source row into its pool slot.
