@@ -42,10 +42,75 @@ type Backend struct {
 	// scratch is a reusable device buffer for logit chunks.
 	scratch    DevPtr
 	scratchLen int
+	// Temporaries (uploaded metadata, partial sums) are kept for reuse,
+	// keyed by exact size: on a GPU, cuMemFree synchronises the device, and
+	// exact sizes keep the emulator's overrun checks exact.
+	tempFree  map[int][]DevPtr
+	tempSize  map[DevPtr]int
+	tempBytes int
 }
 
+// maxPooledBytes bounds the temporaries kept for reuse.
+const maxPooledBytes = 64 << 20
+
 // New returns a backend over drv.
-func New(drv Driver) *Backend { return &Backend{drv: drv} }
+func New(drv Driver) *Backend {
+	return &Backend{drv: drv, tempFree: map[int][]DevPtr{}, tempSize: map[DevPtr]int{}}
+}
+
+// Close releases the backend's scratch and pooled memory (buffers returned
+// by Alloc stay the caller's) and closes the driver.
+func (b *Backend) Close() error {
+	if b.scratch != 0 {
+		b.free(b.scratch)
+		b.scratch, b.scratchLen = 0, 0
+	}
+	for p := range b.tempSize {
+		if err := b.drv.Free(p); err != nil {
+			return fmt.Errorf("cuda: free temporary: %w", err)
+		}
+	}
+	clear(b.tempFree)
+	clear(b.tempSize)
+	b.tempBytes = 0
+	return b.drv.Close()
+}
+
+// temp returns device memory of exactly bytes bytes (not zeroed) for use
+// within one call; give it back with release.
+func (b *Backend) temp(bytes int) DevPtr {
+	bytes = max(bytes, 1)
+	if l := b.tempFree[bytes]; len(l) > 0 {
+		p := l[len(l)-1]
+		b.tempFree[bytes] = l[:len(l)-1]
+		b.tempBytes -= bytes
+		return p
+	}
+	p, err := b.drv.Alloc(bytes)
+	b.must(fmt.Sprintf("alloc %d bytes", bytes), err)
+	b.tempSize[p] = bytes
+	return p
+}
+
+// release returns temporaries to the pool (or frees them beyond its cap).
+func (b *Backend) release(ps ...DevPtr) {
+	for _, p := range ps {
+		if p == 0 {
+			continue
+		}
+		n, ok := b.tempSize[p]
+		if !ok {
+			panic(fmt.Sprintf("cuda: release of %#x, which is not a temporary", uint64(p)))
+		}
+		if b.tempBytes+n > maxPooledBytes {
+			delete(b.tempSize, p)
+			b.free(p)
+			continue
+		}
+		b.tempFree[n] = append(b.tempFree[n], p)
+		b.tempBytes += n
+	}
+}
 
 // Driver returns the backend's driver.
 func (b *Backend) Driver() Driver { return b.drv }
@@ -98,7 +163,7 @@ func bytesOf[T any](s []T) []byte {
 
 // uploadInts copies small integer metadata to a fresh device buffer.
 func (b *Backend) uploadInts(v []int32) DevPtr {
-	p := b.alloc(max(1, 4*len(v)))
+	p := b.temp(4 * len(v))
 	b.must("upload", b.drv.CopyHtoD(p, bytesOf(v)))
 	return p
 }
@@ -184,8 +249,8 @@ func (b *Backend) columnSums(dst kernels.Buf, rows, n int, kernel string, args .
 	if chunks == 0 || n == 0 {
 		return
 	}
-	part := b.alloc(8 * chunks * n)
-	defer b.free(part)
+	part := b.temp(8 * chunks * n)
+	defer b.release(part)
 	colBlocks := (n + rowThreads - 1) / rowThreads
 	b.launch(kernel, Dim3{colBlocks, chunks, 1}, D1(rowThreads), 0, append([]uint64{ArgPtr(part)}, args...)...)
 	b.launch("col_finish", D1(colBlocks), D1(rowThreads), 0, ArgPtr(dev(dst)), ArgPtr(part), ArgInt(chunks), ArgInt(n))
@@ -290,7 +355,7 @@ func (b *Backend) Embed(out, table kernels.Buf, ids []int32, dim int) {
 	}
 	checkIDs(ids, table.Len()/dim)
 	p := b.uploadInts(ids)
-	defer b.free(p)
+	defer b.release(p)
 	b.launch("embed", elemGrid(len(ids)*dim), D1(elemThreads), 0, ArgPtr(dev(out)), ArgPtr(dev(table)), ArgPtr(p), ArgInt(len(ids)), ArgInt(dim))
 }
 
@@ -316,7 +381,7 @@ func (b *Backend) EmbedBackward(dtable, dout kernels.Buf, ids []int32, dim int) 
 	}
 	starts = append(starts, int32(len(order)))
 	pr, pu, ps := b.uploadInts(order), b.uploadInts(uids), b.uploadInts(starts)
-	defer b.free(pr, pu, ps)
+	defer b.release(pr, pu, ps)
 	b.launch("embed_backward", D1(len(uids)), D1(rowThreads), 0, ArgPtr(dev(dtable)), ArgPtr(dev(dout)), ArgPtr(pr), ArgPtr(pu), ArgPtr(ps), ArgInt(dim))
 }
 
@@ -327,7 +392,7 @@ func (b *Backend) CacheWrite(pool kernels.Buf, width int, src kernels.Buf, srcSt
 	}
 	checkIDs(slots, pool.Len()/width)
 	p := b.uploadInts(slots)
-	defer b.free(p)
+	defer b.release(p)
 	b.launch("cache_write", elemGrid(len(slots)*width), D1(elemThreads), 0, ArgPtr(dev(pool)), ArgInt(width), ArgPtr(dev(src)),
 		ArgInt(srcStride), ArgInt(srcOff), ArgPtr(p), ArgInt(len(slots)))
 }
@@ -367,7 +432,7 @@ func (b *Backend) Attention(out, lse, qkv kernels.Buf, s kernels.AttnShape) {
 		return
 	}
 	lens := b.uploadLens(s)
-	defer b.free(lens)
+	defer b.release(lens)
 	tile := attnTile(s.HeadDim)
 	grid := Dim3{(s.SeqLen + attnThreads - 1) / attnThreads, s.Heads, s.Batch}
 	b.launch("attn_fwd", grid, D1(attnThreads), 2*tile*s.HeadDim*4, ArgPtr(dev(out)), ArgPtr(dev(lse)), ArgPtr(dev(qkv)), ArgPtr(lens),
@@ -381,8 +446,8 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s ker
 		return
 	}
 	lens := b.uploadLens(s)
-	dsum := b.alloc(4 * s.Batch * s.Heads * s.SeqLen)
-	defer b.free(lens, dsum)
+	dsum := b.temp(4 * s.Batch * s.Heads * s.SeqLen)
+	defer b.release(lens, dsum)
 	tile := attnTile(s.HeadDim)
 	blocks := (s.SeqLen + attnThreads - 1) / attnThreads
 	b.launch("attn_bwd_dq", Dim3{blocks, s.Heads, s.Batch}, D1(attnThreads), 2*tile*s.HeadDim*4, ArgPtr(dev(dqkv)), ArgPtr(dsum),
@@ -407,7 +472,7 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 	}
 	checkIDs(flat, kPool.Len()/(kvHeads*headDim))
 	ps, po, pl := b.uploadInts(flat), b.uploadInts(offs), b.uploadInts(toInt32(lens))
-	defer b.free(ps, po, pl)
+	defer b.release(ps, po, pl)
 	b.launch("attn_decode", Dim3{heads, len(lens), 1}, D1(32), 0, ArgPtr(dev(out)), ArgPtr(dev(q)), ArgInt(qStride),
 		ArgPtr(dev(kPool)), ArgPtr(dev(vPool)), ArgPtr(ps), ArgPtr(po), ArgPtr(pl), ArgInt(heads), ArgInt(kvHeads), ArgInt(headDim), ArgF32(scale))
 }
@@ -445,7 +510,7 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 	}
 	checkTargets(targets, n, vocab)
 	tg := b.uploadInts(targets[:n])
-	defer b.free(tg)
+	defer b.release(tg)
 	rows := chunkRows(n, vocab)
 	z := b.logitScratch(rows * vocab)
 	for r0 := 0; r0 < n; r0 += rows {
@@ -465,7 +530,7 @@ func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w,
 		entropy = nil
 	}
 	tg := b.uploadInts(targets[:n])
-	defer b.free(tg)
+	defer b.release(tg)
 	rows := chunkRows(n, vocab)
 	z := b.logitScratch(rows * vocab)
 	for r0 := 0; r0 < n; r0 += rows {
@@ -520,8 +585,8 @@ func (b *Backend) PolicyLoss(a *kernels.PolicyLossArgs) kernels.PolicyLossStats 
 		}
 		trunc = b.uploadInts(t)
 	}
-	stats := b.alloc(8 * stCount * nseq)
-	defer b.free(offs, trunc, stats)
+	stats := b.temp(8 * stCount * nseq)
+	defer b.release(offs, trunc, stats)
 	roll := a.RolloutLogp
 	if p.TISCap <= 0 {
 		roll = nil
@@ -561,8 +626,8 @@ func (b *Backend) SegmentSums(out []float64, x, mask kernels.Buf, offsets []int)
 		return
 	}
 	offs := b.uploadInts(toInt32(offsets))
-	res := b.alloc(8 * nseg)
-	defer b.free(offs, res)
+	res := b.temp(8 * nseg)
+	defer b.release(offs, res)
 	b.launch("segment_sums", D1(nseg), D1(rowThreads), 0, ArgPtr(res), ArgPtr(dev(x)), ArgPtr(dev(mask)), ArgPtr(offs))
 	b.must("download", b.drv.CopyDtoH(bytesOf(out[:nseg]), res))
 }
@@ -575,8 +640,8 @@ func (b *Backend) SegmentBroadcast(dst, mask kernels.Buf, offsets []int, coef []
 		return
 	}
 	offs := b.uploadInts(toInt32(offsets))
-	cp := b.alloc(4 * nseg)
-	defer b.free(offs, cp)
+	cp := b.temp(4 * nseg)
+	defer b.release(offs, cp)
 	b.must("upload", b.drv.CopyHtoD(cp, bytesOf(coef[:nseg])))
 	b.launch("segment_broadcast", D1(nseg), D1(rowThreads), 0, ArgPtr(dev(dst)), ArgPtr(dev(mask)), ArgPtr(offs), ArgPtr(cp))
 }
@@ -609,8 +674,8 @@ func (b *Backend) SumSquares(x kernels.Buf) float64 {
 		return 0
 	}
 	blocks := (n + sumChunk - 1) / sumChunk
-	part := b.alloc(8 * blocks)
-	defer b.free(part)
+	part := b.temp(8 * blocks)
+	defer b.release(part)
 	b.launch("sum_squares", D1(blocks), D1(elemThreads), 0, ArgPtr(part), ArgPtr(dev(x)), ArgInt(n), ArgInt(sumChunk))
 	host := make([]float64, blocks)
 	b.must("download", b.drv.CopyDtoH(bytesOf(host), part))
