@@ -44,10 +44,11 @@ for shape in dict.fromkeys(r["shape"] for r in rows if "shape" in r):
     group = [r for r in rows if r.get("shape") == shape]
     ours = next(r for r in group if r["impl"] == "rltrain")
     best = next(r for r in group if r.get("setting") == "best")
-    short = " ".join(shape.split()[1::2][:3]) + f", vocab {shape.split()[15]}"
+    kv = dict(zip(shape.split()[0::2], shape.split()[1::2]))
+    short = f"d={kv['--hidden']} L={kv['--layers']} V={kv['--vocab']}"
     flops = ours["gflops"] * ours["ms_per_step"] / 1000
     for r in group:
         name = "rltrain" if r["impl"] == "rltrain" else f"PyTorch {r['torch']} ({r['setting']}: OMP={r['env'].get('OMP_NUM_THREADS','unset')}, OPENBLAS={r['env'].get('OPENBLAS_NUM_THREADS','unset')})"
         g = flops / (r["ms_per_step"] / 1000)
-        print(f"| d/L/H {short} | {name} | {r['ms_per_step']:.0f} | {r['tokens_per_s']:.0f} | {g:.0f} ({100*g/peak:.0f}%) | {best['ms_per_step']/r['ms_per_step']:.2f}× | {r['peak_rss_mb']:.0f} |")
+        print(f"| {short} | {name} | {r['ms_per_step']:.0f} | {r['tokens_per_s']:.0f} | {g:.0f} ({100*g/peak:.0f}%) | {best['ms_per_step']/r['ms_per_step']:.2f}× | {r['peak_rss_mb']:.0f} |")
 PY

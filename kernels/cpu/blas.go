@@ -99,8 +99,12 @@ func parallelGemm(workers int, transA, transB bool, m, n, k int, alpha float32, 
 	}
 	// Panels are multiples of 16 rows (or columns) so every panel keeps
 	// OpenBLAS's micro-kernel shape.
+	// Split the longer side: every panel packs the whole of the other
+	// operand, so cutting a short side of a wide product (a few hundred
+	// tokens against a 32k vocabulary) would stream the wide matrix once
+	// per panel.
 	const align = 16
-	if m >= n || m >= align*workers {
+	if m >= n {
 		parts := min(workers, (m+align-1)/align)
 		parallelFor(parts, parts, 1, func(lo, hi int) {
 			for p := lo; p < hi; p++ {
