@@ -25,6 +25,9 @@ type Backend struct {
 
 	mu      sync.Mutex
 	scratch [][]float32 // reusable large temporaries (logit chunks)
+	// probabilities kept by the last single-chunk TokenLogProbs call
+	probs    []float32
+	probsKey probKey
 }
 
 // getScratch returns a temporary of n floats, reusing a previous one when

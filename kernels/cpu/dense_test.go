@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -236,6 +237,17 @@ func TestAttentionDecodeMatchesFull(t *testing.T) {
 }
 
 func TestTokenLogProbs(t *testing.T) {
+	// One chunk (probabilities cached between the passes) and several
+	// chunks (logits recomputed in the backward pass).
+	for _, chunk := range []int{8 << 20, 2 * 23} {
+		saved := logitChunkFloats
+		logitChunkFloats = chunk
+		t.Run(fmt.Sprintf("chunk%d", chunk), testTokenLogProbs)
+		logitChunkFloats = saved
+	}
+}
+
+func testTokenLogProbs(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	n, d, vocab := 7, 5, 23
 	h, w := randVec(r, n*d, 1), randVec(r, vocab*d, 1)
@@ -259,6 +271,19 @@ func TestTokenLogProbs(t *testing.T) {
 		h64, w64 := to64(h), to64(w)
 		checkClose(t, "dHidden", dh, fdGrad(func(v []float64) float64 { return loss(v, w64) }, h64), bwdTol)
 		checkClose(t, "dW", dw, fdGrad(func(v []float64) float64 { return loss(h64, v) }, w64), bwdTol)
+
+		// Without the entropy term (the path that may reuse the forward
+		// pass's probabilities).
+		be.TokenLogProbs(F32(lp), nil, F32(lse), F32(h), F32(w), targets, n, d, vocab, invTemp)
+		clear(dh)
+		clear(dw)
+		be.TokenLogProbsBackward(F32(dh), F32(dw), F32(glp), nil, F32(h), F32(w), F32(lse), nil, targets, n, d, vocab, invTemp)
+		lossLP := func(h64, w64 []float64) float64 {
+			a, _ := logprobs64(h64, w64, targets, n, d, vocab, float64(invTemp))
+			return dot64(g64, a)
+		}
+		checkClose(t, "dHidden (no entropy)", dh, fdGrad(func(v []float64) float64 { return lossLP(v, w64) }, h64), bwdTol)
+		checkClose(t, "dW (no entropy)", dw, fdGrad(func(v []float64) float64 { return lossLP(h64, v) }, w64), bwdTol)
 	}
 }
 

@@ -10,7 +10,8 @@ import (
 // logitChunkFloats bounds the logits held at once by the fused output-layer
 // kernels (8 Mi floats = 32 MiB): rows are processed in chunks of
 // max(1, logitChunkFloats/vocab).
-const logitChunkFloats = 8 << 20
+// It is a variable so tests can force several chunks.
+var logitChunkFloats = 8 << 20
 
 func chunkRows(n, vocab int) int { return max(1, min(n, logitChunkFloats/max(vocab, 1))) }
 
@@ -24,7 +25,12 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 	checkTargets(targets, n, vocab)
 	rows := chunkRows(n, vocab)
 	z := b.getScratch(rows * vocab)
-	defer b.putScratch(z)
+	// When every row fits in one chunk, the probabilities are kept for the
+	// backward pass, which then needs neither the logit product nor the
+	// exponentials again.
+	keep := rows >= n
+	key := probKey{h: &h[0], w: &ws[0], lse: &ls[0], n: n, d: d, vocab: vocab, invTemp: invTemp}
+	b.dropProbs()
 	for r0 := 0; r0 < n; r0 += rows {
 		m := min(rows, n-r0)
 		zc := z[:m*vocab]
@@ -50,9 +56,58 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 					// H = lse − Σ p·z
 					ent[i] = float32(l - dotF64(e, row)/sum)
 				}
+				if keep {
+					inv := float32(1 / sum)
+					for k, v := range e {
+						row[k] = v * inv
+					}
+				}
 			}
 		})
 	}
+	if keep {
+		b.keepProbs(key, z)
+	} else {
+		b.putScratch(z)
+	}
+}
+
+// probKey identifies the forward call whose probabilities are cached.
+type probKey struct {
+	h, w, lse   *float32
+	n, d, vocab int
+	invTemp     float32
+}
+
+// keepProbs caches the softmax of a single-chunk forward call.
+func (b *Backend) keepProbs(k probKey, p []float32) {
+	b.mu.Lock()
+	b.probs, b.probsKey = p, k
+	b.mu.Unlock()
+}
+
+// dropProbs returns a cached probability buffer to the scratch pool.
+func (b *Backend) dropProbs() {
+	b.mu.Lock()
+	p := b.probs
+	b.probs = nil
+	b.mu.Unlock()
+	if p != nil {
+		b.putScratch(p)
+	}
+}
+
+// takeProbs hands over the cached probabilities if they belong to the
+// given call (the caller owns them afterwards).
+func (b *Backend) takeProbs(k probKey) []float32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.probs == nil || b.probsKey != k {
+		return nil
+	}
+	p := b.probs
+	b.probs = nil
+	return p
 }
 
 // TokenLogProbsBackward implements kernels.Fused. Per row, with p the
@@ -65,6 +120,15 @@ func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w,
 		ge, ent = Data(dEntropy), Data(entropy)
 	}
 	checkTargets(targets, n, vocab)
+	key := probKey{h: &h[0], w: &ws[0], lse: &ls[0], n: n, d: d, vocab: vocab, invTemp: invTemp}
+	if ge == nil {
+		if p := b.takeProbs(key); p != nil {
+			b.logProbsBackwardCached(dh, dws, g, h, ws, p[:n*vocab], targets, n, d, vocab, invTemp)
+			b.putScratch(p)
+			return
+		}
+	}
+	b.dropProbs()
 	rows := chunkRows(n, vocab)
 	z := b.getScratch(rows * vocab)
 	defer b.putScratch(z)
@@ -105,6 +169,29 @@ func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w,
 		parallelGemm(b.threads, false, false, m, d, vocab, 1, zc, vocab, ws, d, 1, dh[r0*d:], d)
 		parallelGemm(b.threads, true, false, vocab, d, m, 1, zc, vocab, h[r0*d:], d, 1, dws, d)
 	}
+}
+
+// logProbsBackwardCached is the backward pass from the probabilities the
+// forward pass kept: dz = invTemp·g·(onehot − p), written over p.
+func (b *Backend) logProbsBackwardCached(dh, dws, g, h, ws, p []float32, targets []int32, n, d, vocab int, invTemp float32) {
+	parallelFor(b.threads, n, 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := p[i*vocab : (i+1)*vocab]
+			gl := g[i]
+			if targets[i] < 0 {
+				gl = 0
+			}
+			c := -gl * invTemp
+			for k, pk := range row {
+				row[k] = c * pk
+			}
+			if t := targets[i]; t >= 0 {
+				row[t] += gl * invTemp
+			}
+		}
+	})
+	parallelGemm(b.threads, false, false, n, d, vocab, 1, p, vocab, ws, d, 1, dh, d)
+	parallelGemm(b.threads, true, false, vocab, d, n, 1, p, vocab, h, d, 1, dws, d)
 }
 
 func checkTargets(targets []int32, n, vocab int) {
