@@ -19,3 +19,6 @@ func TestModelMatchesCPU(t *testing.T) { cudatest.Model(t, emu, 5) }
 
 // TestBF16 checks the bf16 building blocks on the emulated driver.
 func TestBF16(t *testing.T) { cudatest.BF16(t, emu) }
+
+// TestSampling checks device sampling on the emulated driver.
+func TestSampling(t *testing.T) { cudatest.Sampling(t, emu) }

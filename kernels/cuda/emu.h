@@ -200,6 +200,7 @@ inline float __int_as_float(int x) { return emu::from_bits<float>(uint32_t(x)); 
 inline int __float_as_int(float x) { return int(uint32_t(emu::to_bits(x))); }
 inline float __uint_as_float(unsigned x) { return emu::from_bits<float>(x); }
 inline unsigned __float_as_uint(float x) { return unsigned(emu::to_bits(x)); }
+inline double __longlong_as_double(long long x) { return emu::from_bits<double>(uint64_t(x)); }
 template <typename T>
 inline T __ldg(const T* p) {
   return *p;

@@ -102,3 +102,5 @@ func TestDriverBasics(t *testing.T) {
 }
 
 func TestBF16(t *testing.T) { cudatest.BF16(t, open(t)) }
+
+func TestSampling(t *testing.T) { cudatest.Sampling(t, open(t)) }
