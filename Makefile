@@ -1,7 +1,12 @@
 GO ?= go
 BIN := bin/rltrain
 
-.PHONY: setup build test run bench fmt vet
+# The CPU kernels have AVX-512 paths written with Go's experimental
+# simd/archsimd package (GOEXPERIMENT=simd); a build without the experiment,
+# or a CPU without AVX-512, uses the portable Go code. `make test` checks both.
+export GOEXPERIMENT ?= simd
+
+.PHONY: setup build test test-portable run bench fmt vet
 
 # Installs system packages and reference-test assets (idempotent).
 setup:
@@ -15,6 +20,11 @@ vet:
 
 test: setup vet
 	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory test-portable
+
+# The kernels and the model again without the vector code paths.
+test-portable:
+	GOEXPERIMENT= $(GO) test -count=1 ./kernels/cpu ./model
 
 run: setup build
 	@bash scripts/demo.sh

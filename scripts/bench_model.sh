@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--steps N] [--quick]" >&2; exit 2 ;;
   esac
 done
-go build -o bin/trainstep ./bench/trainstep
+GOEXPERIMENT=${GOEXPERIMENT-simd} go build -o bin/trainstep ./bench/trainstep
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 ./bin/trainstep --gemm-peak >>"$out"

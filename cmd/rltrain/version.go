@@ -23,7 +23,7 @@ func init() {
 			fmt.Fprintf(w, "rltrain %s\n", version)
 			fmt.Fprintf(w, "go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			fmt.Fprintf(w, "blas: %s (threads %d)\n", cpu.BLASConfig(), cpu.BLASThreads())
-			fmt.Fprintf(w, "cpu cores: %d\n", runtime.NumCPU())
+			fmt.Fprintf(w, "cpu cores: %d, vector kernels (AVX-512): %v\n", runtime.NumCPU(), cpu.VectorKernels())
 			fmt.Fprintf(w, "cuda backend compiled: %v\n", cudaCompiled)
 			return nil
 		},

@@ -82,3 +82,7 @@ func Data(buf kernels.Buf) []float32 {
 	}
 	return f
 }
+
+// VectorKernels reports whether the AVX-512 code paths are in use (a build
+// with GOEXPERIMENT=simd on a CPU that has AVX-512).
+func VectorKernels() bool { return simdEnabled() }

@@ -152,16 +152,32 @@ func (b *Backend) RoPE(x kernels.Buf, stride int, cos, sin kernels.Buf, rows, he
 
 func sigmoid(x float32) float32 { return 1 / (1 + expf(-x)) }
 
+// swigluRowScalar computes out = silu(g)·u.
+func swigluRowScalar(out, g, u []float32) {
+	out = out[:len(g)]
+	u = u[:len(g)]
+	for j, gv := range g {
+		out[j] = gv * sigmoid(gv) * u[j]
+	}
+}
+
+// swigluBackwardRowScalar computes du = d·silu(g) and
+// dg = d·u·σ(g)·(1 + g·(1 − σ(g))).
+func swigluBackwardRowScalar(dg, du, d, g, u []float32) {
+	for j, gv := range g {
+		s := sigmoid(gv)
+		du[j] = d[j] * gv * s
+		dg[j] = d[j] * u[j] * s * (1 + gv*(1-s))
+	}
+}
+
 // SwiGLU implements kernels.Dense.
 func (b *Backend) SwiGLU(out, gateUp kernels.Buf, rows, ffn int) {
 	o, gu := Data(out), Data(gateUp)
 	parallelFor(b.threads, rows, rowsPerTask(ffn), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			g, u := gu[r*2*ffn:r*2*ffn+ffn], gu[r*2*ffn+ffn:r*2*ffn+2*ffn]
-			or := o[r*ffn : r*ffn+ffn]
-			for j, gv := range g {
-				or[j] = gv * sigmoid(gv) * u[j]
-			}
+			swigluRow(o[r*ffn:r*ffn+ffn], g, u)
 		}
 	})
 }
@@ -173,13 +189,7 @@ func (b *Backend) SwiGLUBackward(dGateUp, dout, gateUp kernels.Buf, rows, ffn in
 		for r := lo; r < hi; r++ {
 			g, u := gu[r*2*ffn:r*2*ffn+ffn], gu[r*2*ffn+ffn:r*2*ffn+2*ffn]
 			dg, du := dgu[r*2*ffn:r*2*ffn+ffn], dgu[r*2*ffn+ffn:r*2*ffn+2*ffn]
-			d := dy[r*ffn : r*ffn+ffn]
-			for j, gv := range g {
-				s := sigmoid(gv)
-				silu := gv * s
-				du[j] = d[j] * silu
-				dg[j] = d[j] * u[j] * s * (1 + gv*(1-s))
-			}
+			swigluBackwardRow(dg, du, dy[r*ffn:r*ffn+ffn], g, u)
 		}
 	})
 }

@@ -31,10 +31,11 @@ func expf(x float32) float32 {
 	return float32(float64(p) * math.Float64frombits(uint64(n+1023)<<52))
 }
 
-// expShift writes dst[i] = e^(src[i]−shift) and returns Σ dst in float64.
-// It is expf unrolled into a loop (the Go compiler does not inline expf),
-// for the softmax-style hot loops.
-func expShift(dst, src []float32, shift float32) float64 {
+// expShiftScalar writes dst[i] = e^(src[i]−shift) and returns Σ dst in
+// float64. It is expf unrolled into a loop (the Go compiler does not inline
+// expf), for the softmax-style hot loops; expShift uses a vector version
+// where the build and the CPU allow.
+func expShiftScalar(dst, src []float32, shift float32) float64 {
 	const (
 		log2e = 1.44269504088896341
 		ln2hi = 0.693359375

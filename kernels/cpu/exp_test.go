@@ -83,3 +83,41 @@ func BenchmarkExpShiftArray(b *testing.B) {
 		expShift(out, in, 0)
 	}
 }
+
+// TestExpShiftAccuracy covers the vector path (when built with
+// GOEXPERIMENT=simd on an AVX-512 machine) and the scalar one: every
+// element within 4e-7 relative, out-of-range and NaN lanes as expf, and the
+// sum to 1e-6.
+func TestExpShiftAccuracy(t *testing.T) {
+	t.Logf("vector path: %v", simdEnabled())
+	src := make([]float32, 5003)
+	for i := range src {
+		src[i] = float32(i%997)*0.09 - 80
+	}
+	src[17], src[600], src[4999] = -200, float32(math.NaN()), 300
+	dst := make([]float32, len(src))
+	sum := expShift(dst, src, 1.5)
+	var want float64
+	for i, v := range src {
+		w := expf(v - 1.5)
+		if math.IsNaN(float64(w)) {
+			if !math.IsNaN(float64(dst[i])) {
+				t.Fatalf("element %d: NaN input gave %g", i, dst[i])
+			}
+			continue
+		}
+		want += float64(w)
+		if d := math.Abs(float64(dst[i]) - float64(w)); d > 4e-7*math.Abs(float64(w)) {
+			t.Fatalf("element %d (x=%g): %g, expf %g", i, v, dst[i], w)
+		}
+	}
+	if !math.IsNaN(sum) {
+		t.Errorf("sum with a NaN element is %g, want NaN", sum)
+	}
+	src[600] = 0
+	sum = expShift(dst, src, 1.5)
+	want += float64(expf(-1.5))
+	if math.Abs(sum-want) > 1e-6*want {
+		t.Errorf("sum %g, want %g", sum, want)
+	}
+}

@@ -1,0 +1,12 @@
+//go:build !(goexperiment.simd && amd64)
+
+package cpu
+
+// expShift is expShiftScalar in builds without GOEXPERIMENT=simd.
+func expShift(dst, src []float32, shift float32) float64 { return expShiftScalar(dst, src, shift) }
+
+// simdEnabled reports whether the AVX-512 kernels are in use.
+func simdEnabled() bool { return false }
+
+func swigluRow(out, g, u []float32)               { swigluRowScalar(out, g, u) }
+func swigluBackwardRow(dg, du, d, g, u []float32) { swigluBackwardRowScalar(dg, du, d, g, u) }

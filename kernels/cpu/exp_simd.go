@@ -1,0 +1,131 @@
+//go:build goexperiment.simd && amd64
+
+package cpu
+
+import "simd/archsimd"
+
+var hasAVX512 = archsimd.X86.AVX512()
+
+// simdEnabled reports whether the AVX-512 kernels are in use.
+func simdEnabled() bool { return hasAVX512 }
+
+// expShift writes dst[i] = e^(src[i]−shift) and returns Σ dst, sixteen
+// lanes at a time with AVX-512: the same range reduction and polynomial as
+// expf, with fused multiply-adds. Blocks holding an argument outside
+// [−87.3, 88] (or a NaN) are redone by the scalar code, which handles the
+// edges; lane sums are flushed to float64 every 1024 elements.
+func expShift(dst, src []float32, shift float32) float64 {
+	if !hasAVX512 || len(src) < 16 {
+		return expShiftScalar(dst, src, shift)
+	}
+	dst = dst[:len(src)]
+	sh := archsimd.BroadcastFloat32x16(shift)
+	var total float64
+	acc := archsimd.BroadcastFloat32x16(0)
+	var lanes [16]float32
+	flush := func() {
+		acc.Store(&lanes)
+		for _, v := range lanes {
+			total += float64(v)
+		}
+		acc = archsimd.BroadcastFloat32x16(0)
+	}
+	i := 0
+	for ; i+16 <= len(src); i += 16 {
+		e, ok := exp16(archsimd.LoadFloat32x16Slice(src[i:]).Sub(sh))
+		if !ok {
+			total += expShiftScalar(dst[i:i+16], src[i:i+16], shift)
+			continue
+		}
+		e.StoreSlice(dst[i:])
+		acc = acc.Add(e)
+		if i&1023 == 1008 {
+			flush()
+		}
+	}
+	flush()
+	if i < len(src) {
+		total += expShiftScalar(dst[i:], src[i:], shift)
+	}
+	return total
+}
+
+// Constants of the vector exponential.
+var (
+	vLo    = archsimd.BroadcastFloat32x16(-87.3)
+	vHi    = archsimd.BroadcastFloat32x16(88)
+	vLog2e = archsimd.BroadcastFloat32x16(1.44269504088896341)
+	vNHi   = archsimd.BroadcastFloat32x16(-0.693359375)
+	vNLo   = archsimd.BroadcastFloat32x16(2.12194440e-4)
+	vC6    = archsimd.BroadcastFloat32x16(1.0 / 720)
+	vC5    = archsimd.BroadcastFloat32x16(1.0 / 120)
+	vC4    = archsimd.BroadcastFloat32x16(1.0 / 24)
+	vC3    = archsimd.BroadcastFloat32x16(1.0 / 6)
+	vC2    = archsimd.BroadcastFloat32x16(0.5)
+	vOne   = archsimd.BroadcastFloat32x16(1)
+	vBias  = archsimd.BroadcastInt32x16(127)
+)
+
+// exp16 is e^x on sixteen lanes; ok is false when a lane is outside
+// [−87.3, 88] or NaN, and the caller must use the scalar code.
+func exp16(x archsimd.Float32x16) (archsimd.Float32x16, bool) {
+	if x.GreaterEqual(vLo).And(x.LessEqual(vHi)).ToBits() != 0xffff {
+		return x, false
+	}
+	fn := x.Mul(vLog2e).RoundToEvenScaled(0)
+	r := fn.MulAdd(vNHi, x)
+	r = fn.MulAdd(vNLo, r)
+	p := vC6.MulAdd(r, vC5)
+	p = p.MulAdd(r, vC4)
+	p = p.MulAdd(r, vC3)
+	p = p.MulAdd(r, vC2)
+	p = p.MulAdd(r, vOne)
+	p = p.MulAdd(r, vOne)
+	return p.Mul(fn.ConvertToInt32().Add(vBias).ShiftAllLeft(23).AsFloat32x16()), true
+}
+
+// swigluRow computes out = silu(g)·u, sixteen lanes at a time.
+func swigluRow(out, g, u []float32) {
+	if !hasAVX512 {
+		swigluRowScalar(out, g, u)
+		return
+	}
+	zero := archsimd.BroadcastFloat32x16(0)
+	i := 0
+	for ; i+16 <= len(g); i += 16 {
+		gv := archsimd.LoadFloat32x16Slice(g[i:])
+		e, ok := exp16(zero.Sub(gv))
+		if !ok {
+			swigluRowScalar(out[i:i+16], g[i:i+16], u[i:i+16])
+			continue
+		}
+		gv.Mul(archsimd.LoadFloat32x16Slice(u[i:])).Div(vOne.Add(e)).StoreSlice(out[i:])
+	}
+	swigluRowScalar(out[i:], g[i:], u[i:])
+}
+
+// swigluBackwardRow computes du = d·silu(g), dg = d·u·σ·(1 + g·(1 − σ)).
+func swigluBackwardRow(dg, du, d, g, u []float32) {
+	if !hasAVX512 {
+		swigluBackwardRowScalar(dg, du, d, g, u)
+		return
+	}
+	zero := archsimd.BroadcastFloat32x16(0)
+	i := 0
+	for ; i+16 <= len(g); i += 16 {
+		gv := archsimd.LoadFloat32x16Slice(g[i:])
+		e, ok := exp16(zero.Sub(gv))
+		if !ok {
+			swigluBackwardRowScalar(dg[i:i+16], du[i:i+16], d[i:i+16], g[i:i+16], u[i:i+16])
+			continue
+		}
+		s := vOne.Div(vOne.Add(e))
+		dv := archsimd.LoadFloat32x16Slice(d[i:])
+		uv := archsimd.LoadFloat32x16Slice(u[i:])
+		dv.Mul(gv).Mul(s).StoreSlice(du[i:])
+		// 1 + g·(1 − σ)
+		t := gv.MulAdd(vOne.Sub(s), vOne)
+		dv.Mul(uv).Mul(s).Mul(t).StoreSlice(dg[i:])
+	}
+	swigluBackwardRowScalar(dg[i:], du[i:], d[i:], g[i:], u[i:])
+}
