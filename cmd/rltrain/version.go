@@ -22,7 +22,9 @@ func init() {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "rltrain %s\n", version)
 			fmt.Fprintf(w, "go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			fmt.Fprintf(w, "blas: %s (threads %d)\n", cpu.BLASConfig(), cpu.BLASThreads())
+			be := cpu.New(0)
+			fmt.Fprintf(w, "blas: %s\n", cpu.BLASConfig())
+			fmt.Fprintf(w, "cpu backend threads: %d (products split into panels over single-threaded OpenBLAS, %d thread per call)\n", be.Threads(), cpu.BLASThreads())
 			fmt.Fprintf(w, "cpu cores: %d, vector kernels (AVX-512): %v\n", runtime.NumCPU(), cpu.VectorKernels())
 			fmt.Fprintf(w, "cuda backend compiled: %v\n", cudaCompiled)
 			return nil
