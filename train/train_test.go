@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -106,7 +107,13 @@ func TestMain(m *testing.M) {
 			var tr *Trainer
 			tr, err = New(c, Options{Console: os.Stderr, Resume: os.Getenv("RLTRAIN_TEST_RESUME")})
 			if err == nil {
-				_, err = tr.Run(context.Background())
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				var sum *Summary
+				sum, err = tr.Run(ctx)
+				stop()
+				if err == nil && sum.Interrupted {
+					fmt.Fprintf(os.Stderr, "interrupted at step %d, checkpoint %s\n", sum.Steps, sum.LastCheckpoint)
+				}
 			}
 		}
 		if err != nil {
@@ -474,5 +481,54 @@ func TestBench(t *testing.T) {
 		if _, ok := r.Timing[k]; !ok {
 			t.Errorf("timing split lacks %s", k)
 		}
+	}
+}
+
+// TestSIGTERMSavesAndExitsZero: SIGTERM finishes the current step, writes
+// a checkpoint of it and exits 0; --resume continues from there.
+func TestSIGTERMSavesAndExitsZero(t *testing.T) {
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=400", "checkpoint.every=0", "sft.steps=0")
+	path := filepath.Join(t.TempDir(), "cfg.yaml")
+	yml, _ := c.YAML()
+	os.WriteFile(path, yml, 0o644)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RLTRAIN_TEST_CONFIG="+path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	metrics := filepath.Join(out, "metrics.jsonl")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if b, err := os.ReadFile(metrics); err == nil && bytes.Count(b, []byte("\n")) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no progress:\n%s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM the run exited with %v, want 0\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "interrupted at step") {
+		t.Fatalf("the run did not report an interruption:\n%s", stderr.String())
+	}
+	last, err := LatestCheckpoint(filepath.Join(out, "checkpoints"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := ReadMetrics(metrics)
+	if want := fmt.Sprintf("step-%d", len(ms)); filepath.Base(last) != want {
+		t.Fatalf("checkpoint %s after %d logged steps, want %s", last, len(ms), want)
+	}
+	c.Train.Steps = len(ms) + 2
+	sum := runConfig(t, c, Options{Resume: "latest"})
+	if sum.Steps != len(ms)+2 {
+		t.Errorf("resumed run ended at %d", sum.Steps)
 	}
 }

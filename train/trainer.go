@@ -328,7 +328,9 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 			break
 		}
 		stepStart := time.Now()
-		m, err := t.rlStep(ctx)
+		// A signal stops the run between steps: the step itself runs to
+		// completion, so its checkpoint is consistent.
+		m, err := t.rlStep(context.WithoutCancel(ctx))
 		if err != nil {
 			return sum, fmt.Errorf("step %d: %w", t.state.Step+1, err)
 		}
