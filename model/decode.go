@@ -146,31 +146,13 @@ func (m *Model) Decode(c *KVCache, seqs []*Seq, tokens []int32) ([]float32, erro
 	be.Embed(x, m.param(m.lay.embed, cfg.Vocab*D), tokens, D)
 	scale := float32(1 / sqrt(float64(hd)))
 	for l, lo := range m.lay.layers {
-		be.RMSNorm(ln, d.rstd, x, m.param(lo.attnNorm, D), n, D, eps)
-		proj := qkv
-		if cfg.QKNorm {
-			proj = v(d.pre, C)
-		}
-		be.Gemm(false, true, n, C, D, 1, ln, D, m.param(lo.qkv, C*D), D, 0, proj, C)
-		if lo.qkvBias >= 0 {
-			be.AddBias(proj, m.param(lo.qkvBias, C), n, C)
-		}
-		if cfg.QKNorm {
-			be.Copy(qkv, proj)
-			be.RMSNormHeads(qkv, d.qr, proj, C, 0, m.param(lo.qNorm, hd), n, cfg.Heads, hd, eps)
-			be.RMSNormHeads(qkv, d.kr, proj, C, cfg.Heads*hd, m.param(lo.kNorm, hd), n, cfg.KVHeads, hd, eps)
-		}
-		be.RoPE(qkv, C, d.cos, d.sin, n, cfg.Heads+cfg.KVHeads, hd, false)
-		be.CacheWrite(c.k[l], width, qkv, C, cfg.Heads*hd, slots)
-		be.CacheWrite(c.v[l], width, qkv, C, (cfg.Heads+cfg.KVHeads)*hd, slots)
-		be.AttentionDecode(attn, qkv, C, c.k[l], c.v[l], all, lens, cfg.Heads, cfg.KVHeads, hd, scale)
-		be.Gemm(false, true, n, D, A, 1, attn, A, m.param(lo.o, D*A), A, 0, mid, D)
-		be.Add(mid, mid, x)
-		be.RMSNorm(ln, d.rstd, mid, m.param(lo.mlpNorm, D), n, D, eps)
-		be.Gemm(false, true, n, 2*F, D, 1, ln, D, m.param(lo.gateUp, 2*F*D), D, 0, gu, 2*F)
-		be.SwiGLU(act, gu, n, F)
-		be.Gemm(false, true, n, D, F, 1, act, F, m.param(lo.down, D*F), F, 0, x, D)
-		be.Add(x, x, mid)
+		b := blockBufs{in: x, out: x, ln1: ln, rstd1: d.rstd, pre: v(d.pre, C), qkv: qkv, qRstd: d.qr, kRstd: d.kr,
+			attn: attn, mid: mid, ln2: ln, rstd2: d.rstd, gateUp: gu, act: act, cos: d.cos, sin: d.sin}
+		m.blockForward(lo, n, b, func(qkv, attn kernels.Buf) {
+			be.CacheWrite(c.k[l], width, qkv, C, cfg.Heads*hd, slots)
+			be.CacheWrite(c.v[l], width, qkv, C, (cfg.Heads+cfg.KVHeads)*hd, slots)
+			be.AttentionDecode(attn, qkv, C, c.k[l], c.v[l], all, lens, cfg.Heads, cfg.KVHeads, hd, scale)
+		})
 	}
 	be.RMSNorm(v(d.out, D), d.rstd, x, m.param(m.lay.norm, D), n, D, eps)
 	return m.headLogits(d, n), nil

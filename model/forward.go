@@ -155,34 +155,16 @@ func (m *Model) Forward(ws *Workspace, batch Batch) (kernels.Buf, error) {
 	shape := ws.attnShape()
 	for l, lo := range m.lay.layers {
 		a := &ws.layers[l]
-		in, out := ws.view(ws.resid[l], D), ws.view(ws.resid[l+1], D)
-		ln1, qkv, attn, mid, ln2 := ws.view(a.ln1, D), ws.view(a.qkv, C), ws.view(a.attn, A), ws.view(a.mid, D), ws.view(a.ln2, D)
-		gu, act := ws.view(a.gateUp, 2*F), ws.view(a.act, F)
-
-		be.RMSNorm(ln1, a.rstd1, in, m.param(lo.attnNorm, D), N, D, eps)
-		proj := qkv
-		if c.QKNorm {
-			proj = ws.view(a.qkvPre, C)
-		}
-		be.Gemm(false, true, N, C, D, 1, ln1, D, m.param(lo.qkv, C*D), D, 0, proj, C)
-		if lo.qkvBias >= 0 {
-			be.AddBias(proj, m.param(lo.qkvBias, C), N, C)
+		b := blockBufs{
+			in: ws.view(ws.resid[l], D), out: ws.view(ws.resid[l+1], D),
+			ln1: ws.view(a.ln1, D), rstd1: a.rstd1, qkv: ws.view(a.qkv, C), qRstd: a.qRstd, kRstd: a.kRstd,
+			attn: ws.view(a.attn, A), mid: ws.view(a.mid, D), ln2: ws.view(a.ln2, D), rstd2: a.rstd2,
+			gateUp: ws.view(a.gateUp, 2*F), act: ws.view(a.act, F), cos: ws.cos, sin: ws.sin,
 		}
 		if c.QKNorm {
-			be.Copy(qkv, proj)
-			be.RMSNormHeads(qkv, a.qRstd, proj, C, 0, m.param(lo.qNorm, hd), N, c.Heads, hd, eps)
-			be.RMSNormHeads(qkv, a.kRstd, proj, C, c.Heads*hd, m.param(lo.kNorm, hd), N, c.KVHeads, hd, eps)
+			b.pre = ws.view(a.qkvPre, C)
 		}
-		be.RoPE(qkv, C, ws.cos, ws.sin, N, c.Heads+c.KVHeads, hd, false)
-		be.Attention(attn, a.lse, qkv, shape)
-		be.Gemm(false, true, N, D, A, 1, attn, A, m.param(lo.o, D*A), A, 0, mid, D)
-		be.Add(mid, mid, in)
-
-		be.RMSNorm(ln2, a.rstd2, mid, m.param(lo.mlpNorm, D), N, D, eps)
-		be.Gemm(false, true, N, 2*F, D, 1, ln2, D, m.param(lo.gateUp, 2*F*D), D, 0, gu, 2*F)
-		be.SwiGLU(act, gu, N, F)
-		be.Gemm(false, true, N, D, F, 1, act, F, m.param(lo.down, D*F), F, 0, out, D)
-		be.Add(out, out, mid)
+		m.blockForward(lo, N, b, func(qkv, attn kernels.Buf) { be.Attention(attn, a.lse, qkv, shape) })
 	}
 	final := ws.view(ws.final, D)
 	be.RMSNorm(final, ws.frstd, ws.view(ws.resid[c.Layers], D), m.param(m.lay.norm, D), N, D, eps)
@@ -322,4 +304,52 @@ func NextTokenTargets(b Batch) []int32 {
 		}
 	}
 	return t
+}
+
+// blockBufs are the buffers of one transformer block over n rows. out may
+// alias in (decoding overwrites its input); pre is the q/k-norm input
+// (QKNorm models only).
+type blockBufs struct {
+	in, out      kernels.Buf
+	ln1, rstd1   kernels.Buf
+	pre, qkv     kernels.Buf
+	qRstd, kRstd kernels.Buf
+	attn, mid    kernels.Buf
+	ln2, rstd2   kernels.Buf
+	gateUp, act  kernels.Buf
+	cos, sin     kernels.Buf
+}
+
+// blockForward runs one pre-norm transformer block: out = mid +
+// MLP(norm(mid)), mid = in + O(attend(RoPE(QKV(norm(in))))). attend turns
+// the fused, rotated qkv rows into attention outputs (full causal attention
+// in training, the KV cache when decoding).
+func (m *Model) blockForward(lo layerOffsets, n int, b blockBufs, attend func(qkv, attn kernels.Buf)) {
+	be, c := m.be, m.Cfg
+	D, C, A, F, hd := c.Hidden, c.qkvWidth(), c.Heads*c.HeadDim, c.FFN, c.HeadDim
+	eps := float32(c.RMSEps)
+	be.RMSNorm(b.ln1, b.rstd1, b.in, m.param(lo.attnNorm, D), n, D, eps)
+	proj := b.qkv
+	if c.QKNorm {
+		proj = b.pre
+	}
+	be.Gemm(false, true, n, C, D, 1, b.ln1, D, m.param(lo.qkv, C*D), D, 0, proj, C)
+	if lo.qkvBias >= 0 {
+		be.AddBias(proj, m.param(lo.qkvBias, C), n, C)
+	}
+	if c.QKNorm {
+		be.Copy(b.qkv, proj)
+		be.RMSNormHeads(b.qkv, b.qRstd, proj, C, 0, m.param(lo.qNorm, hd), n, c.Heads, hd, eps)
+		be.RMSNormHeads(b.qkv, b.kRstd, proj, C, c.Heads*hd, m.param(lo.kNorm, hd), n, c.KVHeads, hd, eps)
+	}
+	be.RoPE(b.qkv, C, b.cos, b.sin, n, c.Heads+c.KVHeads, hd, false)
+	attend(b.qkv, b.attn)
+	be.Gemm(false, true, n, D, A, 1, b.attn, A, m.param(lo.o, D*A), A, 0, b.mid, D)
+	be.Add(b.mid, b.mid, b.in)
+
+	be.RMSNorm(b.ln2, b.rstd2, b.mid, m.param(lo.mlpNorm, D), n, D, eps)
+	be.Gemm(false, true, n, 2*F, D, 1, b.ln2, D, m.param(lo.gateUp, 2*F*D), D, 0, b.gateUp, 2*F)
+	be.SwiGLU(b.act, b.gateUp, n, F)
+	be.Gemm(false, true, n, D, F, 1, b.act, F, m.param(lo.down, D*F), F, 0, b.out, D)
+	be.Add(b.out, b.out, b.mid)
 }
