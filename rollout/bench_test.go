@@ -52,7 +52,7 @@ func TestBenchRollout(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, shape := range [][2]int{{1, 1}, {1, 8}, {8, 8}} {
-			o := BenchOptions{Prompts: shape[0], Group: shape[1], PromptLen: 64, NewTokens: 64, Repeats: 3, Seed: 1}
+			o := BenchOptions{Prompts: shape[0], Group: shape[1], PromptLen: 64, NewTokens: 64, Repeats: 4, Seed: 1}
 			res, err := Bench(m, o)
 			if err != nil {
 				t.Fatal(err)
@@ -62,28 +62,32 @@ func TestBenchRollout(t *testing.T) {
 			tp, td := "n/a", "n/a"
 			ratio := "n/a"
 			if haveTorch {
+				// The machine is shared: keep PyTorch's best of three runs,
+				// as Bench keeps rltrain's best.
 				n := shape[0] * shape[1]
-				cmd := exec.Command(python, script, "--mode", "decode", "--model", dir, "--batch", fmt.Sprint(n),
-					"--prompt-len", "64", "--new-tokens", "64", "--steps", "3", "--warmup", "1")
-				cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1", fmt.Sprintf("OPENBLAS_NUM_THREADS=%d", threads))
-				out, err := cmd.Output()
-				if err != nil {
-					t.Fatalf("torch_bench: %v\n%s", err, out)
+				var bestPrefill, bestDecode float64
+				for range 3 {
+					cmd := exec.Command(python, script, "--mode", "decode", "--model", dir, "--batch", fmt.Sprint(n),
+						"--prompt-len", "64", "--new-tokens", "64", "--steps", "2", "--warmup", "1")
+					cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1", fmt.Sprintf("OPENBLAS_NUM_THREADS=%d", threads))
+					out, err := cmd.Output()
+					if err != nil {
+						t.Fatalf("torch_bench: %v\n%s", err, out)
+					}
+					fmt.Print(string(out))
+					var tr struct {
+						PrefillMS  float64 `json:"prefill_ms"`
+						TokensPerS float64 `json:"tokens_per_s"`
+					}
+					if err := json.Unmarshal(out, &tr); err != nil {
+						t.Fatalf("torch_bench output %q: %v", out, err)
+					}
+					bestPrefill = max(bestPrefill, float64(n*64)/(tr.PrefillMS/1e3))
+					bestDecode = max(bestDecode, tr.TokensPerS)
 				}
-				fmt.Print(string(out))
-				var tr struct {
-					PrefillMS   float64 `json:"prefill_ms"`
-					TokensPerS  float64 `json:"tokens_per_s"`
-					MSPerStep   float64 `json:"ms_per_token_step"`
-					PeakRSSMB   float64 `json:"peak_rss_mb"`
-					Environment any     `json:"env"`
-				}
-				if err := json.Unmarshal(out, &tr); err != nil {
-					t.Fatalf("torch_bench output %q: %v", out, err)
-				}
-				tp = fmt.Sprintf("%.0f", float64(n*64)/(tr.PrefillMS/1e3))
-				td = fmt.Sprintf("%.0f", tr.TokensPerS)
-				ratio = fmt.Sprintf("%.2f×", res.DecodeTokPerS/tr.TokensPerS)
+				tp = fmt.Sprintf("%.0f", bestPrefill)
+				td = fmt.Sprintf("%.0f", bestDecode)
+				ratio = fmt.Sprintf("%.2f×", res.DecodeTokPerS/bestDecode)
 			}
 			fmt.Fprintf(&report, "| %s | %d | %.0f | %.0f | %s | %s | %s |\n", mc.name, res.Running, res.PrefillTokPerS, res.DecodeTokPerS, tp, td, ratio)
 		}
@@ -97,7 +101,7 @@ func TestBenchRollout(t *testing.T) {
 			{"batch_invariant", BenchOptions{BatchInvariant: true}},
 		} {
 			o := v.o
-			o.Prompts, o.Group, o.PromptLen, o.NewTokens, o.Repeats, o.Seed = 8, 8, 64, 64, 3, 1
+			o.Prompts, o.Group, o.PromptLen, o.NewTokens, o.Repeats, o.Seed = 8, 8, 64, 64, 4, 1
 			res, err := Bench(m, o)
 			if err != nil {
 				t.Fatal(err)
