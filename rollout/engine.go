@@ -152,7 +152,7 @@ func (r *running) addSeen(id int32) {
 // Generate samples Cfg.GroupSize completions for every prompt and returns
 // them ordered by prompt, then sample (completion i·G+s is sample s of
 // prompt i).
-func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
+func (e *Engine) Generate(prompts []Prompt) (_ []Completion, _ Stats, err error) {
 	cfg := e.Cfg
 	if err := cfg.Validate(); err != nil {
 		return nil, Stats{}, err
@@ -215,6 +215,20 @@ func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
 	out := make([]Completion, len(prompts)*G)
 	var active []*running
 	next := 0 // index of the prompt whose samples are admitted next
+	// On an error, give every block back so the engine stays usable.
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, r := range active {
+			e.cache.Release(r.seq)
+		}
+		for _, ps := range states {
+			if ps.base != nil {
+				e.cache.Release(ps.base)
+			}
+		}
+	}()
 	sp := cfg.Sampling()
 	usePenalty := sp.RepetitionPenalty != 1
 
@@ -357,7 +371,6 @@ func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
 		}
 		t0 := time.Now()
 		var logits []float32
-		var err error
 		if padBase != nil {
 			logits, err = e.decodeChunked(seqs, toks, padBase)
 		} else {
