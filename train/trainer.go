@@ -71,6 +71,7 @@ type Trainer struct {
 	badRun   int
 	lastCkp  int     // step of the last checkpoint written or resumed from
 	ckptTime float64 // seconds the last checkpoint took, logged with the next step
+	barOn    bool    // a progress bar is drawn on the console
 
 	sftStream data.Stream  // the warm-up's examples while it runs
 	sftResume *data.Cursor // warm-up position restored from a checkpoint
@@ -322,6 +323,7 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 		t.logf("eval before RL: accuracy %.3f, mean reward %.3f (%d prompts)", ev.Accuracy, ev.MeanReward, ev.Prompts)
 	}
 	bar := newProgress(t.log, t.opts.Progress && t.cfg.Log.Progress, total, t.state.Step)
+	t.barOn = bar.on
 	for t.state.Step < total {
 		if ctx.Err() != nil {
 			sum.Interrupted = true
@@ -393,7 +395,11 @@ func (t *Trainer) writeMetrics(step int, m map[string]float64) error {
 	}
 	t.state.MetricLines = t.metrics.lines
 	if t.cfg.Log.Every > 0 && step%t.cfg.Log.Every == 0 {
-		t.logf("%s", consoleLine(step, t.cfg.Train.Steps, m, t.cfg.Log.Format))
+		prefix := ""
+		if t.barOn {
+			prefix = "\r\x1b[K" // clear the progress bar's line first
+		}
+		t.logf("%s%s", prefix, consoleLine(step, t.cfg.Train.Steps, m, t.cfg.Log.Format))
 	}
 	return nil
 }
