@@ -237,13 +237,15 @@ func TestAttentionDecodeMatchesFull(t *testing.T) {
 }
 
 func TestTokenLogProbs(t *testing.T) {
-	// One chunk (probabilities cached between the passes) and several
-	// chunks (logits recomputed in the backward pass).
+	// One chunk (probabilities cached between the passes) and vocabulary
+	// slices (online log-sum-exp; logits recomputed in the backward pass).
+	// The second case cuts the 23-word vocabulary into slices of 6, so the
+	// online log-sum-exp rescales across slices.
 	for _, chunk := range []int{8 << 20, 2 * 23} {
-		saved := logitChunkFloats
-		logitChunkFloats = chunk
+		savedChunk, savedMin := logitChunkFloats, minVocabChunk
+		logitChunkFloats, minVocabChunk = chunk, 5
 		t.Run(fmt.Sprintf("chunk%d", chunk), testTokenLogProbs)
-		logitChunkFloats = saved
+		logitChunkFloats, minVocabChunk = savedChunk, savedMin
 	}
 }
 

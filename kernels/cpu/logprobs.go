@@ -8,8 +8,9 @@ import (
 )
 
 // logitChunkFloats bounds the logits held at once by the fused output-layer
-// kernels (8 Mi floats = 32 MiB): rows are processed in chunks of
-// max(1, logitChunkFloats/vocab).
+// kernels (8 Mi floats = 32 MiB). A batch whose logits fit is done in one
+// piece (and its probabilities kept for the backward pass); a larger one is
+// done vocabulary slice by vocabulary slice (logprobs_vocab.go).
 // It is a variable so tests can force several chunks.
 var logitChunkFloats = 8 << 20
 
@@ -24,6 +25,11 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 	}
 	checkTargets(targets, n, vocab)
 	rows := chunkRows(n, vocab)
+	if rows < n {
+		b.dropProbs()
+		b.tokenLogProbsVocab(lp, ent, ls, h, ws, targets, n, d, vocab, invTemp)
+		return
+	}
 	z := b.getScratch(rows * vocab)
 	// When every row fits in one chunk, the probabilities are kept for the
 	// backward pass, which then needs neither the logit product nor the
@@ -130,6 +136,10 @@ func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w,
 	}
 	b.dropProbs()
 	rows := chunkRows(n, vocab)
+	if rows < n {
+		b.tokenLogProbsBackwardVocab(dh, dws, g, ge, ent, h, ws, ls, targets, n, d, vocab, invTemp)
+		return
+	}
 	z := b.getScratch(rows * vocab)
 	defer b.putScratch(z)
 	for r0 := 0; r0 < n; r0 += rows {
