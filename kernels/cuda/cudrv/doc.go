@@ -5,5 +5,7 @@
 // Everything but this comment needs the build tag cuda. gorgonia.org/cu
 // initialises CUDA in its package init and exits the process when that
 // fails, so a binary built with the tag runs only on a machine with an
-// NVIDIA driver and GPU; this is the only package that imports it.
+// NVIDIA driver and GPU; this is the only package that imports it. A check
+// that runs when the program is loaded (preflight.go) replaces cu's bare
+// driver error with a message saying what is missing.
 package cudrv
