@@ -279,7 +279,7 @@ func (c Config) JSON() ([]byte, error) {
 		"head_dim":                c.HeadDim,
 		"rms_norm_eps":            c.RMSEps,
 		"rope_theta":              c.RopeTheta,
-		"max_position_embeddings": max(c.MaxPositions, 1),
+		"max_position_embeddings": maxPositionsOrDefault(c.MaxPositions),
 		"tie_word_embeddings":     c.TieEmbeddings,
 		"attention_bias":          c.AttnBias,
 		"hidden_act":              "silu",
@@ -305,6 +305,15 @@ func (c Config) JSON() ([]byte, error) {
 		m["rope_scaling"] = rs
 	}
 	return json.MarshalIndent(m, "", "  ")
+}
+
+// maxPositionsOrDefault is LlamaConfig's default (2048) when the context
+// length is unknown.
+func maxPositionsOrDefault(n int) int {
+	if n <= 0 {
+		return 2048
+	}
+	return n
 }
 
 func orDefault(s, d string) string {

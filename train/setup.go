@@ -262,6 +262,7 @@ func rolloutConfig(c *config.Config) rollout.Config {
 	r.TopK, r.TopP, r.MinP, r.Stop = c.Rollout.TopK, c.Rollout.TopP, c.Rollout.MinP, c.Rollout.Stop
 	r.RepetitionPenalty, r.IncludeStopStr = c.Rollout.RepetitionPenalty, c.Rollout.IncludeStopStr
 	r.KVCacheMB, r.BlockSize = c.Rollout.KVCacheMB, c.Rollout.BlockSize
+	r.BatchInvariant = c.Rollout.BatchInvariant
 	r.Seed = uint64(c.Train.Seed)
 	r.MaxBatch = c.Rollout.MaxBatch
 	if r.MaxBatch <= 0 {

@@ -83,6 +83,7 @@ type Rollout struct {
 	KVCacheMB         int      `yaml:"kv_cache_mb" default:"256" resume:"harmless" doc:"KV cache budget in MiB, preallocated; when full, fewer completions are decoded at once."`
 	BlockSize         int      `yaml:"block_size" default:"16" resume:"harmless" doc:"Positions per KV cache block (prompt blocks are shared by a group)."`
 	MaxBatch          int      `yaml:"max_batch" default:"0" resume:"harmless" doc:"Most completions decoded together; 0 means batch_size x group_size (at least 64)."`
+	BatchInvariant    bool     `yaml:"batch_invariant" default:"false" doc:"Pad decode batches so completions do not depend on max_batch, the KV budget or threads (about a third slower)."`
 	Stop              []string `yaml:"stop" doc:"Extra stop strings besides the end-of-sequence token."`
 	FilterZeroStd     bool     `yaml:"filter_zero_std" default:"false" doc:"Dynamic sampling (DAPO): drop groups whose rewards are all equal and sample more prompts."`
 	MaxFilterRounds   int      `yaml:"max_filter_rounds" default:"4" doc:"Extra sampling rounds allowed per step by rollout.filter_zero_std."`
