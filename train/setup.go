@@ -15,6 +15,7 @@ import (
 	"github.com/rltrain/rltrain/data"
 	"github.com/rltrain/rltrain/kernels"
 	"github.com/rltrain/rltrain/kernels/cpu"
+	"github.com/rltrain/rltrain/kernels/cuda"
 	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/model/tokenizer"
 	"github.com/rltrain/rltrain/optim"
@@ -23,27 +24,27 @@ import (
 	"github.com/rltrain/rltrain/train/config"
 )
 
-// NewBackend returns the compute backend a config selects. Other backends
-// register themselves through RegisterBackend (the CUDA backend does in
-// builds with the cuda tag).
+// NewBackend returns the compute backend a config selects: cpu, cuda (a
+// GPU; needs a binary built with -tags cuda) or cuda-emu (the CUDA kernels
+// run on the CPU by the emulator, for testing).
 func NewBackend(c config.Backend) (kernels.Backend, error) {
-	if f, ok := backends[c.Type]; ok {
-		return f(c)
-	}
 	switch c.Type {
 	case "", "cpu":
 		return cpu.New(c.Threads), nil
 	case "cuda":
-		return nil, errors.New("backend cuda: this binary was built without CUDA support; rebuild with `go build -tags cuda ./cmd/rltrain` on a machine with the CUDA toolkit")
+		be, err := cuda.Open(strconv.Itoa(c.Device))
+		if err != nil {
+			return nil, fmt.Errorf("backend cuda: %w", err)
+		}
+		return be, nil
+	case "cuda-emu":
+		be, err := cuda.Open("emu")
+		if err != nil {
+			return nil, fmt.Errorf("backend cuda-emu: %w", err)
+		}
+		return be, nil
 	}
-	return nil, fmt.Errorf("backend %q is not supported (cpu or cuda)", c.Type)
-}
-
-var backends = map[string]func(config.Backend) (kernels.Backend, error){}
-
-// RegisterBackend makes a backend type available to configs.
-func RegisterBackend(name string, f func(config.Backend) (kernels.Backend, error)) {
-	backends[name] = f
+	return nil, fmt.Errorf("backend %q is not supported (cpu, cuda or cuda-emu)", c.Type)
 }
 
 // Policy is a model with its tokenizer.
