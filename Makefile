@@ -6,7 +6,7 @@ BIN := bin/rltrain
 # or a CPU without AVX-512, uses the portable Go code. `make test` checks both.
 export GOEXPERIMENT ?= simd
 
-.PHONY: setup build test test-portable run bench fmt vet
+.PHONY: setup build test test-portable run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu
 
 # Installs system packages and reference-test assets (idempotent).
 setup:
@@ -34,3 +34,20 @@ bench: setup build
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# CUDA without a GPU: toolkit (installed when missing), PTX regenerated and
+# compared with the committed files, ptxas for sm_80/sm_90, the cuda-tagged
+# build, vet and test binary.
+cuda-check:
+	bash scripts/cuda/check.sh
+
+# ASan and TSan over the emulated CUDA kernel tests.
+cuda-sanitize:
+	bash scripts/cuda/sanitize.sh
+
+# On a machine with an NVIDIA GPU (skip with a message otherwise).
+gpu-test:
+	bash scripts/cuda/gpu-ci.sh test
+
+bench-gpu:
+	bash scripts/cuda/gpu-ci.sh bench
