@@ -10,3 +10,6 @@ func simdEnabled() bool { return false }
 
 func swigluRow(out, g, u []float32)               { swigluRowScalar(out, g, u) }
 func swigluBackwardRow(dg, du, d, g, u []float32) { swigluBackwardRowScalar(dg, du, d, g, u) }
+
+func dot(a, b []float32) float32     { return dotScalar(a, b) }
+func axpy(a float32, x, y []float32) { axpyScalar(a, x, y) }

@@ -129,3 +129,38 @@ func swigluBackwardRow(dg, du, d, g, u []float32) {
 	}
 	swigluBackwardRowScalar(dg[i:], du[i:], d[i:], g[i:], u[i:])
 }
+
+// dot is Σ a·b, sixteen lanes at a time.
+func dot(a, b []float32) float32 {
+	if !hasAVX512 || len(a) < 16 {
+		return dotScalar(a, b)
+	}
+	b = b[:len(a)]
+	acc := archsimd.BroadcastFloat32x16(0)
+	i := 0
+	for ; i+16 <= len(a); i += 16 {
+		acc = archsimd.LoadFloat32x16Slice(a[i:]).MulAdd(archsimd.LoadFloat32x16Slice(b[i:]), acc)
+	}
+	var lanes [16]float32
+	acc.Store(&lanes)
+	var s float32
+	for _, v := range lanes {
+		s += v
+	}
+	return s + dotScalar(a[i:], b[i:])
+}
+
+// axpy computes y += a·x, sixteen lanes at a time.
+func axpy(a float32, x, y []float32) {
+	if !hasAVX512 || len(x) < 16 {
+		axpyScalar(a, x, y)
+		return
+	}
+	y = y[:len(x)]
+	av := archsimd.BroadcastFloat32x16(a)
+	i := 0
+	for ; i+16 <= len(x); i += 16 {
+		archsimd.LoadFloat32x16Slice(x[i:]).MulAdd(av, archsimd.LoadFloat32x16Slice(y[i:])).StoreSlice(y[i:])
+	}
+	axpyScalar(a, x[i:], y[i:])
+}

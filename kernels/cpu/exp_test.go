@@ -121,3 +121,27 @@ func TestExpShiftAccuracy(t *testing.T) {
 		t.Errorf("sum %g, want %g", sum, want)
 	}
 }
+
+// TestDotAxpy covers the vector and scalar paths and every tail length.
+func TestDotAxpy(t *testing.T) {
+	for n := 0; n < 70; n++ {
+		a, b := make([]float32, n), make([]float32, n)
+		for i := range a {
+			a[i], b[i] = float32(i%7)-2.5, float32(i%5)*0.3-0.4
+		}
+		var want float64
+		for i := range a {
+			want += float64(a[i]) * float64(b[i])
+		}
+		if got := dot(a, b); math.Abs(float64(got)-want) > 1e-5*(1+math.Abs(want)) {
+			t.Fatalf("dot of %d: %g, want %g", n, got, want)
+		}
+		y := append([]float32(nil), b...)
+		axpy(1.5, a, y)
+		for i := range y {
+			if w := b[i] + 1.5*a[i]; math.Abs(float64(y[i]-w)) > 1e-6 {
+				t.Fatalf("axpy of %d at %d: %g, want %g", n, i, y[i], w)
+			}
+		}
+	}
+}

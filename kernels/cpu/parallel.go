@@ -64,7 +64,9 @@ func reduceRows(workers, rows, width int, out []float32, accum func(partial []fl
 	})
 }
 
-func dot(a, b []float32) float32 {
+// dotScalar is Σ a·b with four accumulators; dot uses a vector version
+// where the build allows.
+func dotScalar(a, b []float32) float32 {
 	n := len(a)
 	b = b[:n]
 	var s0, s1, s2, s3 float32
@@ -81,8 +83,8 @@ func dot(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// axpy computes y += a*x.
-func axpy(a float32, x, y []float32) {
+// axpyScalar computes y += a*x.
+func axpyScalar(a float32, x, y []float32) {
 	y = y[:len(x)]
 	for i, v := range x {
 		y[i] += a * v
