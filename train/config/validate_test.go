@@ -58,7 +58,7 @@ func TestValidateErrors(t *testing.T) {
 		{"kl estimator enum", minimal + "algorithm:\n  kl_estimator: k4\n", nil,
 			`x.yaml:4: algorithm.kl_estimator: must be one of k1, k2, k3, got "k4"`},
 		{"backend enum", minimal + "backend:\n  type: tpu\n", nil,
-			`x.yaml:4: backend.type: must be one of cpu, cuda, got "tpu"`},
+			`x.yaml:4: backend.type: must be one of cpu, cuda, cuda-emu, got "tpu"`},
 		{"schedule enum", minimal + "optim:\n  schedule: step\n", nil,
 			`x.yaml:4: optim.schedule: must be one of constant, linear, cosine, got "step"`},
 		{"gdpo needs two rewards", minimal + "algorithm:\n  advantage: gdpo\nreward:\n  - type: accuracy\n", nil,
