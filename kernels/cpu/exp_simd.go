@@ -164,3 +164,68 @@ func axpy(a float32, x, y []float32) {
 	}
 	axpyScalar(a, x[i:], y[i:])
 }
+
+// maxSlice is the largest element of a non-empty x.
+func maxSlice(x []float32) float32 {
+	if !hasAVX512 || len(x) < 32 {
+		return maxSliceScalar(x)
+	}
+	acc := archsimd.LoadFloat32x16Slice(x)
+	i := 16
+	for ; i+16 <= len(x); i += 16 {
+		acc = acc.Max(archsimd.LoadFloat32x16Slice(x[i:]))
+	}
+	var lanes [16]float32
+	acc.Store(&lanes)
+	m := maxSliceScalar(lanes[:])
+	for _, v := range x[i:] {
+		m = max(m, v)
+	}
+	return m
+}
+
+// scaleInto writes dst = s·src.
+func scaleInto(dst, src []float32, s float32) {
+	if !hasAVX512 {
+		scaleIntoScalar(dst, src, s)
+		return
+	}
+	dst = dst[:len(src)]
+	sv := archsimd.BroadcastFloat32x16(s)
+	i := 0
+	for ; i+16 <= len(src); i += 16 {
+		archsimd.LoadFloat32x16Slice(src[i:]).Mul(sv).StoreSlice(dst[i:])
+	}
+	scaleIntoScalar(dst[i:], src[i:], s)
+}
+
+// adamwRange is adamwRangeScalar sixteen lanes at a time, with the same
+// operations in the same order.
+func adamwRange(p, g, mm, vv []float32, c adamwConsts) {
+	if !hasAVX512 {
+		adamwRangeScalar(p, g, mm, vv, c)
+		return
+	}
+	var (
+		decay = archsimd.BroadcastFloat32x16(c.decay)
+		b1    = archsimd.BroadcastFloat32x16(c.beta1)
+		omb1  = archsimd.BroadcastFloat32x16(c.oneMinusB1)
+		b2    = archsimd.BroadcastFloat32x16(c.beta2)
+		omb2  = archsimd.BroadcastFloat32x16(c.oneMinusB2)
+		neg   = archsimd.BroadcastFloat32x16(c.negStep)
+		bc2   = archsimd.BroadcastFloat32x16(c.bc2Sqrt)
+		eps   = archsimd.BroadcastFloat32x16(c.eps)
+	)
+	i := 0
+	for ; i+16 <= len(p); i += 16 {
+		gi := archsimd.LoadFloat32x16Slice(g[i:])
+		pi := archsimd.LoadFloat32x16Slice(p[i:]).Mul(decay)
+		mi := archsimd.LoadFloat32x16Slice(mm[i:]).Mul(b1).Add(omb1.Mul(gi))
+		vi := archsimd.LoadFloat32x16Slice(vv[i:]).Mul(b2).Add(omb2.Mul(gi).Mul(gi))
+		denom := vi.Sqrt().Div(bc2).Add(eps)
+		pi.Add(neg.Mul(mi.Div(denom))).StoreSlice(p[i:])
+		mi.StoreSlice(mm[i:])
+		vi.StoreSlice(vv[i:])
+	}
+	adamwRangeScalar(p[i:], g[i:], mm[i:], vv[i:], c)
+}

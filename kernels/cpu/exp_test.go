@@ -145,3 +145,41 @@ func TestDotAxpy(t *testing.T) {
 		}
 	}
 }
+
+// TestVectorHelpersMatchScalar: the AdamW element update is bit-identical
+// to the scalar code, and max/scale agree, at every tail length.
+func TestVectorHelpersMatchScalar(t *testing.T) {
+	c := adamwConsts{decay: 0.999, beta1: 0.9, oneMinusB1: 0.1, beta2: 0.999, oneMinusB2: 0.001, negStep: -0.003, bc2Sqrt: 0.04, eps: 1e-8}
+	for n := 1; n < 70; n++ {
+		mk := func(k float32) []float32 {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32((i*7+int(k))%11)*0.13*k - 0.3
+			}
+			return v
+		}
+		p1, g, m1, v1 := mk(1), mk(2), mk(3), mk(0.5)
+		for i := range v1 {
+			v1[i] = v1[i] * v1[i]
+		}
+		p2, m2, v2 := append([]float32(nil), p1...), append([]float32(nil), m1...), append([]float32(nil), v1...)
+		adamwRange(p1, g, m1, v1, c)
+		adamwRangeScalar(p2, g, m2, v2, c)
+		for i := range p1 {
+			if p1[i] != p2[i] || m1[i] != m2[i] || v1[i] != v2[i] {
+				t.Fatalf("n=%d: AdamW element %d differs from the scalar update", n, i)
+			}
+		}
+		if maxSlice(g) != maxSliceScalar(g) {
+			t.Fatalf("n=%d: max %g, scalar %g", n, maxSlice(g), maxSliceScalar(g))
+		}
+		d1, d2 := make([]float32, n), make([]float32, n)
+		scaleInto(d1, g, 0.7)
+		scaleIntoScalar(d2, g, 0.7)
+		for i := range d1 {
+			if d1[i] != d2[i] {
+				t.Fatalf("n=%d: scale differs at %d", n, i)
+			}
+		}
+	}
+}

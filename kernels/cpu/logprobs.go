@@ -45,10 +45,7 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 			e := make([]float32, vocab)
 			for r := lo; r < hi; r++ {
 				row := zc[r*vocab : (r+1)*vocab]
-				mx := row[0]
-				for _, v := range row[1:] {
-					mx = max(mx, v)
-				}
+				mx := maxSlice(row)
 				sum := expShift(e, row, mx)
 				l := float64(mx) + math.Log(sum)
 				i := r0 + r
@@ -63,10 +60,7 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 					ent[i] = float32(l - dotF64(e, row)/sum)
 				}
 				if keep {
-					inv := float32(1 / sum)
-					for k, v := range e {
-						row[k] = v * inv
-					}
+					scaleInto(row, e, float32(1/sum))
 				}
 			}
 		})

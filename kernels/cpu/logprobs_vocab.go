@@ -41,10 +41,7 @@ func (b *Backend) tokenLogProbsVocab(lp, ent, ls, h, ws []float32, targets []int
 			e := make([]float32, w)
 			for i := lo; i < hi; i++ {
 				row := zc[i*w : (i+1)*w]
-				lm := row[0]
-				for _, v := range row[1:] {
-					lm = max(lm, v)
-				}
+				lm := maxSlice(row)
 				if lm > mx[i] {
 					// Rescale what was accumulated under the old max.
 					f := math.Exp(float64(mx[i] - lm))

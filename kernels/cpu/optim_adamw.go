@@ -22,18 +22,31 @@ func (b *Backend) AdamW(param, grad, m, v kernels.Buf, n int, hp kernels.AdamWPa
 	bc2 := 1 - math.Pow(b2, step)
 	negStep := float32(-lr / bc1)
 	bc2Sqrt := float32(math.Sqrt(bc2))
-	eps := hp.Eps
+	c := adamwConsts{decay: decay, beta1: beta1, oneMinusB1: oneMinusB1, beta2: beta2, oneMinusB2: oneMinusB2,
+		negStep: negStep, bc2Sqrt: bc2Sqrt, eps: hp.Eps}
 	optimParallel(n, optimParts(n, b.threads), func(_, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			gi := g[i]
-			pi := p[i] * decay
-			mi := mm[i]*beta1 + oneMinusB1*gi
-			vi := vv[i]*beta2 + oneMinusB2*gi*gi
-			denom := float32(math.Sqrt(float64(vi)))/bc2Sqrt + eps
-			p[i] = pi + negStep*(mi/denom)
-			mm[i], vv[i] = mi, vi
-		}
+		adamwRange(p[lo:hi], g[lo:hi], mm[lo:hi], vv[lo:hi], c)
 	})
+}
+
+// adamwConsts are the per-step scalars of the element update.
+type adamwConsts struct {
+	decay, beta1, oneMinusB1, beta2, oneMinusB2, negStep, bc2Sqrt, eps float32
+}
+
+// adamwRangeScalar is the element update; the vector version performs the
+// same float32 operations in the same order (no fused multiply-adds, an
+// exactly rounded square root), so both give identical results.
+func adamwRangeScalar(p, g, mm, vv []float32, c adamwConsts) {
+	for i := range p {
+		gi := g[i]
+		pi := p[i] * c.decay
+		mi := mm[i]*c.beta1 + c.oneMinusB1*gi
+		vi := vv[i]*c.beta2 + c.oneMinusB2*gi*gi
+		denom := float32(math.Sqrt(float64(vi)))/c.bc2Sqrt + c.eps
+		p[i] = pi + c.negStep*(mi/denom)
+		mm[i], vv[i] = mi, vi
+	}
 }
 
 // optimSumChunk is the fixed block size of SumSquares: partial sums are

@@ -90,3 +90,20 @@ func axpyScalar(a float32, x, y []float32) {
 		y[i] += a * v
 	}
 }
+
+// maxSliceScalar is the largest element of a non-empty x (NaN if any is).
+func maxSliceScalar(x []float32) float32 {
+	m := x[0]
+	for _, v := range x[1:] {
+		m = max(m, v)
+	}
+	return m
+}
+
+// scaleIntoScalar writes dst = s·src.
+func scaleIntoScalar(dst, src []float32, s float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = v * s
+	}
+}
