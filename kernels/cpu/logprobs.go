@@ -128,51 +128,11 @@ func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w,
 			return
 		}
 	}
+	// Without kept probabilities (several chunks, an entropy term, or
+	// another forward call in between) the logits are recomputed slice by
+	// slice.
 	b.dropProbs()
-	rows := chunkRows(n, vocab)
-	if rows < n {
-		b.tokenLogProbsBackwardVocab(dh, dws, g, ge, ent, h, ws, ls, targets, n, d, vocab, invTemp)
-		return
-	}
-	z := b.getScratch(rows * vocab)
-	defer b.putScratch(z)
-	for r0 := 0; r0 < n; r0 += rows {
-		m := min(rows, n-r0)
-		zc := z[:m*vocab]
-		parallelGemm(b.threads, false, true, m, vocab, d, invTemp, h[r0*d:], d, ws, d, 0, zc, vocab)
-		parallelFor(b.threads, m, 1, func(lo, hi int) {
-			p := make([]float32, vocab)
-			for r := lo; r < hi; r++ {
-				i := r0 + r
-				row := zc[r*vocab : (r+1)*vocab]
-				l := ls[i]
-				gl := g[i]
-				if targets[i] < 0 {
-					gl = 0
-				}
-				var gh, H float32
-				if ge != nil {
-					gh, H = ge[i], ent[i]
-				}
-				expShift(p, row, l)
-				if gh == 0 {
-					for k, pk := range p {
-						row[k] = -gl * pk * invTemp
-					}
-				} else {
-					for k, pk := range p {
-						row[k] = (-gl*pk - gh*pk*(row[k]-l+H)) * invTemp
-					}
-				}
-				if t := targets[i]; t >= 0 {
-					row[t] += gl * invTemp
-				}
-			}
-		})
-		// dHidden += dZ·W ; dW += dZᵀ·h
-		parallelGemm(b.threads, false, false, m, d, vocab, 1, zc, vocab, ws, d, 1, dh[r0*d:], d)
-		parallelGemm(b.threads, true, false, vocab, d, m, 1, zc, vocab, h[r0*d:], d, 1, dws, d)
-	}
+	b.tokenLogProbsBackwardVocab(dh, dws, g, ge, ent, h, ws, ls, targets, n, d, vocab, invTemp)
 }
 
 // logProbsBackwardCached is the backward pass from the probabilities the
