@@ -321,6 +321,11 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 		}
 		sum.BaselineEval = ev
 		t.logf("eval before RL: accuracy %.3f, mean reward %.3f (%d prompts)", ev.Accuracy, ev.MeanReward, ev.Prompts)
+		// Logged as step 0, so charts and comparisons start from it.
+		if err := t.metrics.Write(0, ev.Metrics()); err != nil {
+			return sum, err
+		}
+		t.state.MetricLines = t.metrics.lines
 	}
 	bar := newProgress(t.log, t.opts.Progress && t.cfg.Log.Progress, total, t.state.Step)
 	t.barOn = bar.on
