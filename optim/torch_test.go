@@ -1,12 +1,9 @@
 package optim
 
 import (
-	"bytes"
-	"encoding/json"
+	"github.com/rltrain/rltrain/internal/torchref"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -14,31 +11,10 @@ import (
 )
 
 // torchRef runs scripts/torch_optim_ref.py with req on stdin and decodes
-// its answer into resp, skipping the test when PyTorch is unavailable.
+// its answer into resp.
 func torchRef(t *testing.T, req, resp any) {
 	t.Helper()
-	const py = "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		t.Skipf("PyTorch reference skipped: %s not found", py)
-	}
-	in, err := json.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(py, "../scripts/torch_optim_ref.py")
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil && strings.Contains(stderr.String(), "No module named 'torch'") {
-		t.Skipf("PyTorch reference skipped: %s cannot import torch (run make setup)", py)
-	}
-	if err != nil {
-		t.Fatalf("torch_optim_ref.py: %v\n%s", err, stderr.String())
-	}
-	if err := json.Unmarshal(out, resp); err != nil {
-		t.Fatalf("decode torch_optim_ref.py output: %v", err)
-	}
+	torchref.JSON(t, "torch_optim_ref.py", req, resp)
 }
 
 func rows(v []float32, width int) [][]float32 {
