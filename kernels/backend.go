@@ -124,4 +124,35 @@ type Fused interface {
 	// the gradient of Σ dlogp[i]*logp[i] + dEntropy[i]*entropy[i]; dEntropy
 	// and entropy may be nil when the entropy is unused.
 	TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w, lse, entropy Buf, targets []int32, n, d, vocab int, invTemp float32)
+	// TokenLogProbsGrad is TokenLogProbs and TokenLogProbsBackward in one
+	// pass, for objectives whose dL/dℓ of a token needs only that token's
+	// own values and batch-wide constants (every clipped-surrogate
+	// objective; not DRPO, whose weights depend on whole-sequence sums).
+	// Rows are taken in chunks; for each chunk [r0, r1) the kernel writes
+	// logp, lse and entropy of its rows, calls a.Grad(r0, r1), which must
+	// write a.DLogp[r0:r1] (and a.DEntropy[r0:r1]), and then accumulates
+	// the chunk's gradient into a.DHidden and a.DW from the logits it still
+	// holds. Each logit is thus computed once instead of twice.
+	TokenLogProbsGrad(a *LogProbsGradArgs)
+}
+
+// LogProbsGradArgs are the operands of TokenLogProbsGrad. Shapes and
+// meanings are those of TokenLogProbs and TokenLogProbsBackward.
+type LogProbsGradArgs struct {
+	Logp, LSE Buf // outputs [N]
+	// Entropy, when non-nil, receives each row's entropy; DEntropy may then
+	// be given too, for an entropy term in the objective.
+	Entropy Buf
+	// DLogp and DEntropy are filled by Grad, chunk by chunk.
+	DLogp, DEntropy Buf
+	Hidden, W       Buf
+	// DHidden [N, D] and DW [Vocab, D] are accumulated into (+=).
+	DHidden, DW Buf
+	Targets     []int32
+	N, D, Vocab int
+	InvTemp     float32
+	// Grad is called once per chunk, in row order, after logp, lse and
+	// entropy of rows [r0, r1) are written. Returning false stops the pass
+	// (say, on a non-finite loss); DHidden and DW are then incomplete.
+	Grad func(r0, r1 int) bool
 }

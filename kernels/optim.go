@@ -122,6 +122,27 @@ type PolicyLossArgs struct {
 	Offsets   []int
 	Truncated []bool // per sequence; may be nil
 	P         PolicyLossParams
+
+	// Lo and Hi, when Hi > 0, restrict the call to the tokens [Lo, Hi):
+	// only those are read from Logp and Entropy and written in DLogp and
+	// DEntropy, and only their terms enter the statistics. Sequence weights
+	// still come from the whole sequences' masks, and a sequence is counted
+	// in Seqs by the call whose range holds its first token, so calls over
+	// consecutive ranges add up to one call over all tokens. This is how
+	// TokenLogProbsGrad's chunks compute their gradient.
+	Lo, Hi int
+}
+
+// Range returns the token range a call covers: [Lo, Hi) when set, else
+// all tokens of the sequences.
+func (a *PolicyLossArgs) Range() (lo, hi int) {
+	if a.Hi > 0 {
+		return a.Lo, a.Hi
+	}
+	if len(a.Offsets) == 0 {
+		return 0, 0
+	}
+	return a.Offsets[0], a.Offsets[len(a.Offsets)-1]
 }
 
 // PolicyLossStats are the loss contribution and metric sums of one call.

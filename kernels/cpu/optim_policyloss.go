@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math"
+	"sort"
 
 	"github.com/rltrain/rltrain/kernels"
 )
@@ -17,19 +18,34 @@ const optimMaxLogRatio = 20
 func (b *Backend) PolicyLoss(a *kernels.PolicyLossArgs) kernels.PolicyLossStats {
 	dlogp := Data(a.DLogp)
 	dent := Data(a.DEntropy)
-	clear(dlogp)
-	clear(dent)
 	nseq := len(a.Offsets) - 1
+	if a.Hi > 0 {
+		clear(dlogp[a.Lo:a.Hi])
+		if dent != nil {
+			clear(dent[a.Lo:a.Hi])
+		}
+	} else {
+		clear(dlogp)
+		clear(dent)
+	}
 	if nseq <= 0 {
 		return kernels.PolicyLossStats{}
 	}
-	parts := optimParts(a.Offsets[nseq]-a.Offsets[0], b.threads)
+	// Only the sequences overlapping the token range take part.
+	lo, hi := a.Range()
+	first := sort.Search(nseq, func(i int) bool { return a.Offsets[i+1] > lo })
+	last := sort.Search(nseq, func(i int) bool { return a.Offsets[i] >= hi })
+	nseq = last - first
+	if nseq <= 0 {
+		return kernels.PolicyLossStats{}
+	}
+	parts := optimParts(hi-lo, b.threads)
 	if parts > nseq {
 		parts = nseq
 	}
 	partial := make([]kernels.PolicyLossStats, parts)
 	optimParallel(nseq, parts, func(p, lo, hi int) {
-		for i := lo; i < hi; i++ {
+		for i := first + lo; i < first+hi; i++ {
 			policyLossSeq(a, i, &partial[p])
 		}
 	})
@@ -63,15 +79,22 @@ func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats
 	if p.MaskTruncated && a.Truncated != nil && a.Truncated[i] {
 		return
 	}
-	mask := Data(a.Mask)[lo:hi]
 	var seqTokens float64
-	for _, m := range mask {
+	for _, m := range Data(a.Mask)[lo:hi] {
 		seqTokens += float64(m)
 	}
 	if seqTokens == 0 {
 		return
 	}
-	st.Seqs++
+	rlo, rhi := a.Range()
+	if lo >= rlo {
+		st.Seqs++ // counted by the call that holds the sequence's start
+	}
+	lo, hi = max(lo, rlo), min(hi, rhi)
+	if hi <= lo {
+		return
+	}
+	mask := Data(a.Mask)[lo:hi]
 
 	// Aggregation weight of one unit of mask in this sequence.
 	var w float64

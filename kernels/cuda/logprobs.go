@@ -72,3 +72,39 @@ func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w,
 		b.gemm(true, false, vocab, d, m, 1, z, vocab, h, d, 1, dev(dW), d)
 	}
 }
+
+// TokenLogProbsGrad implements kernels.Fused: per chunk of rows, the logit
+// product, the row statistics, the caller's dL/dℓ, the logit gradient
+// written over the logits, and the two backward products.
+func (b *Backend) TokenLogProbsGrad(a *kernels.LogProbsGradArgs) {
+	n, d, vocab := a.N, a.D, a.Vocab
+	if n == 0 {
+		return
+	}
+	checkTargets(a.Targets, n, vocab)
+	entropy, dEntropy := a.Entropy, a.DEntropy
+	if entropy == nil {
+		dEntropy = nil
+	}
+	tg := b.uploadInts(a.Targets[:n])
+	defer b.release(tg)
+	rows := chunkRows(n, vocab)
+	z := b.logitScratch(rows * vocab)
+	for r0 := 0; r0 < n; r0 += rows {
+		m := min(rows, n-r0)
+		h := dev(a.Hidden) + DevPtr(4*r0*d)
+		b.gemm(false, true, m, vocab, d, a.InvTemp, h, d, dev(a.W), d, 0, z, vocab)
+		b.launch("logprob_rows", D1(m), D1(256), 0, ArgPtr(dev(a.Logp)), ArgPtr(dev(entropy)), ArgPtr(dev(a.LSE)), ArgPtr(z), ArgPtr(tg), ArgInt(vocab), ArgInt(r0))
+		if !a.Grad(r0, r0+m) {
+			return
+		}
+		gradEntropy := entropy
+		if dEntropy == nil {
+			gradEntropy = nil
+		}
+		b.launch("logprob_grad_rows", D1(m), D1(256), 0, ArgPtr(z), ArgPtr(dev(a.LSE)), ArgPtr(dev(a.DLogp)), ArgPtr(dev(dEntropy)),
+			ArgPtr(dev(gradEntropy)), ArgPtr(tg), ArgInt(vocab), ArgInt(r0), ArgF32(a.InvTemp))
+		b.gemm(false, false, m, d, vocab, 1, z, vocab, dev(a.W), d, 1, dev(a.DHidden)+DevPtr(4*r0*d), d)
+		b.gemm(true, false, vocab, d, m, 1, z, vocab, h, d, 1, dev(a.DW), d)
+	}
+}
