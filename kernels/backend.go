@@ -151,6 +151,9 @@ type LogProbsGradArgs struct {
 	Targets     []int32
 	N, D, Vocab int
 	InvTemp     float32
+	// ChunkRows, when > 0, is the number of rows per chunk; 0 lets the
+	// backend choose from its memory bound.
+	ChunkRows int
 	// Grad is called once per chunk, in row order, after logp, lse and
 	// entropy of rows [r0, r1) are written. Returning false stops the pass
 	// (say, on a non-finite loss); DHidden and DW are then incomplete.

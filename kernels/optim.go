@@ -166,6 +166,25 @@ type PolicyLossStats struct {
 	TISCapped                   float64 // tokens whose IS weight hit the cap
 }
 
+// Add adds the sums of o to s (the loss contributions and metric sums of
+// two calls over disjoint tokens add up).
+func (s *PolicyLossStats) Add(o PolicyLossStats) {
+	s.Loss += o.Loss
+	s.PGLoss += o.PGLoss
+	s.KLLoss += o.KLLoss
+	s.EntropyLoss += o.EntropyLoss
+	s.Tokens += o.Tokens
+	s.Seqs += o.Seqs
+	s.ClipLow += o.ClipLow
+	s.ClipHigh += o.ClipHigh
+	s.DualClip += o.DualClip
+	s.KL += o.KL
+	s.PPOKL += o.PPOKL
+	s.Entropy += o.Entropy
+	s.Ratio += o.Ratio
+	s.TISCapped += o.TISCapped
+}
+
 // AdamWParams are the hyper-parameters of one AdamW step.
 type AdamWParams struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float32

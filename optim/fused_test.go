@@ -131,6 +131,42 @@ func fusedGrads(t *testing.T, be *cpu.Backend, b *lmBatch, obj objective, norm k
 	return loss, dh, dw, klCoef
 }
 
+// onePassGrads runs a non-DRPO objective through the one-pass kernel
+// (TokenLogProbsGrad with PolicyLoss per chunk) with the given rows per
+// chunk, and returns the loss, dHidden, dW and the statistics.
+func onePassGrads(t *testing.T, be *cpu.Backend, b *lmBatch, obj objective, norm kernels.Normalizers, chunkRows int) (float64, []float32, []float32, kernels.PolicyLossStats) {
+	t.Helper()
+	pl, lg := onePassArgs(t, b, obj, norm)
+	lg.ChunkRows = chunkRows
+	st := OnePassPolicyLoss(be, pl, lg)
+	return st.Loss, cpu.Data(lg.DHidden), cpu.Data(lg.DW), st
+}
+
+// onePassArgs are the operands of OnePassPolicyLoss for batch b.
+func onePassArgs(t *testing.T, b *lmBatch, obj objective, norm kernels.Normalizers) (*kernels.PolicyLossArgs, *kernels.LogProbsGradArgs) {
+	t.Helper()
+	p, err := obj.algo.PolicyParams(norm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg := &kernels.LogProbsGradArgs{
+		Logp: make(cpu.F32, b.n), LSE: make(cpu.F32, b.n), Entropy: make(cpu.F32, b.n),
+		DLogp: make(cpu.F32, b.n), DEntropy: make(cpu.F32, b.n),
+		Hidden: cpu.F32(b.hidden), W: cpu.F32(b.w),
+		DHidden: make(cpu.F32, b.n*b.d), DW: make(cpu.F32, b.vocab*b.d),
+		Targets: b.targets, N: b.n, D: b.d, Vocab: b.vocab, InvTemp: b.invTemp,
+	}
+	pl := &kernels.PolicyLossArgs{
+		Logp: lg.Logp, OldLogp: cpu.F32(b.old), RefLogp: cpu.F32(b.ref), Adv: cpu.F32(b.adv),
+		Mask: cpu.F32(b.mask), Entropy: lg.Entropy, DLogp: lg.DLogp, DEntropy: lg.DEntropy,
+		Offsets: b.offsets, Truncated: b.truncated, P: p,
+	}
+	if obj.tis {
+		pl.RolloutLogp = cpu.F32(b.roll)
+	}
+	return pl, lg
+}
+
 // lossGrads evaluates the objective on given token log-probs and entropies
 // and returns the loss, dL/dℓ, dL/dH (nil when the objective has no
 // entropy term) and DRPO's KL coefficient.
@@ -378,6 +414,20 @@ func TestObjectivesFiniteDifferences(t *testing.T) {
 			if e := maxRelDiff(dw, fd(w)); e > 1e-5 {
 				t.Errorf("dW differs from finite differences by %.3g (relative to the largest)", e)
 			}
+			if obj.algo.Loss == LossDRPO {
+				return
+			}
+			// The one-pass kernel, in chunks of 3 rows that split sequences.
+			loss, dh, dw, _ = onePassGrads(t, be, b, obj, norm, 3)
+			if ref := f(); math.Abs(loss-ref) > 1e-5*math.Max(1, math.Abs(ref)) {
+				t.Errorf("one pass: loss %v, float64 reference %v", loss, ref)
+			}
+			if e := maxRelDiff(dh, fd(h)); e > 1e-5 {
+				t.Errorf("one pass: dHidden differs from finite differences by %.3g", e)
+			}
+			if e := maxRelDiff(dw, fd(w)); e > 1e-5 {
+				t.Errorf("one pass: dW differs from finite differences by %.3g", e)
+			}
 		})
 	}
 	if klCoefUsed := func() float64 {
@@ -410,6 +460,77 @@ func TestFusedEqualsUnfused(t *testing.T) {
 		if e := maxRelDiff(dwf, to64(dwu)); e > 1e-5 {
 			t.Errorf("%s: dW fused vs unfused differ by %.3g", obj.name, e)
 		}
+	}
+}
+
+// TestOnePassEqualsTwoPass compares the one-pass kernel with the two-call
+// path (TokenLogProbs, PolicyLoss, TokenLogProbsBackward) for every
+// clipped-surrogate objective and chunk sizes from one row to the whole
+// batch, most of them splitting sequences: gradients within 1e-5 of the
+// largest, loss within 1e-6 relative, and the metric sums equal (the
+// chunks' statistics must add up to one call's).
+func TestOnePassEqualsTwoPass(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	b := newLMBatch(r, []int{6, 9, 3, 7, 5, 4}, 16, 300)
+	be := cpu.New(2)
+	for _, obj := range objectives() {
+		if obj.algo.Loss == LossDRPO {
+			continue
+		}
+		norm := BatchNormalizers(b.seqs(), 9, obj.algo.MaskTruncated)
+		l2, dh2, dw2, _ := fusedGrads(t, be, b, obj, norm, 3)
+		pl, _ := onePassArgs(t, b, obj, norm)
+		logp, ent, lse := make(cpu.F32, b.n), make(cpu.F32, b.n), make(cpu.F32, b.n)
+		be.TokenLogProbs(logp, ent, lse, cpu.F32(b.hidden), cpu.F32(b.w), b.targets, b.n, b.d, b.vocab, b.invTemp)
+		pl.Logp, pl.Entropy = logp, ent
+		want := be.PolicyLoss(pl)
+		for _, rows := range []int{1, 4, 7, 16, b.n, 0} {
+			l1, dh1, dw1, st := onePassGrads(t, be, b, obj, norm, rows)
+			if math.Abs(l1-l2) > 1e-6*math.Max(1, math.Abs(l2)) {
+				t.Errorf("%s, %d rows: one-pass loss %v, two-pass %v", obj.name, rows, l1, l2)
+			}
+			if e := maxRelDiff(dh1, to64(dh2)); e > 1e-5 {
+				t.Errorf("%s, %d rows: dHidden one-pass vs two-pass differ by %.3g", obj.name, rows, e)
+			}
+			if e := maxRelDiff(dw1, to64(dw2)); e > 1e-5 {
+				t.Errorf("%s, %d rows: dW one-pass vs two-pass differ by %.3g", obj.name, rows, e)
+			}
+			if st.Seqs != want.Seqs || st.Tokens != want.Tokens || st.ClipLow != want.ClipLow ||
+				st.ClipHigh != want.ClipHigh || st.DualClip != want.DualClip || st.TISCapped != want.TISCapped {
+				t.Errorf("%s, %d rows: counts %+v, one call %+v", obj.name, rows, st, want)
+			}
+			for _, c := range [][2]float64{{st.KL, want.KL}, {st.PPOKL, want.PPOKL}, {st.Entropy, want.Entropy}, {st.Ratio, want.Ratio}, {st.PGLoss, want.PGLoss}} {
+				if math.Abs(c[0]-c[1]) > 1e-6*math.Max(1, math.Abs(c[1])) {
+					t.Errorf("%s, %d rows: metric sum %v, one call %v", obj.name, rows, c[0], c[1])
+				}
+			}
+		}
+	}
+}
+
+// TestOnePassStopsOnNonFiniteLoss plants a NaN in one token's old
+// log-prob: the chunk holding it reports a NaN loss, and the pass stops
+// there, leaving the hidden-state gradients of later chunks untouched.
+func TestOnePassStopsOnNonFiniteLoss(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	b := newLMBatch(r, []int{6, 9, 3, 7}, 8, 50)
+	b.old[10] = float32(math.NaN())
+	obj := objectives()[0]
+	norm := BatchNormalizers(b.seqs(), 9, false)
+	loss, dh, _, _ := onePassGrads(t, cpu.New(2), b, obj, norm, 4)
+	if !math.IsNaN(loss) {
+		t.Fatalf("loss %v, want NaN", loss)
+	}
+	var early, late float64
+	for i, v := range dh {
+		if i < 8*b.d {
+			early += math.Abs(float64(v))
+		} else {
+			late += math.Abs(float64(v))
+		}
+	}
+	if early == 0 || late != 0 {
+		t.Errorf("|dHidden| of rows before the NaN chunk %v (want > 0), from it on %v (want 0)", early, late)
 	}
 }
 

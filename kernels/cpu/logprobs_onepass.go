@@ -10,8 +10,7 @@ import (
 // floats = 128 MiB). Chunks are whole vocabulary rows, so the bound sets
 // how many token rows share one pass over the LM head: the dW update of a
 // chunk reads and writes all of dW, and rows/chunk is its inner dimension,
-// so fewer, larger chunks make that product cheaper. A variable so tests
-// can force many chunks.
+// so fewer, larger chunks make that product cheaper.
 var onePassFloats = 32 << 20
 
 // onePassRows is the number of rows per chunk for n rows of vocab logits.
@@ -46,6 +45,9 @@ func (b *Backend) TokenLogProbsGrad(a *kernels.LogProbsGradArgs) {
 	}
 	targets := a.Targets
 	rows := onePassRows(n, vocab)
+	if a.ChunkRows > 0 {
+		rows = min(n, a.ChunkRows)
+	}
 	z := b.getScratch(rows * vocab)
 	defer b.putScratch(z)
 	for r0 := 0; r0 < n; r0 += rows {

@@ -51,20 +51,7 @@ func (b *Backend) PolicyLoss(a *kernels.PolicyLossArgs) kernels.PolicyLossStats 
 	})
 	var st kernels.PolicyLossStats
 	for _, s := range partial {
-		st.Loss += s.Loss
-		st.PGLoss += s.PGLoss
-		st.KLLoss += s.KLLoss
-		st.EntropyLoss += s.EntropyLoss
-		st.Tokens += s.Tokens
-		st.Seqs += s.Seqs
-		st.ClipLow += s.ClipLow
-		st.ClipHigh += s.ClipHigh
-		st.DualClip += s.DualClip
-		st.KL += s.KL
-		st.PPOKL += s.PPOKL
-		st.Entropy += s.Entropy
-		st.Ratio += s.Ratio
-		st.TISCapped += s.TISCapped
+		st.Add(s)
 	}
 	return st
 }

@@ -89,6 +89,9 @@ func (b *Backend) TokenLogProbsGrad(a *kernels.LogProbsGradArgs) {
 	tg := b.uploadInts(a.Targets[:n])
 	defer b.release(tg)
 	rows := chunkRows(n, vocab)
+	if a.ChunkRows > 0 {
+		rows = min(n, a.ChunkRows)
+	}
 	z := b.logitScratch(rows * vocab)
 	for r0 := 0; r0 < n; r0 += rows {
 		m := min(rows, n-r0)

@@ -83,13 +83,15 @@ __device__ __forceinline__ void kl_est(int est, double x, double* kl, double* dk
 
 // policy_loss: one block per sequence. dlogp and dent are zeroed
 // beforehand; optional inputs are null. stats receives ST_COUNT doubles per
-// sequence.
+// sequence. Only tokens in [rlo, rhi) are read and written; the weights
+// still use whole sequences, and a sequence counts in ST_SEQ in the call
+// whose range holds its first token.
 extern "C" __global__ void policy_loss(double* stats, float* dlogp, float* dent, const float* logp,
                                        const float* old, const float* roll, const float* ref, const float* adv,
                                        const float* mask, const float* ent, const float* epsLo, const float* epsHi,
                                        const int* offsets, const int* truncated, float epsLow, float epsHigh,
                                        float clipC, float beta, int klEst, float entCoef, float tisCap, int agg,
-                                       double normTokens, int normSeqs, int normMaxLen) {
+                                       double normTokens, int normSeqs, int normMaxLen, int rlo, int rhi) {
   __shared__ double scratch[32];
   const int i = blockIdx.x;
   const int lo = offsets[i], hi = offsets[i + 1];
@@ -110,7 +112,8 @@ extern "C" __global__ void policy_loss(double* stats, float* dlogp, float* dent,
   } else {
     w = (double)normSeqs * normMaxLen > 0 ? 1 / ((double)normSeqs * normMaxLen) : 0;
   }
-  for (int t = lo + threadIdx.x; !skip && t < hi; t += blockDim.x) {
+  const int tlo = lo > rlo ? lo : rlo, thi = hi < rhi ? hi : rhi;
+  for (int t = tlo + threadIdx.x; !skip && t < thi; t += blockDim.x) {
     const float m32 = mask[t];
     if (m32 == 0) continue;
     const double m = m32, wt = w * m;
@@ -172,5 +175,5 @@ extern "C" __global__ void policy_loss(double* stats, float* dlogp, float* dent,
     const double v = block_sum(acc[k], scratch);
     if (threadIdx.x == 0) st[k] = v;
   }
-  if (threadIdx.x == 0) st[ST_SEQ] = skip ? 0 : 1;
+  if (threadIdx.x == 0) st[ST_SEQ] = !skip && lo >= rlo && lo < rhi ? 1 : 0;
 }

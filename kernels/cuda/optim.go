@@ -27,12 +27,20 @@ const (
 
 // PolicyLoss implements kernels.Optim.
 func (b *Backend) PolicyLoss(a *kernels.PolicyLossArgs) kernels.PolicyLossStats {
-	b.Zero(a.DLogp)
-	if a.DEntropy != nil {
-		b.Zero(a.DEntropy)
-	}
 	nseq := len(a.Offsets) - 1
-	if nseq <= 0 {
+	rlo, rhi := a.Range()
+	if a.Hi > 0 {
+		b.Zero(b.View(a.DLogp, rlo, rhi-rlo))
+		if a.DEntropy != nil {
+			b.Zero(b.View(a.DEntropy, rlo, rhi-rlo))
+		}
+	} else {
+		b.Zero(a.DLogp)
+		if a.DEntropy != nil {
+			b.Zero(a.DEntropy)
+		}
+	}
+	if nseq <= 0 || rhi <= rlo {
 		return kernels.PolicyLossStats{}
 	}
 	p := &a.P
@@ -57,7 +65,7 @@ func (b *Backend) PolicyLoss(a *kernels.PolicyLossArgs) kernels.PolicyLossStats 
 		ArgPtr(dev(a.Logp)), ArgPtr(dev(a.OldLogp)), ArgPtr(dev(roll)), ArgPtr(dev(a.RefLogp)), ArgPtr(dev(a.Adv)), ArgPtr(dev(a.Mask)),
 		ArgPtr(dev(a.Entropy)), ArgPtr(dev(a.EpsLow)), ArgPtr(dev(a.EpsHigh)), ArgPtr(offs), ArgPtr(trunc),
 		ArgF32(p.EpsLow), ArgF32(p.EpsHigh), ArgF32(p.ClipRatioC), ArgF32(p.Beta), ArgInt(int(p.KL)), ArgF32(p.EntropyCoef),
-		ArgF32(p.TISCap), ArgInt(int(p.Agg)), ArgF64(p.Norm.Tokens), ArgInt(p.Norm.Seqs), ArgInt(p.Norm.MaxLen))
+		ArgF32(p.TISCap), ArgInt(int(p.Agg)), ArgF64(p.Norm.Tokens), ArgInt(p.Norm.Seqs), ArgInt(p.Norm.MaxLen), ArgInt(rlo), ArgInt(rhi))
 	host := make([]float64, stCount*nseq)
 	b.must("download", b.drv.CopyDtoH(bytesOf(host), stats))
 	var st kernels.PolicyLossStats
