@@ -47,6 +47,12 @@ type Backend struct {
 	tempFree  map[int][]DevPtr
 	tempSize  map[DevPtr]int
 	tempBytes int
+	// precision is the GEMM operand format; tr tracks the writes into
+	// each allocation so that c16, the bf16 copies of weight operands,
+	// are reused only while their source is unchanged (writes.go).
+	precision Precision
+	tr        tracker
+	c16       bf16Cache
 }
 
 // maxPooledBytes bounds the temporaries kept for reuse.
@@ -54,7 +60,9 @@ const maxPooledBytes = 64 << 20
 
 // New returns a backend over drv.
 func New(drv Driver) *Backend {
-	return &Backend{drv: drv, tempFree: map[int][]DevPtr{}, tempSize: map[DevPtr]int{}}
+	b := &Backend{tempFree: map[int][]DevPtr{}, tempSize: map[DevPtr]int{}}
+	b.drv = &trackingDriver{Driver: drv, tr: &b.tr}
+	return b
 }
 
 // Close releases the backend's scratch and pooled memory (buffers returned
@@ -64,6 +72,7 @@ func (b *Backend) Close() error {
 		b.free(b.scratch)
 		b.scratch, b.scratchLen = 0, 0
 	}
+	b.closeBF16()
 	for p := range b.tempSize {
 		if err := b.drv.Free(p); err != nil {
 			return fmt.Errorf("cuda: free temporary: %w", err)
@@ -137,19 +146,25 @@ const (
 
 func elemGrid(n int) Dim3 { return D1(max(1, min(elemMaxBlocks, (n+elemThreads-1)/elemThreads))) }
 
-// alloc returns zeroed device memory; temporaries are released with free.
+// alloc returns zeroed device memory, tracked for writes; it is released
+// with free.
 func (b *Backend) alloc(bytes int) DevPtr {
 	p, err := b.drv.Alloc(bytes)
 	b.must(fmt.Sprintf("alloc %d bytes", bytes), err)
 	b.must("memset", b.drv.Memset(p, bytes))
+	b.tr.add(p, bytes)
 	return p
 }
 
 func (b *Backend) free(ps ...DevPtr) {
 	for _, p := range ps {
-		if p != 0 {
-			b.must("free", b.drv.Free(p))
+		if p == 0 {
+			continue
 		}
+		if a := b.tr.remove(p); a != nil {
+			b.dropBF16(a)
+		}
+		b.must("free", b.drv.Free(p))
 	}
 }
 
@@ -210,7 +225,9 @@ func (b *Backend) Download(dst []float32, src kernels.Buf) {
 }
 
 // Zero implements kernels.Memory.
-func (b *Backend) Zero(x kernels.Buf) { b.must("memset", b.drv.Memset(dev(x), 4*x.Len())) }
+func (b *Backend) Zero(x kernels.Buf) {
+	b.must("memset", b.drv.Memset(dev(x), 4*x.Len()))
+}
 
 // Copy implements kernels.Memory.
 func (b *Backend) Copy(dst, src kernels.Buf) {
@@ -226,8 +243,14 @@ func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a kernel
 	b.gemm(transA, transB, m, n, k, alpha, dev(a), lda, dev(bb), ldb, beta, dev(c), ldc)
 }
 
+// gemm runs in the backend's precision: with PrecisionBF16, on bf16 copies of A
+// and B (precision.go).
 func (b *Backend) gemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr, lda int, bb DevPtr, ldb int, beta float32, c DevPtr, ldc int) {
-	b.must("sgemm", b.drv.Sgemm(transB, transA, n, m, k, alpha, bb, ldb, a, lda, beta, c, ldc))
+	if b.precision == PrecisionBF16 {
+		b.gemmBF16(transA, transB, m, n, k, alpha, a, lda, bb, ldb, beta, c, ldc)
+	} else {
+		b.must("sgemm", b.drv.Sgemm(transB, transA, n, m, k, alpha, bb, ldb, a, lda, beta, c, ldc))
+	}
 }
 
 // AddBias implements kernels.Dense.

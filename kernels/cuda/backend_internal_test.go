@@ -1,6 +1,10 @@
 package cuda
 
-import "testing"
+import (
+	"slices"
+	"strings"
+	"testing"
+)
 
 func TestTemporariesAreReusedAndFreed(t *testing.T) {
 	e := NewEmu()
@@ -30,4 +34,30 @@ func TestTemporariesAreReusedAndFreed(t *testing.T) {
 	}()
 	b2 := New(NewEmu())
 	b2.release(dev(b2.Alloc(4)))
+}
+
+// Every kernel the backend can launch has its writable arguments read from
+// its signature; a kernel missing from the table would have every pointer
+// argument stamped as written (correct, but it defeats the bf16 cache).
+func TestKernelWritesCoverEveryKernel(t *testing.T) {
+	tab := kernelWrites()
+	for _, name := range EmuKernels() {
+		if strings.HasPrefix(name, "selftest_") {
+			continue
+		}
+		if _, ok := tab[name]; !ok {
+			t.Errorf("kernel %s: writable arguments not found in the .cu sources", name)
+		}
+	}
+	for name, want := range map[string][]int{
+		"adamw":         {0, 2, 3},
+		"attn_fwd":      {0, 1},
+		"policy_loss":   {0, 1, 2},
+		"sample_rows":   {0, 1},
+		"cast_f32_bf16": {0},
+	} {
+		if got := tab[name]; !slices.Equal(got, want) {
+			t.Errorf("kernel %s writes arguments %v, want %v", name, got, want)
+		}
+	}
 }

@@ -22,3 +22,7 @@ func TestBF16(t *testing.T) { cudatest.BF16(t, emu) }
 
 // TestSampling checks device sampling on the emulated driver.
 func TestSampling(t *testing.T) { cudatest.Sampling(t, emu) }
+
+// TestModelBF16 runs tiny models with bf16 GEMM operands against the fp32
+// CPU backend.
+func TestModelBF16(t *testing.T) { cudatest.ModelBF16(t, emu, 5) }

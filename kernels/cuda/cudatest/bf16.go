@@ -103,6 +103,9 @@ func BF16(t *testing.T, newDriver func() (cuda.Driver, error)) {
 		}
 	})
 
+	t.Run("precision gemm", func(t *testing.T) { bf16PrecisionGemm(t, p) })
+	t.Run("weight cache", func(t *testing.T) { bf16WeightCache(t, p) })
+
 	t.Run("adamw", func(t *testing.T) {
 		n := 3001
 		rp, dp := p.bufs(p.rand(n, 1))
@@ -126,4 +129,167 @@ func BF16(t *testing.T, newDriver func() (cuda.Driver, error)) {
 			}
 		}
 	})
+}
+
+// roundBF16 rounds every value to bf16 (to nearest even), as the device
+// does before a bf16 GEMM.
+func roundBF16(v []float32) []float32 {
+	o := make([]float32, len(v))
+	for i, x := range v {
+		o[i] = cuda.BF16Float(cuda.BF16Bits(x))
+	}
+	return o
+}
+
+// bf16PrecisionGemm checks Gemm on a backend in bf16 precision against a
+// float64 product of the bf16-rounded operands. A product of two bf16
+// values has at most 16 significant bits and is exact in fp32, so the only
+// error is the fp32 summation: element by element, |got − want| ≤
+// (k+2)·2⁻²⁴·(|α|·Σ|aᵢbᵢ| + |β·c|), the standard bound for k additions in
+// any order plus the scaling.
+func bf16PrecisionGemm(t *testing.T, p *pair) {
+	p.dev.SetPrecision(cuda.PrecisionBF16)
+	defer p.dev.SetPrecision(cuda.PrecisionFP32)
+	for _, sh := range [][3]int{{13, 7, 11}, {1, 1, 1}, {33, 65, 300}, {5, 9, 0}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				lda, ldb, ldc := k+3, n+2, n+5
+				ar, br := m, k
+				if ta {
+					lda, ar = m+1, k
+				}
+				if tb {
+					ldb, br = k+4, n
+				}
+				av, bv, cv := p.rand(ar*lda+5, 1), p.rand(br*ldb+3, 1), p.rand(m*ldc+2, 1)
+				_, da := p.bufs(av)
+				_, db := p.bufs(bv)
+				_, dc := p.bufs(cv)
+				const alpha, beta = 0.5, 2
+				view := func(x kernels.Buf, off int) kernels.Buf { return p.dev.View(x, off, x.Len()-off) }
+				p.dev.Gemm(ta, tb, m, n, k, alpha, view(da, 5), lda, view(db, 3), ldb, beta, view(dc, 2), ldc)
+				got := make([]float32, len(cv))
+				p.dev.Download(got, dc)
+				ra, rb := roundBF16(av[5:]), roundBF16(bv[3:])
+				at := func(i, l int) float64 {
+					if ta {
+						return float64(ra[l*lda+i])
+					}
+					return float64(ra[i*lda+l])
+				}
+				bt := func(l, j int) float64 {
+					if tb {
+						return float64(rb[j*ldb+l])
+					}
+					return float64(rb[l*ldb+j])
+				}
+				bad := 0
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						var sum, abs float64
+						for l := 0; l < k; l++ {
+							sum += at(i, l) * bt(l, j)
+							abs += math.Abs(at(i, l) * bt(l, j))
+						}
+						c := float64(cv[2+i*ldc+j])
+						want := alpha*sum + beta*c
+						bound := float64(k+2) * 0x1p-24 * (alpha*abs + math.Abs(beta*c))
+						if d := math.Abs(float64(got[2+i*ldc+j]) - want); !(d <= bound) && bad < 3 {
+							bad++
+							t.Errorf("%v ta=%v tb=%v: C[%d,%d] = %.9g, float64 reference %.9g, off by %.3g > %.3g",
+								sh, ta, tb, i, j, got[2+i*ldc+j], want, d, bound)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// bf16WeightCache checks that a cached bf16 copy of a weight is reused
+// while the weight is unchanged and never after any write to it: a
+// forward after each kind of write must see the new weights.
+func bf16WeightCache(t *testing.T, p *pair) {
+	be := p.dev
+	be.SetPrecision(cuda.PrecisionBF16)
+	defer be.SetPrecision(cuda.PrecisionFP32)
+	const rows, in, out = 5, 24, 16
+	// The weights are a view into a bigger parameter buffer, as in a model.
+	params := be.Alloc(3 + out*in + 7)
+	be.Upload(params, p.rand(params.Len(), 1))
+	w := be.View(params, 3, out*in)
+	x := be.Alloc(rows * in)
+	be.Upload(x, p.rand(rows*in, 1))
+	be.Scale(x, 1) // written by a kernel, x is an activation: converted per call
+	y := be.Alloc(rows * out)
+	// check runs y = x·wᵀ on the device and compares it with the product of
+	// the bf16-rounded host values of x and w.
+	check := func(what string) {
+		t.Helper()
+		be.Gemm(false, true, rows, out, in, 1, x, in, w, in, 0, y, out)
+		xv, wv, got := make([]float32, rows*in), make([]float32, out*in), make([]float32, rows*out)
+		be.Download(xv, x)
+		be.Download(wv, w)
+		be.Download(got, y)
+		xv, wv = roundBF16(xv), roundBF16(wv)
+		for i := 0; i < rows; i++ {
+			for j := 0; j < out; j++ {
+				var sum, abs float64
+				for l := 0; l < in; l++ {
+					sum += float64(xv[i*in+l]) * float64(wv[j*in+l])
+					abs += math.Abs(float64(xv[i*in+l]) * float64(wv[j*in+l]))
+				}
+				if d := math.Abs(float64(got[i*out+j]) - sum); !(d <= float64(in+2)*0x1p-24*abs) {
+					t.Fatalf("after %s: y[%d,%d] = %.9g, want %.9g: a stale bf16 copy of the weights", what, i, j, got[i*out+j], sum)
+				}
+			}
+		}
+	}
+	_, _, bytes0 := be.BF16CacheStats()
+	check("upload")
+	h0, c0, _ := be.BF16CacheStats()
+	check("nothing")
+	h1, c1, bytes := be.BF16CacheStats()
+	if h1 != h0+1 || c1 != c0+1 {
+		t.Errorf("an unchanged weight was not served from the cache: hits %d→%d, conversions %d→%d", h0, h1, c0, c1)
+	}
+	if bytes-bytes0 != 2*out*in {
+		t.Errorf("the cache grew by %d bytes, want %d (one bf16 copy of w)", bytes-bytes0, 2*out*in)
+	}
+	grad, m, v, src := be.Alloc(out*in), be.Alloc(out*in), be.Alloc(out*in), be.Alloc(out*in)
+	be.Upload(grad, p.rand(out*in, 1))
+	be.Upload(src, p.rand(out*in, 1))
+	step := 0
+	for _, wr := range []struct {
+		what  string
+		write func()
+	}{
+		{"an AdamW step", func() {
+			step++
+			be.AdamW(w, grad, m, v, out*in, kernels.AdamWParams{LR: 0.1, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: step})
+		}},
+		{"an upload of one row", func() { be.Upload(be.View(params, 3+7*in, in), p.rand(in, 3)) }},
+		{"a device copy", func() { be.Copy(w, src) }},
+		{"a kernel writing it", func() { be.Scale(w, 0.5) }},
+		{"zeroing it", func() { be.Zero(w) }},
+		{"a GEMM writing it", func() { be.Gemm(false, false, 1, in, 1, 1, x, in, x, in, 0, be.View(params, 3, in), in) }},
+	} {
+		// Make w a parameter with a cached bf16 copy, then write it.
+		be.Upload(params, p.rand(params.Len(), 1))
+		check("an upload")
+		h0, _, _ := be.BF16CacheStats()
+		check("nothing")
+		if h1, _, _ := be.BF16CacheStats(); h1 != h0+1 {
+			t.Fatalf("before %s: an unchanged weight was not served from the cache", wr.what)
+		}
+		wr.write()
+		check(wr.what)
+	}
+	for _, b := range []kernels.Buf{params, x, y, grad, m, v, src} {
+		be.Free(b)
+	}
+	if _, _, bytes := be.BF16CacheStats(); bytes != bytes0 {
+		t.Errorf("%d bytes of bf16 copies outlive the freed weights", bytes)
+	}
 }
