@@ -28,23 +28,30 @@ import (
 // GPU; needs a binary built with -tags cuda) or cuda-emu (the CUDA kernels
 // run on the CPU by the emulator, for testing).
 func NewBackend(c config.Backend) (kernels.Backend, error) {
+	prec, err := cuda.ParsePrecision(c.Precision)
+	if err != nil {
+		return nil, fmt.Errorf("backend.precision: %w", err)
+	}
+	var spec string
 	switch c.Type {
 	case "", "cpu":
+		if prec != cuda.PrecisionFP32 {
+			return nil, fmt.Errorf("backend.precision %s needs a CUDA backend: the CPU backend computes in fp32 only", prec)
+		}
 		return cpu.New(c.Threads), nil
 	case "cuda":
-		be, err := cuda.Open(strconv.Itoa(c.Device))
-		if err != nil {
-			return nil, fmt.Errorf("backend cuda: %w", err)
-		}
-		return be, nil
+		spec = strconv.Itoa(c.Device)
 	case "cuda-emu":
-		be, err := cuda.Open("emu")
-		if err != nil {
-			return nil, fmt.Errorf("backend cuda-emu: %w", err)
-		}
-		return be, nil
+		spec = "emu"
+	default:
+		return nil, fmt.Errorf("backend %q is not supported (cpu, cuda or cuda-emu)", c.Type)
 	}
-	return nil, fmt.Errorf("backend %q is not supported (cpu, cuda or cuda-emu)", c.Type)
+	be, err := cuda.Open(spec)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", c.Type, err)
+	}
+	be.SetPrecision(prec)
+	return be, nil
 }
 
 // Policy is a model with its tokenizer.

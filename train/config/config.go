@@ -196,4 +196,6 @@ type Backend struct {
 	Type    string `yaml:"type" default:"cpu" enum:"cpu,cuda,cuda-emu" doc:"Compute backend: cpu, cuda (an NVIDIA GPU; needs a binary built with -tags cuda) or cuda-emu (the CUDA kernels emulated on the CPU, for testing; slow)."`
 	Threads int    `yaml:"threads" default:"0" doc:"CPU threads; 0 uses every core."`
 	Device  int    `yaml:"device" default:"0" doc:"CUDA device index."`
+	// Precision applies to the CUDA backends only.
+	Precision string `yaml:"precision" default:"fp32" enum:"fp32,bf16" doc:"GEMM precision of the CUDA backends: fp32, or bf16 (mixed precision as autocast does it: every matrix product on bfloat16 operands with fp32 accumulation and output; norms, softmax, log-probs, losses, the optimizer and the master weights stay fp32). The CPU backend computes in fp32 only."`
 }

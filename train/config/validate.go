@@ -324,4 +324,7 @@ func (v *validator) rest() {
 	v.atLeast("log.samples", l.Samples, 0)
 	v.atLeast("backend.threads", v.c.Backend.Threads, 0)
 	v.atLeast("backend.device", v.c.Backend.Device, 0)
+	if be := v.c.Backend; be.Precision == "bf16" && (be.Type == "" || be.Type == "cpu") {
+		v.bad("backend.precision", "bf16 needs a CUDA backend (backend.type: cuda, or cuda-emu to emulate it); the CPU backend computes in fp32 only")
+	}
 }
