@@ -74,6 +74,7 @@ type Workspace struct {
 	hasEntropy bool
 	// backward scratch
 	dres, dln, dattn, dqkv, dqkvPre, dgu, dact, dfinal kernels.Buf
+	dlogp, dent                                        kernels.Buf
 }
 
 // NewWorkspace returns an empty workspace for m.
@@ -107,6 +108,7 @@ func (ws *Workspace) alloc(n int) {
 	ws.cos, ws.sin = be.Alloc(n*c.HeadDim/2), be.Alloc(n*c.HeadDim/2)
 	ws.lse, ws.ent, ws.logp = be.Alloc(n), be.Alloc(n), be.Alloc(n)
 	ws.dres, ws.dln, ws.dfinal = be.Alloc(n*D), be.Alloc(n*D), be.Alloc(n*D)
+	ws.dlogp, ws.dent = be.Alloc(n), be.Alloc(n)
 	ws.dattn, ws.dqkv = be.Alloc(n*A), be.Alloc(n*C)
 	if c.QKNorm {
 		ws.dqkvPre = be.Alloc(n * C)
@@ -274,6 +276,43 @@ func (m *Model) BackwardLogProbsWith(ws *Workspace, dlogp, dEntropy []float32, d
 	}
 	if dHidden != nil {
 		be.Add(dfinal, dfinal, dHidden)
+	}
+	m.Backward(ws, dfinal)
+}
+
+// OutputGradArgs prepares the one-pass output layer
+// (kernels.Fused.TokenLogProbsGrad) for the last Forward: Logp, LSE,
+// Entropy (when withEntropy), DLogp and DEntropy are workspace buffers of
+// ws's rows, DHidden is the zeroed gradient of the final hidden states and
+// DW the LM head's gradient. The caller sets Grad and runs the kernel
+// (optim.OnePassPolicyLoss does both), then calls BackwardFinal. DEntropy
+// is nil unless withEntropy; the caller clears it when its objective has no
+// entropy term.
+func (m *Model) OutputGradArgs(ws *Workspace, targets []int32, invTemp float32, withEntropy bool) *kernels.LogProbsGradArgs {
+	m.EnableGrads()
+	c, be := m.Cfg, m.be
+	ws.targets, ws.invTemp, ws.hasEntropy = targets, invTemp, withEntropy
+	dfinal := ws.view(ws.dfinal, c.Hidden)
+	be.Zero(dfinal)
+	a := &kernels.LogProbsGradArgs{
+		Logp: ws.view(ws.logp, 1), LSE: ws.view(ws.lse, 1), DLogp: ws.view(ws.dlogp, 1),
+		Hidden: ws.view(ws.final, c.Hidden), W: m.LMHead(),
+		DHidden: dfinal, DW: m.grad(m.lay.lmHead, c.Vocab*c.Hidden),
+		Targets: targets, N: ws.n, D: c.Hidden, Vocab: c.Vocab, InvTemp: invTemp,
+	}
+	if withEntropy {
+		a.Entropy, a.DEntropy = ws.view(ws.ent, 1), ws.view(ws.dent, 1)
+	}
+	return a
+}
+
+// BackwardFinal backpropagates the final hidden states' gradient left by
+// the one-pass output layer (see OutputGradArgs), plus dHidden when
+// non-nil, through the trunk, accumulating into m.Grads.
+func (m *Model) BackwardFinal(ws *Workspace, dHidden kernels.Buf) {
+	dfinal := ws.view(ws.dfinal, m.Cfg.Hidden)
+	if dHidden != nil {
+		m.be.Add(dfinal, dfinal, dHidden)
 	}
 	m.Backward(ws, dfinal)
 }

@@ -401,9 +401,6 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 	if _, err := t.pol.Model.Forward(t.ws, rb.batch); err != nil {
 		return kernels.PolicyLossStats{}, optim.DRPOStats{}, err
 	}
-	wantEntropy := t.alg.EntropyCoef != 0 || t.alg.Loss != optim.LossDRPO
-	logp, ent := t.pol.Model.TokenLogProbs(t.ws, rb.targets, invTemp, wantEntropy)
-	n := rb.rows()
 	bufs := []kernels.Buf{}
 	up := func(v []float32) kernels.Buf {
 		b := upload(be, v)
@@ -415,50 +412,42 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 			be.Free(b)
 		}
 	}()
-	lpBuf := up(logp)
-	oldBuf := lpBuf
-	if haveOld {
-		oldBuf = up(rb.scatter(func(s *seq) []float32 { return s.oldLogp }))
-	}
 	mask := up(rb.mask())
-	dlogp := be.Alloc(n)
-	bufs = append(bufs, dlogp)
-	offsets := rb.offsets()
-
 	if t.alg.Loss == optim.LossDRPO {
-		correct := make([]bool, len(seqs))
-		groups := make([]int, len(seqs))
-		for i, s := range seqs {
-			correct[i], groups[i] = s.correct, s.group
-		}
-		dst, err := t.alg.DRPOLoss(be, optim.DRPOInput{Logp: lpBuf, OldLogp: oldBuf, Mask: mask, DLogp: dlogp,
-			Offsets: offsets, Correct: correct, Groups: groups, Prompts: max(prompts, 1), Tokens: max(norm.Tokens, 1), MaxLen: norm.MaxLen})
-		if err != nil {
-			return kernels.PolicyLossStats{}, dst, err
-		}
-		if finite(dst.Loss) {
-			t.pol.Model.BackwardLogProbs(t.ws, download(be, dlogp), nil)
-		}
-		return kernels.PolicyLossStats{Loss: dst.Loss, Tokens: 0}, dst, nil
+		dst, err := t.updateMicroDRPO(rb, mask, norm, prompts, haveOld, invTemp, up)
+		return kernels.PolicyLossStats{Loss: dst.Loss}, dst, err
 	}
 
 	params, err := t.alg.PolicyParams(norm)
 	if err != nil {
 		return kernels.PolicyLossStats{}, optim.DRPOStats{}, err
 	}
+	// The clipped surrogate's dL/dℓ of a token needs only that token, so
+	// the output layer runs forward and backward in one pass.
+	lg := t.pol.Model.OutputGradArgs(t.ws, rb.targets, invTemp, true)
+	if t.alg.EntropyCoef == 0 {
+		lg.DEntropy = nil
+	}
+	// On-policy, ℓ_old is ℓ itself (detached): the kernel writes each
+	// chunk's ℓ before PolicyLoss reads it.
+	oldBuf := lg.Logp
+	if haveOld {
+		oldBuf = up(rb.scatter(func(s *seq) []float32 { return s.oldLogp }))
+	}
 	truncated := make([]bool, len(seqs))
 	for i, s := range seqs {
 		truncated[i] = s.truncated
 	}
 	args := &kernels.PolicyLossArgs{
-		Logp: lpBuf, OldLogp: oldBuf, Mask: mask, DLogp: dlogp,
+		Logp: lg.Logp, OldLogp: oldBuf, Mask: mask, DLogp: lg.DLogp,
 		Adv: up(rb.scatter(func(s *seq) []float32 {
 			if s.tokAdv != nil {
 				return s.tokAdv
 			}
 			return constant(s.adv, s.completionLen())
 		})),
-		Offsets:   offsets,
+		Entropy: lg.Entropy, DEntropy: lg.DEntropy,
+		Offsets:   rb.offsets(),
 		Truncated: truncated,
 		P:         params,
 	}
@@ -468,25 +457,13 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 	if params.TISCap > 0 {
 		args.RolloutLogp = up(rb.scatter(func(s *seq) []float32 { return s.rolloutLogp }))
 	}
-	var dent kernels.Buf
-	if ent != nil {
-		args.Entropy = up(ent)
-		if t.alg.EntropyCoef != 0 {
-			dent = be.Alloc(n)
-			bufs = append(bufs, dent)
-			args.DEntropy = dent
-		}
-	}
-	st := be.PolicyLoss(args)
+	st := optim.OnePassPolicyLoss(be, args, lg)
 	if !finite(st.Loss) {
 		return st, optim.DRPOStats{}, nil
 	}
-	var dentHost []float32
-	if dent != nil {
-		dentHost = download(be, dent)
-	}
 	var dHidden kernels.Buf
 	if t.vh != nil {
+		n := rb.rows()
 		values := t.vh.Forward(t.ws)
 		dv := make([]float32, n)
 		vl, err := optim.ValueLoss(dv, values, rb.scatter(func(s *seq) []float32 { return s.oldValues }),
@@ -503,8 +480,37 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 			return st, optim.DRPOStats{}, err
 		}
 	}
-	t.pol.Model.BackwardLogProbsWith(t.ws, download(be, dlogp), dentHost, dHidden)
+	t.pol.Model.BackwardFinal(t.ws, dHidden)
 	return st, optim.DRPOStats{}, nil
+}
+
+// updateMicroDRPO is DRPO's micro-batch: its per-token gradients depend on
+// whole-sequence scores, so the log-probs of every token come first
+// (TokenLogProbs), then the two DRPO passes, then the output layer's
+// backward.
+func (t *Trainer) updateMicroDRPO(rb *rowBatch, mask kernels.Buf, norm kernels.Normalizers, prompts int, haveOld bool, invTemp float32, up func([]float32) kernels.Buf) (optim.DRPOStats, error) {
+	be := t.be
+	logp, _ := t.pol.Model.TokenLogProbs(t.ws, rb.targets, invTemp, false)
+	lpBuf := up(logp)
+	oldBuf := lpBuf
+	if haveOld {
+		oldBuf = up(rb.scatter(func(s *seq) []float32 { return s.oldLogp }))
+	}
+	dlogp := up(make([]float32, rb.rows()))
+	correct := make([]bool, len(rb.seqs))
+	groups := make([]int, len(rb.seqs))
+	for i, s := range rb.seqs {
+		correct[i], groups[i] = s.correct, s.group
+	}
+	dst, err := t.alg.DRPOLoss(be, optim.DRPOInput{Logp: lpBuf, OldLogp: oldBuf, Mask: mask, DLogp: dlogp,
+		Offsets: rb.offsets(), Correct: correct, Groups: groups, Prompts: max(prompts, 1), Tokens: max(norm.Tokens, 1), MaxLen: norm.MaxLen})
+	if err != nil {
+		return dst, err
+	}
+	if finite(dst.Loss) {
+		t.pol.Model.BackwardLogProbs(t.ws, download(be, dlogp), nil)
+	}
+	return dst, nil
 }
 
 func constant(v float32, n int) []float32 {
