@@ -158,7 +158,9 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s ker
 	})
 }
 
-// AttentionDecode implements kernels.Dense.
+// AttentionDecode implements kernels.Dense. A task is one sequence and one
+// KV head: the key and value offsets of its positions are computed once
+// and shared by the query heads of the group.
 func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool kernels.Buf, slots [][]int32, lens []int, heads, kvHeads, headDim int, scale float32) {
 	o, qs, kp, vp := Data(out), Data(q), Data(kPool), Data(vPool)
 	width := kvHeads * headDim
@@ -167,30 +169,48 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 	for _, n := range lens {
 		maxLen = max(maxLen, n)
 	}
-	n := len(lens) * heads
-	parallelFor(b.threads, n, 1, func(lo, hi int) {
+	parallelFor(b.threads, len(lens)*kvHeads, 1, func(lo, hi int) {
 		scores := make([]float32, maxLen)
+		offs := make([]int, maxLen)
 		for t := lo; t < hi; t++ {
-			i, h := t/heads, t%heads
-			kvh := h / group
-			qv := qs[i*qStride+h*headDim : i*qStride+h*headDim+headDim]
-			ov := o[(i*heads+h)*headDim : (i*heads+h+1)*headDim]
+			i, kvh := t/kvHeads, t%kvHeads
 			L := lens[i]
-			sl := slots[i][:L]
-			mx := float32(math.Inf(-1))
-			for j, slot := range sl {
-				off := int(slot)*width + kvh*headDim
-				sc := dot(qv, kp[off:off+headDim]) * scale
-				scores[j] = sc
-				mx = max(mx, sc)
+			off := offs[:L]
+			for j, slot := range slots[i][:L] {
+				off[j] = int(slot)*width + kvh*headDim
 			}
-			sum := expShift(scores[:L], scores[:L], mx)
-			clear(ov)
-			inv := float32(1 / sum)
-			for j, slot := range sl {
-				off := int(slot)*width + kvh*headDim
-				axpy(scores[j]*inv, vp[off:off+headDim], ov)
+			for h := kvh * group; h < (kvh+1)*group; h++ {
+				qv := qs[i*qStride+h*headDim : i*qStride+h*headDim+headDim]
+				ov := o[(i*heads+h)*headDim : (i*heads+h+1)*headDim]
+				sc := scores[:L]
+				mx := decodeScores(sc, qv, kp, off, scale)
+				inv := float32(1 / expShift(sc, sc, mx))
+				decodeWeighted(ov, sc, vp, off)
+				for d := range ov {
+					ov[d] *= inv
+				}
 			}
 		}
 	})
+}
+
+// decodeScoresScalar is decodeScores without vector instructions.
+func decodeScoresScalar(scores, q, kp []float32, offs []int, scale float32) float32 {
+	hd := len(q)
+	mx := float32(math.Inf(-1))
+	for j, off := range offs {
+		sc := dot(q, kp[off:off+hd]) * scale
+		scores[j] = sc
+		mx = max(mx, sc)
+	}
+	return mx
+}
+
+// decodeWeightedScalar is decodeWeighted without vector instructions.
+func decodeWeightedScalar(out, p, vp []float32, offs []int) {
+	hd := len(out)
+	clear(out)
+	for j, off := range offs {
+		axpy(p[j], vp[off:off+hd], out)
+	}
 }
