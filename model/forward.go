@@ -306,6 +306,22 @@ func (m *Model) OutputGradArgs(ws *Workspace, targets []int32, invTemp float32, 
 	return a
 }
 
+// LogProbsAndBackward is TokenLogProbs followed by BackwardLogProbs for a
+// dL/dlogp known before the log-probs are (a cross-entropy's constant
+// weights, as in supervised fine-tuning): the output layer runs forward and
+// backward in one pass, then the trunk's backward. It returns the
+// log-probs.
+func (m *Model) LogProbsAndBackward(ws *Workspace, targets []int32, invTemp float32, dlogp []float32) []float32 {
+	a := m.OutputGradArgs(ws, targets, invTemp, false)
+	m.be.Upload(a.DLogp, dlogp[:ws.n])
+	a.Grad = func(int, int) bool { return true }
+	m.be.TokenLogProbsGrad(a)
+	logp := make([]float32, ws.n)
+	m.be.Download(logp, a.Logp)
+	m.BackwardFinal(ws, nil)
+	return logp
+}
+
 // BackwardFinal backpropagates the final hidden states' gradient left by
 // the one-pass output layer (see OutputGradArgs), plus dHidden when
 // non-nil, through the trunk, accumulating into m.Grads.

@@ -163,15 +163,21 @@ func (t *Trainer) sftStep(rows []sftRow) (float64, error) {
 	if _, err := m.Forward(t.ws, b); err != nil {
 		return 0, err
 	}
-	logp, _ := m.TokenLogProbs(t.ws, targets, 1, false)
-	dlogp := make([]float32, len(logp))
+	// dL/dℓ is the same −1/count for every answer token, known before the
+	// log-probs are, so the output layer runs forward and backward in one
+	// pass.
+	dlogp := make([]float32, len(targets))
+	for i, tg := range targets {
+		if tg >= 0 {
+			dlogp[i] = -1 / float32(count)
+		}
+	}
+	logp := m.LogProbsAndBackward(t.ws, targets, 1, dlogp)
 	var loss float64
 	for i, tg := range targets {
 		if tg >= 0 {
 			loss -= float64(logp[i])
-			dlogp[i] = -1 / float32(count)
 		}
 	}
-	m.BackwardLogProbs(t.ws, dlogp, nil)
 	return loss / float64(count), nil
 }

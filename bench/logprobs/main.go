@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rltrain/rltrain/kernels"
 	"github.com/rltrain/rltrain/kernels/cpu"
 )
 
@@ -24,7 +25,7 @@ func main() {
 	n := flag.Int("tokens", 8192, "tokens")
 	vocab := flag.Int("vocab", 151936, "vocabulary size")
 	d := flag.Int("hidden", 896, "hidden size")
-	mode := flag.String("mode", "fused", "fused or unfused")
+	mode := flag.String("mode", "onepass", "onepass (TokenLogProbsGrad), fused (TokenLogProbs then TokenLogProbsBackward) or unfused")
 	flag.Parse()
 
 	be := cpu.New(0)
@@ -61,6 +62,18 @@ func main() {
 		lp, lse := make([]float32, *n), make([]float32, *n)
 		be.TokenLogProbs(cpu.F32(lp), nil, cpu.F32(lse), cpu.F32(h), cpu.F32(w), targets, *n, *d, *vocab, 1)
 		be.TokenLogProbsBackward(cpu.F32(dh), cpu.F32(dw), cpu.F32(g), nil, cpu.F32(h), cpu.F32(w), cpu.F32(lse), nil, targets, *n, *d, *vocab, 1)
+		for _, v := range lp {
+			sum += float64(v)
+		}
+	case "onepass":
+		lp, lse := make([]float32, *n), make([]float32, *n)
+		dl := make([]float32, *n)
+		be.TokenLogProbsGrad(&kernels.LogProbsGradArgs{
+			Logp: cpu.F32(lp), LSE: cpu.F32(lse), DLogp: cpu.F32(dl),
+			Hidden: cpu.F32(h), W: cpu.F32(w), DHidden: cpu.F32(dh), DW: cpu.F32(dw),
+			Targets: targets, N: *n, D: *d, Vocab: *vocab, InvTemp: 1,
+			Grad: func(r0, r1 int) bool { copy(dl[r0:r1], g[r0:r1]); return true },
+		})
 		for _, v := range lp {
 			sum += float64(v)
 		}
@@ -105,7 +118,7 @@ func main() {
 			sum += float64(v)
 		}
 	default:
-		fmt.Fprintln(os.Stderr, "logprobs: --mode fused or unfused")
+		fmt.Fprintln(os.Stderr, "logprobs: --mode onepass, fused or unfused")
 		os.Exit(2)
 	}
 	sec := time.Since(start).Seconds()

@@ -81,8 +81,7 @@ func main() {
 		if _, err := m.Forward(ws, b); err != nil {
 			panic(err)
 		}
-		m.TokenLogProbs(ws, targets, 1, false)
-		m.BackwardLogProbs(ws, dlogp, nil)
+		m.LogProbsAndBackward(ws, targets, 1, dlogp)
 		be.AdamW(m.Params, m.Grads, mom, vel, n, kernels.AdamWParams{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: k + 1})
 		return time.Since(start)
 	}
