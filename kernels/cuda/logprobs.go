@@ -10,6 +10,9 @@ import (
 // kernels, as in kernels/cpu.
 const logitChunkFloats = 8 << 20
 
+// onePassFloats bounds the logits TokenLogProbsGrad holds at once.
+const onePassFloats = 64 << 20
+
 func chunkRows(n, vocab int) int { return max(1, min(n, logitChunkFloats/max(vocab, 1))) }
 
 func (b *Backend) logitScratch(floats int) DevPtr {
@@ -88,7 +91,10 @@ func (b *Backend) TokenLogProbsGrad(a *kernels.LogProbsGradArgs) {
 	}
 	tg := b.uploadInts(a.Targets[:n])
 	defer b.release(tg)
-	rows := chunkRows(n, vocab)
+	// Larger chunks than the two-call path's: the dW product's inner
+	// dimension is the chunk's row count (64 Mi floats = 256 MiB of logits,
+	// 441 rows at a 151,936 vocabulary).
+	rows := max(1, min(n, onePassFloats/max(vocab, 1)))
 	if a.ChunkRows > 0 {
 		rows = min(n, a.ChunkRows)
 	}
