@@ -45,6 +45,13 @@ type Driver interface {
 	Close() error
 }
 
+// TF32Driver is a Driver whose Sgemm can round its operands to TF32
+// (10-bit mantissa, as tensor cores read fp32 inputs) for speed.
+type TF32Driver interface {
+	Driver
+	SetTF32(on bool) error
+}
+
 // DeviceError is the panic value of the backend when the driver fails: a
 // kernel fault, a deadlock found by the emulator, or out-of-memory.
 type DeviceError struct {

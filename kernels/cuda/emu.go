@@ -30,6 +30,7 @@ var Sources embed.FS
 type Emu struct {
 	mu     sync.Mutex
 	allocs map[DevPtr]int
+	tf32   bool
 }
 
 // NewEmu returns an emulated device.
@@ -189,8 +190,21 @@ func (e *Emu) Sgemm(transA, transB bool, m, n, k int, alpha float32, a DevPtr, l
 	if err := e.checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, 4); err != nil {
 		return fmt.Errorf("emu: sgemm: %w", err)
 	}
+	if e.tf32 {
+		C.emu_gemm_tf32(cBool(transA), cBool(transB), C.int(m), C.int(n), C.int(k), C.float(alpha), C.uint64_t(a), C.int(lda),
+			C.uint64_t(b), C.int(ldb), C.float(beta), C.uint64_t(c), C.int(ldc))
+		return nil
+	}
 	C.emu_sgemm(cBool(transA), cBool(transB), C.int(m), C.int(n), C.int(k), C.float(alpha), C.uint64_t(a), C.int(lda),
 		C.uint64_t(b), C.int(ldb), C.float(beta), C.uint64_t(c), C.int(ldc))
+	return nil
+}
+
+// SetTF32 implements TF32Driver: Sgemm then rounds A and B to TF32 (to
+// nearest, ties to even) and multiplies the rounded values in fp32, the
+// numerics of cuBLAS's TF32 tensor-op math.
+func (e *Emu) SetTF32(on bool) error {
+	e.tf32 = on
 	return nil
 }
 

@@ -25,6 +25,11 @@ void emu_sgemm(int transa, int transb, int m, int n, int k, float alpha, uint64_
 void emu_gemm_bf16(int transa, int transb, int m, int n, int k, float alpha, uint64_t a, int lda, uint64_t b,
                    int ldb, float beta, uint64_t c, int ldc);
 
+// emu_gemm_tf32 is emu_sgemm on A and B rounded to TF32 (10-bit mantissa,
+// to nearest even).
+void emu_gemm_tf32(int transa, int transb, int m, int n, int k, float alpha, uint64_t a, int lda, uint64_t b,
+                   int ldb, float beta, uint64_t c, int ldc);
+
 #ifdef __cplusplus
 }
 #endif

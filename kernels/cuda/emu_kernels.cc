@@ -76,6 +76,32 @@ void emu_gemm_bf16(int transa, int transb, int m, int n, int k, float alpha, uin
   delete[] B;
 }
 
+// emu_gemm_tf32 rounds copies of A and B to TF32 (the low 13 mantissa bits
+// cleared, to nearest with ties to even; NaN and infinities kept) and
+// multiplies them in fp32.
+void emu_gemm_tf32(int transa, int transb, int m, int n, int k, float alpha, uint64_t a, int lda, uint64_t b,
+                   int ldb, float beta, uint64_t c, int ldc) {
+  const int ar = transa ? k : m, ac = transa ? m : k;
+  const int br = transb ? n : k, bc = transb ? k : n;
+  auto to_tf32 = [](uint64_t p, int rows, int cols, int ld) {
+    const uint32_t* x = reinterpret_cast<const uint32_t*>(p);
+    float* f = new float[size_t(ld) * (cols > 0 ? cols : 1)];
+    for (int j = 0; j < cols; j++)
+      for (int i = 0; i < rows; i++) {
+        uint32_t u = x[size_t(j) * ld + i];
+        if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0xfffu + ((u >> 13) & 1u)) & ~0x1fffu;
+        std::memcpy(&f[size_t(j) * ld + i], &u, 4);
+      }
+    return f;
+  };
+  float* A = k > 0 ? to_tf32(a, ar, ac, lda) : nullptr;
+  float* B = k > 0 ? to_tf32(b, br, bc, ldb) : nullptr;
+  emu_sgemm(transa, transb, m, n, k, alpha, reinterpret_cast<uint64_t>(A), lda, reinterpret_cast<uint64_t>(B), ldb,
+            beta, c, ldc);
+  delete[] A;
+  delete[] B;
+}
+
 void emu_sgemm(int transa, int transb, int m, int n, int k, float alpha, uint64_t a, int lda, uint64_t b, int ldb,
                float beta, uint64_t c, int ldc) {
   float* C = reinterpret_cast<float*>(c);

@@ -1,6 +1,9 @@
 package cuda
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Precision is the number format of the backend's GEMM operands.
 type Precision string
@@ -40,6 +43,22 @@ func (b *Backend) Precision() Precision {
 		return PrecisionFP32
 	}
 	return b.precision
+}
+
+// SetTF32 lets the fp32 GEMMs (precision fp32) run on TF32 tensor cores:
+// cuBLAS rounds A and B to TF32 (10-bit mantissa, relative error 2⁻¹¹)
+// and accumulates in fp32. The emulator rounds the same way, so emulated
+// results show the same numerics. bf16 GEMMs are unaffected.
+func (b *Backend) SetTF32(on bool) error {
+	raw := b.drv.(*trackingDriver).Driver
+	d, ok := raw.(TF32Driver)
+	if !ok {
+		return fmt.Errorf("cuda: the %s driver has no TF32 mode", raw.Name())
+	}
+	if err := d.SetTF32(on); err != nil {
+		return fmt.Errorf("cuda: set TF32 math: %w", err)
+	}
+	return nil
 }
 
 // bf16Key identifies a converted operand: its first element and the number
@@ -164,4 +183,15 @@ func (b *Backend) gemmBF16(transA, transB bool, m, n, k int, alpha float32, a De
 	a16 := b.bf16Operand(0, a, operandSpan(rowsA, colsA, lda))
 	b16 := b.bf16Operand(1, bb, operandSpan(rowsB, colsB, ldb))
 	b.must("gemm bf16", b.drv.GemmBF16(transB, transA, n, m, k, alpha, b16, ldb, a16, lda, beta, c, ldc))
+}
+
+// TF32Round rounds a float32 to TF32 on the host (10-bit mantissa, to
+// nearest with ties to even; NaN and infinities unchanged): the reference
+// for the emulated TF32 GEMM.
+func TF32Round(f float32) float32 {
+	u := math.Float32bits(f)
+	if u&0x7f800000 != 0x7f800000 {
+		u = (u + 0xfff + (u>>13)&1) &^ 0x1fff
+	}
+	return math.Float32frombits(u)
 }

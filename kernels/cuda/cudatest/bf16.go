@@ -105,6 +105,7 @@ func BF16(t *testing.T, newDriver func() (cuda.Driver, error)) {
 
 	t.Run("precision gemm", func(t *testing.T) { bf16PrecisionGemm(t, p) })
 	t.Run("weight cache", func(t *testing.T) { bf16WeightCache(t, p) })
+	t.Run("tf32 gemm", func(t *testing.T) { tf32Gemm(t, p) })
 
 	t.Run("adamw", func(t *testing.T) {
 		n := 3001
@@ -150,6 +151,32 @@ func roundBF16(v []float32) []float32 {
 func bf16PrecisionGemm(t *testing.T, p *pair) {
 	p.dev.SetPrecision(cuda.PrecisionBF16)
 	defer p.dev.SetPrecision(cuda.PrecisionFP32)
+	gemmOnRounded(t, p, roundBF16)
+}
+
+// tf32Gemm checks Gemm in fp32 precision with TF32 math the same way: a
+// product of two TF32 values (11 significant bits each) is exact in fp32.
+func tf32Gemm(t *testing.T, p *pair) {
+	if err := p.dev.SetTF32(true); err != nil {
+		t.Skip(err)
+	}
+	defer func() {
+		if err := p.dev.SetTF32(false); err != nil {
+			t.Error(err)
+		}
+	}()
+	gemmOnRounded(t, p, func(v []float32) []float32 {
+		o := make([]float32, len(v))
+		for i, x := range v {
+			o[i] = cuda.TF32Round(x)
+		}
+		return o
+	})
+}
+
+// gemmOnRounded compares the device's Gemm with a float64 product of the
+// operands as round rounds them, within the fp32 summation bound.
+func gemmOnRounded(t *testing.T, p *pair, round func([]float32) []float32) {
 	for _, sh := range [][3]int{{13, 7, 11}, {1, 1, 1}, {33, 65, 300}, {5, 9, 0}} {
 		m, n, k := sh[0], sh[1], sh[2]
 		for _, ta := range []bool{false, true} {
@@ -171,7 +198,7 @@ func bf16PrecisionGemm(t *testing.T, p *pair) {
 				p.dev.Gemm(ta, tb, m, n, k, alpha, view(da, 5), lda, view(db, 3), ldb, beta, view(dc, 2), ldc)
 				got := make([]float32, len(cv))
 				p.dev.Download(got, dc)
-				ra, rb := roundBF16(av[5:]), roundBF16(bv[3:])
+				ra, rb := round(av[5:]), round(bv[3:])
 				at := func(i, l int) float64 {
 					if ta {
 						return float64(ra[l*lda+i])

@@ -23,6 +23,8 @@ static rl_sgemm_fn rl_sgemm;
 typedef int (*rl_gemmex_fn)(rl_cublas_handle, int, int, int, int, int, const void*, const void*, int, int,
                             const void*, int, int, const void*, void*, int, int, int, int);
 static rl_gemmex_fn rl_gemmex;
+typedef int (*rl_mathmode_fn)(rl_cublas_handle, int);
+static rl_mathmode_fn rl_mathmode;
 
 // rl_cublas_open loads cuBLAS; it returns the library name or NULL.
 static const char* rl_cublas_open(void) {
@@ -34,7 +36,8 @@ static const char* rl_cublas_open(void) {
 		rl_destroy = (rl_destroy_fn)dlsym(h, "cublasDestroy_v2");
 		rl_sgemm = (rl_sgemm_fn)dlsym(h, "cublasSgemm_v2");
 		rl_gemmex = (rl_gemmex_fn)dlsym(h, "cublasGemmEx");
-		if (rl_create && rl_destroy && rl_sgemm && rl_gemmex) {
+		rl_mathmode = (rl_mathmode_fn)dlsym(h, "cublasSetMathMode");
+		if (rl_create && rl_destroy && rl_sgemm && rl_gemmex && rl_mathmode) {
 			rl_lib = h;
 			return names[i];
 		}
@@ -66,6 +69,11 @@ static int rl_cublas_gemm_bf16(uintptr_t h, int ta, int tb, int m, int n, int k,
 	return rl_gemmex((rl_cublas_handle)h, ta, tb, m, n, k, &alpha, (const void*)a, 14, lda, (const void*)b, 14, ldb,
 	                 &beta, (void*)c, 0, ldc, 68, -1);
 }
+
+// cublasSetMathMode: CUBLAS_TF32_TENSOR_OP_MATH (3) lets sgemm round its
+// operands to TF32 and use tensor cores; CUBLAS_DEFAULT_MATH (0) is full
+// fp32.
+static int rl_cublas_tf32(uintptr_t h, int on) { return rl_mathmode((rl_cublas_handle)h, on ? 3 : 0); }
 */
 import "C"
 
@@ -125,6 +133,17 @@ func (b *cublas) sgemm(transA, transB bool, m, n, k int, alpha float32, a uint64
 		C.uint64_t(bb), C.int(ldb), C.float(beta), C.uint64_t(c), C.int(ldc))
 	if st != 0 {
 		return fmt.Errorf("cublasSgemm %dx%dx%d: status %d", m, n, k, int(st))
+	}
+	return nil
+}
+
+func (b *cublas) setTF32(on bool) error {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	if st := C.rl_cublas_tf32(b.h, v); st != 0 {
+		return fmt.Errorf("cublasSetMathMode: status %d", int(st))
 	}
 	return nil
 }

@@ -231,6 +231,16 @@ func (d *Driver) GemmBF16(transA, transB bool, m, n, k int, alpha float32, a cud
 	return d.blas.gemmBF16(transA, transB, m, n, k, alpha, uint64(a), lda, uint64(b), ldb, beta, uint64(c), ldc)
 }
 
+// SetTF32 implements cuda.TF32Driver: cuBLAS's TF32 tensor-op math for
+// Sgemm (or full fp32 again).
+func (d *Driver) SetTF32(on bool) error {
+	if err := d.bind(); err != nil {
+		return err
+	}
+	defer runtime.UnlockOSThread()
+	return d.blas.setTF32(on)
+}
+
 // Sync implements cuda.Driver.
 func (d *Driver) Sync() error {
 	if err := d.bind(); err != nil {
