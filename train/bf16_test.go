@@ -4,6 +4,9 @@ import (
 	"math"
 	"path/filepath"
 	"testing"
+
+	"github.com/rltrain/rltrain/kernels/cuda"
+	"github.com/rltrain/rltrain/train/config"
 )
 
 // bf16StepTol bounds the difference of a step's metrics between the CPU
@@ -38,6 +41,23 @@ func TestCUDAEmulatedBF16MatchesCPU(t *testing.T) {
 			if math.Abs(a-b) > bf16StepTol*max(1e-3, math.Abs(a)) {
 				t.Errorf("step %d %s: cpu fp32 %.6g, cuda (emulated) bf16 %.6g", i+1, k, a, b)
 			}
+		}
+	}
+}
+
+// NewBackend applies backend.precision and backend.tf32 to the CUDA
+// backends and refuses them on the CPU backend.
+func TestNewBackendPrecision(t *testing.T) {
+	be, err := NewBackend(config.Backend{Type: "cuda-emu", Precision: "bf16", TF32: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := be.(*cuda.Backend).Precision(); p != cuda.PrecisionBF16 {
+		t.Errorf("precision %s, want bf16", p)
+	}
+	for _, c := range []config.Backend{{Type: "cpu", Precision: "bf16"}, {Type: "cpu", TF32: true}, {Type: "cuda-emu", Precision: "fp16"}} {
+		if _, err := NewBackend(c); err == nil {
+			t.Errorf("%+v: no error", c)
 		}
 	}
 }

@@ -35,8 +35,8 @@ func NewBackend(c config.Backend) (kernels.Backend, error) {
 	var spec string
 	switch c.Type {
 	case "", "cpu":
-		if prec != cuda.PrecisionFP32 {
-			return nil, fmt.Errorf("backend.precision %s needs a CUDA backend: the CPU backend computes in fp32 only", prec)
+		if prec != cuda.PrecisionFP32 || c.TF32 {
+			return nil, fmt.Errorf("backend.precision %s and backend.tf32 %v: the CPU backend computes in fp32 only", prec, c.TF32)
 		}
 		return cpu.New(c.Threads), nil
 	case "cuda":
@@ -51,6 +51,12 @@ func NewBackend(c config.Backend) (kernels.Backend, error) {
 		return nil, fmt.Errorf("backend %s: %w", c.Type, err)
 	}
 	be.SetPrecision(prec)
+	if c.TF32 {
+		if err := be.SetTF32(true); err != nil {
+			be.Close()
+			return nil, fmt.Errorf("backend.tf32: %w", err)
+		}
+	}
 	return be, nil
 }
 

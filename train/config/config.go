@@ -198,4 +198,5 @@ type Backend struct {
 	Device  int    `yaml:"device" default:"0" doc:"CUDA device index."`
 	// Precision applies to the CUDA backends only.
 	Precision string `yaml:"precision" default:"fp32" enum:"fp32,bf16" doc:"GEMM precision of the CUDA backends: fp32, or bf16 (mixed precision as autocast does it: every matrix product on bfloat16 operands with fp32 accumulation and output; norms, softmax, log-probs, losses, the optimizer and the master weights stay fp32). The CPU backend computes in fp32 only."`
+	TF32      bool   `yaml:"tf32" default:"false" doc:"CUDA backends: let the fp32 matrix products round their operands to TF32 (10-bit mantissa) and use tensor cores (cuBLAS TF32 tensor-op math; cuda-emu rounds the same way). Affects precision fp32 only."`
 }

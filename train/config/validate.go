@@ -327,4 +327,7 @@ func (v *validator) rest() {
 	if be := v.c.Backend; be.Precision == "bf16" && (be.Type == "" || be.Type == "cpu") {
 		v.bad("backend.precision", "bf16 needs a CUDA backend (backend.type: cuda, or cuda-emu to emulate it); the CPU backend computes in fp32 only")
 	}
+	if be := v.c.Backend; be.TF32 && (be.Type == "" || be.Type == "cpu") {
+		v.bad("backend.tf32", "TF32 math needs a CUDA backend (backend.type: cuda or cuda-emu); the CPU backend computes in fp32 only")
+	}
 }

@@ -62,6 +62,8 @@ func TestValidateErrors(t *testing.T) {
 		{"bf16 on the cpu", minimal + "backend:\n  precision: bf16\n", nil,
 			"x.yaml:4: backend.precision: bf16 needs a CUDA backend (backend.type: cuda, or cuda-emu to emulate it); the CPU backend computes in fp32 only"},
 		{"bf16 on cuda", minimal + "backend:\n  type: cuda-emu\n  precision: bf16\n", nil, ""},
+		{"tf32 on the cpu", minimal + "backend:\n  tf32: true\n", nil,
+			"x.yaml:4: backend.tf32: TF32 math needs a CUDA backend (backend.type: cuda or cuda-emu); the CPU backend computes in fp32 only"},
 		{"precision enum", minimal + "backend:\n  type: cuda\n  precision: fp16\n", nil,
 			`x.yaml:5: backend.precision: must be one of fp32, bf16, got "fp16"`},
 		{"schedule enum", minimal + "optim:\n  schedule: step\n", nil,
