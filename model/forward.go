@@ -75,6 +75,9 @@ type Workspace struct {
 	// backward scratch
 	dres, dln, dattn, dqkv, dqkvPre, dgu, dact, dfinal kernels.Buf
 	dlogp, dent                                        kernels.Buf
+	// compact rows of the one-pass output layer (OutputGradArgs with spans)
+	spans              [][2]int
+	cfinal, cdfinal    kernels.Buf
 }
 
 // NewWorkspace returns an empty workspace for m.
@@ -109,6 +112,7 @@ func (ws *Workspace) alloc(n int) {
 	ws.lse, ws.ent, ws.logp = be.Alloc(n), be.Alloc(n), be.Alloc(n)
 	ws.dres, ws.dln, ws.dfinal = be.Alloc(n*D), be.Alloc(n*D), be.Alloc(n*D)
 	ws.dlogp, ws.dent = be.Alloc(n), be.Alloc(n)
+	ws.cfinal, ws.cdfinal = be.Alloc(n*D), be.Alloc(n*D)
 	ws.dattn, ws.dqkv = be.Alloc(n*A), be.Alloc(n*C)
 	if c.QKNorm {
 		ws.dqkvPre = be.Alloc(n * C)
@@ -288,20 +292,46 @@ func (m *Model) BackwardLogProbsWith(ws *Workspace, dlogp, dEntropy []float32, d
 // (optim.OnePassPolicyLoss does both), then calls BackwardFinal. DEntropy
 // is nil unless withEntropy; the caller clears it when its objective has no
 // entropy term.
-func (m *Model) OutputGradArgs(ws *Workspace, targets []int32, invTemp float32, withEntropy bool) *kernels.LogProbsGradArgs {
+//
+// spans, when non-nil, restricts the output layer to the row ranges
+// [start, end) of the last Forward (say, the completion tokens of each
+// sequence, leaving out prompts and padding, whose logits an RL loss never
+// uses): the kernel's rows are those ranges' rows in order, so targets and
+// every per-token buffer have Σ(end−start) entries, and BackwardFinal puts
+// the hidden-state gradients back in place.
+func (m *Model) OutputGradArgs(ws *Workspace, targets []int32, invTemp float32, withEntropy bool, spans [][2]int) *kernels.LogProbsGradArgs {
 	m.EnableGrads()
 	c, be := m.Cfg, m.be
-	ws.targets, ws.invTemp, ws.hasEntropy = targets, invTemp, withEntropy
-	dfinal := ws.view(ws.dfinal, c.Hidden)
-	be.Zero(dfinal)
+	ws.targets, ws.invTemp, ws.hasEntropy = nil, invTemp, withEntropy
+	ws.spans = spans
+	n, hidden, dHidden := ws.n, ws.view(ws.final, c.Hidden), ws.view(ws.dfinal, c.Hidden)
+	if spans != nil {
+		n = 0
+		for _, sp := range spans {
+			if sp[0] < 0 || sp[1] > ws.n || sp[1] < sp[0] {
+				panic(fmt.Sprintf("model: row span %v outside the %d rows of the batch", sp, ws.n))
+			}
+			if sp[1] == sp[0] {
+				continue
+			}
+			be.Copy2D(be.View(ws.cfinal, n*c.Hidden, (sp[1]-sp[0])*c.Hidden), c.Hidden,
+				be.View(ws.final, sp[0]*c.Hidden, (sp[1]-sp[0])*c.Hidden), c.Hidden, sp[1]-sp[0], c.Hidden)
+			n += sp[1] - sp[0]
+		}
+		hidden, dHidden = be.View(ws.cfinal, 0, n*c.Hidden), be.View(ws.cdfinal, 0, n*c.Hidden)
+	}
+	if len(targets) != n {
+		panic(fmt.Sprintf("model: %d targets for %d output rows", len(targets), n))
+	}
+	be.Zero(dHidden)
 	a := &kernels.LogProbsGradArgs{
-		Logp: ws.view(ws.logp, 1), LSE: ws.view(ws.lse, 1), DLogp: ws.view(ws.dlogp, 1),
-		Hidden: ws.view(ws.final, c.Hidden), W: m.LMHead(),
-		DHidden: dfinal, DW: m.grad(m.lay.lmHead, c.Vocab*c.Hidden),
-		Targets: targets, N: ws.n, D: c.Hidden, Vocab: c.Vocab, InvTemp: invTemp,
+		Logp: be.View(ws.logp, 0, n), LSE: be.View(ws.lse, 0, n), DLogp: be.View(ws.dlogp, 0, n),
+		Hidden: hidden, W: m.LMHead(),
+		DHidden: dHidden, DW: m.grad(m.lay.lmHead, c.Vocab*c.Hidden),
+		Targets: targets, N: n, D: c.Hidden, Vocab: c.Vocab, InvTemp: invTemp,
 	}
 	if withEntropy {
-		a.Entropy, a.DEntropy = ws.view(ws.ent, 1), ws.view(ws.dent, 1)
+		a.Entropy, a.DEntropy = be.View(ws.ent, 0, n), be.View(ws.dent, 0, n)
 	}
 	return a
 }
@@ -312,7 +342,7 @@ func (m *Model) OutputGradArgs(ws *Workspace, targets []int32, invTemp float32, 
 // backward in one pass, then the trunk's backward. It returns the
 // log-probs.
 func (m *Model) LogProbsAndBackward(ws *Workspace, targets []int32, invTemp float32, dlogp []float32) []float32 {
-	a := m.OutputGradArgs(ws, targets, invTemp, false)
+	a := m.OutputGradArgs(ws, targets, invTemp, false, nil)
 	m.be.Upload(a.DLogp, dlogp[:ws.n])
 	a.Grad = func(int, int) bool { return true }
 	m.be.TokenLogProbsGrad(a)
@@ -326,7 +356,21 @@ func (m *Model) LogProbsAndBackward(ws *Workspace, targets []int32, invTemp floa
 // the one-pass output layer (see OutputGradArgs), plus dHidden when
 // non-nil, through the trunk, accumulating into m.Grads.
 func (m *Model) BackwardFinal(ws *Workspace, dHidden kernels.Buf) {
-	dfinal := ws.view(ws.dfinal, m.Cfg.Hidden)
+	D, be := m.Cfg.Hidden, m.be
+	dfinal := ws.view(ws.dfinal, D)
+	if ws.spans != nil {
+		be.Zero(dfinal)
+		off := 0
+		for _, sp := range ws.spans {
+			r := sp[1] - sp[0]
+			if r == 0 {
+				continue
+			}
+			be.Copy2D(be.View(ws.dfinal, sp[0]*D, r*D), D, be.View(ws.cdfinal, off*D, r*D), D, r, D)
+			off += r
+		}
+		ws.spans = nil
+	}
 	if dHidden != nil {
 		m.be.Add(dfinal, dfinal, dHidden)
 	}

@@ -88,6 +88,59 @@ func (rb *rowBatch) mask() []float32 {
 	return out
 }
 
+// spans are the row ranges holding each sequence's completion tokens: the
+// rows an RL loss reads (see model.OutputGradArgs).
+func (rb *rowBatch) spans() [][2]int {
+	out := make([][2]int, len(rb.seqs))
+	for i, s := range rb.seqs {
+		r := rb.row(i, 0)
+		out[i] = [2]int{r, r + s.completionLen()}
+	}
+	return out
+}
+
+// compact concatenates each sequence's per-completion-token values (zeros
+// where get returns nil): the layout of the rows in spans.
+func (rb *rowBatch) compact(get func(s *seq) []float32) []float32 {
+	var out []float32
+	for _, s := range rb.seqs {
+		n := s.completionLen()
+		if v := get(s); v != nil {
+			out = append(out, v[:n]...)
+		} else {
+			out = append(out, make([]float32, n)...)
+		}
+	}
+	return out
+}
+
+// compactTargets, compactMask and compactOffsets are targets, mask and
+// offsets in the layout of compact.
+func (rb *rowBatch) compactTargets() []int32 {
+	var out []int32
+	for _, sp := range rb.spans() {
+		out = append(out, rb.targets[sp[0]:sp[1]]...)
+	}
+	return out
+}
+
+func (rb *rowBatch) compactMask() []float32 {
+	return rb.compact(func(s *seq) []float32 {
+		if s.excluded {
+			return nil
+		}
+		return constant(1, s.completionLen())
+	})
+}
+
+func (rb *rowBatch) compactOffsets() []int {
+	out := make([]int, len(rb.seqs)+1)
+	for i, s := range rb.seqs {
+		out[i+1] = out[i] + s.completionLen()
+	}
+	return out
+}
+
 func (rb *rowBatch) offsets() []int {
 	out := make([]int, len(rb.seqs)+1)
 	for i := range out {

@@ -412,9 +412,8 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 			be.Free(b)
 		}
 	}()
-	mask := up(rb.mask())
 	if t.alg.Loss == optim.LossDRPO {
-		dst, err := t.updateMicroDRPO(rb, mask, norm, prompts, haveOld, invTemp, up)
+		dst, err := t.updateMicroDRPO(rb, up(rb.mask()), norm, prompts, haveOld, invTemp, up)
 		return kernels.PolicyLossStats{Loss: dst.Loss}, dst, err
 	}
 
@@ -423,8 +422,10 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 		return kernels.PolicyLossStats{}, optim.DRPOStats{}, err
 	}
 	// The clipped surrogate's dL/dℓ of a token needs only that token, so
-	// the output layer runs forward and backward in one pass.
-	lg := t.pol.Model.OutputGradArgs(t.ws, rb.targets, invTemp, true)
+	// the output layer runs forward and backward in one pass, and only over
+	// the completion tokens' rows (prompt and padding logits are never
+	// used). Per-token buffers below are in that compact layout.
+	lg := t.pol.Model.OutputGradArgs(t.ws, rb.compactTargets(), invTemp, true, rb.spans())
 	if t.alg.EntropyCoef == 0 {
 		lg.DEntropy = nil
 	}
@@ -432,30 +433,30 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 	// chunk's ℓ before PolicyLoss reads it.
 	oldBuf := lg.Logp
 	if haveOld {
-		oldBuf = up(rb.scatter(func(s *seq) []float32 { return s.oldLogp }))
+		oldBuf = up(rb.compact(func(s *seq) []float32 { return s.oldLogp }))
 	}
 	truncated := make([]bool, len(seqs))
 	for i, s := range seqs {
 		truncated[i] = s.truncated
 	}
 	args := &kernels.PolicyLossArgs{
-		Logp: lg.Logp, OldLogp: oldBuf, Mask: mask, DLogp: lg.DLogp,
-		Adv: up(rb.scatter(func(s *seq) []float32 {
+		Logp: lg.Logp, OldLogp: oldBuf, Mask: up(rb.compactMask()), DLogp: lg.DLogp,
+		Adv: up(rb.compact(func(s *seq) []float32 {
 			if s.tokAdv != nil {
 				return s.tokAdv
 			}
 			return constant(s.adv, s.completionLen())
 		})),
 		Entropy: lg.Entropy, DEntropy: lg.DEntropy,
-		Offsets:   rb.offsets(),
+		Offsets:   rb.compactOffsets(),
 		Truncated: truncated,
 		P:         params,
 	}
 	if t.ref != nil && params.Beta > 0 {
-		args.RefLogp = up(rb.scatter(func(s *seq) []float32 { return s.refLogp }))
+		args.RefLogp = up(rb.compact(func(s *seq) []float32 { return s.refLogp }))
 	}
 	if params.TISCap > 0 {
-		args.RolloutLogp = up(rb.scatter(func(s *seq) []float32 { return s.rolloutLogp }))
+		args.RolloutLogp = up(rb.compact(func(s *seq) []float32 { return s.rolloutLogp }))
 	}
 	st := optim.OnePassPolicyLoss(be, args, lg)
 	if !finite(st.Loss) {
@@ -467,7 +468,7 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 		values := t.vh.Forward(t.ws)
 		dv := make([]float32, n)
 		vl, err := optim.ValueLoss(dv, values, rb.scatter(func(s *seq) []float32 { return s.oldValues }),
-			rb.scatter(func(s *seq) []float32 { return s.returns }), download(be, mask), t.alg.ValueClip, t.alg.VFCoef, norm.Tokens)
+			rb.scatter(func(s *seq) []float32 { return s.returns }), rb.mask(), t.alg.ValueClip, t.alg.VFCoef, norm.Tokens)
 		if err != nil {
 			return st, optim.DRPOStats{}, err
 		}
