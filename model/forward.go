@@ -76,8 +76,8 @@ type Workspace struct {
 	dres, dln, dattn, dqkv, dqkvPre, dgu, dact, dfinal kernels.Buf
 	dlogp, dent                                        kernels.Buf
 	// compact rows of the one-pass output layer (OutputGradArgs with spans)
-	spans              [][2]int
-	cfinal, cdfinal    kernels.Buf
+	spans           [][2]int
+	cfinal, cdfinal kernels.Buf
 }
 
 // NewWorkspace returns an empty workspace for m.
