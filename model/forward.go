@@ -304,21 +304,10 @@ func (m *Model) OutputGradArgs(ws *Workspace, targets []int32, invTemp float32, 
 	c, be := m.Cfg, m.be
 	ws.targets, ws.invTemp, ws.hasEntropy = nil, invTemp, withEntropy
 	ws.spans = spans
-	n, hidden, dHidden := ws.n, ws.view(ws.final, c.Hidden), ws.view(ws.dfinal, c.Hidden)
+	n, hidden := ws.outputRows(spans)
+	dHidden := ws.view(ws.dfinal, c.Hidden)
 	if spans != nil {
-		n = 0
-		for _, sp := range spans {
-			if sp[0] < 0 || sp[1] > ws.n || sp[1] < sp[0] {
-				panic(fmt.Sprintf("model: row span %v outside the %d rows of the batch", sp, ws.n))
-			}
-			if sp[1] == sp[0] {
-				continue
-			}
-			be.Copy2D(be.View(ws.cfinal, n*c.Hidden, (sp[1]-sp[0])*c.Hidden), c.Hidden,
-				be.View(ws.final, sp[0]*c.Hidden, (sp[1]-sp[0])*c.Hidden), c.Hidden, sp[1]-sp[0], c.Hidden)
-			n += sp[1] - sp[0]
-		}
-		hidden, dHidden = be.View(ws.cfinal, 0, n*c.Hidden), be.View(ws.cdfinal, 0, n*c.Hidden)
+		dHidden = be.View(ws.cdfinal, 0, n*c.Hidden)
 	}
 	if len(targets) != n {
 		panic(fmt.Sprintf("model: %d targets for %d output rows", len(targets), n))
@@ -334,6 +323,46 @@ func (m *Model) OutputGradArgs(ws *Workspace, targets []int32, invTemp float32, 
 		a.Entropy, a.DEntropy = be.View(ws.ent, 0, n), be.View(ws.dent, 0, n)
 	}
 	return a
+}
+
+// outputRows returns the final hidden states the output layer reads: all
+// rows when spans is nil, else the rows of the spans, gathered in order into
+// a compact buffer.
+func (ws *Workspace) outputRows(spans [][2]int) (int, kernels.Buf) {
+	D, be := ws.m.Cfg.Hidden, ws.m.be
+	if spans == nil {
+		return ws.n, ws.view(ws.final, D)
+	}
+	n := 0
+	for _, sp := range spans {
+		if sp[0] < 0 || sp[1] > ws.n || sp[1] < sp[0] {
+			panic(fmt.Sprintf("model: row span %v outside the %d rows of the batch", sp, ws.n))
+		}
+		r := sp[1] - sp[0]
+		if r == 0 {
+			continue
+		}
+		be.Copy2D(be.View(ws.cfinal, n*D, r*D), D, be.View(ws.final, sp[0]*D, r*D), D, r, D)
+		n += r
+	}
+	return n, be.View(ws.cfinal, 0, n*D)
+}
+
+// TokenLogProbsSpans is TokenLogProbs over the rows of spans only (see
+// OutputGradArgs), targets and result in that compact layout. It is
+// forward-only: the workspace keeps no state for a backward pass.
+func (m *Model) TokenLogProbsSpans(ws *Workspace, targets []int32, invTemp float32, spans [][2]int) []float32 {
+	n, hidden := ws.outputRows(spans)
+	if len(targets) != n {
+		panic(fmt.Sprintf("model: %d targets for %d output rows", len(targets), n))
+	}
+	ws.targets = nil
+	be := m.be
+	lp := be.View(ws.logp, 0, n)
+	be.TokenLogProbs(lp, nil, be.View(ws.lse, 0, n), hidden, m.LMHead(), targets, n, m.Cfg.Hidden, m.Cfg.Vocab, invTemp)
+	out := make([]float32, n)
+	be.Download(out, lp)
+	return out
 }
 
 // LogProbsAndBackward is TokenLogProbs followed by BackwardLogProbs for a

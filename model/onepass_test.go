@@ -55,3 +55,66 @@ func TestLogProbsAndBackwardEqualsTwoCalls(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenLogProbsSpans checks the compact-row log-probs against the same
+// rows of a full TokenLogProbs (1e-6 relative: only the products' row
+// counts differ), and that OutputGradArgs with spans gives the gradients of
+// the full-row path whose dL/dℓ is zero outside the spans (1e-5 of the
+// largest).
+func TestTokenLogProbsSpans(t *testing.T) {
+	m := randomModel(t, testConfigs()["llama"], 9)
+	b := Batch{IDs: []int32{3, 7, 9, 11, 5, 8, 1, 0, 2, 4, 6, 10}, B: 3, T: 4, Lens: []int{4, 3, 2}}
+	full := NextTokenTargets(b)
+	spans := [][2]int{{1, 3}, {4, 4}, {5, 6}, {8, 9}}
+	var targets []int32
+	var dlogpCompact []float32
+	dlogpFull := make([]float32, len(full))
+	for _, sp := range spans {
+		for r := sp[0]; r < sp[1]; r++ {
+			targets = append(targets, full[r])
+			g := float32(r%3) - 0.7
+			dlogpCompact = append(dlogpCompact, g)
+			dlogpFull[r] = g
+		}
+	}
+	ws := m.NewWorkspace()
+	m.EnableGrads()
+	if _, err := m.Forward(ws, b); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := m.TokenLogProbs(ws, full, 1.25, false)
+	m.ZeroGrads()
+	m.BackwardLogProbs(ws, dlogpFull, nil)
+	want := make([]float32, m.Grads.Len())
+	m.be.Download(want, m.Grads)
+
+	if _, err := m.Forward(ws, b); err != nil {
+		t.Fatal(err)
+	}
+	got := m.TokenLogProbsSpans(ws, targets, 1.25, spans)
+	k := 0
+	for _, sp := range spans {
+		for r := sp[0]; r < sp[1]; r++ {
+			if d := math.Abs(float64(got[k] - all[r])); d > 1e-6*math.Max(1, math.Abs(float64(all[r]))) {
+				t.Errorf("row %d: compact log-prob %v, full %v", r, got[k], all[r])
+			}
+			k++
+		}
+	}
+	m.ZeroGrads()
+	a := m.OutputGradArgs(ws, targets, 1.25, false, spans)
+	m.be.Upload(a.DLogp, dlogpCompact)
+	a.Grad = func(int, int) bool { return true }
+	m.be.TokenLogProbsGrad(a)
+	m.BackwardFinal(ws, nil)
+	g := make([]float32, m.Grads.Len())
+	m.be.Download(g, m.Grads)
+	var num, den float64
+	for i := range want {
+		num = math.Max(num, math.Abs(float64(g[i]-want[i])))
+		den = math.Max(den, math.Abs(float64(want[i])))
+	}
+	if den == 0 || num > 1e-5*den {
+		t.Errorf("gradients with spans differ from the full-row path by %.3g (largest %.3g)", num, den)
+	}
+}

@@ -195,13 +195,17 @@ func sequenceLogProbsValues(m *model.Model, ws *model.Workspace, seqs []*seq, mi
 		if _, err := m.Forward(ws, rb.batch); err != nil {
 			return nil, nil, err
 		}
-		lp, _ := m.TokenLogProbs(ws, rb.targets, invTemp, false)
+		// Only completion rows: prompt and padding logits are never used.
+		lp := m.TokenLogProbsSpans(ws, rb.compactTargets(), invTemp, rb.spans())
 		var vals []float32
 		if vh != nil {
 			vals = vh.Forward(ws)
 		}
-		for i := range rb.seqs {
-			logp[c[0]+i] = rb.gather(lp, i)
+		off := 0
+		for i, s := range rb.seqs {
+			n := s.completionLen()
+			logp[c[0]+i] = lp[off : off+n : off+n]
+			off += n
 			if vh != nil {
 				values[c[0]+i] = rb.gather(vals, i)
 			}
