@@ -9,11 +9,46 @@ import (
 // maxHeadDim matches MAX_HEAD_DIM in cuda_compat.cuh.
 const maxHeadDim = 256
 
-// attnThreads is the number of query (or key) rows per attention block.
-const attnThreads = 64
+// Launch geometry of attention.cu: attnWarps (ATT_WARPS) warps per block,
+// each taking up to attnMaxRPW (ATT_RPW) rows; key tiles of 32 rows, or 16
+// when head_dim > 128, so that the tiles and rows fit attnSharedFloats.
+const (
+	attnWarps        = 4
+	attnMaxRPW       = 4
+	attnSharedFloats = 48 << 10 / 4 // the default limit of dynamic shared memory
+)
 
-// attnTile is the number of key (or query) rows staged in shared memory.
-func attnTile(hd int) int { return max(1, min(64, 4096/hd)) }
+func attnTile(hd int) int {
+	if hd > 128 {
+		return 16
+	}
+	return 32
+}
+
+// Shared memory (in floats) of each kernel for head dimension hd, tile and
+// rows per warp rpw, as laid out in attention.cu.
+func fwdShared(hd, tile, rpw int) int { return tile*(hd+1) + tile*hd + attnWarps*rpw*(hd+32) }
+func dqShared(hd, tile, rpw int) int  { return 2*tile*(hd+1) + attnWarps*rpw*(2*hd+32) }
+func dkvShared(hd, tile, rpw int) int { return 2*tile*(hd+1) + 2*tile + attnWarps*rpw*(2*hd+64) }
+
+// attnRPW is the most rows per warp, at most limit, whose shared memory fits.
+func attnRPW(hd, limit int, shared func(hd, tile, rpw int) int) int {
+	for rpw := min(limit, attnMaxRPW); rpw > 1; rpw /= 2 {
+		if shared(hd, attnTile(hd), rpw) <= attnSharedFloats {
+			return rpw
+		}
+	}
+	return 1
+}
+
+// rowsPerWarp is a power of two ≥ ceil(rows / attnWarps), at most attnMaxRPW.
+func rowsPerWarp(rows int) int {
+	rpw := 1
+	for rpw < attnMaxRPW && attnWarps*rpw < rows {
+		rpw *= 2
+	}
+	return rpw
+}
 
 func checkAttn(s kernels.AttnShape) {
 	if s.HeadDim > maxHeadDim || s.HeadDim <= 0 {
@@ -34,6 +69,11 @@ func (b *Backend) uploadLens(s kernels.AttnShape) DevPtr {
 	return b.uploadInts(toInt32(s.Lens[:s.Batch]))
 }
 
+// attnGrid is the grid over rows (queries or keys) for rpw rows per warp.
+func attnGrid(s kernels.AttnShape, heads, rpw int) Dim3 {
+	return Dim3{(s.SeqLen + attnWarps*rpw - 1) / (attnWarps * rpw), heads, s.Batch}
+}
+
 // Attention implements kernels.Dense.
 func (b *Backend) Attention(out, lse, qkv kernels.Buf, s kernels.AttnShape) {
 	checkAttn(s)
@@ -42,13 +82,17 @@ func (b *Backend) Attention(out, lse, qkv kernels.Buf, s kernels.AttnShape) {
 	}
 	lens := b.uploadLens(s)
 	defer b.release(lens)
-	tile := attnTile(s.HeadDim)
-	grid := Dim3{(s.SeqLen + attnThreads - 1) / attnThreads, s.Heads, s.Batch}
-	b.launch("attn_fwd", grid, D1(attnThreads), 2*tile*s.HeadDim*4, ArgPtr(dev(out)), ArgPtr(dev(lse)), ArgPtr(dev(qkv)), ArgPtr(lens),
-		ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(s.HeadDim), ArgF32(s.Scale), ArgInt(tile))
+	hd, tile := s.HeadDim, attnTile(s.HeadDim)
+	rpw := attnRPW(hd, rowsPerWarp(s.SeqLen), fwdShared)
+	b.launch("attn_fwd", attnGrid(s, s.Heads, rpw), D1(32*attnWarps), 4*fwdShared(hd, tile, rpw), ArgPtr(dev(out)), ArgPtr(dev(lse)),
+		ArgPtr(dev(qkv)), ArgPtr(lens), ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(hd), ArgF32(s.Scale),
+		ArgInt(tile), ArgInt(rpw))
 }
 
-// AttentionBackward implements kernels.Dense.
+// AttentionBackward implements kernels.Dense: attn_bwd_dq (parallel over
+// query rows, also writing D = dO·O per row) then attn_bwd_dkv (parallel
+// over key rows); each gradient value is summed by one lane in a fixed
+// order, so the result is deterministic.
 func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s kernels.AttnShape) {
 	checkAttn(s)
 	if s.Batch*s.SeqLen == 0 {
@@ -57,17 +101,21 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s ker
 	lens := b.uploadLens(s)
 	dsum := b.temp(4 * s.Batch * s.Heads * s.SeqLen)
 	defer b.release(lens, dsum)
-	tile := attnTile(s.HeadDim)
-	blocks := (s.SeqLen + attnThreads - 1) / attnThreads
-	b.launch("attn_bwd_dq", Dim3{blocks, s.Heads, s.Batch}, D1(attnThreads), 2*tile*s.HeadDim*4, ArgPtr(dev(dqkv)), ArgPtr(dsum),
+	hd, tile := s.HeadDim, attnTile(s.HeadDim)
+	rpw := attnRPW(hd, rowsPerWarp(s.SeqLen), dqShared)
+	b.launch("attn_bwd_dq", attnGrid(s, s.Heads, rpw), D1(32*attnWarps), 4*dqShared(hd, tile, rpw), ArgPtr(dev(dqkv)), ArgPtr(dsum),
 		ArgPtr(dev(dout)), ArgPtr(dev(qkv)), ArgPtr(dev(out)), ArgPtr(dev(lse)), ArgPtr(lens),
-		ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(s.HeadDim), ArgF32(s.Scale), ArgInt(tile))
-	b.launch("attn_bwd_dkv", Dim3{blocks, s.KVHeads, s.Batch}, D1(attnThreads), (2*s.HeadDim+2)*tile*4, ArgPtr(dev(dqkv)),
+		ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(hd), ArgF32(s.Scale), ArgInt(tile), ArgInt(rpw))
+	rpw = attnRPW(hd, rowsPerWarp(s.SeqLen), dkvShared)
+	b.launch("attn_bwd_dkv", attnGrid(s, s.KVHeads, rpw), D1(32*attnWarps), 4*dkvShared(hd, tile, rpw), ArgPtr(dev(dqkv)),
 		ArgPtr(dev(dout)), ArgPtr(dev(qkv)), ArgPtr(dev(lse)), ArgPtr(dsum), ArgPtr(lens),
-		ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(s.HeadDim), ArgF32(s.Scale), ArgInt(tile))
+		ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(hd), ArgF32(s.Scale), ArgInt(tile), ArgInt(rpw))
 }
 
-// AttentionDecode implements kernels.Dense.
+// AttentionDecode implements kernels.Dense. One block per (KV head,
+// sequence) stages each tile of the cached keys and values once for all
+// the query heads of the group (split over grid.z when the group has more
+// than attnWarps·rpw heads).
 func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool kernels.Buf, slots [][]int32, lens []int, heads, kvHeads, headDim int, scale float32) {
 	checkAttn(kernels.AttnShape{Heads: heads, KVHeads: kvHeads, HeadDim: headDim})
 	if len(lens) == 0 {
@@ -82,6 +130,11 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 	checkIDs(flat, kPool.Len()/(kvHeads*headDim))
 	ps, po, pl := b.uploadInts(flat), b.uploadInts(offs), b.uploadInts(toInt32(lens))
 	defer b.release(ps, po, pl)
-	b.launch("attn_decode", Dim3{heads, len(lens), 1}, D1(32), 0, ArgPtr(dev(out)), ArgPtr(dev(q)), ArgInt(qStride),
-		ArgPtr(dev(kPool)), ArgPtr(dev(vPool)), ArgPtr(ps), ArgPtr(po), ArgPtr(pl), ArgInt(heads), ArgInt(kvHeads), ArgInt(headDim), ArgF32(scale))
+	group, tile := heads/kvHeads, attnTile(headDim)
+	rpw := attnRPW(headDim, rowsPerWarp(group), fwdShared)
+	warps := min(attnWarps, (group+rpw-1)/rpw)
+	grid := Dim3{kvHeads, len(lens), (group + attnWarps*rpw - 1) / (attnWarps * rpw)}
+	b.launch("attn_decode", grid, D1(32*warps), 4*fwdShared(headDim, tile, rpw), ArgPtr(dev(out)), ArgPtr(dev(q)), ArgInt(qStride),
+		ArgPtr(dev(kPool)), ArgPtr(dev(vPool)), ArgPtr(ps), ArgPtr(po), ArgPtr(pl), ArgInt(heads), ArgInt(kvHeads), ArgInt(headDim),
+		ArgF32(scale), ArgInt(tile), ArgInt(rpw))
 }

@@ -97,7 +97,7 @@ var (
 )
 
 // kernelSig matches a kernel's parameter list in the .cu sources.
-var kernelSig = regexp.MustCompile(`extern "C" __global__ void (\w+)\(([^)]*)\)`)
+var kernelSig = regexp.MustCompile(`extern "C" __global__ void (?:__launch_bounds__\([^)]*\) )?(\w+)\(([^)]*)\)`)
 
 // kernelWrites returns, for each kernel of the .cu sources, the positions
 // of its writable pointer parameters.
