@@ -208,10 +208,11 @@ func WriteResults(w io.Writer, title string, res []BenchResult) {
 
 // ModelBench is the end-to-end measurement of a model on a backend.
 type ModelBench struct {
+	Precision      cuda.Precision
 	Params         int
 	TrainTokens    int
 	StepSeconds    float64 // forward + log-probs + backward of one micro-batch
-	MFU            float64 // 6·N·tokens / step time / fp32-path peak (TF32)
+	MFU            float64 // 6·N·tokens / step time / the precision's peak (TF32 for fp32, BF16 for bf16)
 	DecodeBatch    int
 	DecodeTokensPS float64
 	DecodeFloorTPS float64 // bandwidth-bound tokens/s: weights + KV read once per step
@@ -219,9 +220,11 @@ type ModelBench struct {
 
 // BenchModel times a training micro-batch (batch×seqLen tokens) and
 // batched decoding (decodeBatch sequences, decodeSteps steps after a
-// prompt of promptLen) of a randomly initialised model.
-func BenchModel(drv cuda.Driver, cfg model.Config, dev DeviceSpec, batch, seqLen, decodeBatch, promptLen, decodeSteps int) (ModelBench, error) {
+// prompt of promptLen) of a randomly initialised model, with GEMMs in
+// precision prec.
+func BenchModel(drv cuda.Driver, cfg model.Config, dev DeviceSpec, prec cuda.Precision, batch, seqLen, decodeBatch, promptLen, decodeSteps int) (ModelBench, error) {
 	be := cuda.New(drv)
+	be.SetPrecision(prec)
 	m, err := model.New(cfg, be)
 	if err != nil {
 		return ModelBench{}, err
@@ -255,8 +258,13 @@ func BenchModel(drv cuda.Driver, cfg model.Config, dev DeviceSpec, batch, seqLen
 	if err != nil {
 		return ModelBench{}, fmt.Errorf("train step: %w", err)
 	}
-	mb := ModelBench{Params: m.NumParams(), TrainTokens: batch * seqLen, StepSeconds: sec}
-	mb.MFU = 6 * float64(mb.Params) * float64(mb.TrainTokens) / sec / (dev.TF32TFLOPs * 1e12)
+	mb := ModelBench{Precision: be.Precision(), Params: m.NumParams(), TrainTokens: batch * seqLen, StepSeconds: sec}
+	peak, weightBytes := dev.TF32TFLOPs, 4.0
+	if mb.Precision == cuda.PrecisionBF16 {
+		// Decoding reads the cached bf16 copies of the weights.
+		peak, weightBytes = dev.BF16TFLOPs, 2
+	}
+	mb.MFU = 6 * float64(mb.Params) * float64(mb.TrainTokens) / sec / (peak * 1e12)
 
 	kvPerTok := cfg.KVBytesPerToken()
 	cache, err := m.NewKVCache(int64(decodeBatch*(promptLen+decodeSteps+16)*kvPerTok)*2, 16)
@@ -288,15 +296,19 @@ func BenchModel(drv cuda.Driver, cfg model.Config, dev DeviceSpec, batch, seqLen
 	mb.DecodeBatch = decodeBatch
 	mb.DecodeTokensPS = float64(decodeBatch*decodeSteps) / time.Since(t0).Seconds()
 	avgCtx := float64(promptLen) + float64(decodeSteps)/2
-	stepBytes := 4*float64(mb.Params) + float64(decodeBatch)*avgCtx*float64(kvPerTok)
+	stepBytes := weightBytes*float64(mb.Params) + float64(decodeBatch)*avgCtx*float64(kvPerTok)
 	mb.DecodeFloorTPS = float64(decodeBatch) / (stepBytes / (dev.BandwidthGBs * 1e9))
 	return mb, nil
 }
 
 // WriteModelBench prints a model measurement.
 func WriteModelBench(w io.Writer, name string, mb ModelBench) {
-	fmt.Fprintf(w, "%s: %d parameters\n", name, mb.Params)
-	fmt.Fprintf(w, "  train micro-batch of %d tokens: %.1f ms, MFU %.1f%% of the TF32 peak\n", mb.TrainTokens, mb.StepSeconds*1e3, 100*mb.MFU)
+	peak := "TF32"
+	if mb.Precision == cuda.PrecisionBF16 {
+		peak = "BF16"
+	}
+	fmt.Fprintf(w, "%s: %d parameters, %s GEMMs\n", name, mb.Params, mb.Precision)
+	fmt.Fprintf(w, "  train micro-batch of %d tokens: %.1f ms, MFU %.1f%% of the %s peak\n", mb.TrainTokens, mb.StepSeconds*1e3, 100*mb.MFU, peak)
 	fmt.Fprintf(w, "  decode, batch %d: %.0f tokens/s = %.1f%% of the bandwidth-bound %.0f tokens/s\n",
 		mb.DecodeBatch, mb.DecodeTokensPS, 100*mb.DecodeTokensPS/mb.DecodeFloorTPS, mb.DecodeFloorTPS)
 }

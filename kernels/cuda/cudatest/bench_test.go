@@ -23,12 +23,17 @@ func TestBenchHarnessOnEmulator(t *testing.T) {
 			t.Errorf("%s: time %v, floor %v", r.Name, r.Seconds, r.Floor)
 		}
 	}
-	mb, err := BenchModel(cuda.NewEmu(), cfg, H100, 2, 8, 3, 4, 2)
-	if err != nil {
-		t.Fatal(err)
+	for _, prec := range []cuda.Precision{cuda.PrecisionFP32, cuda.PrecisionBF16} {
+		mb, err := BenchModel(cuda.NewEmu(), cfg, H100, prec, 2, 8, 3, 4, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		WriteModelBench(&out, "tiny", mb)
+		if !(mb.DecodeTokensPS > 0) || !(mb.MFU > 0) || mb.Precision != prec {
+			t.Errorf("%s: incomplete model measurement %+v", prec, mb)
+		}
 	}
-	WriteModelBench(&out, "tiny", mb)
-	if !strings.Contains(out.String(), "attention_backward") || !(mb.DecodeTokensPS > 0) || !(mb.MFU > 0) {
+	if !strings.Contains(out.String(), "attention_backward") || !strings.Contains(out.String(), "bf16 GEMMs") {
 		t.Errorf("incomplete report:\n%s", out.String())
 	}
 }

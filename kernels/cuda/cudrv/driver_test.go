@@ -62,12 +62,14 @@ func TestBenchGPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	cudatest.WriteResults(os.Stdout, "kernels at Qwen2.5-0.5B shapes, 4096 tokens (4×1024)", res)
-	mb, err := cudatest.BenchModel(drv, cfg, cudatest.H100, 4, 512, 64, 128, 32)
-	sample()
-	if err != nil {
-		t.Fatal(err)
+	for _, prec := range []cuda.Precision{cuda.PrecisionFP32, cuda.PrecisionBF16} {
+		mb, err := cudatest.BenchModel(drv, cfg, cudatest.H100, prec, 4, 512, 64, 128, 32)
+		sample()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cudatest.WriteModelBench(os.Stdout, "Qwen2.5-0.5B (random weights)", mb)
 	}
-	cudatest.WriteModelBench(os.Stdout, "Qwen2.5-0.5B (random weights, fp32)", mb)
 	// Nothing is freed during the run, so the lowest free memory seen is the
 	// peak of this process.
 	fmt.Printf("peak device memory: %.2f GiB of %.2f GiB\n", float64(free0-minFree)/(1<<30), float64(total)/(1<<30))
