@@ -45,20 +45,8 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 			e := make([]float32, vocab)
 			for r := lo; r < hi; r++ {
 				row := zc[r*vocab : (r+1)*vocab]
-				mx := maxSlice(row)
-				sum := expShift(e, row, mx)
-				l := float64(mx) + math.Log(sum)
 				i := r0 + r
-				ls[i] = float32(l)
-				if t := targets[i]; t >= 0 {
-					lp[i] = row[t] - float32(l)
-				} else {
-					lp[i] = 0
-				}
-				if ent != nil {
-					// H = lse − Σ p·z
-					ent[i] = float32(l - dotF64(e, row)/sum)
-				}
+				sum := rowSoftmax(e, row, targets[i], i, lp, ls, ent)
 				if keep {
 					scaleInto(row, e, float32(1/sum))
 				}
@@ -70,6 +58,24 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 	} else {
 		b.putScratch(z)
 	}
+}
+
+// rowSoftmax reduces one row of logits: e receives exp(row − max), and
+// lse[i], logp[i] (0 for a negative target) and, when ent is non-nil,
+// ent[i] = lse − Σ p·z are written. It returns Σ e.
+func rowSoftmax(e, row []float32, target int32, i int, logp, lse, ent []float32) float64 {
+	mx := maxSlice(row)
+	sum := expShift(e, row, mx)
+	l := float64(mx) + math.Log(sum)
+	lse[i] = float32(l)
+	logp[i] = 0
+	if target >= 0 {
+		logp[i] = row[target] - float32(l)
+	}
+	if ent != nil {
+		ent[i] = float32(l - dotF64(e, row)/sum)
+	}
+	return sum
 }
 
 // probKey identifies the forward call whose probabilities are cached.

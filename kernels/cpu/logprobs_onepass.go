@@ -1,10 +1,6 @@
 package cpu
 
-import (
-	"math"
-
-	"github.com/rltrain/rltrain/kernels"
-)
+import "github.com/rltrain/rltrain/kernels"
 
 // onePassFloats bounds the logits TokenLogProbsGrad holds at once (32 Mi
 // floats = 128 MiB). Chunks are whole vocabulary rows, so the bound sets
@@ -68,18 +64,7 @@ func (b *Backend) TokenLogProbsGrad(a *kernels.LogProbsGradArgs) {
 			defer func() { rowBufs <- e }()
 			for r := lo; r < hi; r++ {
 				row := zc[r*vocab : (r+1)*vocab]
-				mx := maxSlice(row)
-				sum := expShift(e, row, mx)
-				l := float64(mx) + math.Log(sum)
-				i := r0 + r
-				ls[i] = float32(l)
-				lp[i] = 0
-				if t := targets[i]; t >= 0 {
-					lp[i] = row[t] - float32(l)
-				}
-				if ent != nil {
-					ent[i] = float32(l - dotF64(e, row)/sum)
-				}
+				sum := rowSoftmax(e, row, targets[r0+r], r0+r, lp, ls, ent)
 				if ge == nil {
 					scaleInto(row, e, float32(1/sum))
 				}
