@@ -21,11 +21,24 @@ func TestTemporariesAreReusedAndFreed(t *testing.T) {
 	x := b.Alloc(100)
 	b.Free(x)
 	b.logitScratch(1000)
+	// bf16 GEMMs leave a cached weight copy (w is uploaded: parameters;
+	// it stays allocated) and scratch for the activation; Close frees
+	// them too.
+	b.SetPrecision(PrecisionBF16)
+	w, a, c := b.Alloc(12), b.Alloc(8), b.Alloc(6)
+	b.Upload(w, make([]float32, 12))
+	b.Scale(a, 1)
+	b.Gemm(false, true, 2, 3, 4, 1, a, 4, w, 4, 0, c, 3)
+	if hits, converts, bytes := b.BF16CacheStats(); hits != 0 || converts != 2 || bytes != 24 {
+		t.Errorf("bf16 cache after one GEMM: %d hits, %d conversions, %d bytes; want 0, 2, 24", hits, converts, bytes)
+	}
+	b.Free(a)
+	b.Free(c)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.Live(); n != 0 {
-		t.Errorf("%d device allocations left after Close", n)
+	if n := e.Live(); n != 1 {
+		t.Errorf("%d device allocations left after Close, want 1 (w)", n)
 	}
 	defer func() {
 		if recover() == nil {
