@@ -80,25 +80,40 @@ func (m *Model) Prefill(ws *Workspace, c *KVCache, seqs []*Seq, prompts [][]int3
 		last := (i*T + len(p) - 1) * cfg.Hidden
 		be.Copy(be.View(d.out, i*cfg.Hidden, cfg.Hidden), be.View(ws.final, last, cfg.Hidden))
 	}
-	return m.headLogits(d, len(prompts)), nil
+	return m.headLogits(d, len(prompts), nil), nil
 }
 
-func (m *Model) headLogits(d *decodeBufs, n int) []float32 {
+// headLogits computes the logits of the first n rows of d.out into host,
+// or into a new slice when host is nil.
+func (m *Model) headLogits(d *decodeBufs, n int, host []float32) []float32 {
 	be, cfg := m.be, m.Cfg
 	logits := be.View(d.logits, 0, n*cfg.Vocab)
 	be.Gemm(false, true, n, cfg.Vocab, cfg.Hidden, 1, d.out, cfg.Hidden, m.LMHead(), cfg.Hidden, 0, logits, cfg.Vocab)
-	host := make([]float32, n*cfg.Vocab)
-	be.Download(host, logits)
+	if host == nil {
+		host = make([]float32, n*cfg.Vocab)
+	}
+	be.Download(host[:n*cfg.Vocab], logits)
 	return host
 }
 
 // Decode appends one token to each sequence, attending to everything the
-// cache holds for it, and returns the next-token logits as a host
+// cache holds for it, and returns the next-token logits as a new host
 // [len(seqs) × vocab] slice. On ErrCacheFull no sequence is changed.
 func (m *Model) Decode(c *KVCache, seqs []*Seq, tokens []int32) ([]float32, error) {
+	return m.DecodeTo(nil, c, seqs, tokens)
+}
+
+// DecodeTo is Decode writing the logits into dst (at least len(seqs) ×
+// vocab floats), or into a new slice when dst is nil. A sampling loop
+// passes the same buffer every step instead of allocating (and, for a
+// 32000-word vocabulary and 64 sequences, clearing) 8 MB per token.
+func (m *Model) DecodeTo(dst []float32, c *KVCache, seqs []*Seq, tokens []int32) ([]float32, error) {
 	n := len(seqs)
 	if n == 0 || len(tokens) != n {
 		return nil, fmt.Errorf("decode: %d tokens for %d sequences", len(tokens), n)
+	}
+	if dst != nil && len(dst) < n*m.Cfg.Vocab {
+		return nil, fmt.Errorf("decode: a logits buffer of %d floats for %d sequences of %d", len(dst), n, m.Cfg.Vocab)
 	}
 	need := 0
 	for i, s := range seqs {
@@ -155,5 +170,5 @@ func (m *Model) Decode(c *KVCache, seqs []*Seq, tokens []int32) ([]float32, erro
 		})
 	}
 	be.RMSNorm(v(d.out, D), d.rstd, x, m.param(m.lay.norm, D), n, D, eps)
-	return m.headLogits(d, n), nil
+	return m.headLogits(d, n, dst), nil
 }

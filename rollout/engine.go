@@ -93,6 +93,9 @@ type Engine struct {
 	detok Detokenizer
 
 	samplers []*Sampler
+	// logits and chunkLogits are the host buffers decoding writes into,
+	// kept across steps and calls.
+	logits, chunkLogits []float32
 }
 
 // New allocates the KV cache for cfg and returns an engine. detok may be
@@ -370,11 +373,14 @@ func (e *Engine) Generate(prompts []Prompt) (_ []Completion, _ Stats, err error)
 			seqs[i], toks[i] = r.seq, r.tok
 		}
 		t0 := time.Now()
-		var logits []float32
+		if need := len(active) * mc.Vocab; cap(e.logits) < need {
+			e.logits = make([]float32, need)
+		}
+		logits := e.logits[:len(active)*mc.Vocab]
 		if padBase != nil {
-			logits, err = e.decodeChunked(seqs, toks, padBase)
+			err = e.decodeChunked(logits, seqs, toks, padBase)
 		} else {
-			logits, err = e.m.Decode(e.cache, seqs, toks)
+			_, err = e.m.DecodeTo(logits, e.cache, seqs, toks)
 		}
 		if err != nil {
 			return nil, st, fmt.Errorf("rollout: decode step %d: %w", st.Steps, err)
@@ -401,10 +407,12 @@ func (e *Engine) Generate(prompts []Prompt) (_ []Completion, _ Stats, err error)
 
 // decodeChunked runs Decode on chunks of exactly InvariantRows sequences,
 // filling the last chunk with forks of pad (released afterwards), and
-// returns the logits of the real sequences.
-func (e *Engine) decodeChunked(seqs []*model.Seq, toks []int32, pad *model.Seq) ([]float32, error) {
+// writes the logits of the real sequences into out.
+func (e *Engine) decodeChunked(out []float32, seqs []*model.Seq, toks []int32, pad *model.Seq) error {
 	V := e.m.Cfg.Vocab
-	out := make([]float32, 0, len(seqs)*V)
+	if cap(e.chunkLogits) < InvariantRows*V {
+		e.chunkLogits = make([]float32, InvariantRows*V)
+	}
 	for lo := 0; lo < len(seqs); lo += InvariantRows {
 		hi := min(lo+InvariantRows, len(seqs))
 		cs := append(make([]*model.Seq, 0, InvariantRows), seqs[lo:hi]...)
@@ -413,16 +421,16 @@ func (e *Engine) decodeChunked(seqs []*model.Seq, toks []int32, pad *model.Seq) 
 			cs = append(cs, e.cache.Fork(pad))
 			ct = append(ct, 0)
 		}
-		logits, err := e.m.Decode(e.cache, cs, ct)
+		logits, err := e.m.DecodeTo(e.chunkLogits, e.cache, cs, ct)
 		for _, s := range cs[hi-lo:] {
 			e.cache.Release(s)
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, logits[:(hi-lo)*V]...)
+		copy(out[lo*V:hi*V], logits[:(hi-lo)*V])
 	}
-	return out, nil
+	return nil
 }
 
 // sampleAll draws the next token of every running completion, in

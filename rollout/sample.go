@@ -46,6 +46,10 @@ type Sampler struct {
 // documentation). seen must hold distinct ids; it is ignored when the
 // penalty is 1.
 func (s *Sampler) Sample(logits []float32, p Sampling, u float64, seen []int32) (int32, float32) {
+	penal := p.RepetitionPenalty != 1 && len(seen) > 0
+	if p.Greedy() && !penal {
+		return greedyRow(logits)
+	}
 	V := len(logits)
 	invT := p.InvTemp()
 	best := 0 // argmax of the raw logits, lowest id on ties
@@ -55,17 +59,8 @@ func (s *Sampler) Sample(logits []float32, p Sampling, u float64, seen []int32) 
 		}
 	}
 	mx := logits[best]
-	penal := p.RepetitionPenalty != 1 && len(seen) > 0
 	var sum float64
 	fmx := float64(mx)
-	if p.Greedy() && !penal {
-		// Only the normaliser is needed: no weights to keep.
-		for _, v := range logits {
-			sum += expNonPos(float64(v) - fmx)
-		}
-		lp := float32(float64(logits[best]) - fmx - math.Log(sum))
-		return int32(best), lp
-	}
 	if cap(s.w) < V {
 		s.w = make([]float64, V)
 	}
@@ -129,6 +124,24 @@ func (s *Sampler) Sample(logits []float32, p Sampling, u float64, seen []int32) 
 	}
 	last := cand[len(cand)-1]
 	return last, logprob(last)
+}
+
+// greedyRowScalar returns the argmax of logits (the lowest id on ties)
+// and its log-probability: greedy decoding needs only the normaliser, no
+// weights to keep.
+func greedyRowScalar(logits []float32) (int32, float32) {
+	best := 0
+	for i, v := range logits {
+		if v > logits[best] {
+			best = i
+		}
+	}
+	fmx := float64(logits[best])
+	var sum float64
+	for _, v := range logits {
+		sum += expNonPos(float64(v) - fmx)
+	}
+	return int32(best), float32(float64(logits[best]) - fmx - math.Log(sum))
 }
 
 // penalize applies the CTRL repetition penalty to one logit.

@@ -1,0 +1,49 @@
+package rollout
+
+import (
+	"testing"
+
+	"github.com/rltrain/rltrain/kernels/cpu"
+	"github.com/rltrain/rltrain/model"
+)
+
+// benchModels are the two shapes of the README's rollout table.
+var benchModels = []struct {
+	name string
+	cfg  model.Config
+}{
+	{"d256", model.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", Vocab: 4096, Hidden: 256, Layers: 4,
+		Heads: 4, KVHeads: 2, HeadDim: 64, FFN: 768, RMSEps: 1e-5, RopeTheta: 10000, BOS: -1}},
+	{"d512", model.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", Vocab: 32000, Hidden: 512, Layers: 8,
+		Heads: 8, KVHeads: 4, HeadDim: 64, FFN: 1536, RMSEps: 1e-5, RopeTheta: 10000, BOS: -1}},
+}
+
+// BenchmarkGenerate64 is the 64-sequence row of the rollout table (8
+// prompts × G=8, 64-token prompts, 64 greedy new tokens) without the
+// PyTorch side: a quick before/after check of decode throughput.
+//
+//	go test -run '^$' -bench Generate64 -benchtime 3x ./rollout
+func BenchmarkGenerate64(b *testing.B) {
+	for _, mc := range benchModels {
+		b.Run(mc.name, func(b *testing.B) {
+			m, err := model.New(mc.cfg, cpu.New(2))
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.InitRandom(1, 0.02)
+			var decode, prefill, model float64
+			for b.Loop() {
+				res, err := Bench(m, BenchOptions{Prompts: 8, Group: 8, PromptLen: 64, NewTokens: 64, Repeats: 1, Seed: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				decode = max(decode, res.DecodeTokPerS)
+				prefill = max(prefill, res.PrefillTokPerS)
+				model = max(model, res.ModelDecodeTokPerS)
+			}
+			b.ReportMetric(decode, "decode-tok/s")
+			b.ReportMetric(model, "model-decode-tok/s")
+			b.ReportMetric(prefill, "prefill-tok/s")
+		})
+	}
+}
