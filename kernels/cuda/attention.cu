@@ -431,14 +431,19 @@ extern "C" __global__ void attn_bwd_dkv(float* dqkv, const float* dout, const fl
 }
 
 // attn_decode attends one query row per (sequence, head) against the paged
-// cache. Grid (KVH, sequences, ceil(group / (ATT_WARPS·rpw))): a block
-// stages each tile of its sequence's keys and values of KV head g once for
-// up to ATT_WARPS·rpw query heads of the group, warp w taking heads
-// g·group + blockIdx.z·ATT_WARPS·rpw + w·rpw + [0, rpw). Dynamic shared
-// memory as attn_fwd.
-extern "C" __global__ void attn_decode(float* out, const float* q, int qStride, const float* kPool,
+// cache. Grid (KVH·hchunks, sequences, splits): block (x, s, z) stages each
+// tile of sequence s's keys [z·chunk, (z+1)·chunk) and values of KV head
+// g = x / hchunks once for up to ATT_WARPS·rpw query heads of the group,
+// warp w taking heads g·group + (x % hchunks)·ATT_WARPS·rpw + w·rpw +
+// [0, rpw). With one split (part null) it writes the attention output;
+// otherwise it writes each head's partial softmax state (m, l and the
+// unnormalised sums, hd+2 floats at part[((s·H + h)·splits + z)·(hd+2)])
+// for attn_decode_combine, so that long contexts with few sequences still
+// fill the GPU. Dynamic shared memory as attn_fwd.
+extern "C" __global__ void attn_decode(float* out, float* part, const float* q, int qStride, const float* kPool,
                                        const float* vPool, const int* slots, const int* slotOff, const int* lens,
-                                       int H, int KVH, int hd, float scale, int tile, int rpw) {
+                                       int H, int KVH, int hd, float scale, int tile, int rpw, int hchunks,
+                                       int chunk) {
   DYN_SHARED(float, sm);
   const int kst = hd + 1;
   float* ks = sm;
@@ -446,19 +451,20 @@ extern "C" __global__ void attn_decode(float* out, const float* q, int qStride, 
   float* qs = vs + tile * hd;
   float* ps = qs + ATT_WARPS * rpw * hd;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int g = blockIdx.x, sq = blockIdx.y, group = H / KVH;
+  const int g = blockIdx.x / hchunks, sq = blockIdx.y, group = H / KVH;
   const int width = KVH * hd;
   const int L = lens[sq];
+  const int kbeg = blockIdx.z * chunk, kend = imin(L, kbeg + chunk);
   const int* sl = slots + slotOff[sq];
-  const int head0 = blockIdx.z * ATT_WARPS * rpw;  // within the group
+  const int head0 = (blockIdx.x % hchunks) * ATT_WARPS * rpw;  // within the group
   const int nh = imax(0, imin(ATT_WARPS * rpw, group - head0));
   load_rows(qs, hd, q + (long long)sq * qStride + QOFF(g * group + head0), hd, nh, hd, scale);
   float* qw = qs + warp * rpw * hd;
   float* pw = ps + warp * rpw * 32;
   OnlineRows st;
   online_init(st);
-  for (int j0 = 0; j0 < L; j0 += tile) {
-    const int nt = imin(tile, L - j0);
+  for (int j0 = kbeg; j0 < kend; j0 += tile) {
+    const int nt = imin(tile, kend - j0);
     __syncthreads();
     for (int e = threadIdx.x; e < nt * hd; e += blockDim.x) {
       const int jj = e / hd, d = e - jj * hd;
@@ -480,12 +486,54 @@ extern "C" __global__ void attn_decode(float* out, const float* q, int qStride, 
   for (int r = 0; r < ATT_RPW; r++) {
     const int hh = warp * rpw + r;
     if (r >= rpw || hh >= nh) continue;
-    float* o = out + ((long long)sq * H + g * group + head0 + hh) * hd;
+    const long long h = (long long)g * group + head0 + hh;
+    if (part) {
+      float* pr = part + ((sq * H + h) * gridDim.z + blockIdx.z) * (hd + 2);
+      if (lane == 0) {
+        pr[0] = st.m[r];
+        pr[1] = st.l[r];
+      }
+#pragma unroll
+      for (int k = 0; k < ATT_DPL; k++) {
+        const int d = lane + 32 * k;
+        if (d < hd) pr[2 + d] = st.acc[r][k];
+      }
+      continue;
+    }
+    float* o = out + (sq * H + h) * hd;
     const float inv = L > 0 ? 1.0f / st.l[r] : 0.0f;
 #pragma unroll
     for (int k = 0; k < ATT_DPL; k++) {
       const int d = lane + 32 * k;
       if (d < hd) o[d] = L > 0 ? st.acc[r][k] * inv : 0.0f;
     }
+  }
+}
+
+// attn_decode_combine merges the splits of attn_decode, in split order:
+// grid (H, sequences), one warp per block.
+extern "C" __global__ void attn_decode_combine(float* out, const float* part, int H, int hd, int splits) {
+  const int h = blockIdx.x, sq = blockIdx.y, lane = threadIdx.x;
+  const float* pr = part + ((long long)sq * H + h) * splits * (hd + 2);
+  float M = -INFINITY;
+  for (int z = 0; z < splits; z++) M = fmaxf(M, pr[z * (hd + 2)]);
+  float* o = out + ((long long)sq * H + h) * hd;
+  if (M == -INFINITY) {  // no keys at all
+    for (int d = lane; d < hd; d += 32) o[d] = 0.0f;
+    return;
+  }
+  float l = 0;
+  for (int z = 0; z < splits; z++) {
+    const float m = pr[z * (hd + 2)];
+    if (m != -INFINITY) l += pr[z * (hd + 2) + 1] * expf(m - M);
+  }
+  const float inv = 1.0f / l;
+  for (int d = lane; d < hd; d += 32) {
+    float a = 0;
+    for (int z = 0; z < splits; z++) {
+      const float m = pr[z * (hd + 2)];
+      if (m != -INFINITY) a += pr[z * (hd + 2) + 2 + d] * expf(m - M);
+    }
+    o[d] = a * inv;
   }
 }

@@ -112,10 +112,31 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s ker
 		ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(hd), ArgF32(s.Scale), ArgInt(tile), ArgInt(rpw))
 }
 
+// decodeTargetBlocks is the number of decode blocks worth having in
+// flight (a few per SM on an H100's 132): below it, long contexts are split
+// over more blocks (flash-decoding) and merged by attn_decode_combine.
+const decodeTargetBlocks = 512
+
+// decodeSplits returns how many key ranges (of chunk keys, a multiple of
+// tile) each sequence's context is split into when blocks blocks would
+// otherwise run. Ranges have at least two tiles.
+func decodeSplits(blocks, maxLen, tile int) (splits, chunk int) {
+	minChunk := 2 * tile
+	splits = max(1, min((maxLen+minChunk-1)/minChunk, (decodeTargetBlocks+blocks-1)/blocks))
+	if splits == 1 {
+		return 1, max(maxLen, 1)
+	}
+	chunk = (maxLen + splits - 1) / splits
+	chunk = (chunk + tile - 1) / tile * tile
+	return (maxLen + chunk - 1) / chunk, chunk
+}
+
 // AttentionDecode implements kernels.Dense. One block per (KV head,
 // sequence) stages each tile of the cached keys and values once for all
-// the query heads of the group (split over grid.z when the group has more
-// than attnWarps·rpw heads).
+// the query heads of the group (split over more blocks when the group has
+// more than attnWarps·rpw heads); when that gives few blocks, each context
+// is also split into key ranges whose partial results are merged in a
+// fixed order.
 func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool kernels.Buf, slots [][]int32, lens []int, heads, kvHeads, headDim int, scale float32) {
 	checkAttn(kernels.AttnShape{Heads: heads, KVHeads: kvHeads, HeadDim: headDim})
 	if len(lens) == 0 {
@@ -123,9 +144,11 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 	}
 	var flat []int32
 	offs := make([]int32, len(lens))
+	maxLen := 0
 	for i, n := range lens {
 		offs[i] = int32(len(flat))
 		flat = append(flat, slots[i][:n]...)
+		maxLen = max(maxLen, n)
 	}
 	checkIDs(flat, kPool.Len()/(kvHeads*headDim))
 	ps, po, pl := b.uploadInts(flat), b.uploadInts(offs), b.uploadInts(toInt32(lens))
@@ -133,8 +156,19 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 	group, tile := heads/kvHeads, attnTile(headDim)
 	rpw := attnRPW(headDim, rowsPerWarp(group), fwdShared)
 	warps := min(attnWarps, (group+rpw-1)/rpw)
-	grid := Dim3{kvHeads, len(lens), (group + attnWarps*rpw - 1) / (attnWarps * rpw)}
-	b.launch("attn_decode", grid, D1(32*warps), 4*fwdShared(headDim, tile, rpw), ArgPtr(dev(out)), ArgPtr(dev(q)), ArgInt(qStride),
-		ArgPtr(dev(kPool)), ArgPtr(dev(vPool)), ArgPtr(ps), ArgPtr(po), ArgPtr(pl), ArgInt(heads), ArgInt(kvHeads), ArgInt(headDim),
-		ArgF32(scale), ArgInt(tile), ArgInt(rpw))
+	hchunks := (group + attnWarps*rpw - 1) / (attnWarps * rpw)
+	splits, chunk := decodeSplits(kvHeads*hchunks*len(lens), maxLen, tile)
+	var part DevPtr
+	if splits > 1 {
+		part = b.temp(4 * len(lens) * heads * splits * (headDim + 2))
+		defer b.release(part)
+	}
+	b.launch("attn_decode", Dim3{kvHeads * hchunks, len(lens), splits}, D1(32*warps), 4*fwdShared(headDim, tile, rpw),
+		ArgPtr(dev(out)), ArgPtr(part), ArgPtr(dev(q)), ArgInt(qStride), ArgPtr(dev(kPool)), ArgPtr(dev(vPool)),
+		ArgPtr(ps), ArgPtr(po), ArgPtr(pl), ArgInt(heads), ArgInt(kvHeads), ArgInt(headDim), ArgF32(scale), ArgInt(tile),
+		ArgInt(rpw), ArgInt(hchunks), ArgInt(chunk))
+	if splits > 1 {
+		b.launch("attn_decode_combine", Dim3{heads, len(lens), 1}, D1(32), 0, ArgPtr(dev(out)), ArgPtr(part),
+			ArgInt(heads), ArgInt(headDim), ArgInt(splits))
+	}
 }

@@ -66,7 +66,7 @@ func TestKernelWritesCoverEveryKernel(t *testing.T) {
 		"adamw":         {0, 2, 3},
 		"attn_fwd":      {0, 1},
 		"attn_bwd_dkv":  {0},
-		"attn_decode":   {0},
+		"attn_decode":   {0, 1},
 		"policy_loss":   {0, 1, 2},
 		"sample_rows":   {0, 1},
 		"cast_f32_bf16": {0},

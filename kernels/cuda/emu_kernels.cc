@@ -23,7 +23,7 @@ namespace emu {
 static const Kernel kernels[] = {
     K(add_bias), K(bias_backward_partial), K(col_finish), K(copy2d), K(add), K(scale), K(rmsnorm_heads), K(rmsnorm_heads_backward_dx),
     K(rmsnorm_heads_backward_dw_partial), K(rope), K(swiglu), K(swiglu_backward), K(embed), K(embed_backward),
-    K(cache_write), K(attn_fwd), K(attn_bwd_dq), K(attn_bwd_dkv), K(attn_decode), K(logprob_rows),
+    K(cache_write), K(attn_fwd), K(attn_bwd_dq), K(attn_bwd_dkv), K(attn_decode), K(attn_decode_combine), K(logprob_rows),
     K(logprob_grad_rows), K(adamw), K(sum_squares), K(segment_sums), K(segment_broadcast), K(policy_loss), K(cast_f32_bf16), K(cast_bf16_f32), K(adamw_bf16), K(sample_rows),
     // Emulator self-tests.
     K(selftest_reduce), K(selftest_missing_barrier), K(selftest_shuffles), K(selftest_divergent_barrier),

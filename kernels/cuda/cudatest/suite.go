@@ -319,18 +319,28 @@ func decodeMatchesCPU(t *testing.T, drv cuda.Driver) {
 	p := newPair(t, drv)
 	// GQA ratios 1..8, head dimensions below, at and above 128 and not
 	// multiples of 32; the first also checks CacheWrite.
+	// Contexts of more than two tiles are split into key ranges when there
+	// are few sequences (above 128, 16-key tiles split lens of 50 too).
+	short, long := []int{1, 33, 50, 0}, []int{1, 150, 97, 0}
 	for i, sh := range [][3]int{{4, 2, 24}, {3, 3, 33}, {8, 1, 130}, {14, 2, 64}, {16, 2, 256}, {5, 1, 128}} {
-		decodeShapeMatchesCPU(t, p, sh[0], sh[1], sh[2], i == 0)
+		decodeShapeMatchesCPU(t, p, sh[0], sh[1], sh[2], short, i == 0)
 	}
+	decodeShapeMatchesCPU(t, p, 8, 2, 64, long, false)
+	decodeShapeMatchesCPU(t, p, 2, 1, 40, long, false)
 }
 
-func decodeShapeMatchesCPU(t *testing.T, p *pair, heads, kvHeads, hd int, checkCache bool) {
-	name := fmt.Sprintf("H%d/%d hd%d", heads, kvHeads, hd)
+func decodeShapeMatchesCPU(t *testing.T, p *pair, heads, kvHeads, hd int, lens []int, checkCache bool) {
+	name := fmt.Sprintf("H%d/%d hd%d lens%v", heads, kvHeads, hd, lens)
 	width := kvHeads * hd
-	poolRows := 64
+	// Every slot distinct: a pool row written twice by one CacheWrite would
+	// race on a GPU.
+	total := 0
+	for _, n := range lens {
+		total += n
+	}
+	poolRows := max(64, total)
 	rk, dk := p.zeros(poolRows * width)
 	rv, dv := p.zeros(poolRows * width)
-	lens := []int{1, 33, 50, 0}
 	slots := make([][]int32, len(lens))
 	perm := p.r.Perm(poolRows)
 	next := 0
