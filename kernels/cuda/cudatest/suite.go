@@ -294,6 +294,7 @@ func attentionMatchesCPU(t *testing.T, drv cuda.Driver) {
 		{Batch: 2, SeqLen: 21, Heads: 8, KVHeads: 1, HeadDim: 200, Lens: []int{3, 20}},
 		{Batch: 1, SeqLen: 50, Heads: 5, KVHeads: 1, HeadDim: 33},
 		{Batch: 1, SeqLen: 19, Heads: 2, KVHeads: 2, HeadDim: 256},
+		{Batch: 2, SeqLen: 9, Heads: 4, KVHeads: 2, HeadDim: 129, Lens: []int{9, 0}}, // odd halves; an empty sequence
 	}
 	for _, s := range shapes {
 		s.Scale = float32(1 / math.Sqrt(float64(s.HeadDim)))
