@@ -121,6 +121,19 @@ func kernelOps(be kernels.Backend, s BenchShape) []benchOp {
 	pl := &kernels.PolicyLossArgs{Logp: buf(n, 1), OldLogp: buf(n, 1), RefLogp: buf(n, 1), Adv: buf(n, 1), Mask: buf(n, 0.5),
 		Entropy: buf(n, 1), DLogp: buf(n, 0), DEntropy: buf(n, 0), Offsets: offsets,
 		P: kernels.PolicyLossParams{EpsLow: 0.2, EpsHigh: 0.28, ClipRatioC: 3, Beta: 0.04, KL: kernels.KLK3, Agg: kernels.AggTokenMean, Norm: kernels.Normalizers{Tokens: float64(n), Seqs: len(offsets) - 1, MaxLen: T}}}
+	// Decoding: 64 sequences of min(T, 512) cached tokens each, one query
+	// row per sequence; the floor reads every cached key and value once.
+	decSeqs, ctx := 64, min(T, 512)
+	kvW := s.KVHeads * s.HeadDim
+	kPool, vPool := buf(decSeqs*ctx*kvW, 1), buf(decSeqs*ctx*kvW, 1)
+	decQ, decOut := buf(decSeqs*qkvW, 1), buf(decSeqs*aW, 0)
+	decSlots, decLens := make([][]int32, decSeqs), make([]int, decSeqs)
+	for i := range decSlots {
+		decLens[i] = ctx
+		for j := 0; j < ctx; j++ {
+			decSlots[i] = append(decSlots[i], int32(i*ctx+j))
+		}
+	}
 	np := V * d
 	p, g, m, v := buf(np, 1), buf(np, 1), buf(np, 0), buf(np, 0)
 	ids := targets
@@ -134,6 +147,9 @@ func kernelOps(be kernels.Backend, s BenchShape) []benchOp {
 		{"embed_backward", Floor{Bytes: f4 * float64(3*n*d)}, false, func() { be.EmbedBackward(dlm, out, ids, d) }},
 		{"attention", Floor{Bytes: f4 * float64(batch*T*(qkvW+aW)), FLOPs: attnFLOPs}, false, func() { be.Attention(attn, lse, qkv, shape) }},
 		{"attention_backward", Floor{Bytes: f4 * float64(batch*T*(2*qkvW+2*aW)), FLOPs: 2.5 * attnFLOPs}, false, func() { be.AttentionBackward(dqkv, attn, qkv, attn, lse, shape) }},
+		{"attention_decode", Floor{Bytes: f4 * float64(2*decSeqs*ctx*kvW+decSeqs*(qkvW+aW))}, false, func() {
+			be.AttentionDecode(decOut, decQ, qkvW, kPool, vPool, decSlots, decLens, s.Heads, s.KVHeads, s.HeadDim, shape.Scale)
+		}},
 		{"token_logprobs", Floor{Bytes: f4 * float64(V*d+n*d+2*n*V), FLOPs: 2 * float64(n) * float64(d) * float64(V)}, true, func() {
 			be.TokenLogProbs(logp, ent, lseV, x, lm, targets, n, d, V, 1)
 		}},
