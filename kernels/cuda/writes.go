@@ -29,8 +29,9 @@ type allocation struct {
 	bytes int
 	id    uint64 // unique for the backend's lifetime, never reused
 	// written is the sequence number of the last write; param is whether
-	// that write was a parameter write (Upload, device-to-device Copy, an
-	// optimizer step) rather than an activation write by a kernel.
+	// that write was a parameter write (an upload, a copy of parameters,
+	// an optimizer step) rather than an activation write (a kernel, a
+	// GEMM, a memset).
 	written uint64
 	param   bool
 }
