@@ -31,6 +31,25 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	if m == 0 || n == 0 {
 		return
 	}
+	checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if k == 0 {
+		scaleMatrix(c, m, n, ldc, beta)
+		return
+	}
+	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)
+	if transA {
+		ta = C.CblasTrans
+	}
+	if transB {
+		tb = C.CblasTrans
+	}
+	C.cblas_sgemm(C.CblasRowMajor, ta, tb, C.blasint(m), C.blasint(n), C.blasint(k),
+		C.float(alpha), (*C.float)(&a[0]), C.blasint(lda), (*C.float)(&b[0]), C.blasint(ldb),
+		C.float(beta), (*C.float)(&c[0]), C.blasint(ldc))
+}
+
+// checkGemm panics when an operand is too small for the shape it is given.
+func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	ar, ac := m, k
 	if transA {
 		ar, ac = k, m
@@ -49,20 +68,6 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		need("B", b, br, bc, ldb)
 	}
 	need("C", c, m, n, ldc)
-	if k == 0 {
-		scaleMatrix(c, m, n, ldc, beta)
-		return
-	}
-	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)
-	if transA {
-		ta = C.CblasTrans
-	}
-	if transB {
-		tb = C.CblasTrans
-	}
-	C.cblas_sgemm(C.CblasRowMajor, ta, tb, C.blasint(m), C.blasint(n), C.blasint(k),
-		C.float(alpha), (*C.float)(&a[0]), C.blasint(lda), (*C.float)(&b[0]), C.blasint(ldb),
-		C.float(beta), (*C.float)(&c[0]), C.blasint(ldc))
 }
 
 func scaleMatrix(c []float32, m, n, ldc int, beta float32) {
@@ -93,6 +98,10 @@ func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a kernel
 const gemmSerialFlops = 1 << 18
 
 func parallelGemm(workers int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m > 0 && n > 0 && useRowsGemm(transA, transB, m, k) {
+		rowsGemm(workers, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	if workers <= 1 || m*n*k < gemmSerialFlops {
 		sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return

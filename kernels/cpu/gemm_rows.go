@@ -1,0 +1,54 @@
+package cpu
+
+/*
+#include <stdint.h>
+int rl_rows_gemm_supported(void);
+void rl_rows_gemm(int m, int k, float alpha, const float *a, int64_t lda, const float *w, int64_t ldw,
+                  float beta, float *c, int64_t ldc, int j0, int j1);
+*/
+import "C"
+
+// Products with few rows against a transposed weight matrix (C = A·Wᵀ with
+// A [m × k], W [n × k]) are what decoding runs: m is the number of running
+// sequences, W a projection or the LM head. OpenBLAS packs the whole of W
+// on every call, which at 64 rows costs about half as much as the product
+// itself; rowsGemm (gemm_rows.c) reads W in place instead: each output is
+// a 16-lane dot product of a row of A and a row of W, sixteen outputs (a
+// 4×4 tile) at a time, and the lanes are summed by a transpose-and-add
+// tree. Every output is computed by the same operations whatever the shape
+// of the product and however its columns are split over threads, so a
+// sequence's logits do not depend on the batch it is decoded in.
+
+// rowsGemmMaxM is the largest row count sent to rowsGemm: beyond it,
+// OpenBLAS's packing is spread over enough rows to pay for itself.
+const rowsGemmMaxM = 64
+
+var rowsGemmOK = C.rl_rows_gemm_supported() != 0
+
+// useRowsGemm reports whether rowsGemm handles a product.
+func useRowsGemm(transA, transB bool, m, k int) bool {
+	return rowsGemmOK && !transA && transB && m <= rowsGemmMaxM && k > 0
+}
+
+// rowsGemm computes C = alpha·A·Wᵀ + beta·C with columns split over
+// workers in multiples of 4 (the tile width).
+func rowsGemm(workers, m, n, k int, alpha float32, a []float32, lda int, w []float32, ldw int, beta float32, c []float32, ldc int) {
+	checkGemm(false, true, m, n, k, a, lda, w, ldw, c, ldc)
+	run := func(j0, j1 int) {
+		C.rl_rows_gemm(C.int(m), C.int(k), C.float(alpha), (*C.float)(&a[0]), C.int64_t(lda), (*C.float)(&w[0]), C.int64_t(ldw),
+			C.float(beta), (*C.float)(&c[0]), C.int64_t(ldc), C.int(j0), C.int(j1))
+	}
+	if workers <= 1 || m*n*k < gemmSerialFlops {
+		run(0, n)
+		return
+	}
+	const align = 4
+	parts := min(workers, (n+align-1)/align)
+	parallelFor(parts, parts, 1, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			if j0, j1 := alignedSplit(n, parts, p, align), alignedSplit(n, parts, p+1, align); j0 < j1 {
+				run(j0, j1)
+			}
+		}
+	})
+}
