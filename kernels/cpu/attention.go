@@ -182,6 +182,10 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 			for h := kvh * group; h < (kvh+1)*group; h++ {
 				qv := qs[i*qStride+h*headDim : i*qStride+h*headDim+headDim]
 				ov := o[(i*heads+h)*headDim : (i*heads+h+1)*headDim]
+				if L == 0 {
+					clear(ov) // nothing to attend to
+					continue
+				}
 				sc := scores[:L]
 				mx := decodeScores(sc, qv, kp, off, scale)
 				inv := float32(1 / expShift(sc, sc, mx))

@@ -41,8 +41,8 @@ func decode64(q []float32, qStride int, kPool, vPool []float32, slots [][]int32,
 
 // TestAttentionDecodeHeadSizes covers the vector paths (head sizes that
 // are multiples of 16, 64 with its register-resident output) and the
-// scalar one, with lengths around multiples of the 16-key tiles, scattered
-// slots and a large score range.
+// scalar one, with lengths around multiples of the 8-key tiles, an empty
+// sequence (zero output), scattered slots and a large score range.
 func TestAttentionDecodeHeadSizes(t *testing.T) {
 	be := New(2)
 	r := rand.New(rand.NewPCG(21, 22))
@@ -52,7 +52,7 @@ func TestAttentionDecodeHeadSizes(t *testing.T) {
 			width := kv * hd
 			const poolRows = 300
 			kPool, vPool := randVec(r, poolRows*width, 1), randVec(r, poolRows*width, 1)
-			lens := []int{1, 2, 15, 16, 17, 31, 33, 64, 100, 257}
+			lens := []int{1, 2, 15, 16, 0, 17, 31, 33, 64, 100, 257}
 			perm := r.Perm(poolRows)
 			slots := make([][]int32, len(lens))
 			for i, L := range lens {
