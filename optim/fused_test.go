@@ -555,8 +555,9 @@ func (b *lmBatch) slice(lo, hi int) *lmBatch {
 // TestMicroBatchInvariance trains the LM head for one AdamW step (with
 // grad-norm clipping) from 16 sequences in 4 groups, once as one
 // micro-batch of 16 and once as 4 accumulated micro-batches of 4: the loss,
-// the gradient norm and the updated weights must agree (loss and norm to
-// 1e-6 relative, weights to 1e-7 absolute after a step of lr = 1e-3).
+// the gradient norm and the updated weights must agree (loss to 1e-5 and
+// norm to 1e-6 relative, weights to 1e-7 absolute after a step of
+// lr = 1e-3).
 func TestMicroBatchInvariance(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	lens := make([]int, 16)
@@ -629,7 +630,12 @@ func TestMicroBatchInvariance(t *testing.T) {
 	}
 	for _, obj := range objs {
 		one, four := train(obj, 1), train(obj, 4)
-		if math.Abs(one.loss-four.loss) > 1e-6*math.Abs(one.loss) || math.Abs(one.norm-four.norm) > 1e-6*one.norm {
+		// The log-probs of a micro-batch come from products of another
+		// row count, which may round differently in the last bit (the CPU
+		// backend picks its GEMM path by shape); ~2^-24·|ℓ| per token
+		// becomes ~3e-6 of this loss, a mean of ±ρ·A terms ~25× larger
+		// than their sum. A normaliser error would be O(1).
+		if math.Abs(one.loss-four.loss) > 1e-5*math.Abs(one.loss) || math.Abs(one.norm-four.norm) > 1e-6*one.norm {
 			t.Errorf("%s: 1×16 loss %v norm %v, 4×4 loss %v norm %v", obj.name, one.loss, one.norm, four.loss, four.norm)
 		}
 		var worst, moved float64
