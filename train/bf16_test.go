@@ -55,6 +55,9 @@ func TestNewBackendPrecision(t *testing.T) {
 	if p := be.(*cuda.Backend).Precision(); p != cuda.PrecisionBF16 {
 		t.Errorf("precision %s, want bf16", p)
 	}
+	if n := be.Name(); n != "cuda (emulator, bf16 GEMMs)" {
+		t.Errorf("name %q", n)
+	}
 	for _, c := range []config.Backend{{Type: "cpu", Precision: "bf16"}, {Type: "cpu", TF32: true}, {Type: "cuda-emu", Precision: "fp16"}} {
 		if _, err := NewBackend(c); err == nil {
 			t.Errorf("%+v: no error", c)

@@ -51,6 +51,7 @@ type Backend struct {
 	// each allocation so that c16, the bf16 copies of weight operands,
 	// are reused only while their source is unchanged (writes.go).
 	precision Precision
+	tf32      bool
 	tr        tracker
 	c16       bf16Cache
 }
@@ -124,7 +125,16 @@ func (b *Backend) release(ps ...DevPtr) {
 func (b *Backend) Driver() Driver { return b.drv }
 
 // Name implements kernels.Memory.
-func (b *Backend) Name() string { return "cuda (" + b.drv.Name() + ")" }
+func (b *Backend) Name() string {
+	mode := ""
+	switch {
+	case b.precision == PrecisionBF16:
+		mode = ", bf16 GEMMs"
+	case b.tf32:
+		mode = ", TF32 GEMMs"
+	}
+	return "cuda (" + b.drv.Name() + mode + ")"
+}
 
 func (b *Backend) must(op string, err error) {
 	if err != nil {

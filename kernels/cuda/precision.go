@@ -58,6 +58,7 @@ func (b *Backend) SetTF32(on bool) error {
 	if err := d.SetTF32(on); err != nil {
 		return fmt.Errorf("cuda: set TF32 math: %w", err)
 	}
+	b.tf32 = on
 	return nil
 }
 
