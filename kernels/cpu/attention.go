@@ -160,7 +160,8 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s ker
 
 // AttentionDecode implements kernels.Dense. A task is one sequence and one
 // KV head: the key and value offsets of its positions are computed once
-// and shared by the query heads of the group.
+// and shared by the query heads of the group, which attention_decode.c
+// handles together where it can.
 func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool kernels.Buf, slots [][]int32, lens []int, heads, kvHeads, headDim int, scale float32) {
 	o, qs, kp, vp := Data(out), Data(q), Data(kPool), Data(vPool)
 	width := kvHeads * headDim
@@ -170,7 +171,7 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 		maxLen = max(maxLen, n)
 	}
 	parallelFor(b.threads, len(lens)*kvHeads, 1, func(lo, hi int) {
-		scores := make([]float32, maxLen)
+		scores := make([]float32, group*maxLen)
 		offs := make([]int, maxLen)
 		for t := lo; t < hi; t++ {
 			i, kvh := t/kvHeads, t%kvHeads
@@ -178,6 +179,10 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 			off := offs[:L]
 			for j, slot := range slots[i][:L] {
 				off[j] = int(slot)*width + kvh*headDim
+			}
+			q0, o0 := i*qStride+kvh*group*headDim, (i*heads+kvh*group)*headDim
+			if decodeAttnC(qs[q0:q0+group*headDim], group, headDim, kp, vp, off, scale, scores, o[o0:o0+group*headDim]) {
+				continue
 			}
 			for h := kvh * group; h < (kvh+1)*group; h++ {
 				qv := qs[i*qStride+h*headDim : i*qStride+h*headDim+headDim]
@@ -198,8 +203,10 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 	})
 }
 
-// decodeScoresScalar is decodeScores without vector instructions.
-func decodeScoresScalar(scores, q, kp []float32, offs []int, scale float32) float32 {
+// decodeScores writes scores[j] = scale·(q·k_j) for the key rows
+// k_j = kp[offs[j] : offs[j]+len(q)] and returns the largest score (head
+// sizes the C kernel does not take, or no AVX-512).
+func decodeScores(scores, q, kp []float32, offs []int, scale float32) float32 {
 	hd := len(q)
 	mx := float32(math.Inf(-1))
 	for j, off := range offs {
@@ -210,8 +217,9 @@ func decodeScoresScalar(scores, q, kp []float32, offs []int, scale float32) floa
 	return mx
 }
 
-// decodeWeightedScalar is decodeWeighted without vector instructions.
-func decodeWeightedScalar(out, p, vp []float32, offs []int) {
+// decodeWeighted writes out = Σ_j p[j]·v_j for the value rows
+// v_j = vp[offs[j] : offs[j]+len(out)].
+func decodeWeighted(out, p, vp []float32, offs []int) {
 	hd := len(out)
 	clear(out)
 	for j, off := range offs {

@@ -39,10 +39,10 @@ func decode64(q []float32, qStride int, kPool, vPool []float32, slots [][]int32,
 	return out
 }
 
-// TestAttentionDecodeHeadSizes covers the vector paths (head sizes that
-// are multiples of 16, 64 with its register-resident output) and the
-// scalar one, with lengths around multiples of the 8-key tiles, an empty
-// sequence (zero output), scattered slots and a large score range.
+// TestAttentionDecodeHeadSizes covers the C kernel (head size 64) and the
+// Go path (the others), with lengths around multiples of the 16-key
+// tiles, an empty sequence (zero output), scattered slots and a large
+// score range.
 func TestAttentionDecodeHeadSizes(t *testing.T) {
 	be := New(2)
 	r := rand.New(rand.NewPCG(21, 22))
@@ -104,7 +104,9 @@ func BenchmarkAttentionDecode(b *testing.B) {
 	qStride := (heads + 2*kv) * hd
 	q := randVec(r, len(lens)*qStride, 1)
 	out := make([]float32, len(lens)*heads*hd)
+	cpu0 := processCPU()
 	for b.Loop() {
 		be.AttentionDecode(F32(out), F32(q), qStride, F32(kPool), F32(vPool), slots, lens, heads, kv, hd, 0.125)
 	}
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }

@@ -17,6 +17,13 @@ func threadCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// processCPU is the CPU time of the whole process (every thread).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkDecodeGemm times the products of one decoding step (activations
 // [m × k] times a transposed weight [n × k]) for the two rollout benchmark
 // shapes, through rowsGemm and through OpenBLAS, on one and two threads (on one,
