@@ -28,6 +28,9 @@ func TestSampling(t *testing.T) { cudatest.Sampling(t, emu) }
 // CPU backend.
 func TestModelBF16(t *testing.T) { cudatest.ModelBF16(t, emu, 5) }
 
+// TestModelTF32 runs them with TF32 GEMMs.
+func TestModelTF32(t *testing.T) { cudatest.ModelTF32(t, emu, 5) }
+
 // auditDriver is the emulator with a check around every launch: the kernel
 // may change only the allocations that hold the pointer arguments which
 // writes (the table the bf16 weight cache trusts) lists for it.

@@ -2,7 +2,8 @@
 # GPU checks for machines with an NVIDIA GPU (users' GPU CI runners):
 #   gpu-ci.sh test   every kernel against the CPU backend on fresh random
 #                    inputs, 20 GRPO steps of tiny models against the CPU
-#                    (and 5 with bf16 GEMMs, within the bf16 tolerance),
+#                    (and 5 with bf16 or TF32 GEMMs, within their
+#                    tolerances),
 #                    and compute-sanitizer memcheck and racecheck over the
 #                    kernel tests (make gpu-test)
 #   gpu-ci.sh bench  kernel times against their bandwidth or FLOP floors,
@@ -33,7 +34,7 @@ go test -tags cuda -c -o "$work/cudrv.test" ./kernels/cuda/cudrv
 if [ "$mode" != bench ]; then
   seed="${RLTRAIN_SEED:-$(date +%s)}"
   echo "== kernels and tiny models against the CPU (RLTRAIN_SEED=$seed)"
-  RLTRAIN_SEED="$seed" "$work/cudrv.test" -test.v -test.run 'TestDriverBasics|TestKernelsMatchCPU|TestModelMatchesCPU|TestBF16|TestModelBF16'
+  RLTRAIN_SEED="$seed" "$work/cudrv.test" -test.v -test.run 'TestDriverBasics|TestKernelsMatchCPU|TestModelMatchesCPU|TestBF16|TestModelBF16|TestModelTF32'
   if command -v compute-sanitizer >/dev/null 2>&1; then
     for tool in memcheck racecheck; do
       echo "== compute-sanitizer --tool $tool"

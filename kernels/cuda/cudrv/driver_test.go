@@ -31,6 +31,9 @@ func TestModelMatchesCPU(t *testing.T) { cudatest.Model(t, open(t), 20) }
 // TestModelBF16: tiny models with bf16 GEMM operands against the fp32 CPU.
 func TestModelBF16(t *testing.T) { cudatest.ModelBF16(t, open(t), 5) }
 
+// TestModelTF32: the same with TF32 GEMMs.
+func TestModelTF32(t *testing.T) { cudatest.ModelTF32(t, open(t), 5) }
+
 // TestBenchGPU is make bench-gpu: every kernel at Qwen2.5-0.5B shapes
 // against its floor, the training step's MFU, decode tokens/s against the
 // bandwidth bound, and peak device memory.
