@@ -10,8 +10,9 @@
 // undefined behaviour shows up as wrong results instead of plausible ones.
 //
 // Built with -fsanitize=thread, every fiber is a separate thread for the
-// race detector and barriers are its only synchronisation, so a missing
-// __syncthreads is reported as a data race.
+// race detector and barriers (__syncthreads, __syncwarp) are its only
+// synchronisation, so a missing __syncthreads, or a shuffle used where
+// __syncwarp is needed, is reported as a data race.
 #ifndef RLTRAIN_EMU_H
 #define RLTRAIN_EMU_H
 

@@ -26,7 +26,7 @@ static const Kernel kernels[] = {
     K(cache_write), K(attn_fwd), K(attn_bwd_dq), K(attn_bwd_dkv), K(attn_decode), K(attn_decode_combine), K(logprob_rows),
     K(logprob_grad_rows), K(adamw), K(sum_squares), K(segment_sums), K(segment_broadcast), K(policy_loss), K(cast_f32_bf16), K(cast_bf16_f32), K(adamw_bf16), K(sample_rows),
     // Emulator self-tests.
-    K(selftest_reduce), K(selftest_missing_barrier), K(selftest_shuffles), K(selftest_divergent_barrier),
+    K(selftest_reduce), K(selftest_missing_barrier), K(selftest_shuffle_not_fence), K(selftest_shuffles), K(selftest_divergent_barrier),
     K(selftest_exit_before_barrier), K(selftest_divergent_shuffle), K(selftest_atomics), K(selftest_dyn_shared), K(selftest_out_of_bounds),
 };
 

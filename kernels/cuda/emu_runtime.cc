@@ -510,12 +510,15 @@ EMU_RUNTIME uint64_t warp_op(Op op, unsigned mask, uint64_t val, int arg, int wi
   t->file = file;
   t->line = line;
 #ifdef EMU_TSAN
+  // Only __syncwarp orders memory among the lanes (PTX bar.warp.sync);
+  // shuffles and votes exchange registers and synchronise execution but
+  // are not memory fences, so the race detector must not see them as one.
   void* obj = &cur_block->warp_obj[(t->linear / 32) % 32];
-  __tsan_release(obj);
+  if (op == OpSyncWarp) __tsan_release(obj);
 #endif
   to_scheduler();
 #ifdef EMU_TSAN
-  __tsan_acquire(obj);
+  if (op == OpSyncWarp) __tsan_acquire(obj);
 #endif
   return cur->result;
 }

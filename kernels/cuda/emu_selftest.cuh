@@ -27,6 +27,17 @@ extern "C" __global__ void selftest_missing_barrier(float* out, const float* x, 
   if (threadIdx.x == 0) out[blockIdx.x] = s;
 }
 
+// selftest_shuffle_not_fence reads a neighbour lane's shared-memory write
+// with only a shuffle in between: shuffles synchronise execution, not
+// memory (that takes __syncwarp), so the race detector must report it.
+extern "C" __global__ void selftest_shuffle_not_fence(float* out, const float* x) {
+  __shared__ float lanes[32];
+  const int lane = threadIdx.x & 31;
+  lanes[lane] = x[lane];
+  const float v = __shfl_xor_sync(FULL_MASK, x[lane], 1);
+  out[lane] = lanes[(lane + 1) % 32] + v;
+}
+
 // selftest_shuffles records, per lane, the results of each shuffle kind and
 // vote, with the mask given.
 extern "C" __global__ void selftest_shuffles(float* out, unsigned mask, int width) {

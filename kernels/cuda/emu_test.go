@@ -80,6 +80,28 @@ func TestEmuMissingBarrierChangesResult(t *testing.T) {
 	}
 }
 
+// TestEmuShuffleIsNotAFence runs a kernel that orders a shared-memory
+// write and a neighbour lane's read only by a shuffle. The fiber schedule
+// happens to give the intended values; scripts/cuda/sanitize.sh runs it
+// under the race detector, which must report the race.
+func TestEmuShuffleIsNotAFence(t *testing.T) {
+	e := NewEmu()
+	x := make([]float32, 32)
+	for i := range x {
+		x[i] = float32(i)
+	}
+	out := emuBuf(t, e, make([]float32, 32))
+	if err := e.Launch("selftest_shuffle_not_fence", D1(1), D1(32), 0, []uint64{ArgPtr(out), ArgPtr(emuBuf(t, e, x))}); err != nil {
+		t.Fatal(err)
+	}
+	got := emuRead(t, e, out, 32)
+	for i := range got {
+		if want := float32((i+1)%32 + (i ^ 1)); got[i] != want {
+			t.Errorf("lane %d: %v, want %v", i, got[i], want)
+		}
+	}
+}
+
 func TestEmuShuffles(t *testing.T) {
 	e := NewEmu()
 	cases := []struct {

@@ -3,9 +3,10 @@
 #  1. AddressSanitizer: every kernel test clean, and a planted one-past-the-
 #     end read is caught.
 #  2. ThreadSanitizer, with every CUDA thread a separate thread for the race
-#     detector (the emulator's fibers are registered with it, and barriers
-#     and warp operations are its only synchronisation): every kernel test
-#     clean, and a planted missing __syncthreads is caught.
+#     detector (the emulator's fibers are registered with it, and
+#     __syncthreads and __syncwarp are its only synchronisation: shuffles and
+#     votes are not memory fences): every kernel test clean, and a planted
+#     missing __syncthreads and a shuffle used as a fence are caught.
 # Takes a few minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -61,4 +62,11 @@ if ! grep -q "WARNING: ThreadSanitizer: data race" "$work/planted.log" || ! grep
   exit 1
 fi
 echo "planted missing __syncthreads: caught"
+(cd "$pkg" && "$work/tsan.test" -test.run TestEmuShuffleIsNotAFence >"$work/fence.log" 2>&1) || true
+if ! grep -q "WARNING: ThreadSanitizer: data race" "$work/fence.log" || ! grep -q "selftest_shuffle_not_fence" "$work/fence.log"; then
+  echo "sanitize.sh: a shared-memory read ordered only by a shuffle was not reported as a race" >&2
+  tail -20 "$work/fence.log" >&2
+  exit 1
+fi
+echo "planted shuffle used as a memory fence: caught"
 echo "sanitize: ok"
