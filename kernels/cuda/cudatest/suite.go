@@ -313,6 +313,19 @@ func attentionMatchesCPU(t *testing.T, drv cuda.Driver) {
 		p.ref.AttentionBackward(rdq, rdy, rq, ro, rl, s)
 		p.dev.AttentionBackward(ddq, ddy, dq, do, dl, s)
 		p.same("attention dqkv "+name, rdq, ddq, fp32Tol)
+		// Deterministic: a second backward pass gives the same bits (no
+		// atomics; trivially so under the emulator, checked on GPUs).
+		again := p.dev.Alloc(rows * width)
+		p.dev.AttentionBackward(again, ddy, dq, do, dl, s)
+		first, second := make([]float32, rows*width), make([]float32, rows*width)
+		p.dev.Download(first, ddq)
+		p.dev.Download(second, again)
+		for i := range first {
+			if math.Float32bits(first[i]) != math.Float32bits(second[i]) {
+				t.Errorf("attention backward %s is not deterministic: dqkv[%d] = %v, then %v", name, i, first[i], second[i])
+				break
+			}
+		}
 	}
 }
 
