@@ -48,16 +48,25 @@ func ShapeOf(c model.Config, rows, seqLen int) BenchShape {
 // over the bandwidth or its FLOPs over the peak, whichever is larger.
 type Floor struct {
 	Bytes, FLOPs float64
+	// BF16 marks a GEMM on bf16 operands, measured against the BF16
+	// tensor-core peak.
+	BF16 bool
 }
 
 // Seconds is the floor on dev with fp32 arithmetic (GEMMs on TF32 tensor
-// cores when matmul is true).
+// cores when matmul is true, on BF16 ones for a BF16 floor).
 func (f Floor) Seconds(dev DeviceSpec, matmul bool) float64 {
-	peak := dev.FP32TFLOPs
-	if matmul {
-		peak = dev.TF32TFLOPs
+	return max(f.Bytes/(dev.BandwidthGBs*1e9), f.FLOPs/(f.peak(dev, matmul)*1e12))
+}
+
+func (f Floor) peak(dev DeviceSpec, matmul bool) float64 {
+	switch {
+	case f.BF16:
+		return dev.BF16TFLOPs
+	case matmul:
+		return dev.TF32TFLOPs
 	}
-	return max(f.Bytes/(dev.BandwidthGBs*1e9), f.FLOPs/(peak*1e12))
+	return dev.FP32TFLOPs
 }
 
 // BenchResult is one measured operation.
@@ -134,6 +143,20 @@ func kernelOps(be kernels.Backend, s BenchShape) []benchOp {
 			decSlots[i] = append(decSlots[i], int32(i*ctx+j))
 		}
 	}
+	// The gate/up projection, the largest GEMM of a layer, in fp32 and
+	// with bf16 operands (the activation converted per call, the uploaded
+	// weight's bf16 copy cached).
+	wGU := buf(2*ffn*d, 0.02)
+	gemmFLOPs := 2 * float64(n) * float64(2*ffn) * float64(d)
+	bf16 := func(fn func()) func() {
+		return func() {
+			cb := be.(*cuda.Backend)
+			cb.SetPrecision(cuda.PrecisionBF16)
+			defer cb.SetPrecision(cuda.PrecisionFP32)
+			fn()
+		}
+	}
+	gemmGU := func() { be.Gemm(false, true, n, 2*ffn, d, 1, x, d, wGU, d, 0, gu, 2*ffn) }
 	np := V * d
 	p, g, m, v := buf(np, 1), buf(np, 1), buf(np, 0), buf(np, 0)
 	ids := targets
@@ -150,6 +173,8 @@ func kernelOps(be kernels.Backend, s BenchShape) []benchOp {
 		{"attention_decode", Floor{Bytes: f4 * float64(2*decSeqs*ctx*kvW+decSeqs*(qkvW+aW))}, false, func() {
 			be.AttentionDecode(decOut, decQ, qkvW, kPool, vPool, decSlots, decLens, s.Heads, s.KVHeads, s.HeadDim, shape.Scale)
 		}},
+		{"gemm_gate_up", Floor{Bytes: f4 * float64(n*d+2*ffn*d+n*2*ffn), FLOPs: gemmFLOPs}, true, gemmGU},
+		{"gemm_gate_up_bf16", Floor{Bytes: 2*float64(n*d+2*ffn*d) + f4*float64(n*2*ffn), FLOPs: gemmFLOPs, BF16: true}, true, bf16(gemmGU)},
 		{"token_logprobs", Floor{Bytes: f4 * float64(V*d+n*d+2*n*V), FLOPs: 2 * float64(n) * float64(d) * float64(V)}, true, func() {
 			be.TokenLogProbs(logp, ent, lseV, x, lm, targets, n, d, V, 1)
 		}},
@@ -191,10 +216,7 @@ func BenchKernels(drv cuda.Driver, s BenchShape, dev DeviceSpec, reps int) ([]Be
 	var res []BenchResult
 	for _, op := range kernelOps(be, s) {
 		r := BenchResult{Name: op.name, Floor: op.floor.Seconds(dev, op.matmul), Bound: "memory"}
-		if op.floor.FLOPs/(dev.FP32TFLOPs*1e12) > op.floor.Bytes/(dev.BandwidthGBs*1e9) && !op.matmul {
-			r.Bound = "compute"
-		}
-		if op.matmul && op.floor.FLOPs/(dev.TF32TFLOPs*1e12) > op.floor.Bytes/(dev.BandwidthGBs*1e9) {
+		if op.floor.FLOPs/(op.floor.peak(dev, op.matmul)*1e12) > op.floor.Bytes/(dev.BandwidthGBs*1e9) {
 			r.Bound = "compute"
 		}
 		if reps > 0 {
