@@ -173,6 +173,12 @@ func (b *Backend) closeBF16() {
 
 // gemmBF16 is gemm (row-major) on bf16 copies of A and B.
 func (b *Backend) gemmBF16(transA, transB bool, m, n, k int, alpha float32, a DevPtr, lda int, bb DevPtr, ldb int, beta float32, c DevPtr, ldc int) {
+	if k == 0 || m == 0 || n == 0 {
+		// Nothing to convert: C = β·C, as sgemm does it (no bf16 operand
+		// pointers for cuBLAS to check).
+		b.must("sgemm", b.drv.Sgemm(transB, transA, n, m, k, alpha, bb, ldb, a, lda, beta, c, ldc))
+		return
+	}
 	rowsA, colsA := m, k
 	if transA {
 		rowsA, colsA = k, m
