@@ -1,6 +1,7 @@
 #!/bin/sh
 # Rollout throughput: rltrain's sampler against PyTorch's KV-cached greedy
-# loop (scripts/torch_bench.py --mode decode) on the same weights, for the
+# loop (scripts/torch_bench.py --mode decode, the faster of --cache dynamic
+# and --cache static) on the same weights, for the
 # reference model (d=256, 4 layers, vocab 4096) and a d=512 / 8-layer /
 # vocab-32000 one, at 1, 8 and 64 running sequences (64 = 8 prompts × G=8),
 # plus the gain from sharing a 256-token prompt across a group of 8.

@@ -5,7 +5,8 @@ the baseline that rltrain's own benchmarks are compared with.
   --mode train   forward + next-token cross-entropy + backward + AdamW step
                  on a random [batch, seq] batch (the default)
   --mode decode  greedy KV-cached generation: prefill a [batch, prompt-len]
-                 prompt, then --new-tokens single-token steps
+                 prompt, then --new-tokens single-token steps (--cache
+                 static: a preallocated cache instead of torch.cat)
 
 Prints one JSON line, e.g.
   {"impl": "torch", "mode": "train", "threads": 1, "ms_per_step": 510.2,
@@ -21,6 +22,7 @@ OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=2.
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -86,30 +88,101 @@ def bench_train(model, args):
     }
 
 
+class StaticCache:
+    """A preallocated KV cache for --cache static: keys and values of every
+    layer live in [batch, kv_heads, max_len, head_dim] tensors written in
+    place, where torch_ref's forward (like Hugging Face's DynamicCache)
+    concatenates the whole past with each new token, copying it every
+    step. Only the last position goes through the final norm and the LM
+    head. Plain Llama layers only (no sliding window)."""
+
+    def __init__(self, model, batch, max_len):
+        cfg = model.cfg
+        if any(layer.self_attn.window is not None for layer in model.model.layers):
+            raise torch_ref.RefError("--cache static does not handle sliding-window layers")
+        self.model = model
+        shape = (batch, cfg.kv_heads, max_len, cfg.head_dim)
+        self.k = [torch.empty(shape) for _ in range(cfg.layers)]
+        self.v = [torch.empty(shape) for _ in range(cfg.layers)]
+        inv = torch_ref.rope_inv_freq(cfg, torch.float32)
+        self.cos, self.sin = torch_ref.rope_cos_sin(inv, torch.arange(max_len))
+
+    def forward(self, ids, pos):
+        """Logits [B, V] after ids [B, T] placed at positions pos..pos+T-1."""
+        m, cfg = self.model, self.model.cfg
+        b, t = ids.shape
+        hd, rep = cfg.head_dim, cfg.heads // cfg.kv_heads
+        s = pos + t
+        cos, sin = self.cos[pos:s], self.sin[pos:s]
+        mask = None
+        if t > 1:
+            q_pos = torch.arange(pos, s)
+            mask = torch.arange(s)[None, :] > q_pos[:, None]
+        x = m.model.embed_tokens(ids)
+        for i, layer in enumerate(m.model.layers):
+            att = layer.self_attn
+            h = layer.input_layernorm(x)
+            q = att.q_proj(h).view(b, t, cfg.heads, hd)
+            k = att.k_proj(h).view(b, t, cfg.kv_heads, hd)
+            v = att.v_proj(h).view(b, t, cfg.kv_heads, hd)
+            if cfg.qk_norm:
+                q, k = att.q_norm(q), att.k_norm(k)
+            q = torch_ref.apply_rope(q.transpose(1, 2), cos, sin)
+            self.k[i][:, :, pos:s] = torch_ref.apply_rope(k.transpose(1, 2), cos, sin)
+            self.v[i][:, :, pos:s] = v.transpose(1, 2)
+            keys, values = self.k[i][:, :, :s], self.v[i][:, :, :s]
+            qg = q.reshape(b, cfg.kv_heads, rep * t, hd)
+            scores = torch.matmul(qg, keys.transpose(2, 3)).view(b, cfg.heads, t, s) / math.sqrt(hd)
+            if mask is not None:
+                scores = scores.masked_fill(mask, float("-inf"))
+            probs = torch.softmax(scores, dim=-1)
+            out = torch.matmul(probs.view(b, cfg.kv_heads, rep * t, s), values)
+            out = out.view(b, cfg.heads, t, hd).transpose(1, 2).reshape(b, t, cfg.heads * hd)
+            x = x + att.o_proj(out)
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        return F.linear(m.model.norm(x[:, -1]), m.head_weight())
+
+
 def bench_decode(model, args):
     cfg = model.cfg
     g = torch.Generator().manual_seed(args.seed)
     prompt = torch.randint(0, cfg.vocab, (args.batch, args.prompt_len), generator=g)
     prefill, decode = [], []
+    cache = StaticCache(model, args.batch, args.prompt_len + args.new_tokens) if args.cache == "static" else None
+    tokens = []
     with torch.no_grad():
         for i in range(args.warmup + args.steps):
+            tokens = []
             t0 = time.perf_counter()
-            logits, past = model(prompt)
-            nxt = logits[:, -1].argmax(-1, keepdim=True)
-            t1 = time.perf_counter()
-            for _ in range(args.new_tokens - 1):
-                logits, past = model(nxt, past=past)
+            if cache is None:
+                logits, past = model(prompt)
                 nxt = logits[:, -1].argmax(-1, keepdim=True)
+            else:
+                nxt = cache.forward(prompt, 0).argmax(-1, keepdim=True)
+            t1 = time.perf_counter()
+            for step in range(args.new_tokens - 1):
+                tokens.append(nxt)
+                if cache is None:
+                    logits, past = model(nxt, past=past)
+                    nxt = logits[:, -1].argmax(-1, keepdim=True)
+                else:
+                    nxt = cache.forward(nxt, args.prompt_len + step).argmax(-1, keepdim=True)
             t2 = time.perf_counter()
+            tokens.append(nxt)
             if i >= args.warmup:
                 prefill.append(t1 - t0)
                 decode.append(t2 - t1)
     steps = max(1, args.new_tokens - 1)
     d = statistics.median(decode)
+    # A checksum of the greedy tokens, to compare the two cache modes.
+    ids = torch.cat(tokens, dim=1)
+    checksum = int((ids * torch.arange(1, ids.numel() + 1).view(ids.shape)).sum()) % 1000000007
     return {
+        "cache": args.cache,
         "prefill_ms": round(statistics.median(prefill) * 1e3, 2),
         "ms_per_token_step": round(d / steps * 1e3, 3),
         "tokens_per_s": round(args.batch * steps / d, 1) if d > 0 else None,
+        "tokens_checksum": checksum,
     }
 
 
@@ -129,6 +202,9 @@ def main(argv=None):
     ap.add_argument("--seq", type=int, default=256, help="train: sequence length")
     ap.add_argument("--prompt-len", type=int, default=64, help="decode: prompt length")
     ap.add_argument("--new-tokens", type=int, default=64, help="decode: tokens generated per row")
+    ap.add_argument("--cache", choices=("dynamic", "static"), default="dynamic",
+                    help="decode: torch_ref's forward concatenating the past each step (as Hugging Face's "
+                         "DynamicCache does), or a preallocated cache written in place")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
