@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 bash scripts/cuda/install-toolkit.sh
 bash scripts/cuda/ptx.sh
 if ! git diff --exit-code --stat -- kernels/cuda/ptx; then
@@ -17,11 +19,21 @@ if [ -n "$(git ls-files --others --exclude-standard kernels/cuda/ptx)" ]; then
   git ls-files --others --exclude-standard kernels/cuda/ptx >&2
   exit 1
 fi
+# ptxas -v also reports each kernel's local memory: register spills fail
+# the check (the attention kernels keep their accumulators in registers by
+# design); a stack frame (a local array) is reported.
 for arch in ${CUDA_ARCHS:-sm_80 sm_90}; do
   for f in kernels/cuda/ptx/"$arch"/*.ptx; do
-    ptxas -arch="$arch" -o /dev/null "$f"
+    ptxas -v -arch="$arch" -o /dev/null "$f" 2>"$work/ptxas.log" || { cat "$work/ptxas.log" >&2; exit 1; }
+    awk -v file="$f" '
+      /Compiling entry function/ { name = $0; sub(/.*function ./, "", name); sub(/. for .*/, "", name) }
+      /bytes stack frame/ {
+        if ($5 != 0 || $9 != 0) { printf "check.sh: %s: kernel %s spills registers: %s\n", file, name, $0; bad = 1 }
+        else if ($1 != 0) printf "check.sh: note: %s: kernel %s has a %s-byte stack frame\n", file, name, $1
+      }
+      END { exit bad }' "$work/ptxas.log" >&2
   done
-  echo "ptxas $arch: ok"
+  echo "ptxas $arch: ok, no register spills"
 done
 go build -tags cuda ./...
 go vet -tags cuda ./...
