@@ -52,23 +52,28 @@ func (s *Sampler) Sample(logits []float32, p Sampling, u float64, seen []int32) 
 	}
 	V := len(logits)
 	invT := p.InvTemp()
-	best := 0 // argmax of the raw logits, lowest id on ties
-	for i, v := range logits {
-		if v > logits[best] {
-			best = i
+	mx, vec := rowMax(logits)
+	if !vec {
+		best := 0 // argmax of the raw logits, lowest id on ties
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i
+			}
 		}
+		mx = logits[best]
 	}
-	mx := logits[best]
-	var sum float64
 	fmx := float64(mx)
 	if cap(s.w) < V {
 		s.w = make([]float64, V)
 	}
 	w := s.w[:V]
-	for i, v := range logits {
-		e := expNonPos((float64(v) - fmx) * invT)
-		w[i] = e
-		sum += e
+	sum, vec := expWeights(w, logits, mx, invT)
+	if !vec {
+		for i, v := range logits {
+			e := expNonPos((float64(v) - fmx) * invT)
+			w[i] = e
+			sum += e
+		}
 	}
 	lse := fmx + math.Log(sum)/invT // log Σ exp(z/T) = max + T·log Σ exp((z-max)/T)
 	logprob := func(tok int32) float32 { return float32((float64(logits[tok]) - lse) * invT) }
@@ -81,7 +86,7 @@ func (s *Sampler) Sample(logits []float32, p Sampling, u float64, seen []int32) 
 		}
 	}
 	if p.Greedy() {
-		best = 0
+		best := 0
 		for i := 1; i < V; i++ {
 			if w[i] > w[best] {
 				best = i

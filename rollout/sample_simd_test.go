@@ -36,3 +36,38 @@ func TestGreedyRowMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+// TestExpWeightsMatchesScalar checks the vector sampling weights against
+// expNonPos, for temperatures from 0.1 to 2: each weight e^x within
+// (1e-6 + 2.4e-7·|x|) relative, the second term being the float32
+// rounding of the argument x = (z − max)/T (or within 1e-30 absolute), and
+// the sum within 1e-6.
+func TestExpWeightsMatchesScalar(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for trial := range 60 {
+		V := []int{16, 4096, 32000}[trial%3]
+		row := make([]float32, V)
+		for i := range row {
+			row[i] = float32(r.NormFloat64() * 4)
+		}
+		mx, ok := rowMax(row)
+		if !ok {
+			t.Skip("no vector path in this build")
+		}
+		invT := []float64{1, 1 / 0.1, 1 / 0.7, 1 / 2.0}[trial%4]
+		w := make([]float64, V)
+		sum, _ := expWeights(w, row, mx, invT)
+		var want float64
+		for i, v := range row {
+			x := (float64(v) - float64(mx)) * invT
+			e := expNonPos(x)
+			want += e
+			if d := math.Abs(w[i] - e); d > (1e-6+2.4e-7*math.Abs(x))*e && d > 1e-30 {
+				t.Fatalf("trial %d: weight %d = %g, want %g", trial, i, w[i], e)
+			}
+		}
+		if math.Abs(sum-want) > 1e-6*want {
+			t.Fatalf("trial %d: sum %g, want %g", trial, sum, want)
+		}
+	}
+}
