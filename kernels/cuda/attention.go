@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/rltrain/rltrain/kernels"
 )
@@ -112,6 +113,39 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s ker
 		ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(hd), ArgF32(s.Scale), ArgInt(tile), ArgInt(rpw))
 }
 
+// decodeTables keeps the last slot table AttentionDecode uploaded. Every
+// layer of a decoding step attends over the same cache positions, so only
+// the first layer's call copies the table to the device (a synchronous
+// copy on a GPU); the others find it equal and reuse it.
+type decodeTables struct {
+	host []int32
+	dev  DevPtr
+	cap  int // int32s allocated at dev
+}
+
+// decodeTable returns a device copy of table, uploading it only when it
+// differs from the previous call's.
+func (b *Backend) decodeTable(table []int32) DevPtr {
+	t := &b.dec
+	if t.dev != 0 && slices.Equal(t.host, table) {
+		return t.dev
+	}
+	if t.cap < len(table) {
+		b.free(t.dev)
+		t.cap = max(len(table), 2*t.cap)
+		t.dev = b.alloc(4 * t.cap)
+	}
+	b.must("upload", b.drv.CopyHtoD(t.dev, bytesOf(table)))
+	t.host = append(t.host[:0], table...)
+	return t.dev
+}
+
+// closeDecode frees the cached slot table.
+func (b *Backend) closeDecode() {
+	b.free(b.dec.dev)
+	b.dec = decodeTables{}
+}
+
 // decodeTargetBlocks is the number of decode blocks worth having in
 // flight (a few per SM on an H100's 132): below it, long contexts are split
 // over more blocks (flash-decoding) and merged by attn_decode_combine.
@@ -142,17 +176,19 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 	if len(lens) == 0 {
 		return
 	}
-	var flat []int32
-	offs := make([]int32, len(lens))
+	// One table: slot offsets, lengths, then every sequence's slots.
+	nseq := len(lens)
+	table := make([]int32, 2*nseq, 2*nseq+64*nseq)
 	maxLen := 0
 	for i, n := range lens {
-		offs[i] = int32(len(flat))
-		flat = append(flat, slots[i][:n]...)
+		table[i] = int32(len(table) - 2*nseq)
+		table[nseq+i] = int32(n)
+		table = append(table, slots[i][:n]...)
 		maxLen = max(maxLen, n)
 	}
-	checkIDs(flat, kPool.Len()/(kvHeads*headDim))
-	ps, po, pl := b.uploadInts(flat), b.uploadInts(offs), b.uploadInts(toInt32(lens))
-	defer b.release(ps, po, pl)
+	checkIDs(table[2*nseq:], kPool.Len()/(kvHeads*headDim))
+	po := b.decodeTable(table)
+	pl, ps := po+DevPtr(4*nseq), po+DevPtr(8*nseq)
 	group, tile := heads/kvHeads, attnTile(headDim)
 	rpw := attnRPW(headDim, rowsPerWarp(group), fwdShared)
 	warps := min(attnWarps, (group+rpw-1)/rpw)

@@ -52,6 +52,7 @@ type Backend struct {
 	// are reused only while their source is unchanged (writes.go).
 	precision Precision
 	tf32      bool
+	dec       decodeTables
 	tr        tracker
 	c16       bf16Cache
 }
@@ -74,6 +75,7 @@ func (b *Backend) Close() error {
 		b.scratch, b.scratchLen = 0, 0
 	}
 	b.closeBF16()
+	b.closeDecode()
 	for p := range b.tempSize {
 		if err := b.drv.Free(p); err != nil {
 			return fmt.Errorf("cuda: free temporary: %w", err)

@@ -384,6 +384,20 @@ func decodeShapeMatchesCPU(t *testing.T, p *pair, heads, kvHeads, hd int, lens [
 	p.ref.AttentionDecode(ro, rq, qStride, rk, rv, slots, lens, heads, kvHeads, hd, scale)
 	p.dev.AttentionDecode(do, dq, qStride, dk, dv, slots, lens, heads, kvHeads, hd, scale)
 	p.same("attention decode "+name, ro, do, fp32Tol)
+	// The next layer's call has the same slots (the backend may reuse its
+	// device copy of them); then other slots of the same lengths (it must
+	// not).
+	p.dev.AttentionDecode(do, dq, qStride, dk, dv, slots, lens, heads, kvHeads, hd, scale)
+	p.same("attention decode, same slots again "+name, ro, do, fp32Tol)
+	moved := make([][]int32, len(slots))
+	for i, sl := range slots {
+		for _, r := range sl {
+			moved[i] = append(moved[i], int32((int(r)+1)%poolRows))
+		}
+	}
+	p.ref.AttentionDecode(ro, rq, qStride, rk, rv, moved, lens, heads, kvHeads, hd, scale)
+	p.dev.AttentionDecode(do, dq, qStride, dk, dv, moved, lens, heads, kvHeads, hd, scale)
+	p.same("attention decode, other slots "+name, ro, do, fp32Tol)
 }
 
 func tokenLogProbsMatchesCPU(t *testing.T, drv cuda.Driver) {
