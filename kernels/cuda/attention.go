@@ -67,7 +67,7 @@ func (b *Backend) uploadLens(s kernels.AttnShape) DevPtr {
 	if s.Lens == nil {
 		return 0
 	}
-	return b.uploadInts(toInt32(s.Lens[:s.Batch]))
+	return b.cachedInts(tableAttnLens, toInt32(s.Lens[:s.Batch]))
 }
 
 // attnGrid is the grid over rows (queries or keys) for rpw rows per warp.
@@ -82,7 +82,6 @@ func (b *Backend) Attention(out, lse, qkv kernels.Buf, s kernels.AttnShape) {
 		return
 	}
 	lens := b.uploadLens(s)
-	defer b.release(lens)
 	hd, tile := s.HeadDim, attnTile(s.HeadDim)
 	rpw := attnRPW(hd, rowsPerWarp(s.SeqLen), fwdShared)
 	b.launch("attn_fwd", attnGrid(s, s.Heads, rpw), D1(32*attnWarps), 4*fwdShared(hd, tile, rpw), ArgPtr(dev(out)), ArgPtr(dev(lse)),
@@ -101,7 +100,7 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s ker
 	}
 	lens := b.uploadLens(s)
 	dsum := b.temp(4 * s.Batch * s.Heads * s.SeqLen)
-	defer b.release(lens, dsum)
+	defer b.release(dsum)
 	hd, tile := s.HeadDim, attnTile(s.HeadDim)
 	rpw := attnRPW(hd, rowsPerWarp(s.SeqLen), dqShared)
 	b.launch("attn_bwd_dq", attnGrid(s, s.Heads, rpw), D1(32*attnWarps), 4*dqShared(hd, tile, rpw), ArgPtr(dev(dqkv)), ArgPtr(dsum),
@@ -113,37 +112,48 @@ func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s ker
 		ArgInt(s.SeqLen), ArgInt(s.Heads), ArgInt(s.KVHeads), ArgInt(hd), ArgF32(s.Scale), ArgInt(tile), ArgInt(rpw))
 }
 
-// decodeTables keeps the last slot table AttentionDecode uploaded. Every
-// layer of a decoding step attends over the same cache positions, so only
-// the first layer's call copies the table to the device (a synchronous
-// copy on a GPU); the others find it equal and reuse it.
-type decodeTables struct {
+// Integer tables that every layer of a forward pass or decoding step
+// passes again unchanged (a decoding step's slot table, the cache rows
+// CacheWrite fills, attention's sequence lengths) are uploaded once: the
+// backend keeps the last table of each kind and reuses its device copy
+// while the new one is equal. On a GPU each upload is a synchronous copy.
+const (
+	tableDecode = iota
+	tableCacheWrite
+	tableAttnLens
+	numTables
+)
+
+// intTable is the last table of one kind and its device copy.
+type intTable struct {
 	host []int32
 	dev  DevPtr
 	cap  int // int32s allocated at dev
 }
 
-// decodeTable returns a device copy of table, uploading it only when it
-// differs from the previous call's.
-func (b *Backend) decodeTable(table []int32) DevPtr {
-	t := &b.dec
-	if t.dev != 0 && slices.Equal(t.host, table) {
+// cachedInts returns a device copy of v for table kind k, uploading it only
+// when it differs from the previous table of that kind.
+func (b *Backend) cachedInts(k int, v []int32) DevPtr {
+	t := &b.tables[k]
+	if t.dev != 0 && slices.Equal(t.host, v) {
 		return t.dev
 	}
-	if t.cap < len(table) {
+	if t.cap < len(v) || t.dev == 0 {
 		b.free(t.dev)
-		t.cap = max(len(table), 2*t.cap)
+		t.cap = max(len(v), 2*t.cap, 1)
 		t.dev = b.alloc(4 * t.cap)
 	}
-	b.must("upload", b.drv.CopyHtoD(t.dev, bytesOf(table)))
-	t.host = append(t.host[:0], table...)
+	b.must("upload", b.drv.CopyHtoD(t.dev, bytesOf(v)))
+	t.host = append(t.host[:0], v...)
 	return t.dev
 }
 
-// closeDecode frees the cached slot table.
-func (b *Backend) closeDecode() {
-	b.free(b.dec.dev)
-	b.dec = decodeTables{}
+// closeTables frees the cached tables.
+func (b *Backend) closeTables() {
+	for k := range b.tables {
+		b.free(b.tables[k].dev)
+		b.tables[k] = intTable{}
+	}
 }
 
 // decodeTargetBlocks is the number of decode blocks worth having in
@@ -187,7 +197,7 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 		maxLen = max(maxLen, n)
 	}
 	checkIDs(table[2*nseq:], kPool.Len()/(kvHeads*headDim))
-	po := b.decodeTable(table)
+	po := b.cachedInts(tableDecode, table)
 	pl, ps := po+DevPtr(4*nseq), po+DevPtr(8*nseq)
 	group, tile := heads/kvHeads, attnTile(headDim)
 	rpw := attnRPW(headDim, rowsPerWarp(group), fwdShared)

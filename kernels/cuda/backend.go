@@ -52,7 +52,7 @@ type Backend struct {
 	// are reused only while their source is unchanged (writes.go).
 	precision Precision
 	tf32      bool
-	dec       decodeTables
+	tables    [numTables]intTable
 	tr        tracker
 	c16       bf16Cache
 }
@@ -75,7 +75,7 @@ func (b *Backend) Close() error {
 		b.scratch, b.scratchLen = 0, 0
 	}
 	b.closeBF16()
-	b.closeDecode()
+	b.closeTables()
 	for p := range b.tempSize {
 		if err := b.drv.Free(p); err != nil {
 			return fmt.Errorf("cuda: free temporary: %w", err)
@@ -425,8 +425,7 @@ func (b *Backend) CacheWrite(pool kernels.Buf, width int, src kernels.Buf, srcSt
 		return
 	}
 	checkIDs(slots, pool.Len()/width)
-	p := b.uploadInts(slots)
-	defer b.release(p)
+	p := b.cachedInts(tableCacheWrite, slots) // the same for keys and values and every layer
 	b.launch("cache_write", elemGrid(len(slots)*width), D1(elemThreads), 0, ArgPtr(dev(pool)), ArgInt(width), ArgPtr(dev(src)),
 		ArgInt(srcStride), ArgInt(srcOff), ArgPtr(p), ArgInt(len(slots)))
 }
