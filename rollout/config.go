@@ -55,7 +55,10 @@ type Config struct {
 	// max_batch, the KV budget or the other prompts of the batch, and a
 	// sampled token can then flip (rarely). With it, completions are
 	// bit-identical across those. It costs the padding rows and smaller
-	// GEMMs. Default false.
+	// GEMMs, except on a backend whose decoding steps are row-invariant
+	// by construction (the CPU backend with AVX-512, up to 64 rows per
+	// step), which decodes in chunks of that many rows without padding.
+	// Default false.
 	BatchInvariant bool `yaml:"batch_invariant"`
 }
 

@@ -38,7 +38,11 @@
 // batch_invariant, every decode call has exactly InvariantRows rows
 // (padded with throw-away sequences) and short prompts are prefilled with
 // a companion, which makes completions bit-identical across max_batch, the
-// KV budget, the other prompts and the thread count.
+// KV budget, the other prompts and the thread count. The CPU backend with
+// AVX-512 computes every row of a step (up to 64) with the same operations
+// whatever the other rows (kernels/cpu InvariantRows), so there decoding is
+// batch-independent anyway and batch_invariant only splits steps into
+// chunks of 64 rows, without padding.
 //
 // # Log-probs
 //

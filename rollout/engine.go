@@ -207,7 +207,14 @@ func (e *Engine) Generate(prompts []Prompt) (_ []Completion, _ Stats, err error)
 	// sequence; each fork copies (or adds) one block while it lives.
 	var padBase *model.Seq
 	padBlocks := 0
-	if cfg.BatchInvariant {
+	// A backend whose steps are row-invariant up to some row count (the
+	// CPU backend with AVX-512) needs no padding: chunks of up to that
+	// many rows are bit-identical already.
+	chunk := 0
+	if ri, ok := e.m.Backend().(interface{ InvariantRows() int }); ok && cfg.BatchInvariant {
+		chunk = ri.InvariantRows()
+	}
+	if cfg.BatchInvariant && chunk == 0 {
 		padBlocks = InvariantRows - 1
 		padBase = &model.Seq{}
 		if _, err := e.m.Prefill(e.ws, e.cache, []*model.Seq{padBase}, [][]int32{{0}}); err != nil {
@@ -377,9 +384,12 @@ func (e *Engine) Generate(prompts []Prompt) (_ []Completion, _ Stats, err error)
 			e.logits = make([]float32, need)
 		}
 		logits := e.logits[:len(active)*mc.Vocab]
-		if padBase != nil {
+		switch {
+		case padBase != nil:
 			err = e.decodeChunked(logits, seqs, toks, padBase)
-		} else {
+		case chunk > 0 && len(seqs) > chunk:
+			err = e.decodeUnpadded(logits, seqs, toks, chunk)
+		default:
 			_, err = e.m.DecodeTo(logits, e.cache, seqs, toks)
 		}
 		if err != nil {
@@ -429,6 +439,19 @@ func (e *Engine) decodeChunked(out []float32, seqs []*model.Seq, toks []int32, p
 			return err
 		}
 		copy(out[lo*V:hi*V], logits[:(hi-lo)*V])
+	}
+	return nil
+}
+
+// decodeUnpadded runs Decode on chunks of at most chunk sequences, for a
+// backend whose results do not depend on the other rows up to that count.
+func (e *Engine) decodeUnpadded(out []float32, seqs []*model.Seq, toks []int32, chunk int) error {
+	V := e.m.Cfg.Vocab
+	for lo := 0; lo < len(seqs); lo += chunk {
+		hi := min(lo+chunk, len(seqs))
+		if _, err := e.m.DecodeTo(out[lo*V:hi*V], e.cache, seqs[lo:hi], toks[lo:hi]); err != nil {
+			return err
+		}
 	}
 	return nil
 }

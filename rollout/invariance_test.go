@@ -161,3 +161,22 @@ func TestBatchInvariantModeExact(t *testing.T) {
 	}
 	sameCompletionsTol(t, "1 MiB cache", got, ref, 0)
 }
+
+// TestBatchInvariantModeWideBatch covers steps of more than 64 running
+// completions in batch_invariant mode (chunks of the backend's invariant
+// row count on the CPU backend, padded chunks of InvariantRows otherwise):
+// max_batch 80 must give what max_batch 1 gives, bit for bit.
+func TestBatchInvariantModeWideBatch(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.GroupSize, cfg.MaxNewTokens, cfg.Temperature, cfg.Seed, cfg.BatchInvariant = 4, 6, 1, 9, true
+	m := newModel(t, wideConfig(), 2, 5)
+	ids := randomPrompts(20, 3, 20, m.Cfg.Vocab, 13)
+	cfg.MaxBatch = 80
+	wide, st := generate(t, m, cfg, Prompts(ids), nil)
+	if st.MaxRunning <= 64 {
+		t.Fatalf("at most %d running: the test needs steps of more than 64 rows", st.MaxRunning)
+	}
+	cfg.MaxBatch = 1
+	one, _ := generate(t, m, cfg, Prompts(ids), nil)
+	sameCompletionsTol(t, "max_batch 80 vs 1", wide, one, 0)
+}

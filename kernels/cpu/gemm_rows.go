@@ -52,3 +52,17 @@ func rowsGemm(workers, m, n, k int, alpha float32, a []float32, lda int, w []flo
 		}
 	})
 }
+
+// InvariantRows is the largest number of rows a decoding step may have
+// while every row's results stay bit-identical whatever the other rows and
+// the thread count: the products go to rowsGemm, and every other
+// operation of a step (norms, RoPE, SwiGLU, decode attention, additions)
+// works row by row. It is 0 when products go to OpenBLAS, whose kernel
+// choice depends on the shape. A sampler can then decode batch-invariantly
+// without padding to a fixed shape.
+func (b *Backend) InvariantRows() int {
+	if !rowsGemmOK {
+		return 0
+	}
+	return rowsGemmMaxM
+}
