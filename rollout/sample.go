@@ -96,11 +96,17 @@ func (s *Sampler) Sample(logits []float32, p Sampling, u float64, seen []int32) 
 	}
 	cand := s.filter(w, p)
 	var total float64
-	if cand == nil {
+	switch {
+	case cand == nil && !penal:
+		// Every weight is the one summed above: no second pass. The scan
+		// below adds them in another order, so its running sum may end a
+		// rounding short of target; it then returns the last token.
+		total = sum
+	case cand == nil:
 		for _, x := range w {
 			total += x
 		}
-	} else {
+	default:
 		for _, id := range cand {
 			total += w[id]
 		}
