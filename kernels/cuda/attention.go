@@ -129,6 +129,22 @@ type intTable struct {
 	host []int32
 	dev  DevPtr
 	cap  int // int32s allocated at dev
+	// bound is the limit the table's ids were last checked against (see
+	// checkedInts); 0 when unchecked.
+	bound int
+}
+
+// checkedInts is cachedInts for a table of ids from first on, each below
+// bound: the ids are checked only when the table or the bound changed.
+func (b *Backend) checkedInts(k int, v []int32, first, bound int) DevPtr {
+	t := &b.tables[k]
+	if t.dev != 0 && t.bound == bound && slices.Equal(t.host, v) {
+		return t.dev
+	}
+	checkIDs(v[first:], bound)
+	p := b.cachedInts(k, v)
+	t.bound = bound
+	return p
 }
 
 // cachedInts returns a device copy of v for table kind k, uploading it only
@@ -138,6 +154,7 @@ func (b *Backend) cachedInts(k int, v []int32) DevPtr {
 	if t.dev != 0 && slices.Equal(t.host, v) {
 		return t.dev
 	}
+	t.bound = 0
 	if t.cap < len(v) || t.dev == 0 {
 		b.free(t.dev)
 		t.cap = max(len(v), 2*t.cap, 1)
@@ -196,8 +213,7 @@ func (b *Backend) AttentionDecode(out, q kernels.Buf, qStride int, kPool, vPool 
 		table = append(table, slots[i][:n]...)
 		maxLen = max(maxLen, n)
 	}
-	checkIDs(table[2*nseq:], kPool.Len()/(kvHeads*headDim))
-	po := b.cachedInts(tableDecode, table)
+	po := b.checkedInts(tableDecode, table, 2*nseq, kPool.Len()/(kvHeads*headDim))
 	pl, ps := po+DevPtr(4*nseq), po+DevPtr(8*nseq)
 	group, tile := heads/kvHeads, attnTile(headDim)
 	rpw := attnRPW(headDim, rowsPerWarp(group), fwdShared)

@@ -424,8 +424,7 @@ func (b *Backend) CacheWrite(pool kernels.Buf, width int, src kernels.Buf, srcSt
 	if len(slots)*width == 0 {
 		return
 	}
-	checkIDs(slots, pool.Len()/width)
-	p := b.cachedInts(tableCacheWrite, slots) // the same for keys and values and every layer
+	p := b.checkedInts(tableCacheWrite, slots, 0, pool.Len()/width) // the same for keys and values and every layer
 	b.launch("cache_write", elemGrid(len(slots)*width), D1(elemThreads), 0, ArgPtr(dev(pool)), ArgInt(width), ArgPtr(dev(src)),
 		ArgInt(srcStride), ArgInt(srcOff), ArgPtr(p), ArgInt(len(slots)))
 }

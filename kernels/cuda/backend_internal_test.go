@@ -76,3 +76,26 @@ func TestKernelWritesCoverEveryKernel(t *testing.T) {
 		}
 	}
 }
+
+// A reused id table is still checked against the buffer it indexes: the
+// same slots are refused by a smaller cache pool.
+func TestCachedTablesStillCheckIDs(t *testing.T) {
+	b := New(NewEmu())
+	defer b.Close()
+	src := b.Alloc(8)
+	big, small := b.Alloc(4*4), b.Alloc(2*4)
+	slots := []int32{3, 1}
+	b.CacheWrite(big, 4, src, 4, 0, slots)
+	b.CacheWrite(big, 4, src, 4, 0, slots) // reused table
+	panics := func(f func()) (p bool) {
+		defer func() { p = recover() != nil }()
+		f()
+		return false
+	}
+	if !panics(func() { b.CacheWrite(small, 4, src, 4, 0, slots) }) {
+		t.Error("slot 3 of a 2-row pool was accepted")
+	}
+	if !panics(func() { b.CacheWrite(big, 4, src, 4, 0, []int32{3, 4}) }) {
+		t.Error("slot 4 of a 4-row pool was accepted")
+	}
+}
