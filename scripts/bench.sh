@@ -25,6 +25,7 @@ if $full; then
   echo
   echo "## Fused TokenLogProbs forward+backward vs materialised logits (8192 × 151936 × 896)"
   go build -o bin/logprobs-bench ./bench/logprobs
-  ./bin/logprobs-bench --mode fused
+  ./bin/logprobs-bench --mode onepass   # what the trainer runs: forward and backward in one pass
+  ./bin/logprobs-bench --mode fused     # TokenLogProbs, then TokenLogProbsBackward (recomputes the logits)
   ./bin/logprobs-bench --mode unfused
 fi

@@ -3,7 +3,7 @@
 // logits, at Qwen2.5-0.5B's output-layer shape by default. Run each mode in
 // its own process so that peak RSS is the mode's own:
 //
-//	logprobs --mode fused ; logprobs --mode unfused
+//	logprobs --mode onepass ; logprobs --mode fused ; logprobs --mode unfused
 package main
 
 import (
@@ -97,15 +97,16 @@ func main() {
 					for _, v := range row {
 						mx = max(mx, v)
 					}
-					var s float64
-					for _, v := range row {
-						s += math.Exp(float64(v - mx))
-					}
-					lse := float64(mx) + math.Log(s)
-					lp[i] = row[targets[i]] - float32(lse)
+					// The same vector exponential as the fused kernels, so
+					// that the comparison is of memory traffic and passes,
+					// not of exp implementations.
+					zt := row[targets[i]] - mx
+					s := cpu.ExpShift(row, row, mx)
+					lp[i] = zt - float32(math.Log(s))
 					// dlogits = g·(onehot − softmax), in place.
-					for k, v := range row {
-						row[k] = -g[i] * float32(math.Exp(float64(v)-lse))
+					scale := -g[i] / float32(s)
+					for k := range row {
+						row[k] *= scale
 					}
 					row[targets[i]] += g[i]
 				}

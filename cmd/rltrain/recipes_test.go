@@ -48,6 +48,9 @@ func TestGPURecipes(t *testing.T) {
 			if orig.Backend.Type != "cuda" {
 				t.Errorf("a GPU recipe runs on backend cuda, got %q", orig.Backend.Type)
 			}
+			if orig.Backend.Precision != "bf16" {
+				t.Errorf("a GPU recipe trains in bf16 mixed precision, got %q", orig.Backend.Precision)
+			}
 			arch := "Qwen2ForCausalLM"
 			if strings.Contains(orig.Model.Path, "Qwen3") {
 				arch = "Qwen3ForCausalLM"
@@ -55,7 +58,7 @@ func TestGPURecipes(t *testing.T) {
 			dir := tinyQwen(t, arch)
 			var stdout, stderr bytes.Buffer
 			err = runTrain(context.Background(), &stdout, &stderr, p, runFlags{sets: []string{
-				"model.path=" + dir, "data.train=" + trainPath, "data.eval=" + trainPath, "backend.type=cpu",
+				"model.path=" + dir, "data.train=" + trainPath, "data.eval=" + trainPath, "backend.type=cpu", "backend.precision=fp32",
 				"train.steps=1", "rollout.batch_size=2", "rollout.group_size=2", "rollout.max_new_tokens=4",
 				"train.micro_batch_size=2", "train.out_dir=" + t.TempDir(), "checkpoint.every=0",
 			}})

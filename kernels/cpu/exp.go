@@ -61,3 +61,9 @@ func expShiftScalar(dst, src []float32, shift float32) float64 {
 	}
 	return sum
 }
+
+// ExpShift writes dst[i] = e^(src[i]−shift) and returns Σ dst in float64,
+// with the AVX-512 code where the build and the CPU have it. It is
+// exported for benchmarks that compare the fused kernels with a path that
+// materialises the logits: both then pay the same price per exponential.
+func ExpShift(dst, src []float32, shift float32) float64 { return expShift(dst, src, shift) }
