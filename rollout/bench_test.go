@@ -53,25 +53,31 @@ func TestBenchRollout(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, shape := range [][2]int{{1, 1}, {1, 8}, {8, 8}} {
-			o := BenchOptions{Prompts: shape[0], Group: shape[1], PromptLen: 64, NewTokens: 64, Repeats: 4, Seed: 1}
-			res, err := Bench(m, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			line, _ := json.Marshal(map[string]any{"impl": "rltrain", "model": mc.name, "result": res})
-			fmt.Println(string(line))
-			tp, td := "n/a", "n/a"
-			ratio := "n/a"
-			if haveTorch {
-				// The machine is shared: keep PyTorch's best of four runs,
-				// as Bench keeps rltrain's best, two with torch_ref's
-				// forward (which concatenates the whole past each step, as
-				// Hugging Face's DynamicCache does) and two with a
-				// preallocated cache written in place: whichever is faster
-				// is the reference.
-				n := shape[0] * shape[1]
-				var bestPrefill, bestDecode float64
-				for _, cache := range []string{"dynamic", "static", "dynamic", "static"} {
+			// The machine is shared and its speed drifts over seconds:
+			// rltrain and PyTorch take turns over three rounds, and each
+			// keeps its best round (as Bench keeps rltrain's best repeat).
+			// PyTorch runs torch_ref's forward (which concatenates the whole
+			// past each step, as Hugging Face's DynamicCache does) and a
+			// preallocated cache written in place; whichever is faster is
+			// the reference.
+			var res BenchResult
+			n := shape[0] * shape[1]
+			var bestPrefill, bestDecode float64
+			for range 3 {
+				o := BenchOptions{Prompts: shape[0], Group: shape[1], PromptLen: 64, NewTokens: 64, Repeats: 2, Seed: 1}
+				r, err := Bench(m, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				line, _ := json.Marshal(map[string]any{"impl": "rltrain", "model": mc.name, "result": r})
+				fmt.Println(string(line))
+				if r.DecodeTokPerS > res.DecodeTokPerS {
+					res = r
+				}
+				if !haveTorch {
+					continue
+				}
+				for _, cache := range []string{"dynamic", "static"} {
 					cmd := exec.Command(python, script, "--mode", "decode", "--model", dir, "--batch", fmt.Sprint(n),
 						"--prompt-len", "64", "--new-tokens", "64", "--steps", "2", "--warmup", "1", "--cache", cache)
 					cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1", fmt.Sprintf("OPENBLAS_NUM_THREADS=%d", threads))
@@ -90,6 +96,9 @@ func TestBenchRollout(t *testing.T) {
 					bestPrefill = max(bestPrefill, float64(n*64)/(tr.PrefillMS/1e3))
 					bestDecode = max(bestDecode, tr.TokensPerS)
 				}
+			}
+			tp, td, ratio := "n/a", "n/a", "n/a"
+			if haveTorch {
 				tp = fmt.Sprintf("%.0f", bestPrefill)
 				td = fmt.Sprintf("%.0f", bestDecode)
 				ratio = fmt.Sprintf("%.2f×", res.DecodeTokPerS/bestDecode)

@@ -5,6 +5,8 @@
 # reference model (d=256, 4 layers, vocab 4096) and a d=512 / 8-layer /
 # vocab-32000 one, at 1, 8 and 64 running sequences (64 = 8 prompts × G=8),
 # plus the gain from sharing a 256-token prompt across a group of 8.
+# rltrain and PyTorch alternate over three rounds and each keeps its best
+# (the shared machine's speed drifts over seconds).
 # Prints JSON lines and a Markdown table. Takes several minutes on 2 cores.
 #
 #   scripts/bench_rollout.sh            # 2 threads for both

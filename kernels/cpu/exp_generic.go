@@ -14,8 +14,10 @@ func swigluBackwardRow(dg, du, d, g, u []float32) { swigluBackwardRowScalar(dg, 
 func dot(a, b []float32) float32     { return dotScalar(a, b) }
 func axpy(a float32, x, y []float32) { axpyScalar(a, x, y) }
 
-func maxSlice(x []float32) float32            { return maxSliceScalar(x) }
-func scaleInto(dst, src []float32, s float32) { scaleIntoScalar(dst, src, s) }
+func maxSlice(x []float32) float32             { return maxSliceScalar(x) }
+func sumSquares(x []float32) float64           { return sumSquaresScalar(x) }
+func normRow(dst, src, w []float32, r float32) { normRowScalar(dst, src, w, r) }
+func scaleInto(dst, src []float32, s float32)  { scaleIntoScalar(dst, src, s) }
 func adamwRange(p, g, m, v []float32, c adamwConsts) {
 	adamwRangeScalar(p, g, m, v, c)
 }

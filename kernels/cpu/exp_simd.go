@@ -184,6 +184,45 @@ func maxSlice(x []float32) float32 {
 	return m
 }
 
+// sumSquares is Σ x² in float64, sixteen lanes at a time: each square is
+// exact in float64, so only the order of the additions differs from the
+// scalar loop.
+func sumSquares(x []float32) float64 {
+	if !hasAVX512 || len(x) < 16 {
+		return sumSquaresScalar(x)
+	}
+	lo, hi := archsimd.BroadcastFloat64x8(0), archsimd.BroadcastFloat64x8(0)
+	i := 0
+	for ; i+16 <= len(x); i += 16 {
+		v := archsimd.LoadFloat32x16Slice(x[i:])
+		l, h := v.GetLo().ConvertToFloat64(), v.GetHi().ConvertToFloat64()
+		lo, hi = l.MulAdd(l, lo), h.MulAdd(h, hi)
+	}
+	var lanes [8]float64
+	lo.Add(hi).Store(&lanes)
+	var s float64
+	for _, v := range lanes {
+		s += v
+	}
+	return s + sumSquaresScalar(x[i:])
+}
+
+// normRow writes dst[j] = (src[j]·r)·w[j] with the scalar loop's
+// operations (two roundings, no fused multiply-add).
+func normRow(dst, src, w []float32, r float32) {
+	if !hasAVX512 {
+		normRowScalar(dst, src, w, r)
+		return
+	}
+	dst, w = dst[:len(src)], w[:len(src)]
+	rv := archsimd.BroadcastFloat32x16(r)
+	i := 0
+	for ; i+16 <= len(src); i += 16 {
+		archsimd.LoadFloat32x16Slice(src[i:]).Mul(rv).Mul(archsimd.LoadFloat32x16Slice(w[i:])).StoreSlice(dst[i:])
+	}
+	normRowScalar(dst[i:], src[i:], w[i:], r)
+}
+
 // scaleInto writes dst = s·src.
 func scaleInto(dst, src []float32, s float32) {
 	if !hasAVX512 {

@@ -181,5 +181,18 @@ func TestVectorHelpersMatchScalar(t *testing.T) {
 				t.Fatalf("n=%d: scale differs at %d", n, i)
 			}
 		}
+		// RMSNorm's row helpers: the output is bit-identical, the sum of
+		// squares (exact products, float64 additions in another order)
+		// within a few float64 ulps.
+		normRow(d1, g, p1, 0.37)
+		normRowScalar(d2, g, p1, 0.37)
+		for i := range d1 {
+			if d1[i] != d2[i] {
+				t.Fatalf("n=%d: RMSNorm row differs at %d", n, i)
+			}
+		}
+		if a, b := sumSquares(g), sumSquaresScalar(g); math.Abs(a-b) > 1e-14*b {
+			t.Fatalf("n=%d: sum of squares %v, scalar %v", n, a, b)
+		}
 	}
 }

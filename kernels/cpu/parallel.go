@@ -107,3 +107,21 @@ func scaleIntoScalar(dst, src []float32, s float32) {
 		dst[i] = v * s
 	}
 }
+
+// sumSquaresScalar is Σ x² accumulated in float64 (each square is exact
+// in float64).
+func sumSquaresScalar(x []float32) float64 {
+	var s float64
+	for _, v := range x {
+		s += float64(v) * float64(v)
+	}
+	return s
+}
+
+// normRowScalar writes dst[j] = (src[j]·r)·w[j], RMSNorm's output.
+func normRowScalar(dst, src, w []float32, r float32) {
+	dst, w = dst[:len(src)], w[:len(src)]
+	for j, v := range src {
+		dst[j] = v * r * w[j]
+	}
+}
