@@ -25,15 +25,6 @@ func TestBenchRollout(t *testing.T) {
 	if os.Getenv("RLTRAIN_BENCH") == "" {
 		t.Skip("set RLTRAIN_BENCH=1 to run the rollout benchmark")
 	}
-	models := []struct {
-		name string
-		cfg  model.Config
-	}{
-		{"d256-L4-V4096", model.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", Vocab: 4096, Hidden: 256, Layers: 4,
-			Heads: 4, KVHeads: 2, HeadDim: 64, FFN: 768, RMSEps: 1e-5, RopeTheta: 10000, BOS: -1}},
-		{"d512-L8-V32000", model.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", Vocab: 32000, Hidden: 512, Layers: 8,
-			Heads: 8, KVHeads: 4, HeadDim: 64, FFN: 1536, RMSEps: 1e-5, RopeTheta: 10000, BOS: -1}},
-	}
 	threads := 2
 	if s := os.Getenv("RLTRAIN_BENCH_THREADS"); s != "" {
 		fmt.Sscan(s, &threads)
@@ -42,7 +33,7 @@ func TestBenchRollout(t *testing.T) {
 	haveTorch := exec.Command(python, "-c", "import torch").Run() == nil
 	var report strings.Builder
 	fmt.Fprintf(&report, "| model | running | rltrain prefill tok/s | rltrain decode tok/s | PyTorch prefill tok/s | PyTorch decode tok/s | decode ratio |\n|---|---|---|---|---|---|---|\n")
-	for _, mc := range models {
+	for _, mc := range benchModels {
 		m, err := model.New(mc.cfg, cpu.New(threads))
 		if err != nil {
 			t.Fatal(err)

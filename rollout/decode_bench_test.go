@@ -11,14 +11,15 @@ import (
 	"github.com/rltrain/rltrain/model"
 )
 
-// benchModels are the two shapes of the README's rollout table.
+// benchModels are the two shapes of the README's rollout table (the
+// reference model and a d=512 / 8-layer / vocab-32000 one).
 var benchModels = []struct {
 	name string
 	cfg  model.Config
 }{
-	{"d256", model.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", Vocab: 4096, Hidden: 256, Layers: 4,
+	{"d256-L4-V4096", model.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", Vocab: 4096, Hidden: 256, Layers: 4,
 		Heads: 4, KVHeads: 2, HeadDim: 64, FFN: 768, RMSEps: 1e-5, RopeTheta: 10000, BOS: -1}},
-	{"d512", model.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", Vocab: 32000, Hidden: 512, Layers: 8,
+	{"d512-L8-V32000", model.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", Vocab: 32000, Hidden: 512, Layers: 8,
 		Heads: 8, KVHeads: 4, HeadDim: 64, FFN: 1536, RMSEps: 1e-5, RopeTheta: 10000, BOS: -1}},
 }
 
