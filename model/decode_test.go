@@ -3,6 +3,9 @@ package model
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/rltrain/rltrain/kernels"
+	"github.com/rltrain/rltrain/kernels/cpu"
 )
 
 // decodeTol bounds the relative difference between KV-cached decoding and a
@@ -136,5 +139,76 @@ func TestKVCacheFull(t *testing.T) {
 	}
 	if _, err := m.NewKVCache(bpt, 4); err == nil {
 		t.Error("a budget below one block was accepted")
+	}
+}
+
+// TestDecodeRowWorkersSameBits decodes batches large enough to be split
+// over the backend's row workers (two threads) and checks every logit
+// against the same model decoding on one thread, bit for bit: both run
+// the same row-wise operations.
+func TestDecodeRowWorkersSameBits(t *testing.T) {
+	for name, cfg := range testConfigs() {
+		t.Run(name, func(t *testing.T) {
+			m2 := randomModel(t, cfg, 3)
+			if w := m2.be.(interface{ RowWorkers() []kernels.Backend }).RowWorkers(); len(w) != 2 {
+				t.Fatalf("%d row workers, want 2", len(w))
+			}
+			m1, err := New(cfg, cpu.New(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			host := make([]float32, m2.NumParams())
+			m2.be.Download(host, m2.Params)
+			m1.be.Upload(m1.Params, host)
+			r := rand.New(rand.NewPCG(7, 8))
+			for _, n := range []int{2 * minRowsPerWorker, 45, 64} {
+				prompts := make([][]int32, n)
+				for i := range prompts {
+					prompts[i] = make([]int32, 3+r.IntN(7))
+					for j := range prompts[i] {
+						prompts[i][j] = int32(r.IntN(cfg.Vocab))
+					}
+				}
+				type run struct {
+					m     *Model
+					cache *KVCache
+					seqs  []*Seq
+				}
+				runs := []*run{{m: m1}, {m: m2}}
+				for _, ru := range runs {
+					if ru.cache, err = ru.m.NewKVCache(1<<24, 4); err != nil {
+						t.Fatal(err)
+					}
+					ru.seqs = make([]*Seq, n)
+					for i := range ru.seqs {
+						ru.seqs[i] = &Seq{}
+					}
+					for i := range prompts { // one prompt at a time: prefill rows do not depend on the batch
+						if _, err := ru.m.Prefill(ru.m.NewWorkspace(), ru.cache, ru.seqs[i:i+1], prompts[i:i+1]); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				for step := 0; step < 5; step++ {
+					toks := make([]int32, n)
+					for i := range toks {
+						toks[i] = int32(r.IntN(cfg.Vocab))
+					}
+					want, err := m1.Decode(runs[0].cache, runs[0].seqs, toks)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := m2.Decode(runs[1].cache, runs[1].seqs, toks)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range want {
+						if got[i] != want[i] {
+							t.Fatalf("%d rows, step %d: logit %d (row %d) is %v on two row workers, %v on one thread", n, step, i, i/cfg.Vocab, got[i], want[i])
+						}
+					}
+				}
+			}
+		})
 	}
 }

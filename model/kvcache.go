@@ -24,6 +24,7 @@ type KVCache struct {
 	refs      []int32
 	free      []int32
 	dec       *decodeBufs
+	decParts  []*decodeBufs // per row worker (see DecodeTo)
 }
 
 // KVBytesPerToken is 2 · layers · kv_heads · head_dim · 4 bytes.

@@ -22,6 +22,7 @@ func (f F32) Len() int { return len(f) }
 // concurrent calls only compete for the same cores.
 type Backend struct {
 	threads int
+	workers []kernels.Backend // RowWorkers, made on first use
 
 	mu      sync.Mutex
 	scratch [][]float32 // reusable large temporaries (logit chunks)
@@ -66,6 +67,24 @@ func New(threads int) *Backend {
 
 // Threads reports the worker count.
 func (b *Backend) Threads() int { return b.threads }
+
+// RowWorkers returns one single-threaded backend per thread over the same
+// memory (a buffer of b is a buffer of each). A caller whose rows are
+// independent — a decoding step's sequences — runs each share of the rows
+// on its own worker from its own goroutine: one hand-off per step instead
+// of one per operation. A share of at most InvariantRows rows gives the
+// same bits as the whole batch would (every operation of a decoding step
+// then computes a row the same way whatever the other rows and threads).
+func (b *Backend) RowWorkers() []kernels.Backend {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.workers == nil {
+		for range b.threads {
+			b.workers = append(b.workers, &Backend{threads: 1})
+		}
+	}
+	return b.workers
+}
 
 // Name implements kernels.Memory.
 func (b *Backend) Name() string { return "cpu" }
