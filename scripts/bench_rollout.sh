@@ -13,4 +13,6 @@
 #   RLTRAIN_BENCH_THREADS=1 scripts/bench_rollout.sh
 set -eu
 cd "$(dirname "$0")/.."
+# The AVX-512 Go kernels need the simd experiment (the Makefile's default).
+export GOEXPERIMENT="${GOEXPERIMENT-simd}"
 RLTRAIN_BENCH=1 exec go test -count=1 -run '^TestBenchRollout$' -timeout 60m -v ./rollout
