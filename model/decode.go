@@ -15,22 +15,18 @@ type decodeBufs struct {
 	logits                            kernels.Buf
 }
 
-func (c *KVCache) decodeBufs(n int) *decodeBufs {
-	if c.dec == nil || c.dec.cap < n {
-		c.dec = c.newDecodeBufs(n)
-	}
-	return c.dec
-}
+func (c *KVCache) decodeBufs(n int) *decodeBufs { return c.partBufs(0, n) }
 
-// partBufs returns the activations of row worker p for up to n rows.
+// partBufs returns the activations of row worker p for up to n rows (a
+// step that is not split uses worker 0's).
 func (c *KVCache) partBufs(p, n int) *decodeBufs {
-	for len(c.decParts) <= p {
-		c.decParts = append(c.decParts, nil)
+	for len(c.dec) <= p {
+		c.dec = append(c.dec, nil)
 	}
-	if d := c.decParts[p]; d == nil || d.cap < n {
-		c.decParts[p] = c.newDecodeBufs(n)
+	if d := c.dec[p]; d == nil || d.cap < n {
+		c.dec[p] = c.newDecodeBufs(n)
 	}
-	return c.decParts[p]
+	return c.dec[p]
 }
 
 func (c *KVCache) newDecodeBufs(n int) *decodeBufs {

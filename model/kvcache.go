@@ -23,8 +23,7 @@ type KVCache struct {
 	k, v      []kernels.Buf
 	refs      []int32
 	free      []int32
-	dec       *decodeBufs
-	decParts  []*decodeBufs // per row worker (see DecodeTo)
+	dec       []*decodeBufs // step activations per row worker (see DecodeTo)
 }
 
 // KVBytesPerToken is 2 · layers · kv_heads · head_dim · 4 bytes.
