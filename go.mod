@@ -7,6 +7,7 @@ require (
 	github.com/spf13/cobra v1.8.1
 	golang.org/x/text v0.31.0
 	gonum.org/v1/plot v0.15.2
+	google.golang.org/protobuf v1.36.12
 	gopkg.in/yaml.v3 v3.0.1
 	gorgonia.org/cu v0.9.6
 )

@@ -1,0 +1,252 @@
+// Package tensorboard writes TensorBoard event files
+// (events.out.tfevents.*): scalars at a step, text samples, and the restart
+// marker that makes TensorBoard drop the points a resumed run redoes.
+//
+// An event file is a sequence of TFRecords, each holding one serialized
+// tensorflow.Event protocol buffer. The few messages needed are small, so
+// they are encoded here field by field with protowire rather than through
+// generated code:
+//
+//	Event         {1: wall_time double, 2: step int64, 3: file_version string,
+//	               5: summary Summary, 6: session_log SessionLog}
+//	Summary       {1: repeated Value}
+//	Value         {1: tag string, 2: simple_value float, 8: tensor TensorProto,
+//	               9: metadata SummaryMetadata}
+//	SummaryMetadata {1: plugin_data {1: plugin_name string, 2: content bytes}}
+//	TensorProto   {1: dtype enum (7 = DT_STRING), 2: tensor_shape {2: dim {1: size}},
+//	               8: repeated string_val bytes}
+//	SessionLog    {1: status enum (1 = START)}
+//
+// A TFRecord is: length uint64 little-endian, masked CRC-32C of the length,
+// the data, masked CRC-32C of the data.
+package tensorboard
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Field numbers of the messages above.
+const (
+	eventWallTime    = 1
+	eventStep        = 2
+	eventFileVersion = 3
+	eventSummary     = 5
+	eventSessionLog  = 6
+
+	summaryValue = 1
+
+	valueTag         = 1
+	valueSimpleValue = 2
+	valueTensor      = 8
+	valueMetadata    = 9
+
+	metadataPluginData = 1
+	pluginName         = 1
+
+	tensorDtype     = 1
+	tensorShape     = 2
+	tensorStringVal = 8
+	shapeDim        = 2
+	dimSize         = 1
+
+	dtString = 7 // tensorflow.DataType DT_STRING
+
+	sessionLogStatus = 1
+	sessionStart     = 1 // SessionLog.START
+)
+
+// FileVersion is the version string of the first event of every file.
+const FileVersion = "brain.Event:2"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// MaskedCRC is the TFRecord checksum: CRC-32C rotated right by 15 bits plus
+// a constant, so that a CRC of data holding CRCs stays well distributed.
+func MaskedCRC(b []byte) uint32 {
+	c := crc32.Checksum(b, castagnoli)
+	return (c>>15 | c<<17) + 0xa282ead8
+}
+
+// Writer appends events to one file. It is not safe for concurrent use.
+type Writer struct {
+	f    *os.File
+	w    *bufio.Writer
+	path string
+}
+
+// Create makes dir and a new event file in it, named as TensorBoard's own
+// writers name theirs, and writes the file-version event.
+func Create(dir string, now time.Time) (*Writer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("tensorboard: %w", err)
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	host = strings.NewReplacer("/", "_", string(filepath.Separator), "_").Replace(host)
+	base := fmt.Sprintf("events.out.tfevents.%d.%s.%d", now.Unix(), host, os.Getpid())
+	// A second writer in the same second (a quick resume) gets its own file.
+	var f *os.File
+	path := ""
+	for i := 0; ; i++ {
+		path = filepath.Join(dir, fmt.Sprintf("%s.%d", base, i))
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			break
+		}
+		if !os.IsExist(err) || i > 100 {
+			return nil, fmt.Errorf("tensorboard: %w", err)
+		}
+	}
+	tw := &Writer{f: f, w: bufio.NewWriter(f), path: path}
+	var ev []byte
+	ev = appendWallTime(ev, now)
+	ev = protowire.AppendTag(ev, eventFileVersion, protowire.BytesType)
+	ev = protowire.AppendString(ev, FileVersion)
+	if err := tw.record(ev); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return tw, tw.Flush()
+}
+
+// Path is the event file's name.
+func (w *Writer) Path() string { return w.path }
+
+func appendWallTime(b []byte, t time.Time) []byte {
+	b = protowire.AppendTag(b, eventWallTime, protowire.Fixed64Type)
+	return protowire.AppendFixed64(b, math.Float64bits(float64(t.Unix())+float64(t.Nanosecond())/1e9))
+}
+
+func appendStep(b []byte, step int64) []byte {
+	b = protowire.AppendTag(b, eventStep, protowire.VarintType)
+	return protowire.AppendVarint(b, uint64(step))
+}
+
+// record frames one serialized Event as a TFRecord.
+func (w *Writer) record(data []byte) error {
+	var hdr [12]byte
+	binary.LittleEndian.PutUint64(hdr[:8], uint64(len(data)))
+	binary.LittleEndian.PutUint32(hdr[8:], MaskedCRC(hdr[:8]))
+	var tail [4]byte
+	binary.LittleEndian.PutUint32(tail[:], MaskedCRC(data))
+	for _, b := range [][]byte{hdr[:], data, tail[:]} {
+		if _, err := w.w.Write(b); err != nil {
+			return fmt.Errorf("tensorboard: write %s: %w", w.path, err)
+		}
+	}
+	return nil
+}
+
+// Scalars writes every metric as a scalar at step, in sorted tag order,
+// as one event.
+func (w *Writer) Scalars(step int64, wall time.Time, metrics map[string]float64) error {
+	tags := make([]string, 0, len(metrics))
+	for k := range metrics {
+		tags = append(tags, k)
+	}
+	sort.Strings(tags)
+	var sum []byte
+	for _, tag := range tags {
+		var v []byte
+		v = protowire.AppendTag(v, valueTag, protowire.BytesType)
+		v = protowire.AppendString(v, tag)
+		v = protowire.AppendTag(v, valueSimpleValue, protowire.Fixed32Type)
+		v = protowire.AppendFixed32(v, math.Float32bits(float32(metrics[tag])))
+		sum = protowire.AppendTag(sum, summaryValue, protowire.BytesType)
+		sum = protowire.AppendBytes(sum, v)
+	}
+	return w.summary(step, wall, sum)
+}
+
+// Text writes text under tag at step, shown by TensorBoard's text plugin
+// (which renders it as markdown).
+func (w *Writer) Text(step int64, wall time.Time, tag, text string) error {
+	var shape []byte
+	var dim []byte
+	dim = protowire.AppendTag(dim, dimSize, protowire.VarintType)
+	dim = protowire.AppendVarint(dim, 1)
+	shape = protowire.AppendTag(shape, shapeDim, protowire.BytesType)
+	shape = protowire.AppendBytes(shape, dim)
+
+	var tensor []byte
+	tensor = protowire.AppendTag(tensor, tensorDtype, protowire.VarintType)
+	tensor = protowire.AppendVarint(tensor, dtString)
+	tensor = protowire.AppendTag(tensor, tensorShape, protowire.BytesType)
+	tensor = protowire.AppendBytes(tensor, shape)
+	tensor = protowire.AppendTag(tensor, tensorStringVal, protowire.BytesType)
+	tensor = protowire.AppendString(tensor, text)
+
+	var plugin []byte
+	plugin = protowire.AppendTag(plugin, pluginName, protowire.BytesType)
+	plugin = protowire.AppendString(plugin, "text")
+	var meta []byte
+	meta = protowire.AppendTag(meta, metadataPluginData, protowire.BytesType)
+	meta = protowire.AppendBytes(meta, plugin)
+
+	var v []byte
+	v = protowire.AppendTag(v, valueTag, protowire.BytesType)
+	v = protowire.AppendString(v, tag)
+	v = protowire.AppendTag(v, valueTensor, protowire.BytesType)
+	v = protowire.AppendBytes(v, tensor)
+	v = protowire.AppendTag(v, valueMetadata, protowire.BytesType)
+	v = protowire.AppendBytes(v, meta)
+
+	var sum []byte
+	sum = protowire.AppendTag(sum, summaryValue, protowire.BytesType)
+	sum = protowire.AppendBytes(sum, v)
+	return w.summary(step, wall, sum)
+}
+
+func (w *Writer) summary(step int64, wall time.Time, sum []byte) error {
+	var ev []byte
+	ev = appendWallTime(ev, wall)
+	ev = appendStep(ev, step)
+	ev = protowire.AppendTag(ev, eventSummary, protowire.BytesType)
+	ev = protowire.AppendBytes(ev, sum)
+	return w.record(ev)
+}
+
+// Restart marks that the run continues from step (a resumed run): on
+// reading it TensorBoard discards the points at step and after that an
+// earlier file recorded, so the redone steps are not drawn twice.
+func (w *Writer) Restart(step int64, wall time.Time) error {
+	var log []byte
+	log = protowire.AppendTag(log, sessionLogStatus, protowire.VarintType)
+	log = protowire.AppendVarint(log, sessionStart)
+	var ev []byte
+	ev = appendWallTime(ev, wall)
+	ev = appendStep(ev, step)
+	ev = protowire.AppendTag(ev, eventSessionLog, protowire.BytesType)
+	ev = protowire.AppendBytes(ev, log)
+	return w.record(ev)
+}
+
+// Flush writes buffered events to the file.
+func (w *Writer) Flush() error {
+	if err := w.w.Flush(); err != nil {
+		return fmt.Errorf("tensorboard: write %s: %w", w.path, err)
+	}
+	return nil
+}
+
+// Close flushes and closes the file.
+func (w *Writer) Close() error {
+	err := w.Flush()
+	if cerr := w.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("tensorboard: close %s: %w", w.path, cerr)
+	}
+	return err
+}
