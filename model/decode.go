@@ -24,9 +24,18 @@ func (c *KVCache) partBufs(p, n int) *decodeBufs {
 		c.dec = append(c.dec, nil)
 	}
 	if d := c.dec[p]; d == nil || d.cap < n {
+		if d != nil {
+			d.free(c.m.be)
+		}
 		c.dec[p] = c.newDecodeBufs(n)
 	}
 	return c.dec[p]
+}
+
+func (d *decodeBufs) free(be kernels.Backend) {
+	for _, b := range []kernels.Buf{d.x, d.ln, d.rstd, d.qkv, d.pre, d.qr, d.kr, d.attn, d.mid, d.gu, d.act, d.cos, d.sin, d.out, d.logits} {
+		be.Free(b)
+	}
 }
 
 func (c *KVCache) newDecodeBufs(n int) *decodeBufs {

@@ -55,11 +55,13 @@ type layerActs struct {
 
 // Workspace holds the activations of one forward pass (kept for the
 // backward pass) and the backward scratch buffers. Reuse it across calls:
-// it grows to the largest batch seen.
+// it grows to the largest batch seen, freeing the buffers it outgrows.
+// Free gives its device memory back.
 type Workspace struct {
 	m      *Model
 	batch  Batch
 	n, cap int
+	owned  []kernels.Buf // every buffer below, for Free
 	resid  []kernels.Buf // resid[l] is layer l's input; resid[L] the last output
 	layers []layerActs
 	final  kernels.Buf
@@ -83,42 +85,56 @@ type Workspace struct {
 // NewWorkspace returns an empty workspace for m.
 func (m *Model) NewWorkspace() *Workspace { return &Workspace{m: m} }
 
+// Free releases the workspace's device buffers; the workspace stays usable
+// and allocates again on its next Forward.
+func (ws *Workspace) Free() {
+	for _, b := range ws.owned {
+		ws.m.be.Free(b)
+	}
+	*ws = Workspace{m: ws.m}
+}
+
 func (ws *Workspace) alloc(n int) {
 	if n <= ws.cap {
 		return
 	}
-	m, be, c := ws.m, ws.m.be, ws.m.Cfg
+	ws.Free()
+	be, c := ws.m.be, ws.m.Cfg
+	get := func(size int) kernels.Buf {
+		b := be.Alloc(size)
+		ws.owned = append(ws.owned, b)
+		return b
+	}
 	D, C, A, F := c.Hidden, c.qkvWidth(), c.Heads*c.HeadDim, c.FFN
 	ws.cap = n
 	ws.resid = make([]kernels.Buf, c.Layers+1)
 	for i := range ws.resid {
-		ws.resid[i] = be.Alloc(n * D)
+		ws.resid[i] = get(n * D)
 	}
 	ws.layers = make([]layerActs, c.Layers)
 	for i := range ws.layers {
 		a := &ws.layers[i]
-		a.ln1, a.rstd1 = be.Alloc(n*D), be.Alloc(n)
-		a.qkv = be.Alloc(n * C)
+		a.ln1, a.rstd1 = get(n*D), get(n)
+		a.qkv = get(n * C)
 		if c.QKNorm {
-			a.qkvPre = be.Alloc(n * C)
-			a.qRstd, a.kRstd = be.Alloc(n*c.Heads), be.Alloc(n*c.KVHeads)
+			a.qkvPre = get(n * C)
+			a.qRstd, a.kRstd = get(n*c.Heads), get(n*c.KVHeads)
 		}
-		a.attn, a.lse = be.Alloc(n*A), be.Alloc(n*c.Heads)
-		a.mid, a.ln2, a.rstd2 = be.Alloc(n*D), be.Alloc(n*D), be.Alloc(n)
-		a.gateUp, a.act = be.Alloc(n*2*F), be.Alloc(n*F)
+		a.attn, a.lse = get(n*A), get(n*c.Heads)
+		a.mid, a.ln2, a.rstd2 = get(n*D), get(n*D), get(n)
+		a.gateUp, a.act = get(n*2*F), get(n*F)
 	}
-	ws.final, ws.frstd = be.Alloc(n*D), be.Alloc(n)
-	ws.cos, ws.sin = be.Alloc(n*c.HeadDim/2), be.Alloc(n*c.HeadDim/2)
-	ws.lse, ws.ent, ws.logp = be.Alloc(n), be.Alloc(n), be.Alloc(n)
-	ws.dres, ws.dln, ws.dfinal = be.Alloc(n*D), be.Alloc(n*D), be.Alloc(n*D)
-	ws.dlogp, ws.dent = be.Alloc(n), be.Alloc(n)
-	ws.cfinal, ws.cdfinal = be.Alloc(n*D), be.Alloc(n*D)
-	ws.dattn, ws.dqkv = be.Alloc(n*A), be.Alloc(n*C)
+	ws.final, ws.frstd = get(n*D), get(n)
+	ws.cos, ws.sin = get(n*c.HeadDim/2), get(n*c.HeadDim/2)
+	ws.lse, ws.ent, ws.logp = get(n), get(n), get(n)
+	ws.dres, ws.dln, ws.dfinal = get(n*D), get(n*D), get(n*D)
+	ws.dlogp, ws.dent = get(n), get(n)
+	ws.cfinal, ws.cdfinal = get(n*D), get(n*D)
+	ws.dattn, ws.dqkv = get(n*A), get(n*C)
 	if c.QKNorm {
-		ws.dqkvPre = be.Alloc(n * C)
+		ws.dqkvPre = get(n * C)
 	}
-	ws.dgu, ws.dact = be.Alloc(n*2*F), be.Alloc(n*F)
-	_ = m
+	ws.dgu, ws.dact = get(n*2*F), get(n*F)
 }
 
 // view returns the first n rows (of the given width) of a workspace buffer.
@@ -141,8 +157,8 @@ func (m *Model) Forward(ws *Workspace, batch Batch) (kernels.Buf, error) {
 	if err := batch.check(m.Cfg.Vocab); err != nil {
 		return nil, err
 	}
+	ws.alloc(batch.B * batch.T)
 	ws.batch, ws.n = batch, batch.B*batch.T
-	ws.alloc(ws.n)
 	be, c := m.be, m.Cfg
 	N, D, C, A, F, hd := ws.n, c.Hidden, c.qkvWidth(), c.Heads*c.HeadDim, c.FFN, c.HeadDim
 	eps := float32(c.RMSEps)

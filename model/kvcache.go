@@ -52,6 +52,22 @@ func (m *Model) NewKVCache(budgetBytes int64, blockSize int) (*KVCache, error) {
 	return c, nil
 }
 
+// Close frees the cache's key and value pools and its decoding
+// activations; the cache must not be used afterwards.
+func (c *KVCache) Close() {
+	be := c.m.be
+	for l := range c.k {
+		be.Free(c.k[l])
+		be.Free(c.v[l])
+	}
+	for _, d := range c.dec {
+		if d != nil {
+			d.free(be)
+		}
+	}
+	c.k, c.v, c.dec, c.free = nil, nil, nil, nil
+}
+
 // FreeBlocks is the number of unused blocks.
 func (c *KVCache) FreeBlocks() int { return len(c.free) }
 

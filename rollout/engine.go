@@ -115,6 +115,13 @@ func New(m *model.Model, cfg Config, detok Detokenizer) (*Engine, error) {
 	return e, nil
 }
 
+// Close frees the engine's KV cache and activations; the engine must not
+// be used afterwards.
+func (e *Engine) Close() {
+	e.cache.Close()
+	e.ws.Free()
+}
+
 // Cache exposes the KV cache, for reports (Bytes, NumBlocks, BlockSize).
 func (e *Engine) Cache() *model.KVCache { return e.cache }
 

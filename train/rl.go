@@ -231,6 +231,7 @@ func (t *Trainer) rlStep(ctx context.Context) (map[string]float64, error) {
 		rs := time.Now()
 		refWS := t.ref.NewWorkspace()
 		lps, err := sequenceLogProbs(t.ref, refWS, seqs, micro, invTemp)
+		refWS.Free()
 		if err != nil {
 			return nil, err
 		}

@@ -252,8 +252,15 @@ func (t *Trainer) logf(format string, args ...any) {
 // Policy returns the model being trained.
 func (t *Trainer) Policy() *Policy { return t.pol }
 
-// Close releases the reward processes and the metrics file.
+// Close releases the reward processes, the metrics file and the device
+// memory of the sampler and the training activations.
 func (t *Trainer) Close() error {
+	if t.engine != nil {
+		t.engine.Close()
+	}
+	if t.ws != nil {
+		t.ws.Free()
+	}
 	var errs []error
 	if t.rewards != nil {
 		errs = append(errs, t.rewards.Close())

@@ -189,6 +189,7 @@ func runGenerate(stdout, stderr io.Writer, f generateFlags) error {
 	if err != nil {
 		return err
 	}
+	defer eng.Close()
 	t0 := time.Now()
 	comps, st, err := eng.Generate(prompts)
 	if err != nil {
