@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,7 +113,10 @@ func (e *External) Score(ctx context.Context, samples []Sample) (Scores, error) 
 	metricN := map[string]int{}
 	var mmu sync.Mutex
 	var crashes atomic.Int64 // consecutive failures
-	var lastCrash atomic.Value
+	// The last failure's message. Failures have different concrete error
+	// types (a start error, a timeout, a closed pipe, a cancelled context),
+	// so they are kept behind one pointer type.
+	var lastCrash atomic.Pointer[string]
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < e.p.Workers; w++ {
@@ -129,13 +133,21 @@ func (e *External) Score(ctx context.Context, samples []Sample) (Scores, error) 
 					continue
 				}
 				if crashes.Load() >= int64(e.p.MaxCrashes) {
-					out.Errs[i] = fmt.Errorf("skipped after %d consecutive failures; last: %v", e.p.MaxCrashes, lastCrash.Load())
+					last := "unknown"
+					if p := lastCrash.Load(); p != nil {
+						last = *p
+					}
+					out.Errs[i] = fmt.Errorf("skipped after %d consecutive failures; last: %s", e.p.MaxCrashes, last)
 					continue
 				}
-				v, metrics, broken, err := e.call(ctx, i, &samples[i])
+				v, metrics, broken, err := e.safeCall(ctx, i, &samples[i])
 				if broken {
 					crashes.Add(1)
-					lastCrash.Store(err)
+					msg := "failed"
+					if err != nil {
+						msg = err.Error()
+					}
+					lastCrash.Store(&msg)
 				} else {
 					crashes.Store(0)
 				}
@@ -163,6 +175,18 @@ func (e *External) Score(ctx context.Context, samples []Sample) (Scores, error) 
 		}
 	}
 	return out, nil
+}
+
+// safeCall is call with a panic turned into a failure of this sample: the
+// workers run outside the Set's recover, and a panic there would end the
+// whole process.
+func (e *External) safeCall(ctx context.Context, i int, s *Sample) (v float64, metrics map[string]float64, broken bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, metrics, broken, err = 0, nil, true, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return e.call(ctx, i, s)
 }
 
 // call sends one request to a pooled process. broken reports that the
@@ -298,10 +322,28 @@ func (p *extProc) alive() bool {
 
 func (p *extProc) start(ep ExternalParams) error {
 	p.kill()
-	cmd := exec.Command(ep.Command[0], ep.Command[1:]...)
+	// A command that cannot be found fails here, with the same message
+	// whether or not a supervisor starts it (see wrapCommand).
+	if probe := exec.Command(ep.Command[0]); probe.Err != nil {
+		return fmt.Errorf("start %s: %w", ep.Command[0], probe.Err)
+	}
+	if name := ep.Command[0]; strings.ContainsRune(name, os.PathSeparator) {
+		if !filepath.IsAbs(name) && ep.Dir != "" {
+			name = filepath.Join(ep.Dir, name)
+		}
+		if _, err := os.Stat(name); err != nil {
+			return fmt.Errorf("start %s: %w", ep.Command[0], err)
+		}
+	}
+	path, args, env := wrapCommand(ep.Command)
+	cmd := exec.Command(path, args[1:]...)
+	cmd.Args[0] = args[0]
 	cmd.Dir = ep.Dir
-	if len(ep.Env) > 0 {
+	if len(ep.Env) > 0 || env != "" {
 		cmd.Env = append(os.Environ(), ep.Env...)
+		if env != "" {
+			cmd.Env = append(cmd.Env, env)
+		}
 	}
 	setProcessGroup(cmd)
 	inR, inW, err := os.Pipe()
@@ -317,7 +359,7 @@ func (p *extProc) start(ep ExternalParams) error {
 	tail := &tailWriter{max: 2048}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, tail
 	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
+	if err := startCmd(cmd); err != nil {
 		inR.Close()
 		inW.Close()
 		outR.Close()

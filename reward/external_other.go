@@ -11,3 +11,7 @@ func killProcessGroup(cmd *exec.Cmd) {
 		_ = cmd.Process.Kill()
 	}
 }
+
+func startCmd(cmd *exec.Cmd) error { return cmd.Start() }
+
+func wrapCommand(argv []string) (string, []string, string) { return argv[0], argv, "" }

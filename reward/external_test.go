@@ -212,3 +212,63 @@ for line in sys.stdin:
 		}
 	}
 }
+
+// A program that crashes and then cannot be restarted gives failures of
+// different error types (an exit, then a start error); remembering the last
+// of them used to panic the whole process (atomic.Value requires one
+// concrete type).
+func TestExternalCrashThenCannotRestart(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "grader.sh")
+	// The script deletes itself and dies on its first request, so the
+	// restart fails with "no such file".
+	body := "#!/bin/sh\nread -r line\nrm -f \"$0\"\necho 'gone' >&2\nexit 3\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Functions: []Spec{{Name: "ext", Type: "external", Params: map[string]any{
+		"command": []any{script}, "workers": 1, "max_crashes": 4, "timeout": "20s",
+	}}}}
+	set, err := New(cfg, WithLogger(func(m string) { t.Log(m) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	res, err := set.Score(context.Background(), make([]Sample, 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, x := range res.Excluded {
+		if !x {
+			t.Errorf("sample %d not excluded", i)
+		}
+	}
+	if res.Metrics["reward/errors/ext"] != 6 {
+		t.Errorf("errors %v, want 6", res.Metrics["reward/errors/ext"])
+	}
+}
+
+// A program that hangs past the reward-level timeout while its per-request
+// timeout is about to fire mixes a context error with timeout errors.
+func TestExternalHangPastSetTimeout(t *testing.T) {
+	script := writeScript(t, "hang.sh", "#!/bin/sh\nwhile read -r line; do sleep 30; done\n")
+	cfg := Config{Timeout: 300 * time.Millisecond, Functions: []Spec{{Name: "ext", Type: "external", Params: map[string]any{
+		"command": []any{"/bin/sh", script}, "workers": 2, "timeout": "300ms",
+	}}}}
+	set, err := New(cfg, WithLogger(func(m string) { t.Log(m) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	for round := 0; round < 3; round++ {
+		res, err := set.Score(context.Background(), make([]Sample, 8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, x := range res.Excluded {
+			if !x {
+				t.Errorf("round %d sample %d not excluded", round, i)
+			}
+		}
+	}
+}

@@ -9,9 +9,11 @@ import (
 
 // setProcessGroup starts the program in its own process group so that a
 // timeout kills its children too (a shell script's sleep would otherwise
-// keep the pipes open).
+// keep the pipes open). On Linux the program also gets SIGKILL when
+// rltrain dies, however it dies (setDeathSignal).
 func setProcessGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setDeathSignal(cmd.SysProcAttr)
 }
 
 func killProcessGroup(cmd *exec.Cmd) {
