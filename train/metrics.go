@@ -2,16 +2,14 @@ package train
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rltrain/rltrain/train/metrics"
 )
 
 // metricsLog appends one JSON object per step to metrics.jsonl. On resume
@@ -64,7 +62,7 @@ func openMetrics(path string, keep int) (*metricsLog, error) {
 // Write appends the metrics of one step (non-finite values are written as
 // null, which JSON can carry) and flushes.
 func (l *metricsLog) Write(step int, m map[string]float64) error {
-	if _, err := io.WriteString(l.w, jsonLine(step, m)+"\n"); err != nil {
+	if _, err := io.WriteString(l.w, metrics.Line(step, m)+"\n"); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	if err := l.w.Flush(); err != nil {
@@ -89,54 +87,6 @@ func (l *metricsLog) Close() error {
 		return err
 	}
 	return l.f.Close()
-}
-
-// jsonLine renders {"step": N, "time": ..., metrics...} with sorted keys.
-func jsonLine(step int, m map[string]float64) string {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"step":%d`, step)
-	for _, k := range sortedKeys(m) {
-		v := m[k]
-		ks, _ := json.Marshal(k)
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			fmt.Fprintf(&b, ",%s:null", ks)
-			continue
-		}
-		fmt.Fprintf(&b, ",%s:%s", ks, strconv.FormatFloat(v, 'g', -1, 64))
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-// ReadMetrics parses a metrics.jsonl file (for plots and tests).
-func ReadMetrics(path string) ([]map[string]float64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read metrics: %w", err)
-	}
-	defer f.Close()
-	var out []map[string]float64
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<26)
-	for line := 1; sc.Scan(); line++ {
-		if strings.TrimSpace(sc.Text()) == "" {
-			continue
-		}
-		var raw map[string]*float64
-		if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		m := make(map[string]float64, len(raw))
-		for k, v := range raw {
-			if v == nil {
-				m[k] = math.NaN()
-			} else {
-				m[k] = *v
-			}
-		}
-		out = append(out, m)
-	}
-	return out, sc.Err()
 }
 
 // progress is a single-line progress bar with an ETA, drawn only when

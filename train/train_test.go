@@ -17,6 +17,7 @@ import (
 
 	"github.com/rltrain/rltrain/model/safetensors"
 	"github.com/rltrain/rltrain/train/config"
+	"github.com/rltrain/rltrain/train/metrics"
 )
 
 // tinyYAML is a run small enough for unit tests: a from-scratch model on
@@ -76,7 +77,7 @@ func volatile(k string) bool {
 
 func comparableMetrics(t *testing.T, path string) []map[string]float64 {
 	t.Helper()
-	ms, err := ReadMetrics(path)
+	ms, err := metrics.Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,10 +503,10 @@ func TestSIGTERMSavesAndExitsZero(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	metrics := filepath.Join(out, "metrics.jsonl")
+	metricsPath := filepath.Join(out, "metrics.jsonl")
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if b, err := os.ReadFile(metrics); err == nil && bytes.Count(b, []byte("\n")) >= 4 {
+		if b, err := os.ReadFile(metricsPath); err == nil && bytes.Count(b, []byte("\n")) >= 4 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -525,7 +526,7 @@ func TestSIGTERMSavesAndExitsZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, _ := ReadMetrics(metrics)
+	ms, _ := metrics.Read(metricsPath)
 	logged := int(ms[len(ms)-1]["step"])
 	if want := fmt.Sprintf("step-%d", logged); filepath.Base(last) != want {
 		t.Fatalf("checkpoint %s after %d logged steps, want %s", last, logged, want)

@@ -19,6 +19,7 @@ import (
 	"github.com/rltrain/rltrain/reward"
 	"github.com/rltrain/rltrain/rollout"
 	"github.com/rltrain/rltrain/train/config"
+	"github.com/rltrain/rltrain/train/metrics"
 )
 
 // Options are the run-time choices that are not part of the config.
@@ -434,7 +435,7 @@ func (t *Trainer) logSamples(step int) {
 // consoleLine formats the headline metrics of a step.
 func consoleLine(step, total int, m map[string]float64, format string) string {
 	if format == "json" {
-		return jsonLine(step, m)
+		return metrics.Line(step, m)
 	}
 	keys := []string{"reward", "reward_std", "eval/accuracy", "kl", "entropy", "clip_ratio", "grad_norm", "completions/mean_length", "timing_s/step"}
 	var b strings.Builder

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/rltrain/rltrain/train"
+	"github.com/rltrain/rltrain/train/metrics"
 )
 
 // TestEveryAlgorithmImproves: from one shared supervised warm-up, a short
@@ -34,7 +34,7 @@ func TestEveryAlgorithmImproves(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, errs.String())
 			}
-			ms, err := train.ReadMetrics(filepath.Join(dir, "metrics.jsonl"))
+			ms, err := metrics.Read(filepath.Join(dir, "metrics.jsonl"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,7 +15,7 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
-	"github.com/rltrain/rltrain/train"
+	"github.com/rltrain/rltrain/train/metrics"
 )
 
 // Chart is one PNG: a title and the metrics it overlays.
@@ -44,7 +44,7 @@ func Run(runDir, outDir string) ([]string, error) {
 	if st, err := os.Stat(runDir); err == nil && st.IsDir() {
 		path = filepath.Join(runDir, "metrics.jsonl")
 	}
-	rows, err := train.ReadMetrics(path)
+	rows, err := metrics.Read(path)
 	if err != nil {
 		return nil, err
 	}
