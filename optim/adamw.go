@@ -135,6 +135,15 @@ func (o *AdamW) Step(lr float64) {
 	}
 }
 
+// Free releases the moment buffers; the optimizer is unusable afterwards.
+func (o *AdamW) Free() {
+	for i := range o.m {
+		o.be.Free(o.m[i])
+		o.be.Free(o.v[i])
+	}
+	o.m, o.v = nil, nil
+}
+
 // ZeroGrad clears every gradient buffer.
 func (o *AdamW) ZeroGrad() {
 	for _, p := range o.params {

@@ -199,8 +199,21 @@ func (t *Trainer) restore(dir string) error {
 				return fmt.Errorf("checkpoint %s: %w", dir, err)
 			}
 		}
-	} else if st.SFTCursor != nil {
-		t.sftResume = st.SFTCursor
+	} else {
+		if st.SFTCursor != nil {
+			t.sftResume = st.SFTCursor
+		}
+		if err := t.newSFTOptimizer(); err != nil {
+			return err
+		}
+		path := filepath.Join(dir, optimizerFile)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && st.OptStep == 0 {
+			// Written before warm-up checkpoints held the optimizer.
+			t.logf("resume: %s has no warm-up optimizer state; its moments start from zero", dir)
+		} else if err := t.loadOptimizer(path); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", dir, err)
+		}
+		t.opt.SetStepCount(st.OptStep)
 	}
 	if err := t.src.Train.Restore(st.Cursor); err != nil {
 		return fmt.Errorf("checkpoint %s: data cursor: %w", dir, err)

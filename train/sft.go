@@ -96,11 +96,12 @@ func (t *Trainer) runSFT(ctx context.Context) error {
 		}
 	}
 	t.sftStream = stream
-	ocfg := optimizer(c.Optim, c.SFT.LR, c.SFT.WarmupSteps)
-	opt, err := optim.NewAdamW(t.be, ocfg, modelParams(t.pol.Model))
-	if err != nil {
-		return fmt.Errorf("sft: %w", err)
+	if t.opt == nil { // not restored from a checkpoint
+		if err := t.newSFTOptimizer(); err != nil {
+			return err
+		}
 	}
+	opt := t.opt
 	m := t.pol.Model
 	maxLen := m.Cfg.MaxPositions
 	if maxLen <= 0 {
@@ -129,6 +130,19 @@ func (t *Trainer) runSFT(ctx context.Context) error {
 		}
 	}
 	t.sftStream = nil
+	return nil
+}
+
+// newSFTOptimizer builds the warm-up's AdamW (sft.lr, sft.warmup_steps).
+// It is t.opt while the warm-up runs, so an sft-N checkpoint holds its
+// moments and step count and a resumed warm-up continues bit for bit.
+func (t *Trainer) newSFTOptimizer() error {
+	c := t.cfg
+	opt, err := optim.NewAdamW(t.be, optimizer(c.Optim, c.SFT.LR, c.SFT.WarmupSteps), modelParams(t.pol.Model))
+	if err != nil {
+		return fmt.Errorf("sft: %w", err)
+	}
+	t.opt = opt
 	return nil
 }
 

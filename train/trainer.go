@@ -238,6 +238,11 @@ func (t *Trainer) newRLOptimizer() error {
 			optim.Param{Name: model.ValueWeightName, Value: t.vh.Weight(), Grad: t.vh.WeightGrad()},
 			optim.Param{Name: model.ValueBiasName, Value: t.vh.Bias(), Grad: t.vh.BiasGrad()})
 	}
+	if t.opt != nil {
+		// The warm-up's optimizer: its moments are not carried into RL.
+		t.opt.Free()
+		t.opt = nil
+	}
 	opt, err := optim.NewAdamW(t.be, o, params)
 	if err != nil {
 		return fmt.Errorf("optim: %w", err)
@@ -274,12 +279,16 @@ func (t *Trainer) Close() error {
 
 // Summary is what a finished run reports.
 type Summary struct {
-	Steps           int
-	BaselineEval    *EvalResult // after the warm-up, before RL (nil when resumed past it)
-	FinalEval       *EvalResult
-	LastCheckpoint  string
-	MetricsPath     string
-	Interrupted     bool
+	Steps          int
+	BaselineEval   *EvalResult // after the warm-up, before RL (nil when resumed past it)
+	FinalEval      *EvalResult
+	LastCheckpoint string
+	MetricsPath    string
+	Interrupted    bool
+	// Phase is "sft" when the run stopped during the warm-up (SFTSteps
+	// then counts its steps) and "rl" otherwise.
+	Phase           string
+	SFTSteps        int
 	SkippedUpdates  int
 	CheckpointSaved bool
 }
@@ -301,6 +310,7 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 		}
 		if ctx.Err() != nil || t.opts.SFTOnly {
 			sum.Interrupted = ctx.Err() != nil
+			sum.Phase, sum.SFTSteps = "sft", t.state.SFTStep
 			if !sum.Interrupted && len(t.src.Eval) > 0 {
 				ev, err := t.Evaluate(t.src.Eval)
 				if err != nil {
@@ -321,6 +331,7 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 			t.be.Copy(t.ref.Params, t.pol.Model.Params)
 		}
 	}
+	sum.Phase = "rl"
 	total := t.cfg.Train.Steps
 	if t.state.Step == 0 && len(t.src.Eval) > 0 {
 		ev, err := t.Evaluate(t.src.Eval)

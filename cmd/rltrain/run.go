@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -95,13 +96,46 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runF
 		fmt.Fprintf(stdout, "accuracy change from RL: %+.1f points\n", 100*(sum.FinalEval.Accuracy-sum.BaselineEval.Accuracy))
 	}
 	if sum.Interrupted {
-		fmt.Fprintf(stdout, "interrupted after step %d; resume with: rltrain run %s --resume\n", sum.Steps, path)
+		at := fmt.Sprintf("step %d", sum.Steps)
+		if sum.Phase == "sft" {
+			at = fmt.Sprintf("warm-up step %d", sum.SFTSteps)
+		}
+		fmt.Fprintf(stdout, "interrupted after %s; resume with: %s\n", at, resumeCommand(path, f))
 	}
 	if sum.LastCheckpoint != "" {
 		fmt.Fprintf(stdout, "checkpoint: %s\n", sum.LastCheckpoint)
 	}
 	fmt.Fprintf(stdout, "metrics: %s\n", sum.MetricsPath)
 	return nil
+}
+
+// resumeCommand is the command line that continues an interrupted run:
+// the same program, subcommand, config and --set flags, with --resume
+// (and without --overwrite, which would discard the checkpoint).
+func resumeCommand(path string, f runFlags) string {
+	sub := "run"
+	if f.sftOnly {
+		sub = "sft"
+	}
+	args := []string{os.Args[0], sub, path}
+	for _, s := range f.sets {
+		args = append(args, "--set", s)
+	}
+	args = append(args, "--resume")
+	for i, a := range args {
+		args[i] = shellQuote(a)
+	}
+	return strings.Join(args, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-./=:,+@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func isTerminal(w io.Writer) bool {

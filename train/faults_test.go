@@ -1,0 +1,115 @@
+package train
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rltrain/rltrain/train/config"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while a child process writes
+// into it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startChild runs the trainer on c in a child process (see TestMain).
+func startChild(t *testing.T, c *config.Config, resume string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cfg.yaml")
+	yml, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, yml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RLTRAIN_TEST_CONFIG="+path, "RLTRAIN_TEST_RESUME="+resume)
+	out := &syncBuffer{}
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
+}
+
+// waitFor polls until cond holds; a child that exits first or two minutes
+// without it fail the test.
+func waitFor(t *testing.T, cmd *exec.Cmd, out *syncBuffer, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if cmd.ProcessState != nil || time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("%s did not happen:\n%s", what, out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSIGTERMDuringSFTResumesBitExact: a warm-up interrupted by SIGTERM
+// saves sft-N with its optimizer state; resumed, the run ends with the same
+// weights and metrics, byte for byte, as one never interrupted.
+func TestSIGTERMDuringSFTResumesBitExact(t *testing.T) {
+	yml := func(out string) *config.Config {
+		return parseConfig(t, tinyYAML(out), "sft.steps=600", "sft.warmup_steps=50", "train.steps=2", "checkpoint.every=0")
+	}
+	ref := t.TempDir()
+	runConfig(t, yml(ref), Options{})
+
+	out := t.TempDir()
+	c := yml(out)
+	cmd, log := startChild(t, c, "")
+	waitFor(t, cmd, log, "sft step 20", func() bool { return strings.Contains(log.String(), "sft step 20/") })
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM during the warm-up the run exited with %v, want 0\n%s", err, log.String())
+	}
+	last, err := LatestCheckpoint(filepath.Join(out, "checkpoints"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(filepath.Base(last), "sft-") || filepath.Base(last) == "sft-600" {
+		t.Fatalf("checkpoint after SIGTERM during the warm-up: %s\n%s", last, log.String())
+	}
+	if _, err := os.Stat(filepath.Join(last, optimizerFile)); err != nil {
+		t.Fatalf("warm-up checkpoint without optimizer state: %v", err)
+	}
+	runConfig(t, c, Options{Resume: "latest"})
+	want, got := finalWeights(t, filepath.Join(ref, "checkpoints", "step-2")), finalWeights(t, filepath.Join(out, "checkpoints", "step-2"))
+	if !bytes.Equal(want, got) {
+		t.Errorf("weights after a warm-up interrupted at %s and resumed differ from an uninterrupted run's", filepath.Base(last))
+	}
+	wm, gm := comparableMetrics(t, filepath.Join(ref, "metrics.jsonl")), comparableMetrics(t, filepath.Join(out, "metrics.jsonl"))
+	if len(wm) != len(gm) {
+		t.Fatalf("%d metric lines, want %d", len(gm), len(wm))
+	}
+	for i := range wm {
+		for k, v := range wm[i] {
+			if g, ok := gm[i][k]; !ok || (g != v && !(g != g && v != v)) {
+				t.Errorf("line %d %s: %v, want %v", i, k, gm[i][k], v)
+			}
+		}
+	}
+}
