@@ -106,3 +106,72 @@ func TestLoadJSONLFileAndLongLine(t *testing.T) {
 		t.Fatal("missing file: no error")
 	}
 }
+
+// TRL's conversational layouts and verl's nested answer, read with the
+// default options.
+func TestReadJSONLConversational(t *testing.T) {
+	in := strings.Join([]string{
+		// A conversational prompt (GRPOTrainer) with a solution column.
+		`{"prompt": [{"role": "system", "content": "Think first."}, {"role": "user", "content": "2+2?"}], "solution": "4"}`,
+		// A "messages" dataset (SFTTrainer): the final assistant turn is the target.
+		`{"messages": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "hi"}]}`,
+		// Prompt-completion, conversational.
+		`{"prompt": [{"role": "user", "content": "3+3?"}], "completion": [{"role": "assistant", "content": "6"}]}`,
+		// Prompt-completion, plain text.
+		`{"prompt": "The sky is", "completion": " blue."}`,
+		// verl's layout in JSON.
+		`{"data_source": "gsm8k", "prompt": [{"role": "user", "content": "5-1?"}], "reward_model": {"ground_truth": 4, "style": "rule"}, "extra_info": {"index": 17}}`,
+		// An explicit answer wins over a completion.
+		`{"prompt": "x", "answer": "a", "completion": "c"}`,
+	}, "\n")
+	ds, err := ReadJSONL(strings.NewReader(in), "trl.jsonl", JSONLOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Example{
+		{ID: "1", Messages: []Message{{"system", "Think first."}, {"user", "2+2?"}}, Fields: map[string]any{"solution": "4"}},
+		{ID: "2", Messages: []Message{{"user", "Say hi."}}, Answer: "hi"},
+		{ID: "3", Messages: []Message{{"user", "3+3?"}}, Answer: "6"},
+		{ID: "4", Prompt: "The sky is", Answer: " blue."},
+		{ID: "17", Messages: []Message{{"user", "5-1?"}}, Answer: "4", Fields: map[string]any{
+			"data_source": "gsm8k", "reward_model": map[string]any{"ground_truth": 4.0, "style": "rule"}, "extra_info": map[string]any{"index": 17.0}}},
+		{ID: "6", Prompt: "x", Answer: "a", Fields: map[string]any{"completion": "c"}},
+	}
+	if !reflect.DeepEqual(ds.Examples, want) {
+		t.Fatalf("examples:\n got %#v\nwant %#v", ds.Examples, want)
+	}
+
+	// A named answer field by dotted path; a named field is not replaced by
+	// the verl or TRL fallbacks.
+	ds, err = ReadJSONL(strings.NewReader(`{"prompt": "q", "meta": {"gold": {"v": "x"}}, "completion": "c"}`), "n.jsonl", JSONLOptions{AnswerField: "meta.gold.v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.Examples[0].Answer != "x" {
+		t.Fatalf("dotted answer: %#v", ds.Examples[0])
+	}
+	ds, err = ReadJSONL(strings.NewReader(`{"prompt": "q", "completion": "c"}`), "n.jsonl", JSONLOptions{AnswerField: "gold"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds.Examples[0].Answer != "" {
+		t.Fatalf("named answer field fell back: %#v", ds.Examples[0])
+	}
+}
+
+func TestReadJSONLConversationalErrors(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`{"messages": [{"role": "assistant", "content": "x"}]}`, `c.jsonl:1: field "messages": the only message is the assistant's`},
+		{`{"prompt": "q", "completion": [{"role": "user", "content": "x"}]}`, `c.jsonl:1: field "completion": message 0 has role "user"`},
+		{`{"prompt": [{"role": "user", "content": 5}]}`, `c.jsonl:1: field "prompt[0].content": want a string, got number`},
+		{`{"prompt": []}`, `c.jsonl:1: field "prompt": empty message list`},
+		{`{"prompt": "q", "reward_model": {"ground_truth": [1, 2]}}`, `c.jsonl:1: field "reward_model.ground_truth": want a string or a number, got array`},
+		{`{"question": "q"}`, `c.jsonl:1: missing field "prompt" (the record has question)`},
+	}
+	for _, tc := range tests {
+		_, err := ReadJSONL(strings.NewReader(tc.in), "c.jsonl", JSONLOptions{})
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want prefix %q", tc.in, err, tc.want)
+		}
+	}
+}

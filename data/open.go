@@ -8,8 +8,8 @@ import (
 // Spec says where a run's prompts come from; it mirrors the data section of
 // the run config.
 type Spec struct {
-	Train string // JSONL training file (exclusive with Task)
-	Eval  string // JSONL eval file; empty holds out part of Train
+	Train string // JSONL or Parquet training file (exclusive with Task)
+	Eval  string // JSONL or Parquet eval file; empty holds out part of Train
 	Task  string // built-in task name (exclusive with Train)
 	// TaskParams are the task's parameters (see ArithmeticParams and
 	// CountdownParams).
@@ -54,7 +54,7 @@ func Open(s Spec) (*Source, error) {
 		}
 		return &Source{Train: NewTaskStream(task, s.Seed), Eval: EvalSet(task, s.Seed, s.EvalSize), Task: task}, nil
 	}
-	train, err := LoadJSONL(s.Train, s.JSONL)
+	train, err := LoadDataset(s.Train, s.JSONL)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func Open(s Spec) (*Source, error) {
 		if s.EvalFraction > 0 || s.EvalSize > 0 {
 			return nil, errors.New("data: an eval file and a held-out fraction or size are exclusive")
 		}
-		eval, err := LoadJSONL(s.Eval, s.JSONL)
+		eval, err := LoadDataset(s.Eval, s.JSONL)
 		if err != nil {
 			return nil, err
 		}
