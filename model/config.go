@@ -238,14 +238,44 @@ func parseIDs(raw json.RawMessage) ([]int, error) {
 	return many, nil
 }
 
-// Validate checks that the dimensions are consistent.
+// Upper bounds on a config's sizes, far above any model rltrain can train
+// (Llama 3 405B: 126 layers, hidden 16384, FFN 53248, 128 heads, vocab
+// 128256) and low enough that the sizes cannot overflow or ask for absurd
+// memory before the weights are looked at.
+const (
+	maxVocab     = 1 << 22
+	maxHidden    = 1 << 16
+	maxLayers    = 1 << 10
+	maxHeads     = 1 << 10
+	maxHeadDim   = 1 << 10
+	maxFFN       = 1 << 20
+	maxPositions = 1 << 24
+	// maxParams bounds the parameter count (64 GiB of float32 weights,
+	// before gradients and optimizer moments).
+	maxParams = 1 << 34
+)
+
+// Validate checks that the dimensions are consistent and within bounds.
 func (c Config) Validate() error {
 	pos := map[string]int{"vocab_size": c.Vocab, "hidden_size": c.Hidden, "num_hidden_layers": c.Layers,
 		"num_attention_heads": c.Heads, "num_key_value_heads": c.KVHeads, "head_dim": c.HeadDim, "intermediate_size": c.FFN}
+	limit := map[string]int{"vocab_size": maxVocab, "hidden_size": maxHidden, "num_hidden_layers": maxLayers,
+		"num_attention_heads": maxHeads, "num_key_value_heads": maxHeads, "head_dim": maxHeadDim, "intermediate_size": maxFFN}
 	for _, k := range []string{"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim", "intermediate_size"} {
 		if pos[k] <= 0 {
 			return fmt.Errorf("%s must be positive, got %d", k, pos[k])
 		}
+		if pos[k] > limit[k] {
+			return fmt.Errorf("%s %d is larger than rltrain supports (%d)", k, pos[k], limit[k])
+		}
+	}
+	if c.MaxPositions > maxPositions {
+		return fmt.Errorf("max_position_embeddings %d is larger than rltrain supports (%d)", c.MaxPositions, maxPositions)
+	}
+	// Every product below is at most 2^16·2^20·2^10 per tensor kind, far
+	// from overflowing an int64.
+	if n := c.NumParams(); n > maxParams {
+		return fmt.Errorf("the model would have %d parameters (%.0f GiB of float32), more than rltrain supports (%d)", n, float64(n)*4/(1<<30), maxParams)
 	}
 	if c.Heads%c.KVHeads != 0 {
 		return fmt.Errorf("num_attention_heads (%d) must be a multiple of num_key_value_heads (%d)", c.Heads, c.KVHeads)

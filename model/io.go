@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/rltrain/rltrain/kernels"
 	"github.com/rltrain/rltrain/model/safetensors"
@@ -14,6 +16,15 @@ import (
 func Load(dir string, be kernels.Backend) (*Model, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
+		return nil, err
+	}
+	// Check the config against the weights' headers before allocating
+	// anything: the sizes in config.json decide how much memory New takes.
+	shapes, err := safetensors.ReadModelShapes(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	if err := cfg.CheckShapes(dir, shapes); err != nil {
 		return nil, err
 	}
 	m, err := New(cfg, be)
@@ -34,22 +45,59 @@ func Load(dir string, be kernels.Backend) (*Model, error) {
 // that every parameter is present with the shape the config implies and
 // that nothing is left over. source names the origin in errors.
 func (m *Model) SetTensors(source string, tensors map[string]*safetensors.Tensor) error {
+	host := make([]float32, m.lay.size)
+	err := pick(m.Cfg, m.lay, source, tensors, func(t Tensor, src *safetensors.Tensor) {
+		copy(host[t.Offset:t.Offset+t.Size()], src.Data)
+	})
+	if err != nil {
+		return err
+	}
+	m.be.Upload(m.Params, host)
+	return nil
+}
+
+// CheckShapes checks, without allocating the model, that tensors (from
+// safetensors.ReadModelShapes: shapes only) are exactly the parameters the
+// config implies. source names their origin in errors.
+func (c Config) CheckShapes(source string, tensors map[string]*safetensors.Tensor) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("model config: %w", err)
+	}
+	// A layer count that disagrees with the weights would otherwise be
+	// reported as thousands of missing (or unused) tensors.
+	layers := map[int]bool{}
+	for name := range tensors {
+		if rest, ok := strings.CutPrefix(name, "model.layers."); ok {
+			if i := strings.IndexByte(rest, '.'); i > 0 {
+				if n, err := strconv.Atoi(rest[:i]); err == nil && n >= 0 {
+					layers[n] = true
+				}
+			}
+		}
+	}
+	if len(layers) > 0 && len(layers) != c.Layers {
+		return fmt.Errorf("load weights: %s: config.json says num_hidden_layers %d, the weights hold %d layers", source, c.Layers, len(layers))
+	}
+	return pick(c, c.layout(), source, tensors, func(Tensor, *safetensors.Tensor) {})
+}
+
+// pick hands every parameter of layout lay found in tensors to use, and
+// reports missing, misshapen and unused tensors.
+func pick(c Config, lay layout, source string, tensors map[string]*safetensors.Tensor, use func(Tensor, *safetensors.Tensor)) error {
 	p := safetensors.NewPicker(source, tensors)
 	p.Ignore("model.layers.*.self_attn.rotary_emb.inv_freq")
-	if m.Cfg.TieEmbeddings {
+	if c.TieEmbeddings {
 		// Some tied checkpoints store a copy of the embedding as lm_head.
 		p.Ignore("lm_head.weight")
 	}
-	host := make([]float32, m.lay.size)
-	for _, t := range m.lay.tensors {
+	for _, t := range lay.tensors {
 		if src := p.Take(t.Name, t.Shape...); src != nil {
-			copy(host[t.Offset:t.Offset+t.Size()], src.Data)
+			use(t, src)
 		}
 	}
 	if err := p.Err(); err != nil {
 		return fmt.Errorf("load weights: %w", err)
 	}
-	m.be.Upload(m.Params, host)
 	return nil
 }
 

@@ -103,9 +103,15 @@ func (p *Picker) Unused() []string {
 // maxListed caps how many unused tensor names one error spells out.
 const maxListed = 10
 
-// Err reports every problem seen so far plus the unused tensors, or nil.
+// Err reports the problems seen so far (the first maxListed of them, and
+// how many more: a config that wants 20,000 layers must not print a line
+// for each missing tensor) plus the unused tensors, or nil.
 func (p *Picker) Err() error {
 	errs := slices.Clone(p.errs)
+	if len(errs) > maxListed {
+		more := len(errs) - maxListed
+		errs = append(errs[:maxListed:maxListed], fmt.Errorf("… and %d more problems like these", more))
+	}
 	if unused := p.Unused(); len(unused) > 0 {
 		var b strings.Builder
 		for i, name := range unused {

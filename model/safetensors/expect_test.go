@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -74,4 +75,22 @@ func TestPickerManyUnused(t *testing.T) {
 		ts[n] = &Tensor{Name: n, Shape: []int{1}, Data: []float32{1}}
 	}
 	mustMention(t, NewPicker("dir", ts).Err(), "15 tensors not used", "and 5 more")
+}
+
+// A loader asking for thousands of missing tensors gets a short error.
+func TestPickerCapsProblems(t *testing.T) {
+	p := NewPicker("dir", map[string]*Tensor{})
+	for i := 0; i < 5000; i++ {
+		p.Take(fmt.Sprintf("model.layers.%d.mlp.up_proj.weight", i), 4, 4)
+	}
+	err := p.Err()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n > 11 {
+		t.Errorf("%d lines of error", n)
+	}
+	if !strings.Contains(err.Error(), "4990 more") {
+		t.Errorf("error does not count the rest: %v", err)
+	}
 }

@@ -254,3 +254,56 @@ func removeStale(dir string, keep map[string]bool, extra string) error {
 	}
 	return nil
 }
+
+// ReadModelShapes is ReadModel without the data: it reads and checks only
+// the headers (of model.safetensors, or of every shard against the index)
+// and returns each tensor with its name, shape and file and a nil Data. A
+// loader compares these with what its config implies before it allocates
+// anything, so a config that lies about the model's size fails at once.
+func ReadModelShapes(dir string) (map[string]*Tensor, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("safetensors: %w", err)
+	}
+	files := []string{dir}
+	if st.IsDir() {
+		single := filepath.Join(dir, SingleFile)
+		if _, err := os.Stat(single); err == nil {
+			files = []string{single}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("safetensors: %w", err)
+		} else {
+			indexPath := filepath.Join(dir, IndexFile)
+			if _, err := os.Stat(indexPath); errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("safetensors: %s has neither %s nor %s", dir, SingleFile, IndexFile)
+			}
+			idx, err := readIndex(indexPath)
+			if err != nil {
+				return nil, err
+			}
+			shards, err := checkShards(dir, indexPath, idx)
+			if err != nil {
+				return nil, err
+			}
+			files = files[:0]
+			for _, s := range shards {
+				files = append(files, filepath.Join(dir, s))
+			}
+		}
+	}
+	out := map[string]*Tensor{}
+	for _, f := range files {
+		h, err := ReadHeaderFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range h.Tensors {
+			if !readable[t.DType] {
+				return nil, fmt.Errorf("safetensors %s: tensor %q has dtype %s; supported dtypes are %s",
+					f, t.Name, t.DType, supportedList(readable))
+			}
+			out[t.Name] = &Tensor{Name: t.Name, Shape: t.Shape, File: f}
+		}
+	}
+	return out, nil
+}
