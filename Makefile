@@ -6,7 +6,7 @@ BIN := bin/rltrain
 # or a CPU without AVX-512, uses the portable Go code. `make test` checks both.
 export GOEXPERIMENT ?= simd
 
-.PHONY: setup build test test-portable run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu
+.PHONY: setup build test test-portable run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu standin-nccl
 
 # Installs system packages and reference-test assets (idempotent).
 setup:
@@ -51,3 +51,8 @@ gpu-test:
 
 bench-gpu:
 	bash scripts/cuda/gpu-ci.sh bench
+
+# The stand-in libnccl.so.2 (NCCL's API over MPI) in bin/standin, for
+# running the NCCL binding where NVIDIA's library is absent.
+standin-nccl:
+	bash scripts/standin-nccl.sh bin/standin

@@ -65,11 +65,42 @@ type mpiComm struct {
 	desc                 string
 	timeout              time.Duration
 
-	mu     sync.Mutex   // one MPI call at a time (MPI_THREAD_SERIALIZED)
-	busy   atomic.Int64 // start of the running call (unix ns), 0 when idle
-	op     atomic.Pointer[string]
+	mu     sync.Mutex // one MPI call at a time (MPI_THREAD_SERIALIZED)
+	mpi    waitSlot   // the running MPI call
+	ext    waitSlot   // a wait outside MPI under Guard (NCCL)
 	done   chan struct{}
 	closed bool
+}
+
+// waitSlot records one blocking call for the watchdog.
+type waitSlot struct {
+	start atomic.Int64 // unix ns, 0 when idle
+	op    atomic.Pointer[string]
+}
+
+func (w *waitSlot) begin(op string) {
+	w.op.Store(&op)
+	w.start.Store(time.Now().UnixNano())
+}
+
+func (w *waitSlot) end() { w.start.Store(0) }
+
+// overdue returns the call's name and how long it has waited, if longer
+// than limit.
+func (w *waitSlot) overdue(now time.Time, limit time.Duration) (string, time.Duration, bool) {
+	start := w.start.Load()
+	if start == 0 {
+		return "", 0, false
+	}
+	waited := now.Sub(time.Unix(0, start))
+	if waited <= limit {
+		return "", 0, false
+	}
+	op := "a collective"
+	if p := w.op.Load(); p != nil {
+		op = *p
+	}
+	return op, waited, true
 }
 
 func openMPI(l launch, opts Options) (*mpiComm, error) {
@@ -167,18 +198,11 @@ func (c *mpiComm) watch() {
 		case <-c.done:
 			return
 		case now := <-t.C:
-			start := c.busy.Load()
-			if start == 0 {
-				continue
-			}
-			waited := now.Sub(time.Unix(0, start))
-			if waited > c.timeout {
-				op := "a collective"
-				if p := c.op.Load(); p != nil {
-					op = *p
+			for _, w := range []*waitSlot{&c.mpi, &c.ext} {
+				if op, waited, late := w.overdue(now, c.timeout); late {
+					c.Abort(3, fmt.Sprintf("rank %d: %s waited %.0f s for the other ranks (timeout %.0f s): "+
+						"another rank died or hangs; ending the job", c.rank, op, waited.Seconds(), c.timeout.Seconds()))
 				}
-				c.Abort(3, fmt.Sprintf("rank %d: %s waited %.0f s for the other ranks (timeout %.0f s): "+
-					"another rank died or hangs; ending the job", c.rank, op, waited.Seconds(), c.timeout.Seconds()))
 			}
 		}
 	}
@@ -191,14 +215,27 @@ func (c *mpiComm) call(op string, f func() C.int) error {
 	if c.closed {
 		return errors.New(op + ": communicator closed")
 	}
-	c.op.Store(&op)
-	c.busy.Store(time.Now().UnixNano())
+	c.mpi.begin(op)
 	rc := f()
-	c.busy.Store(0)
+	c.mpi.end()
 	if rc != 0 {
 		return fmt.Errorf("%s: %s", op, mpiError(rc))
 	}
 	return nil
+}
+
+// Guard runs f, a call that waits for the other ranks outside c (an NCCL
+// collective, a device synchronisation after one), under c's watchdog: if
+// it waits longer than c's timeout the job is aborted. On a group without
+// a watchdog it just runs f.
+func Guard(c Comm, op string, f func() error) error {
+	m, ok := c.(*mpiComm)
+	if !ok {
+		return f()
+	}
+	m.ext.begin(op)
+	defer m.ext.end()
+	return f()
 }
 
 func mpiError(rc C.int) string {

@@ -101,6 +101,8 @@ func TestMPIWorker(t *testing.T) {
 	switch scenario {
 	case "collectives":
 		workerCollectives(t, c)
+	case "nccl":
+		workerNCCL(t, c)
 	case "hang":
 		if c.Rank() == 1 {
 			time.Sleep(120 * time.Second)
