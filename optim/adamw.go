@@ -195,22 +195,3 @@ func (o Optim) LRAt(step, total int) float64 {
 	}
 	return o.LR * (floor + (1-floor)*f)
 }
-
-// Accumulator counts micro-batches towards an optimizer step. The policy
-// loss is normalised by whole-batch counts, so gradients simply add up
-// across micro-batches and need no rescaling.
-type Accumulator struct {
-	N int // micro-batches per step (grad_accum)
-	k int
-}
-
-// Add records one micro-batch and reports whether the optimizer should
-// step now.
-func (a *Accumulator) Add() bool {
-	a.k++
-	if a.k >= max(1, a.N) {
-		a.k = 0
-		return true
-	}
-	return false
-}

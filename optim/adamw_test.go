@@ -156,20 +156,6 @@ func TestAdamWErrors(t *testing.T) {
 	}
 }
 
-func TestAccumulator(t *testing.T) {
-	a := Accumulator{N: 3}
-	var got []bool
-	for range 7 {
-		got = append(got, a.Add())
-	}
-	want := []bool{false, false, true, false, false, true, false}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("got %v, want %v", got, want)
-		}
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
 	if err := DefaultAlgorithm().Validate(); err != nil {
 		t.Errorf("default algorithm: %v", err)
@@ -206,7 +192,6 @@ func TestConfigValidate(t *testing.T) {
 		{func(o *Optim) { o.Schedule = "step" }, "optim.schedule"},
 		{func(o *Optim) { o.LR = 0 }, "optim.lr"},
 		{func(o *Optim) { o.Betas[1] = 1 }, "optim.betas"},
-		{func(o *Optim) { o.GradAccum = 0 }, "optim.grad_accum"},
 		{func(o *Optim) { o.NoDecay = []string{"[x"} }, "optim.no_decay"},
 	}
 	for _, c := range opt {

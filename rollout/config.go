@@ -3,50 +3,25 @@ package rollout
 import (
 	"fmt"
 	"math"
+
+	"github.com/rltrain/rltrain/internal/option"
 )
 
-// Config holds the sampling and scheduling options of the `rollout`
-// section of a run config. Start from DefaultConfig: decoding YAML into it
-// overrides only the keys present.
+// Config is the sampling and scheduling part of the `rollout` section of a
+// run config; each option is declared here once (see package
+// internal/option for the tags). Start from DefaultConfig.
 type Config struct {
-	// GroupSize is the number of completions per prompt (TRL's
-	// num_generations). Default 8.
-	GroupSize int `yaml:"group_size"`
-	// MaxNewTokens bounds each completion's length. Default 256.
-	MaxNewTokens int `yaml:"max_new_tokens"`
-	// Temperature divides the logits before sampling; 0 means greedy
-	// (argmax, lowest id on ties), as in vLLM. Default 1.
-	Temperature float64 `yaml:"temperature"`
-	// TopK keeps the k most likely tokens; 0 or -1 disables it. Default 0.
-	TopK int `yaml:"top_k"`
-	// TopP keeps the smallest set of most likely tokens whose probability
-	// reaches top_p (nucleus sampling); 1 disables it. Default 1.
-	TopP float64 `yaml:"top_p"`
-	// MinP keeps tokens whose probability is at least min_p times the
-	// most likely token's; 0 disables it. Default 0.
-	MinP float64 `yaml:"min_p"`
-	// RepetitionPenalty (CTRL/Hugging Face style) divides positive logits
-	// and multiplies negative ones of every token already in the prompt
-	// or the completion; 1 disables it. Default 1.
-	RepetitionPenalty float64 `yaml:"repetition_penalty"`
-	// Stop lists strings that end a completion when they appear in its
-	// decoded text. Default none.
-	Stop []string `yaml:"stop"`
-	// IncludeStopStr keeps the matched stop string at the end of the text.
-	// Default false.
-	IncludeStopStr bool `yaml:"include_stop_str"`
-	// StopTokenIDs are extra token ids that end a completion like EOS (the
-	// model's own EOS ids always do). Default none.
-	StopTokenIDs []int `yaml:"stop_token_ids"`
-	// Seed selects the random streams. Default 0.
-	Seed uint64 `yaml:"seed"`
-	// KVCacheMB is the KV cache budget in MiB, preallocated. Default 256.
-	KVCacheMB int `yaml:"kv_cache_mb"`
-	// BlockSize is the number of positions per cache block. Default 16.
-	BlockSize int `yaml:"block_size"`
-	// MaxBatch bounds the number of completions decoded together.
-	// Default 64.
-	MaxBatch int `yaml:"max_batch"`
+	// BatchSize is the number of prompts of an RL step. Generate takes any
+	// number; the engine uses it only for the default MaxBatch.
+	BatchSize int `yaml:"batch_size" default:"8" doc:"Prompts per RL step."`
+	GroupSize int `yaml:"group_size" default:"8" doc:"Completions sampled per prompt (TRL num_generations)."`
+	// MaxNewTokens is also bounded by the model's positions.
+	MaxNewTokens   int `yaml:"max_new_tokens" default:"256" doc:"Longest completion in tokens; longer ones are truncated."`
+	Sampling       `yaml:",inline"`
+	IncludeStopStr bool `yaml:"include_stop_str" default:"false" doc:"Keep a matched stop string at the end of the completion text."`
+	KVCacheMB      int  `yaml:"kv_cache_mb" default:"256" resume:"harmless" doc:"KV cache budget in MiB, preallocated; when full, fewer completions are decoded at once."`
+	BlockSize      int  `yaml:"block_size" default:"16" resume:"harmless" doc:"Positions per KV cache block (prompt blocks are shared by a group)."`
+	MaxBatch       int  `yaml:"max_batch" default:"0" resume:"harmless" doc:"Most completions decoded together; 0 means batch_size x group_size (at least 64)."`
 	// BatchInvariant decodes in fixed chunks of InvariantRows rows, padding
 	// the last chunk with throw-away sequences, so that every decode GEMM
 	// has the same shape whatever the number of running completions. BLAS
@@ -58,66 +33,60 @@ type Config struct {
 	// GEMMs, except on a backend whose decoding steps are row-invariant
 	// by construction (the CPU backend with AVX-512, up to 64 rows per
 	// step), which decodes in chunks of that many rows without padding.
-	// Default false.
-	BatchInvariant bool `yaml:"batch_invariant"`
+	BatchInvariant bool     `yaml:"batch_invariant" default:"false" doc:"Pad decode batches so completions do not depend on max_batch, the KV budget or threads (about a third slower)."`
+	Stop           []string `yaml:"stop" doc:"Extra stop strings besides the end-of-sequence token."`
+
+	// StopTokenIDs are extra token ids that end a completion like EOS (the
+	// model's own EOS ids always do). Not a config option: the trainer
+	// sets the tokenizer's.
+	StopTokenIDs []int `yaml:"-"`
+	// Seed selects the random streams (the trainer sets train.seed).
+	Seed uint64 `yaml:"-"`
 }
 
 // InvariantRows is the chunk size of batch-invariant decoding.
 const InvariantRows = 16
 
 // DefaultConfig returns the documented defaults.
-func DefaultConfig() Config {
-	return Config{
-		GroupSize:         8,
-		MaxNewTokens:      256,
-		Temperature:       1,
-		TopP:              1,
-		RepetitionPenalty: 1,
-		KVCacheMB:         256,
-		BlockSize:         16,
-		MaxBatch:          64,
-	}
-}
+func DefaultConfig() Config { return option.Defaults[Config]() }
 
-// Validate reports the first invalid option, naming its YAML key.
-func (c Config) Validate() error {
-	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-	switch {
-	case c.GroupSize < 1:
-		return fmt.Errorf("rollout.group_size must be at least 1, got %d", c.GroupSize)
-	case c.MaxNewTokens < 1:
-		return fmt.Errorf("rollout.max_new_tokens must be at least 1, got %d", c.MaxNewTokens)
-	case !finite(c.Temperature) || c.Temperature < 0:
-		return fmt.Errorf("rollout.temperature must be ≥ 0 (0: greedy), got %g", c.Temperature)
-	case c.TopK < -1:
-		return fmt.Errorf("rollout.top_k must be ≥ 0 (0 or -1: off), got %d", c.TopK)
-	case !finite(c.TopP) || c.TopP <= 0 || c.TopP > 1:
-		return fmt.Errorf("rollout.top_p must be in (0, 1], got %g", c.TopP)
-	case !finite(c.MinP) || c.MinP < 0 || c.MinP > 1:
-		return fmt.Errorf("rollout.min_p must be in [0, 1], got %g", c.MinP)
-	case !finite(c.RepetitionPenalty) || c.RepetitionPenalty <= 0:
-		return fmt.Errorf("rollout.repetition_penalty must be positive (1: off), got %g", c.RepetitionPenalty)
-	case c.KVCacheMB < 1:
-		return fmt.Errorf("rollout.kv_cache_mb must be at least 1, got %d", c.KVCacheMB)
-	case c.BlockSize < 1:
-		return fmt.Errorf("rollout.block_size must be at least 1, got %d", c.BlockSize)
-	case c.MaxBatch < 1:
-		return fmt.Errorf("rollout.max_batch must be at least 1, got %d", c.MaxBatch)
+// Validate reports every invalid option, naming its key.
+func (c Config) Validate() error { return option.Validate("rollout", c) }
+
+// Check implements option.Section.
+func (c Config) Check(ck *option.Checker) {
+	ck.AtLeast("batch_size", c.BatchSize, 1)
+	ck.AtLeast("group_size", c.GroupSize, 1)
+	ck.AtLeast("max_new_tokens", c.MaxNewTokens, 1)
+	ck.NonNegative("temperature", c.Temperature)
+	if !(c.TopP > 0 && c.TopP <= 1) {
+		ck.Bad("top_p", "must be in (0, 1], got %v", c.TopP)
 	}
+	ck.AtLeast("top_k", c.TopK, -1)
+	ck.Within("min_p", c.MinP, 0, 1, false)
+	if !(c.RepetitionPenalty > 0) || math.IsInf(c.RepetitionPenalty, 0) {
+		ck.Bad("repetition_penalty", "must be > 0 (1 disables it), got %g", c.RepetitionPenalty)
+	}
+	ck.AtLeast("kv_cache_mb", c.KVCacheMB, 1)
+	ck.AtLeast("block_size", c.BlockSize, 1)
+	ck.AtLeast("max_batch", c.MaxBatch, 0)
 	for i, s := range c.Stop {
 		if s == "" {
-			return fmt.Errorf("rollout.stop[%d] is empty", i)
+			ck.Bad(fmt.Sprintf("stop.%d", i), "empty stop string")
 		}
 	}
 	for i, id := range c.StopTokenIDs {
 		if id < 0 {
-			return fmt.Errorf("rollout.stop_token_ids[%d] = %d is negative", i, id)
+			ck.Bad(fmt.Sprintf("stop_token_ids.%d", i), "%d is negative", id)
 		}
 	}
-	return nil
 }
 
-// Sampling returns the per-token sampling parameters of c.
-func (c Config) Sampling() Sampling {
-	return Sampling{Temperature: c.Temperature, TopK: c.TopK, TopP: c.TopP, MinP: c.MinP, RepetitionPenalty: c.RepetitionPenalty}
+// BatchLimit is the most completions decoded together: MaxBatch, or when
+// that is 0, batch_size x group_size but at least 64.
+func (c Config) BatchLimit() int {
+	if c.MaxBatch > 0 {
+		return c.MaxBatch
+	}
+	return max(64, c.BatchSize*c.GroupSize)
 }

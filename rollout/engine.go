@@ -159,11 +159,32 @@ func (r *running) addSeen(id int32) {
 	}
 }
 
+// Options override the engine's Config for one Generate call (an
+// evaluation samples with other settings than training, say).
+type Options struct {
+	// GroupSize is the number of completions per prompt; 0 uses
+	// Cfg.GroupSize.
+	GroupSize int
+	// Sampling, when set, replaces the Config's sampling parameters.
+	Sampling *Sampling
+}
+
 // Generate samples Cfg.GroupSize completions for every prompt and returns
 // them ordered by prompt, then sample (completion i·G+s is sample s of
 // prompt i).
-func (e *Engine) Generate(prompts []Prompt) (_ []Completion, _ Stats, err error) {
+func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
+	return e.GenerateWith(prompts, Options{})
+}
+
+// GenerateWith is Generate with per-call options.
+func (e *Engine) GenerateWith(prompts []Prompt, o Options) (_ []Completion, _ Stats, err error) {
 	cfg := e.Cfg
+	if o.GroupSize != 0 {
+		cfg.GroupSize = o.GroupSize
+	}
+	if o.Sampling != nil {
+		cfg.Sampling = *o.Sampling
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, Stats{}, err
 	}
@@ -246,7 +267,8 @@ func (e *Engine) Generate(prompts []Prompt) (_ []Completion, _ Stats, err error)
 			}
 		}
 	}()
-	sp := cfg.Sampling()
+	sp := cfg.Sampling
+	maxBatch := cfg.BatchLimit()
 	usePenalty := sp.RepetitionPenalty != 1
 
 	// A stop string that the newest token completes lies within its last
@@ -308,7 +330,7 @@ func (e *Engine) Generate(prompts []Prompt) (_ []Completion, _ Stats, err error)
 		return n
 	}
 	admit := func() error {
-		for len(active) < cfg.MaxBatch && next < len(states) {
+		for len(active) < maxBatch && next < len(states) {
 			ps := states[next]
 			P := len(ps.p.IDs)
 			need := e.forkBlocks(P, ps.limit)

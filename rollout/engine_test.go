@@ -54,7 +54,7 @@ func TestLogprobsMatchTrainerRecompute(t *testing.T) {
 			cfg.GroupSize, cfg.MaxNewTokens, cfg.BlockSize, cfg.KVCacheMB = 3, 40, 4, 1
 			tc.mut(&cfg)
 			comps, _ := generate(t, m, cfg, Prompts(ids), nil)
-			want := recompute(t, m, ids, comps, float32(cfg.Sampling().InvTemp()))
+			want := recompute(t, m, ids, comps, float32(cfg.Sampling.InvTemp()))
 			worst := 0.0
 			for i, c := range comps {
 				if len(c.Logprobs) != len(c.IDs) || len(c.IDs) == 0 {

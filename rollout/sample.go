@@ -5,14 +5,17 @@ import (
 	"slices"
 )
 
-// Sampling holds the per-token sampling parameters; see Config for their
-// meaning and defaults.
+// Sampling holds the per-token sampling parameters, options of the
+// `rollout` section (rollout.Config embeds it).
 type Sampling struct {
-	Temperature       float64
-	TopK              int
-	TopP              float64
-	MinP              float64
-	RepetitionPenalty float64
+	// Temperature 0 samples the argmax (lowest id on ties), as vLLM does.
+	Temperature float64 `yaml:"temperature" default:"1.0" doc:"Sampling temperature; 0 samples greedily."`
+	TopP        float64 `yaml:"top_p" default:"1.0" doc:"Nucleus sampling: keep the smallest token set with this much probability; 1 disables."`
+	TopK        int     `yaml:"top_k" default:"0" doc:"Keep only the k most likely tokens; 0 (or -1) disables."`
+	MinP        float64 `yaml:"min_p" default:"0" doc:"Drop tokens less likely than min_p times the most likely one; 0 disables."`
+	// RepetitionPenalty is CTRL/Hugging Face style, over the prompt and
+	// the completion so far.
+	RepetitionPenalty float64 `yaml:"repetition_penalty" default:"1.0" doc:"Divide positive (multiply negative) logits of tokens already present; 1 disables."`
 }
 
 // Greedy reports whether tokens are chosen by argmax.

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/rltrain/rltrain/data"
+	"github.com/rltrain/rltrain/rollout"
 )
 
 // EvalResult summarises an evaluation.
@@ -59,11 +60,11 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 	if temperature == 0 && k > 1 {
 		return nil, fmt.Errorf("eval: %d samples per prompt need a temperature above 0", k)
 	}
-	saved := t.engine.Cfg
-	defer func() { t.engine.Cfg = saved }()
-	t.engine.Cfg.GroupSize = k
-	t.engine.Cfg.Temperature = temperature
-	t.engine.Cfg.TopK, t.engine.Cfg.TopP, t.engine.Cfg.MinP = 0, 1, 0
+	// Evaluation samples at its own temperature, without the training
+	// run's truncation of the distribution.
+	sp := t.cfg.Rollout.Sampling
+	sp.Temperature, sp.TopK, sp.TopP, sp.MinP = temperature, 0, 1, 0
+	opts := rollout.Options{GroupSize: k, Sampling: &sp}
 	res := &EvalResult{Prompts: len(exs), Samples: k}
 	if len(exs) == 0 {
 		return res, nil
@@ -71,12 +72,12 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 	var correct, rewardSum, lenSum float64
 	var rewardN int
 	passed := 0
-	chunk := max(1, t.engine.Cfg.MaxBatch/k)
+	chunk := max(1, t.engine.Cfg.BatchLimit()/k)
 	for lo := 0; lo < len(exs); lo += chunk {
 		part := exs[lo:min(lo+chunk, len(exs))]
 		// Eval streams use their own index range so they never share a
 		// sampling stream with training prompts.
-		groups, _, _, _, err := t.rollOut(context.Background(), part, 1<<62+uint64(lo))
+		groups, _, _, _, err := t.rollOut(context.Background(), part, 1<<62+uint64(lo), opts)
 		if err != nil {
 			return nil, fmt.Errorf("eval: %w", err)
 		}

@@ -48,7 +48,7 @@ func rewardFields(ex data.Example) map[string]any {
 }
 
 // rollOut samples and scores group_size completions for each example.
-func (t *Trainer) rollOut(ctx context.Context, exs []data.Example, firstIndex uint64) ([]*rolledGroup, rollout.Stats, time.Duration, map[string]float64, error) {
+func (t *Trainer) rollOut(ctx context.Context, exs []data.Example, firstIndex uint64, opts rollout.Options) ([]*rolledGroup, rollout.Stats, time.Duration, map[string]float64, error) {
 	groups := make([]*rolledGroup, len(exs))
 	prompts := make([]rollout.Prompt, len(exs))
 	for i, ex := range exs {
@@ -63,16 +63,14 @@ func (t *Trainer) rollOut(ctx context.Context, exs []data.Example, firstIndex ui
 		groups[i] = &rolledGroup{ex: ex, text: text, prompt: ids}
 		prompts[i] = rollout.Prompt{IDs: ids, Index: firstIndex + uint64(i)}
 	}
-	comps, st, err := t.engine.Generate(prompts)
+	comps, st, err := t.engine.GenerateWith(prompts, opts)
 	if err != nil {
 		return nil, st, 0, nil, fmt.Errorf("rollout: %w", err)
 	}
-	G := t.engine.Cfg.GroupSize
-	for _, g := range groups {
-		g.comps = make([]rollout.Completion, G)
-	}
+	// Completions come ordered by prompt, then sample.
 	for _, c := range comps {
-		groups[c.Prompt].comps[c.Sample] = c
+		g := groups[c.Prompt]
+		g.comps = append(g.comps, c)
 	}
 	samples := make([]reward.Sample, 0, len(comps))
 	for gi, g := range groups {
@@ -92,13 +90,15 @@ func (t *Trainer) rollOut(ctx context.Context, exs []data.Example, firstIndex ui
 		return nil, st, 0, nil, fmt.Errorf("reward: %w", err)
 	}
 	rewardTime := time.Since(start)
-	for gi, g := range groups {
-		lo := gi * G
-		g.totals = res.Total[lo : lo+G]
-		g.excl = res.Excluded[lo : lo+G]
+	lo := 0
+	for _, g := range groups {
+		hi := lo + len(g.comps)
+		g.totals = res.Total[lo:hi]
+		g.excl = res.Excluded[lo:hi]
 		for k := range res.Components {
-			g.comp = append(g.comp, res.Components[k][lo:lo+G])
+			g.comp = append(g.comp, res.Components[k][lo:hi])
 		}
+		lo = hi
 	}
 	errs := map[string]float64{}
 	for k, v := range res.Metrics {
@@ -142,7 +142,7 @@ func (t *Trainer) rlStep(ctx context.Context) (map[string]float64, error) {
 		need := B - len(kept)
 		exs := t.src.Train.Next(need)
 		genStart := time.Now()
-		groups, st, rt, errs, err := t.rollOut(ctx, exs, t.state.PromptIndex)
+		groups, st, rt, errs, err := t.rollOut(ctx, exs, t.state.PromptIndex, rollout.Options{})
 		if err != nil {
 			return nil, err
 		}

@@ -185,27 +185,11 @@ func initModel(in config.Init, tok *tokenizer.Tokenizer, be kernels.Backend, see
 	return m, nil
 }
 
-// algorithm converts the config section into optim's own type.
-func algorithm(a config.Algorithm) optim.Algorithm {
-	return optim.Algorithm{
-		Advantage: a.Advantage, ScaleRewards: a.ScaleRewards, Whiten: a.Whiten, Loss: a.Loss,
-		Epsilon: a.Epsilon, EpsilonHigh: a.EpsilonHigh, ClipRatioC: a.ClipRatioC, LossAggMode: a.LossAggMode,
-		Beta: a.Beta, KLEstimator: a.KLEstimator, KLIn: a.KLIn, TargetKL: a.TargetKL, KLHorizon: a.KLHorizon,
-		EntropyCoef: a.EntropyCoef, MaskTruncated: a.MaskTruncated, TISCap: a.TISCap,
-		Gamma: a.Gamma, Lam: a.Lam, VFCoef: a.VFCoef, ValueClip: a.ValueClip,
-		Lambda: a.Lambda, Tau: a.Tau, DRPOBeta: a.DRPOBeta, Delta: a.Delta,
-	}
-}
-
-func optimizer(o config.Optim, lr float64, warmup int) optim.Optim {
-	out := optim.DefaultOptim()
-	out.LR = lr
-	if len(o.Betas) == 2 {
-		out.Betas = [2]float64{o.Betas[0], o.Betas[1]}
-	}
-	out.Eps, out.WeightDecay, out.NoDecay = o.Eps, o.WeightDecay, o.NoDecay
-	out.Schedule, out.WarmupSteps, out.MinLRRatio, out.MaxGradNorm = o.Schedule, warmup, o.MinLRRatio, o.MaxGradNorm
-	return out
+// optimizer is the optim section with the learning rate and warm-up of
+// the phase (RL, or the supervised warm-up's sft.lr and sft.warmup_steps).
+func optimizer(o optim.Optim, lr float64, warmup int) optim.Optim {
+	o.LR, o.WarmupSteps = lr, warmup
+	return o
 }
 
 // modelParams lists a model's tensors as optimizer parameters.
@@ -269,19 +253,12 @@ func rewardSet(c *config.Config, task data.Task, logf func(string)) (*reward.Set
 	return reward.New(rc, reward.WithLogger(logf))
 }
 
-// rolloutConfig converts the rollout section.
-func rolloutConfig(c *config.Config) rollout.Config {
-	r := rollout.DefaultConfig()
-	r.GroupSize, r.MaxNewTokens, r.Temperature = c.Rollout.GroupSize, c.Rollout.MaxNewTokens, c.Rollout.Temperature
-	r.TopK, r.TopP, r.MinP, r.Stop = c.Rollout.TopK, c.Rollout.TopP, c.Rollout.MinP, c.Rollout.Stop
-	r.RepetitionPenalty, r.IncludeStopStr = c.Rollout.RepetitionPenalty, c.Rollout.IncludeStopStr
-	r.KVCacheMB, r.BlockSize = c.Rollout.KVCacheMB, c.Rollout.BlockSize
-	r.BatchInvariant = c.Rollout.BatchInvariant
+// rolloutConfig is the engine's configuration: the rollout section, seeded
+// by train.seed, ending completions at the policy's EOS ids.
+func rolloutConfig(c *config.Config, eos []int32) rollout.Config {
+	r := c.Rollout.Config
 	r.Seed = uint64(c.Train.Seed)
-	r.MaxBatch = c.Rollout.MaxBatch
-	if r.MaxBatch <= 0 {
-		r.MaxBatch = max(64, c.Rollout.BatchSize*c.Rollout.GroupSize)
-	}
+	r.StopTokenIDs = toIntSlice(eos)
 	return r
 }
 

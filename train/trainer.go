@@ -147,20 +147,13 @@ func New(cfg *config.Config, opts Options) (*Trainer, error) {
 		return nil, err
 	}
 	t.chat = cfg.Model.ChatTemplate != ""
-	t.alg = algorithm(cfg.Algorithm)
-	if err := t.alg.Validate(); err != nil {
-		return nil, err
-	}
+	t.alg = cfg.Algorithm
 	if t.rewards, err = rewardSet(cfg, t.src.Task, func(msg string) { t.logf("%s", msg) }); err != nil {
 		return nil, err
 	}
-	if t.alg.Advantage == optim.AdvGDPO && len(t.rewards.Names()) < 2 {
-		return nil, errors.New("algorithm.advantage: gdpo normalises each reward separately and needs at least two rewards")
-	}
-	if t.engine, err = rollout.New(t.pol.Model, rolloutConfig(cfg), detok{t.pol.Tok}); err != nil {
+	if t.engine, err = rollout.New(t.pol.Model, rolloutConfig(cfg, t.pol.EOS), detok{t.pol.Tok}); err != nil {
 		return nil, err
 	}
-	t.engine.Cfg.StopTokenIDs = toIntSlice(t.pol.EOS)
 	t.ws = t.pol.Model.NewWorkspace()
 	if opts.EvalOnly {
 		return t, nil
@@ -231,7 +224,6 @@ func (t *Trainer) metricsPath() string {
 }
 
 func (t *Trainer) newRLOptimizer() error {
-	o := optimizer(t.cfg.Optim, t.cfg.Optim.LR, t.cfg.Optim.WarmupSteps)
 	params := modelParams(t.pol.Model)
 	if t.vh != nil {
 		params = append(params,
@@ -243,7 +235,7 @@ func (t *Trainer) newRLOptimizer() error {
 		t.opt.Free()
 		t.opt = nil
 	}
-	opt, err := optim.NewAdamW(t.be, o, params)
+	opt, err := optim.NewAdamW(t.be, t.cfg.Optim, params)
 	if err != nil {
 		return fmt.Errorf("optim: %w", err)
 	}

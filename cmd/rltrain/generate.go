@@ -29,7 +29,7 @@ type generateFlags struct {
 
 func init() {
 	f := generateFlags{cfg: rollout.DefaultConfig()}
-	f.cfg.GroupSize = 1
+	f.cfg.GroupSize, f.cfg.MaxBatch = 1, 64
 	cmd := &cobra.Command{
 		Use:   "generate --model DIR (--prompt TEXT | --input FILE.jsonl)",
 		Short: "Sample completions from a model",

@@ -4,26 +4,41 @@
 // --set overrides, validation, documentation, printing, and the resume
 // compatibility check.
 //
-// Every option lives in the struct tags below: yaml (the key), default,
-// doc, enum (allowed values) and resume:"harmless" (may change when a run
-// is resumed; everything else is breaking). The structs are plain values so
-// the trainer can convert them into the reward, optim and model packages'
-// own types.
+// # Adding an option
+//
+// Declare it once, as a field of the type that uses it, with its tags
+// (package internal/option lists them): yaml (the key), default, doc, enum
+// for a string with a fixed set of values, resume:"harmless" when a
+// resumed run may change it. The sections below are, or embed, the
+// packages' own types (optim.Algorithm, optim.Optim, rollout.Config, ...),
+// so an option of the algorithm goes into optim.Algorithm, not here; only
+// options that no package owns (the loop, checkpoints, logging) are
+// declared in this package. Range checks go into the Check method of the
+// same type (an option.Section), checks across sections into validate.go.
+// Decoding, --set, --print-config, the resume diff and the reference in
+// configs/README.md (regenerate it with `rltrain config --doc`) then follow
+// from the declaration with no further code.
 package config
+
+import (
+	"github.com/rltrain/rltrain/internal/option"
+	"github.com/rltrain/rltrain/optim"
+	"github.com/rltrain/rltrain/rollout"
+)
 
 // Config is a whole run.
 type Config struct {
-	Model      Model      `yaml:"model" doc:"The policy: a pretrained model directory or a from-scratch tiny architecture."`
-	Data       Data       `yaml:"data" doc:"Where prompts come from: a JSONL file or a built-in synthetic task."`
-	Rollout    Rollout    `yaml:"rollout" doc:"Sampling completions: batch and group sizes, sampling parameters, dynamic sampling."`
-	Reward     []Reward   `yaml:"reward" doc:"Reward functions, combined by weight. Empty with a built-in task means the task's own verifier."`
-	Algorithm  Algorithm  `yaml:"algorithm" doc:"Advantage estimator and policy objective (names follow TRL and verl)."`
-	Optim      Optim      `yaml:"optim" doc:"AdamW, learning-rate schedule and gradient clipping."`
-	Train      Train      `yaml:"train" doc:"The training loop: steps, seed, PPO epochs and batch splitting."`
-	SFT        SFT        `yaml:"sft" doc:"Optional supervised warm-up on prompt+answer pairs before RL."`
-	Checkpoint Checkpoint `yaml:"checkpoint" resume:"harmless" doc:"When to save checkpoints and which to keep."`
-	Log        Log        `yaml:"log" resume:"harmless" doc:"Metrics and sample logging."`
-	Backend    Backend    `yaml:"backend" resume:"harmless" doc:"Device to run on. Resuming on another device continues the run but is not bit-exact."`
+	Model      Model           `yaml:"model" doc:"The policy: a pretrained model directory or a from-scratch tiny architecture."`
+	Data       Data            `yaml:"data" doc:"Where prompts come from: a JSONL file or a built-in synthetic task."`
+	Rollout    Rollout         `yaml:"rollout" doc:"Sampling completions: batch and group sizes, sampling parameters, dynamic sampling."`
+	Reward     []Reward        `yaml:"reward" doc:"Reward functions, combined by weight. Empty with a built-in task means the task's own verifier."`
+	Algorithm  optim.Algorithm `yaml:"algorithm" doc:"Advantage estimator and policy objective (names follow TRL and verl)."`
+	Optim      optim.Optim     `yaml:"optim" doc:"AdamW, learning-rate schedule and gradient clipping."`
+	Train      Train           `yaml:"train" doc:"The training loop: steps, seed, PPO epochs and batch splitting."`
+	SFT        SFT             `yaml:"sft" doc:"Optional supervised warm-up on prompt+answer pairs before RL."`
+	Checkpoint Checkpoint      `yaml:"checkpoint" resume:"harmless" doc:"When to save checkpoints and which to keep."`
+	Log        Log             `yaml:"log" resume:"harmless" doc:"Metrics and sample logging."`
+	Backend    Backend         `yaml:"backend" resume:"harmless" doc:"Device to run on. Resuming on another device continues the run but is not bit-exact."`
 
 	// pos maps a key path to where its value was set ("file:line" or
 	// "--set"), for messages about it.
@@ -69,24 +84,18 @@ type Data struct {
 	Shuffle       bool           `yaml:"shuffle" default:"true" doc:"Shuffle the training prompts every epoch (seeded by train.seed)."`
 }
 
-// Rollout configures sampling.
+// Rollout configures sampling: the engine's own options and dynamic
+// sampling, which the trainer does around it.
 type Rollout struct {
-	BatchSize         int      `yaml:"batch_size" default:"8" doc:"Prompts per RL step."`
-	GroupSize         int      `yaml:"group_size" default:"8" doc:"Completions sampled per prompt (TRL num_generations)."`
-	MaxNewTokens      int      `yaml:"max_new_tokens" default:"256" doc:"Longest completion in tokens; longer ones are truncated."`
-	Temperature       float64  `yaml:"temperature" default:"1.0" doc:"Sampling temperature; 0 samples greedily."`
-	TopP              float64  `yaml:"top_p" default:"1.0" doc:"Nucleus sampling: keep the smallest token set with this much probability; 1 disables."`
-	TopK              int      `yaml:"top_k" default:"0" doc:"Keep only the k most likely tokens; 0 disables."`
-	MinP              float64  `yaml:"min_p" default:"0" doc:"Drop tokens less likely than min_p times the most likely one; 0 disables."`
-	RepetitionPenalty float64  `yaml:"repetition_penalty" default:"1.0" doc:"Divide positive (multiply negative) logits of tokens already present; 1 disables."`
-	IncludeStopStr    bool     `yaml:"include_stop_str" default:"false" doc:"Keep a matched stop string at the end of the completion text."`
-	KVCacheMB         int      `yaml:"kv_cache_mb" default:"256" resume:"harmless" doc:"KV cache budget in MiB, preallocated; when full, fewer completions are decoded at once."`
-	BlockSize         int      `yaml:"block_size" default:"16" resume:"harmless" doc:"Positions per KV cache block (prompt blocks are shared by a group)."`
-	MaxBatch          int      `yaml:"max_batch" default:"0" resume:"harmless" doc:"Most completions decoded together; 0 means batch_size x group_size (at least 64)."`
-	BatchInvariant    bool     `yaml:"batch_invariant" default:"false" doc:"Pad decode batches so completions do not depend on max_batch, the KV budget or threads (about a third slower)."`
-	Stop              []string `yaml:"stop" doc:"Extra stop strings besides the end-of-sequence token."`
-	FilterZeroStd     bool     `yaml:"filter_zero_std" default:"false" doc:"Dynamic sampling (DAPO): drop groups whose rewards are all equal and sample more prompts."`
-	MaxFilterRounds   int      `yaml:"max_filter_rounds" default:"4" doc:"Extra sampling rounds allowed per step by rollout.filter_zero_std."`
+	rollout.Config  `yaml:",inline"`
+	FilterZeroStd   bool `yaml:"filter_zero_std" default:"false" doc:"Dynamic sampling (DAPO): drop groups whose rewards are all equal and sample more prompts."`
+	MaxFilterRounds int  `yaml:"max_filter_rounds" default:"4" doc:"Extra sampling rounds allowed per step by rollout.filter_zero_std."`
+}
+
+// Check implements option.Section.
+func (r Rollout) Check(c *option.Checker) {
+	r.Config.Check(c)
+	c.AtLeast("max_filter_rounds", r.MaxFilterRounds, 0)
 }
 
 // Reward is one reward function. Params are kept raw for the reward
@@ -99,55 +108,6 @@ type Reward struct {
 	Fallback string         `yaml:"fallback" default:"exclude" doc:"Score of a sample the reward fails on (error, NaN, timeout): a number, or exclude to drop the sample from the loss."`
 	Timeout  string         `yaml:"timeout" default:"" doc:"Time limit of one scoring call, e.g. 30s; empty uses the reward package's default."`
 	Shaping  map[string]any `yaml:"shaping" doc:"Optional bounded shaping of this reward, e.g. {type: sigmoid, ref: group_mean, scale: 1}."`
-}
-
-// Algorithm configures advantages and the policy loss.
-type Algorithm struct {
-	Advantage     string  `yaml:"advantage" default:"grpo" enum:"grpo,dr_grpo,rloo,gdpo,reinforce_pp,gae" doc:"Advantage estimator."`
-	Loss          string  `yaml:"loss" default:"ppo" enum:"ppo,drpo" doc:"Policy objective: clipped-ratio PPO/GRPO or DRPO."`
-	ScaleRewards  string  `yaml:"scale_rewards" default:"group" enum:"group,batch,none" doc:"grpo: divide advantages by the reward std of the group, of the batch, or not at all."`
-	Epsilon       float64 `yaml:"epsilon" default:"0.2" doc:"Clip range of the probability ratio (lower, and upper unless epsilon_high is set)."`
-	EpsilonHigh   float64 `yaml:"epsilon_high" default:"0" doc:"Upper clip range (DAPO clip-higher uses 0.28); 0 means algorithm.epsilon."`
-	ClipRatioC    float64 `yaml:"clip_ratio_c" default:"3.0" doc:"Dual-clip bound c: the loss of a negative-advantage token is at most c·|A|; values <= 1 disable it."`
-	Beta          float64 `yaml:"beta" default:"0" doc:"KL coefficient against a frozen reference model; 0 loads no reference."`
-	KLEstimator   string  `yaml:"kl_estimator" default:"k3" enum:"k1,k2,k3" doc:"KL estimator."`
-	KLIn          string  `yaml:"kl_in" default:"loss" enum:"loss,reward" doc:"Apply the KL penalty in the loss (GRPO) or subtract it from the reward (PPO)."`
-	TargetKL      float64 `yaml:"target_kl" default:"0" doc:"With kl_in=reward, adapt beta towards this KL; 0 keeps beta fixed."`
-	LossAggMode   string  `yaml:"loss_agg_mode" default:"token-mean" enum:"token-mean,seq-mean-token-mean,seq-mean-token-sum,seq-mean-token-sum-norm" doc:"How per-token losses are aggregated (verl names)."`
-	EntropyCoef   float64 `yaml:"entropy_coef" default:"0" doc:"Weight of the entropy bonus."`
-	MaskTruncated bool    `yaml:"mask_truncated" default:"false" doc:"Zero the loss of completions cut at max_new_tokens (DAPO overlong filtering)."`
-	TISCap        float64 `yaml:"tis_cap" default:"0" doc:"Truncated importance sampling cap for rollout/trainer log-prob mismatch; 0 disables."`
-	Whiten        bool    `yaml:"whiten" default:"true" doc:"reinforce_pp: whiten advantages over the batch."`
-	Gamma         float64 `yaml:"gamma" default:"1.0" doc:"gae: discount factor."`
-	Lam           float64 `yaml:"lam" default:"0.95" doc:"gae: lambda (trace decay)."`
-	VFCoef        float64 `yaml:"vf_coef" default:"0.1" doc:"gae: value-loss weight."`
-	ValueClip     float64 `yaml:"value_clip" default:"0.2" doc:"gae: bound on V - V_old in the clipped value loss; 0 disables clipping."`
-	KLHorizon     int     `yaml:"kl_horizon" default:"10000" doc:"Horizon in samples of the adaptive KL controller (algorithm.target_kl)."`
-	Lambda        float64 `yaml:"lambda" default:"0.1" doc:"drpo: length-weight temperature for correct completions; large values recover DisCO."`
-	Tau           float64 `yaml:"tau" default:"10" doc:"drpo: temperature of the log-sum-exp over incorrect completions."`
-	DRPOBeta      float64 `yaml:"drpo_beta" default:"1000" doc:"drpo: coefficient of the penalty on KL beyond algorithm.delta."`
-	Delta         float64 `yaml:"delta" default:"1e-4" doc:"drpo: KL allowed before the penalty starts."`
-}
-
-// ClipRange returns the lower and upper ratio clip ranges.
-func (a Algorithm) ClipRange() (low, high float64) {
-	if a.EpsilonHigh > 0 {
-		return a.Epsilon, a.EpsilonHigh
-	}
-	return a.Epsilon, a.Epsilon
-}
-
-// Optim configures the optimiser.
-type Optim struct {
-	LR          float64   `yaml:"lr" default:"1e-6" doc:"Peak learning rate."`
-	Betas       []float64 `yaml:"betas" default:"0.9,0.999" doc:"AdamW moment decays [beta1, beta2]."`
-	Eps         float64   `yaml:"eps" default:"1e-8" doc:"AdamW epsilon."`
-	WeightDecay float64   `yaml:"weight_decay" default:"0.01" doc:"Decoupled weight decay."`
-	NoDecay     []string  `yaml:"no_decay" default:"*norm*,*bias,*embed*" doc:"Glob patterns of parameter names exempt from weight decay."`
-	WarmupSteps int       `yaml:"warmup_steps" default:"0" doc:"Linear warm-up steps from 0 to optim.lr."`
-	Schedule    string    `yaml:"schedule" default:"constant" enum:"constant,linear,cosine" doc:"Learning-rate decay after warm-up."`
-	MinLRRatio  float64   `yaml:"min_lr_ratio" default:"0" doc:"Final learning rate of linear and cosine schedules, as a fraction of optim.lr."`
-	MaxGradNorm float64   `yaml:"max_grad_norm" default:"1.0" doc:"Clip the global gradient norm to this; 0 disables."`
 }
 
 // Train configures the loop.

@@ -52,13 +52,12 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("%s = %#v, want %#v", ck.key, ck.got, ck.want)
 		}
 	}
-	lo, hi := c.Algorithm.ClipRange()
-	if lo != 0.2 || hi != 0.2 {
-		t.Errorf("ClipRange = %v, %v; want 0.2, 0.2", lo, hi)
+	if lo, hi := c.Algorithm.Epsilon, c.Algorithm.EpsHigh(); lo != 0.2 || hi != 0.2 {
+		t.Errorf("clip range = %v, %v; want 0.2, 0.2", lo, hi)
 	}
 	c.Algorithm.EpsilonHigh = 0.28
-	if _, hi := c.Algorithm.ClipRange(); hi != 0.28 {
-		t.Errorf("ClipRange upper = %v, want 0.28", hi)
+	if hi := c.Algorithm.EpsHigh(); hi != 0.28 {
+		t.Errorf("clip range upper = %v, want 0.28", hi)
 	}
 	// An empty file is all defaults.
 	if e := mustParse(t, ""); !equalConfigs(e, Default()) {

@@ -10,31 +10,14 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rltrain/rltrain/internal/option"
 	"gopkg.in/yaml.v3"
 )
 
 // Error is one problem with a configuration, located where the offending
 // value was written: "configs/x.yaml:7: algorithm.epsilon: want a number,
 // got \"abc\"".
-type Error struct {
-	Pos string // "file:line", "--set key=value", or "" for a default value
-	Key string // dotted key path, or "" when Msg names it
-	Msg string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	if e.Pos != "" {
-		b.WriteString(e.Pos)
-		b.WriteString(": ")
-	}
-	if e.Key != "" {
-		b.WriteString(e.Key)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+type Error = option.Error
 
 // Load reads a config file, applies --set overrides in order, and
 // validates the result.
@@ -167,7 +150,7 @@ func (d *decoder) decode(v reflect.Value, n *yaml.Node, path string) {
 		for i, item := range n.Content {
 			elem := out.Index(i)
 			if elem.Kind() == reflect.Struct {
-				applyDefaults(elem)
+				option.SetDefaults(elem)
 			}
 			p := join(path, strconv.Itoa(i))
 			d.pos[p] = d.where(item.Line)

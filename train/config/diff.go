@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/rltrain/rltrain/internal/option"
 )
 
 // Diff compares the configuration a run was started with (old) against the
@@ -83,11 +85,8 @@ func beyondShorterList(key string, a, b map[string]string) bool {
 func flatten(v reflect.Value, path string, out map[string]string) {
 	switch v.Kind() {
 	case reflect.Struct:
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			if k := yamlKey(t.Field(i)); k != "" {
-				flatten(v.Field(i), join(path, k), out)
-			}
+		for _, f := range option.Fields(v.Type()) {
+			flatten(v.FieldByIndex(f.Index), join(path, f.Key), out)
 		}
 	case reflect.Slice:
 		switch v.Type().Elem().Kind() {

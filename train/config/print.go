@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/rltrain/rltrain/internal/option"
 	"gopkg.in/yaml.v3"
 )
 
@@ -54,17 +55,12 @@ func toNode(v reflect.Value) (*yaml.Node, error) {
 	switch v.Kind() {
 	case reflect.Struct:
 		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			key := yamlKey(t.Field(i))
-			if key == "" {
-				continue
-			}
-			val, err := toNode(v.Field(i))
+		for _, f := range option.Fields(v.Type()) {
+			val, err := toNode(v.FieldByIndex(f.Index))
 			if err != nil {
 				return nil, err
 			}
-			n.Content = append(n.Content, strNode(key), val)
+			n.Content = append(n.Content, strNode(f.Key), val)
 		}
 		return n, nil
 	case reflect.Map:

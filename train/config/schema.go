@@ -1,10 +1,11 @@
 package config
 
 import (
-	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/rltrain/rltrain/internal/option"
 )
 
 // field describes one option as declared by its struct tags.
@@ -20,41 +21,22 @@ type field struct {
 
 var mapType = reflect.TypeOf(map[string]any{})
 
-// yamlKey returns a struct field's key, or "" for fields that are not
-// options (the unexported bookkeeping).
-func yamlKey(sf reflect.StructField) string {
-	if !sf.IsExported() {
-		return ""
-	}
-	k, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-	return k
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
+var join = option.Join
 
 // schema lists every option of t (sections included) in declaration order,
 // depth first; list element fields use "N" as their index.
 func schema(t reflect.Type, path string, harmless bool) []field {
 	var out []field
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		key := yamlKey(sf)
-		if key == "" {
-			continue
-		}
+	for _, sf := range option.Fields(t) {
 		def, hasDef := sf.Tag.Lookup("default")
-		f := field{path: join(path, key), typ: sf.Type, def: def, hasDef: hasDef, doc: sf.Tag.Get("doc"),
+		f := field{path: join(path, sf.Key), typ: sf.Type, def: def, hasDef: hasDef, doc: sf.Tag.Get("doc"),
 			harmless: harmless || sf.Tag.Get("resume") == "harmless"}
 		if e := sf.Tag.Get("enum"); e != "" {
 			f.enum = strings.Split(e, ",")
 		}
 		out = append(out, f)
 		switch {
+		case option.IsText(sf.Type):
 		case sf.Type.Kind() == reflect.Struct:
 			out = append(out, schema(sf.Type, f.path, f.harmless)...)
 		case sf.Type.Kind() == reflect.Slice && sf.Type.Elem().Kind() == reflect.Struct:
@@ -128,96 +110,23 @@ func typeName(t reflect.Type) string {
 // Default returns the configuration with every option at its default.
 func Default() *Config {
 	c := &Config{pos: map[string]string{}}
-	applyDefaults(reflect.ValueOf(c).Elem())
+	option.SetDefaults(reflect.ValueOf(c).Elem())
 	return c
-}
-
-// applyDefaults sets every field of a struct from its default tag. A
-// malformed tag is a programming error caught by the package tests.
-func applyDefaults(v reflect.Value) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		if yamlKey(sf) == "" {
-			continue
-		}
-		fv := v.Field(i)
-		switch sf.Type.Kind() {
-		case reflect.Struct:
-			applyDefaults(fv)
-			continue
-		case reflect.Map:
-			fv.Set(reflect.MakeMap(sf.Type))
-			continue
-		case reflect.Slice:
-			fv.Set(reflect.Zero(sf.Type))
-			if def := sf.Tag.Get("default"); def != "" {
-				parts := strings.Split(def, ",")
-				fv.Set(reflect.MakeSlice(sf.Type, len(parts), len(parts)))
-				for j, p := range parts {
-					if err := setScalar(fv.Index(j), p); err != nil {
-						panic(fmt.Sprintf("config: default of %s: %v", sf.Name, err))
-					}
-				}
-			}
-			continue
-		}
-		def := sf.Tag.Get("default")
-		if err := setScalar(fv, def); err != nil {
-			panic(fmt.Sprintf("config: default of %s: %v", sf.Name, err))
-		}
-	}
-}
-
-// setScalar parses s into a string, bool, integer or float field.
-func setScalar(v reflect.Value, s string) error {
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(s)
-	case reflect.Bool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return err
-		}
-		v.SetBool(b)
-	case reflect.Int, reflect.Int64:
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return err
-		}
-		v.SetInt(n)
-	case reflect.Float64:
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return err
-		}
-		v.SetFloat(f)
-	default:
-		return fmt.Errorf("unsupported kind %s", v.Kind())
-	}
-	return nil
 }
 
 // structKeys lists the keys of a struct type.
 func structKeys(t reflect.Type) []string {
 	var keys []string
-	for i := 0; i < t.NumField(); i++ {
-		if k := yamlKey(t.Field(i)); k != "" {
-			keys = append(keys, k)
-		}
+	for _, f := range option.Fields(t) {
+		keys = append(keys, f.Key)
 	}
 	return keys
 }
 
 // fieldByKey returns the field of struct value v with the given key.
 func fieldByKey(v reflect.Value, key string) (reflect.Value, bool) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		if yamlKey(t.Field(i)) == key {
-			return v.Field(i), true
-		}
-	}
-	return reflect.Value{}, false
+	fv, _, ok := option.FieldByKey(v, key)
+	return fv, ok
 }
 
 // suggest proposes the key a misspelt or misplaced one probably meant: a

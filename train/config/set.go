@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rltrain/rltrain/internal/option"
 	"gopkg.in/yaml.v3"
 )
 
@@ -51,7 +52,7 @@ func (c *Config) Set(assignment string) error {
 			}
 			if idx == v.Len() {
 				elem := reflect.New(v.Type().Elem()).Elem()
-				applyDefaults(elem)
+				option.SetDefaults(elem)
 				v.Set(reflect.Append(v, elem))
 			}
 			v = v.Index(idx)
