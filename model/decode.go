@@ -177,7 +177,7 @@ func (m *Model) DecodeTo(dst []float32, c *KVCache, seqs []*Seq, tokens []int32)
 	// backend whose steps are row-invariant up to InvariantRows rows the
 	// logits are the same bits as one batch's.
 	var workers []kernels.Backend
-	rw, ok := m.be.(interface{ RowWorkers() []kernels.Backend })
+	rw, ok := m.be.(kernels.RowWorkers)
 	if ok && n >= 2*minRowsPerWorker && 4*m.lay.size <= rowWorkersMaxWeightBytes {
 		workers = rw.RowWorkers()
 		workers = workers[:min(len(workers), n/minRowsPerWorker)]

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rltrain/rltrain/kernels"
 	"github.com/rltrain/rltrain/model"
 )
 
@@ -239,7 +240,7 @@ func (e *Engine) GenerateWith(prompts []Prompt, o Options) (_ []Completion, _ St
 	// CPU backend with AVX-512) needs no padding: chunks of up to that
 	// many rows are bit-identical already.
 	chunk := 0
-	if ri, ok := e.m.Backend().(interface{ InvariantRows() int }); ok && cfg.BatchInvariant {
+	if ri, ok := e.m.Backend().(kernels.InvariantRows); ok && cfg.BatchInvariant {
 		chunk = ri.InvariantRows()
 	}
 	if cfg.BatchInvariant && chunk == 0 {

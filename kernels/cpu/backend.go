@@ -17,6 +17,12 @@ type F32 []float32
 // Len implements kernels.Buf.
 func (f F32) Len() int { return len(f) }
 
+var (
+	_ kernels.Backend       = (*Backend)(nil)
+	_ kernels.RowWorkers    = (*Backend)(nil)
+	_ kernels.InvariantRows = (*Backend)(nil)
+)
+
 // Backend runs kernels on the host. Its methods may be called from
 // several goroutines, but each call uses all the backend's threads, so
 // concurrent calls only compete for the same cores.
