@@ -50,24 +50,14 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 
 // checkGemm panics when an operand is too small for the shape it is given.
 func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
+	sa, sb, sc, err := kernels.GemmSpans(transA, transB, m, n, k, lda, ldb, ldc)
+	if err == nil && (len(a) < sa || len(b) < sb || len(c) < sc) {
+		err = fmt.Errorf("gemm %dx%dx%d needs %d, %d and %d floats of A, B and C, has %d, %d and %d",
+			m, n, k, sa, sb, sc, len(a), len(b), len(c))
 	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
+	if err != nil {
+		panic("cpu: " + err.Error())
 	}
-	need := func(name string, buf []float32, rows, cols, ld int) {
-		if ld < max(cols, 1) || (rows > 0 && len(buf) < (rows-1)*ld+cols) {
-			panic(fmt.Sprintf("cpu: gemm %s: %d×%d with ld %d needs %d floats, have %d", name, rows, cols, ld, (rows-1)*ld+cols, len(buf)))
-		}
-	}
-	if k > 0 {
-		need("A", a, ar, ac, lda)
-		need("B", b, br, bc, ldb)
-	}
-	need("C", c, m, n, ldc)
 }
 
 func scaleMatrix(c []float32, m, n, ldc int, beta float32) {

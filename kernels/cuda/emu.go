@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"sync"
 	"unsafe"
+
+	"github.com/rltrain/rltrain/kernels"
 )
 
 // Sources holds the kernel sources. Embedding them also makes Go's build
@@ -225,26 +227,11 @@ func (e *Emu) GemmBF16(transA, transB bool, m, n, k int, alpha float32, a DevPtr
 // checkGemm verifies a column-major product's operands: A and B of
 // inSize-byte elements, C of floats.
 func (e *Emu) checkGemm(transA, transB bool, m, n, k int, a DevPtr, lda int, b DevPtr, ldb int, c DevPtr, ldc int, inSize int) error {
-	rowsA, colsA := m, k
-	if transA {
-		rowsA, colsA = k, m
+	spanB, spanA, spanC, err := kernels.GemmSpans(transB, transA, n, m, k, ldb, lda, ldc)
+	if err != nil {
+		return err
 	}
-	rowsB, colsB := k, n
-	if transB {
-		rowsB, colsB = n, k
-	}
-	// Column-major: an r×c matrix with leading dimension ld spans
-	// (c−1)·ld + r elements.
-	span := func(r, c, ld, size int) int { return ((c-1)*ld + r) * size }
-	if lda < max(1, rowsA) || ldb < max(1, rowsB) || ldc < max(1, m) {
-		return fmt.Errorf("leading dimensions %d, %d, %d too small for %dx%dx%d", lda, ldb, ldc, m, n, k)
-	}
-	var errs []error
-	if k > 0 {
-		errs = append(errs, e.check(a, span(rowsA, colsA, lda, inSize)), e.check(b, span(rowsB, colsB, ldb, inSize)))
-	}
-	errs = append(errs, e.check(c, span(m, n, ldc, 4)))
-	return errors.Join(errs...)
+	return errors.Join(e.check(a, spanA*inSize), e.check(b, spanB*inSize), e.check(c, spanC*4))
 }
 
 func cBool(b bool) C.int {

@@ -3,6 +3,8 @@ package cuda
 import (
 	"fmt"
 	"math"
+
+	"github.com/rltrain/rltrain/kernels"
 )
 
 // Precision is the number format of the backend's GEMM operands.
@@ -96,15 +98,6 @@ func (b *Backend) BF16CacheStats() (hits, converts, bytes int) {
 	return b.c16.hits, b.c16.converts, b.c16.bytes
 }
 
-// operandSpan is the number of values a row-major rows×cols operand with
-// row stride ld covers.
-func operandSpan(rows, cols, ld int) int {
-	if rows == 0 || cols == 0 {
-		return 0
-	}
-	return (rows-1)*ld + cols
-}
-
 // bf16Operand returns a bf16 copy of the span floats at p: the cached copy
 // when p lies in an allocation last written as parameters, otherwise a
 // fresh conversion into scratch buffer slot.
@@ -179,16 +172,10 @@ func (b *Backend) gemmBF16(transA, transB bool, m, n, k int, alpha float32, a De
 		b.must("sgemm", b.drv.Sgemm(transB, transA, n, m, k, alpha, bb, ldb, a, lda, beta, c, ldc))
 		return
 	}
-	rowsA, colsA := m, k
-	if transA {
-		rowsA, colsA = k, m
-	}
-	rowsB, colsB := k, n
-	if transB {
-		rowsB, colsB = n, k
-	}
-	a16 := b.bf16Operand(0, a, operandSpan(rowsA, colsA, lda))
-	b16 := b.bf16Operand(1, bb, operandSpan(rowsB, colsB, ldb))
+	spanA, spanB, _, err := kernels.GemmSpans(transA, transB, m, n, k, lda, ldb, ldc)
+	b.must("gemm bf16", err)
+	a16 := b.bf16Operand(0, a, spanA)
+	b16 := b.bf16Operand(1, bb, spanB)
 	b.must("gemm bf16", b.drv.GemmBF16(transB, transA, n, m, k, alpha, b16, ldb, a16, lda, beta, c, ldc))
 }
 
