@@ -1,5 +1,7 @@
 package kernels
 
+import "math"
+
 // Optim holds the policy-loss and optimizer kernels. The policy objective is
 // expressed on per-token log-probabilities: the fused TokenLogProbs kernel
 // produces them, PolicyLoss turns them into a loss contribution and dL/dℓ,
@@ -190,4 +192,32 @@ type AdamWParams struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float32
 	// Step is the 1-based step count used for bias correction.
 	Step int
+}
+
+// AdamWScalars are the per-step scalars of AdamW's element update, with
+// which every backend updates each element g, p, m, v in float32 as
+//
+//	p ← p·Decay
+//	m ← Beta1·m + OneMinusBeta1·g
+//	v ← Beta2·v + OneMinusBeta2·g·g
+//	p ← p + NegStep·(m / (√v / BC2Sqrt + Eps))
+type AdamWScalars struct {
+	Decay, Beta1, OneMinusBeta1, Beta2, OneMinusBeta2, NegStep, BC2Sqrt, Eps float32
+}
+
+// Scalars forms the step's scalars, bias corrections included, in float64
+// and rounds them to float32, as torch.optim.AdamW's single-tensor path
+// does (so that the two agree to a few ulps over many steps).
+func (hp AdamWParams) Scalars() AdamWScalars {
+	lr := float64(hp.LR)
+	b1, b2 := float64(hp.Beta1), float64(hp.Beta2)
+	step := float64(hp.Step)
+	return AdamWScalars{
+		Decay: float32(1 - lr*float64(hp.WeightDecay)),
+		Beta1: float32(b1), OneMinusBeta1: float32(1 - b1),
+		Beta2: float32(b2), OneMinusBeta2: float32(1 - b2),
+		NegStep: float32(-lr / (1 - math.Pow(b1, step))),
+		BC2Sqrt: float32(math.Sqrt(1 - math.Pow(b2, step))),
+		Eps:     hp.Eps,
+	}
 }

@@ -5,41 +5,16 @@ package rollout
 import (
 	"math"
 	"simd/archsimd"
+
+	"github.com/rltrain/rltrain/internal/simdexp"
 )
 
 var hasAVX512 = archsimd.X86.AVX512()
 
-// Constants of the vector exponential in greedyRow: e^x = 2^n·e^r with
-// n = round(x/ln2), r = x − n·ln2 (ln2 split in two for accuracy) and e^r
-// from a degree-6 Taylor polynomial, about 2 ulp in float32.
-var (
-	gLo    = archsimd.BroadcastFloat32x16(-87.3)
-	gLog2e = archsimd.BroadcastFloat32x16(1.44269504088896341)
-	gNHi   = archsimd.BroadcastFloat32x16(-0.693359375)
-	gNLo   = archsimd.BroadcastFloat32x16(2.12194440e-4)
-	gC6    = archsimd.BroadcastFloat32x16(1.0 / 720)
-	gC5    = archsimd.BroadcastFloat32x16(1.0 / 120)
-	gC4    = archsimd.BroadcastFloat32x16(1.0 / 24)
-	gC3    = archsimd.BroadcastFloat32x16(1.0 / 6)
-	gC2    = archsimd.BroadcastFloat32x16(0.5)
-	gOne   = archsimd.BroadcastFloat32x16(1)
-	gBias  = archsimd.BroadcastInt32x16(127)
-)
-
 // exp16 is e^x for x ≤ 0 on sixteen lanes, arguments below −87.3 taken as
 // −87.3 (e^−87.3 ≈ 1e-38: nothing a sum of probabilities can notice).
 func exp16(x archsimd.Float32x16) archsimd.Float32x16 {
-	x = x.Max(gLo)
-	fn := x.Mul(gLog2e).RoundToEvenScaled(0)
-	r := fn.MulAdd(gNHi, x)
-	r = fn.MulAdd(gNLo, r)
-	p := gC6.MulAdd(r, gC5)
-	p = p.MulAdd(r, gC4)
-	p = p.MulAdd(r, gC3)
-	p = p.MulAdd(r, gC2)
-	p = p.MulAdd(r, gOne)
-	p = p.MulAdd(r, gOne)
-	return p.Mul(fn.ConvertToInt32().Add(gBias).ShiftAllLeft(23).AsFloat32x16())
+	return simdexp.Exp16(simdexp.ClampLow(x))
 }
 
 // rowMax returns the largest logit; ok is false (and the caller must use

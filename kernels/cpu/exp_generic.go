@@ -2,6 +2,8 @@
 
 package cpu
 
+import "github.com/rltrain/rltrain/kernels"
+
 // expShift is expShiftScalar in builds without GOEXPERIMENT=simd.
 func expShift(dst, src []float32, shift float32) float64 { return expShiftScalar(dst, src, shift) }
 
@@ -18,6 +20,6 @@ func maxSlice(x []float32) float32             { return maxSliceScalar(x) }
 func sumSquares(x []float32) float64           { return sumSquaresScalar(x) }
 func normRow(dst, src, w []float32, r float32) { normRowScalar(dst, src, w, r) }
 func scaleInto(dst, src []float32, s float32)  { scaleIntoScalar(dst, src, s) }
-func adamwRange(p, g, m, v []float32, c adamwConsts) {
+func adamwRange(p, g, m, v []float32, c kernels.AdamWScalars) {
 	adamwRangeScalar(p, g, m, v, c)
 }

@@ -2,7 +2,12 @@
 
 package cpu
 
-import "simd/archsimd"
+import (
+	"simd/archsimd"
+
+	"github.com/rltrain/rltrain/internal/simdexp"
+	"github.com/rltrain/rltrain/kernels"
+)
 
 var hasAVX512 = archsimd.X86.AVX512()
 
@@ -50,38 +55,15 @@ func expShift(dst, src []float32, shift float32) float64 {
 	return total
 }
 
-// Constants of the vector exponential.
-var (
-	vLo    = archsimd.BroadcastFloat32x16(-87.3)
-	vHi    = archsimd.BroadcastFloat32x16(88)
-	vLog2e = archsimd.BroadcastFloat32x16(1.44269504088896341)
-	vNHi   = archsimd.BroadcastFloat32x16(-0.693359375)
-	vNLo   = archsimd.BroadcastFloat32x16(2.12194440e-4)
-	vC6    = archsimd.BroadcastFloat32x16(1.0 / 720)
-	vC5    = archsimd.BroadcastFloat32x16(1.0 / 120)
-	vC4    = archsimd.BroadcastFloat32x16(1.0 / 24)
-	vC3    = archsimd.BroadcastFloat32x16(1.0 / 6)
-	vC2    = archsimd.BroadcastFloat32x16(0.5)
-	vOne   = archsimd.BroadcastFloat32x16(1)
-	vBias  = archsimd.BroadcastInt32x16(127)
-)
+var vOne = archsimd.BroadcastFloat32x16(1)
 
 // exp16 is e^x on sixteen lanes; ok is false when a lane is outside
 // [−87.3, 88] or NaN, and the caller must use the scalar code.
 func exp16(x archsimd.Float32x16) (archsimd.Float32x16, bool) {
-	if x.GreaterEqual(vLo).And(x.LessEqual(vHi)).ToBits() != 0xffff {
+	if !simdexp.InRange(x) {
 		return x, false
 	}
-	fn := x.Mul(vLog2e).RoundToEvenScaled(0)
-	r := fn.MulAdd(vNHi, x)
-	r = fn.MulAdd(vNLo, r)
-	p := vC6.MulAdd(r, vC5)
-	p = p.MulAdd(r, vC4)
-	p = p.MulAdd(r, vC3)
-	p = p.MulAdd(r, vC2)
-	p = p.MulAdd(r, vOne)
-	p = p.MulAdd(r, vOne)
-	return p.Mul(fn.ConvertToInt32().Add(vBias).ShiftAllLeft(23).AsFloat32x16()), true
+	return simdexp.Exp16(x), true
 }
 
 // swigluRow computes out = silu(g)·u, sixteen lanes at a time.
@@ -240,20 +222,20 @@ func scaleInto(dst, src []float32, s float32) {
 
 // adamwRange is adamwRangeScalar sixteen lanes at a time, with the same
 // operations in the same order.
-func adamwRange(p, g, mm, vv []float32, c adamwConsts) {
+func adamwRange(p, g, mm, vv []float32, c kernels.AdamWScalars) {
 	if !hasAVX512 {
 		adamwRangeScalar(p, g, mm, vv, c)
 		return
 	}
 	var (
-		decay = archsimd.BroadcastFloat32x16(c.decay)
-		b1    = archsimd.BroadcastFloat32x16(c.beta1)
-		omb1  = archsimd.BroadcastFloat32x16(c.oneMinusB1)
-		b2    = archsimd.BroadcastFloat32x16(c.beta2)
-		omb2  = archsimd.BroadcastFloat32x16(c.oneMinusB2)
-		neg   = archsimd.BroadcastFloat32x16(c.negStep)
-		bc2   = archsimd.BroadcastFloat32x16(c.bc2Sqrt)
-		eps   = archsimd.BroadcastFloat32x16(c.eps)
+		decay = archsimd.BroadcastFloat32x16(c.Decay)
+		b1    = archsimd.BroadcastFloat32x16(c.Beta1)
+		omb1  = archsimd.BroadcastFloat32x16(c.OneMinusBeta1)
+		b2    = archsimd.BroadcastFloat32x16(c.Beta2)
+		omb2  = archsimd.BroadcastFloat32x16(c.OneMinusBeta2)
+		neg   = archsimd.BroadcastFloat32x16(c.NegStep)
+		bc2   = archsimd.BroadcastFloat32x16(c.BC2Sqrt)
+		eps   = archsimd.BroadcastFloat32x16(c.Eps)
 	)
 	i := 0
 	for ; i+16 <= len(p); i += 16 {

@@ -3,6 +3,8 @@ package cpu
 import (
 	"math"
 	"testing"
+
+	"github.com/rltrain/rltrain/kernels"
 )
 
 func TestExpfAccuracy(t *testing.T) {
@@ -149,7 +151,7 @@ func TestDotAxpy(t *testing.T) {
 // TestVectorHelpersMatchScalar: the AdamW element update is bit-identical
 // to the scalar code, and max/scale agree, at every tail length.
 func TestVectorHelpersMatchScalar(t *testing.T) {
-	c := adamwConsts{decay: 0.999, beta1: 0.9, oneMinusB1: 0.1, beta2: 0.999, oneMinusB2: 0.001, negStep: -0.003, bc2Sqrt: 0.04, eps: 1e-8}
+	c := kernels.AdamWScalars{Decay: 0.999, Beta1: 0.9, OneMinusBeta1: 0.1, Beta2: 0.999, OneMinusBeta2: 0.001, NegStep: -0.003, BC2Sqrt: 0.04, Eps: 1e-8}
 	for n := 1; n < 70; n++ {
 		mk := func(k float32) []float32 {
 			v := make([]float32, n)

@@ -12,39 +12,23 @@ import (
 // few ulps over many steps.
 func (b *Backend) AdamW(param, grad, m, v kernels.Buf, n int, hp kernels.AdamWParams) {
 	p, g, mm, vv := Data(param)[:n], Data(grad)[:n], Data(m)[:n], Data(v)[:n]
-	lr := float64(hp.LR)
-	b1, b2 := float64(hp.Beta1), float64(hp.Beta2)
-	decay := float32(1 - lr*float64(hp.WeightDecay))
-	beta1, oneMinusB1 := float32(b1), float32(1-b1)
-	beta2, oneMinusB2 := float32(b2), float32(1-b2)
-	step := float64(hp.Step)
-	bc1 := 1 - math.Pow(b1, step)
-	bc2 := 1 - math.Pow(b2, step)
-	negStep := float32(-lr / bc1)
-	bc2Sqrt := float32(math.Sqrt(bc2))
-	c := adamwConsts{decay: decay, beta1: beta1, oneMinusB1: oneMinusB1, beta2: beta2, oneMinusB2: oneMinusB2,
-		negStep: negStep, bc2Sqrt: bc2Sqrt, eps: hp.Eps}
+	c := hp.Scalars()
 	optimParallel(n, optimParts(n, b.threads), func(_, lo, hi int) {
 		adamwRange(p[lo:hi], g[lo:hi], mm[lo:hi], vv[lo:hi], c)
 	})
 }
 
-// adamwConsts are the per-step scalars of the element update.
-type adamwConsts struct {
-	decay, beta1, oneMinusB1, beta2, oneMinusB2, negStep, bc2Sqrt, eps float32
-}
-
 // adamwRangeScalar is the element update; the vector version performs the
 // same float32 operations in the same order (no fused multiply-adds, an
 // exactly rounded square root), so both give identical results.
-func adamwRangeScalar(p, g, mm, vv []float32, c adamwConsts) {
+func adamwRangeScalar(p, g, mm, vv []float32, c kernels.AdamWScalars) {
 	for i := range p {
 		gi := g[i]
-		pi := p[i] * c.decay
-		mi := mm[i]*c.beta1 + c.oneMinusB1*gi
-		vi := vv[i]*c.beta2 + c.oneMinusB2*gi*gi
-		denom := float32(math.Sqrt(float64(vi)))/c.bc2Sqrt + c.eps
-		p[i] = pi + c.negStep*(mi/denom)
+		pi := p[i] * c.Decay
+		mi := mm[i]*c.Beta1 + c.OneMinusBeta1*gi
+		vi := vv[i]*c.Beta2 + c.OneMinusBeta2*gi*gi
+		denom := float32(math.Sqrt(float64(vi)))/c.BC2Sqrt + c.Eps
+		p[i] = pi + c.NegStep*(mi/denom)
 		mm[i], vv[i] = mi, vi
 	}
 }

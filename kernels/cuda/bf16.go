@@ -71,15 +71,10 @@ func (b *Backend) AdamWBF16(param kernels.Buf, param16 BF16, grad, m, v kernels.
 	if param16.n < n {
 		panic(fmt.Sprintf("cuda: bf16 copy of %d values for %d parameters", param16.n, n))
 	}
-	lr := float64(hp.LR)
-	b1, b2 := float64(hp.Beta1), float64(hp.Beta2)
-	decay := float32(1 - lr*float64(hp.WeightDecay))
-	step := float64(hp.Step)
-	bc1 := 1 - math.Pow(b1, step)
-	bc2 := 1 - math.Pow(b2, step)
+	c := hp.Scalars()
 	b.launch("adamw_bf16", elemGrid(n), D1(elemThreads), 0, ArgPtr(dev(param)), ArgPtr(param16.p), ArgPtr(dev(grad)), ArgPtr(dev(m)), ArgPtr(dev(v)), ArgInt(n),
-		ArgF32(decay), ArgF32(float32(b1)), ArgF32(float32(1-b1)), ArgF32(float32(b2)), ArgF32(float32(1-b2)),
-		ArgF32(float32(-lr/bc1)), ArgF32(float32(math.Sqrt(bc2))), ArgF32(hp.Eps))
+		ArgF32(c.Decay), ArgF32(c.Beta1), ArgF32(c.OneMinusBeta1), ArgF32(c.Beta2), ArgF32(c.OneMinusBeta2),
+		ArgF32(c.NegStep), ArgF32(c.BC2Sqrt), ArgF32(c.Eps))
 }
 
 // BF16Bits rounds a float32 to bfloat16 bits on the host, to nearest with
