@@ -77,20 +77,30 @@ type Policy struct {
 func LoadPolicy(c *config.Config, be kernels.Backend, task data.Task) (*Policy, error) {
 	var tj, tcj []byte
 	var err error
+	if c.Model.Path != "" {
+		// Checked first: a missing model directory is a model.path error,
+		// not a missing tokenizer.
+		if _, err := os.Stat(c.Model.Path); err != nil {
+			return nil, fmt.Errorf("model.path: %w", err)
+		}
+	}
+	tokKey, tokFile := "model.tokenizer", "the built-in character tokenizer"
 	switch {
 	case c.Model.Tokenizer != "":
+		tokFile = tokenizerFile(c.Model.Tokenizer)
 		tj, tcj, err = readTokenizerFiles(c.Model.Tokenizer)
 	case c.Model.Path != "":
+		tokKey, tokFile = "model.path", tokenizerFile(c.Model.Path)
 		tj, tcj, err = readTokenizerFiles(c.Model.Path)
 	default:
 		tj, tcj, err = tokenizer.CharTokenizerJSON(charOptions(task))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("model.tokenizer: %w", err)
+		return nil, fmt.Errorf("%s: %w", tokKey, err)
 	}
 	tok, err := tokenizer.FromJSON(tj, tcj)
 	if err != nil {
-		return nil, fmt.Errorf("model.tokenizer: %w", err)
+		return nil, fmt.Errorf("%s: %s: %w", tokKey, tokFile, err)
 	}
 	if c.Model.ChatTemplate != "" && c.Model.ChatTemplate != "auto" {
 		if err := tok.SetChatTemplate(c.Model.ChatTemplate); err != nil {
@@ -124,6 +134,15 @@ func LoadPolicy(c *config.Config, be kernels.Backend, task data.Task) (*Policy, 
 		return nil, errors.New("model: neither the model config nor the tokenizer names an end-of-sequence token")
 	}
 	return p, nil
+}
+
+// tokenizerFile is the tokenizer.json that readTokenizerFiles reads for
+// path.
+func tokenizerFile(path string) string {
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
+		return path
+	}
+	return filepath.Join(path, "tokenizer.json")
 }
 
 // readTokenizerFiles reads tokenizer.json (and tokenizer_config.json when

@@ -52,7 +52,7 @@ func TestRunBadInputs(t *testing.T) {
 	}{
 		{"unknown key", "rollout:\n  grup_size: 4\n", nil, `cfg.yaml:2: unknown key "rollout.grup_size"`},
 		{"wrong type", "optim:\n  lr: fast\n", nil, "cfg.yaml:2: optim.lr"},
-		{"missing model dir", "data: {task: arithmetic}\nmodel: {path: /nonexistent/model}\n", nil, "/nonexistent/model"},
+		{"missing model dir", "data: {task: arithmetic}\nmodel: {path: /nonexistent/model}\n", nil, "model.path: stat /nonexistent/model"},
 		{"malformed jsonl", "data: {train: " + badJSONL + "}\nreward: [{type: exact_match}]\n", nil, "bad.jsonl:2"},
 		{"bad set", "data: {task: arithmetic}\n", []string{"optim.lrr=1"}, "optim.lrr"},
 		{"gdpo with one reward", "data: {task: arithmetic}\nalgorithm: {advantage: gdpo}\n", nil, "gdpo"},

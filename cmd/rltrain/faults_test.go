@@ -69,3 +69,17 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// A broken tokenizer.json named by model.tokenizer is reported with the
+// option, the file and the entry.
+func TestBadTokenizerNamesFileAndEntry(t *testing.T) {
+	dir := t.TempDir()
+	tj := writeFile(t, dir, "tokenizer.json", `{"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}}`)
+	cfg := writeFile(t, dir, "cfg.yaml", strings.Replace(tinyRunYAML, "model:\n", "model:\n  tokenizer: "+tj+"\n", 1))
+	var stdout, stderr bytes.Buffer
+	err := runTrain(context.Background(), &stdout, &stderr, cfg, runFlags{sets: []string{"train.out_dir=" + filepath.Join(dir, "out")}, dryRun: true})
+	want := "model.tokenizer: " + tj + `: model.vocab: tokens "a" and "b" have the same id 0`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want it to contain %q", err, want)
+	}
+}

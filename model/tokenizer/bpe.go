@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"strings"
@@ -75,11 +76,11 @@ func newBPEModel(m modelJSON, byteLevel bool) (*bpeModel, error) {
 			return nil, err
 		}
 	}
+	if err := checkVocab(vocab, merges); err != nil {
+		return nil, err
+	}
 	maxID := -1
 	for _, id := range vocab {
-		if id < 0 {
-			return nil, fmt.Errorf("BPE vocab: negative id %d", id)
-		}
 		maxID = max(maxID, id)
 	}
 	b := &bpeModel{
@@ -168,6 +169,40 @@ func newBPEModel(m modelJSON, byteLevel bool) (*bpeModel, error) {
 		b.merges[pairKey(int32(a), int32(c))] = mergeRule{rank: int32(rank), result: int32(r)}
 	}
 	return b, nil
+}
+
+// MaxTokenID bounds the ids a tokenizer may use (the ids index tables, so a
+// huge one would be a huge allocation). It is far above any real
+// vocabulary (Gemma's 262,144) and matches the model's vocab_size bound.
+const MaxTokenID = 1<<22 - 1
+
+// checkVocab rejects what the Hugging Face tokenizers library rejects or
+// cannot mean: an empty vocabulary, ids out of range, two tokens sharing an
+// id, and merges whose parts or result are not in the vocabulary
+// ("MergeTokenOutOfVocabulary").
+func checkVocab(vocab map[string]int, merges [][2]string) error {
+	if len(vocab) == 0 {
+		return errors.New("model.vocab: the BPE vocabulary is empty")
+	}
+	byID := make(map[int]string, len(vocab))
+	for tok, id := range vocab {
+		if id < 0 || id > MaxTokenID {
+			return fmt.Errorf("model.vocab: token %q has id %d; ids must be in 0..%d", tok, id, MaxTokenID)
+		}
+		if other, dup := byID[id]; dup {
+			a, b := min(tok, other), max(tok, other)
+			return fmt.Errorf("model.vocab: tokens %q and %q have the same id %d", a, b, id)
+		}
+		byID[id] = tok
+	}
+	for i, mg := range merges {
+		for _, part := range []string{mg[0], mg[1], mg[0] + mg[1]} {
+			if _, ok := vocab[part]; !ok {
+				return fmt.Errorf("model.merges[%d] [%q %q]: token %q is not in the vocabulary", i, mg[0], mg[1], part)
+			}
+		}
+	}
+	return nil
 }
 
 // encodePiece appends the ids of one pre-tokenized piece.

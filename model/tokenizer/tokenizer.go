@@ -193,8 +193,8 @@ func (t *Tokenizer) setAddedTokens(list []addedTokenJSON, cfg configJSON) error 
 		if a.Content == "" {
 			return fmt.Errorf("added token %d has empty content", a.ID)
 		}
-		if a.ID < 0 {
-			return fmt.Errorf("added token %q has negative id %d", a.Content, a.ID)
+		if a.ID < 0 || a.ID > MaxTokenID {
+			return fmt.Errorf("added_tokens: token %q has id %d; ids must be in 0..%d", a.Content, a.ID, MaxTokenID)
 		}
 		at := AddedToken{ID: a.ID, Content: a.Content, Special: a.Special, LStrip: a.LStrip, RStrip: a.RStrip, SingleWord: a.SingleWord, Normalized: a.Normalized}
 		idx := len(t.added)
