@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rltrain/rltrain/internal/dist"
 	"github.com/rltrain/rltrain/train"
 	"github.com/rltrain/rltrain/train/config"
 )
@@ -66,6 +67,9 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runF
 		}
 		_, err = stdout.Write(y)
 		return err
+	}
+	if dist.Launched() {
+		return fmt.Errorf("started by an MPI launcher: data-parallel training is not wired into the trainer yet; run one process")
 	}
 	train.Version = version
 	t, err := train.New(cfg, train.Options{Resume: f.resume, Overwrite: f.overwrite, Console: stderr, Progress: isTerminal(stderr), SFTOnly: f.sftOnly})
