@@ -23,7 +23,8 @@ type CharOptions struct {
 	// AddBOS prepends BOS when encoding with addSpecial.
 	BOS, EOS, PAD string
 	AddBOS        bool
-	// ChatTemplate names a built-in template to record in the config.
+	// ChatTemplate names a built-in format, recorded in the config as
+	// its Jinja template.
 	ChatTemplate ChatTemplate
 }
 
@@ -135,7 +136,8 @@ func CharTokenizerJSON(opts CharOptions) (tokenizerJSON, configJSON []byte, err 
 		}
 	}
 	if opts.ChatTemplate != "" {
-		cfg["chat_template"] = string(opts.ChatTemplate)
+		// Hugging Face tools expect a Jinja string here, not a name.
+		cfg["chat_template"] = BuiltinChatJinja(opts.ChatTemplate)
 	}
 	file := map[string]any{
 		"version": "1.0", "truncation": nil, "padding": nil,

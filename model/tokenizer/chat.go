@@ -66,7 +66,21 @@ func (t *Tokenizer) setChatTemplate(raw json.RawMessage) error {
 	if t.chat == ChatML {
 		t.defaultSystem = chatMLDefaultSystem(src)
 	}
+	if src != "" && !isBuiltinName(src) {
+		// The model's own Jinja template renders its prompts; when it does
+		// not compile, the built-in format its markers match stands in.
+		t.jinja.tpl, t.jinja.err = compileJinja(src)
+	}
 	return nil
+}
+
+func isBuiltinName(src string) bool {
+	for _, c := range ChatTemplates {
+		if strings.TrimSpace(src) == string(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // chatMLDefaultSystem finds the system prompt a ChatML template inserts when
@@ -107,7 +121,9 @@ func detectChatTemplate(src string) ChatTemplate {
 	return ""
 }
 
-// ChatTemplate returns the template in use ("" when none was recognised).
+// ChatTemplate names the built-in format the chat template is or matches
+// ("" when none does). A Jinja template renders as written even when it
+// matches one.
 func (t *Tokenizer) ChatTemplate() ChatTemplate { return t.chat }
 
 // SetChatTemplate picks a built-in template by name, overriding
@@ -116,6 +132,7 @@ func (t *Tokenizer) SetChatTemplate(name string) error {
 	for _, c := range ChatTemplates {
 		if string(c) == name {
 			t.chat = c
+			t.jinja.builtin = true
 			t.defaultSystem = ""
 			if c == ChatML {
 				t.defaultSystem = chatMLDefaultSystem(t.chatSource)
@@ -131,6 +148,9 @@ func (t *Tokenizer) SetChatTemplate(name string) error {
 // contains special-token text (such as "<|im_start|>") that Encode maps to
 // the special ids; encode it with addSpecial false.
 func (t *Tokenizer) ApplyChatTemplate(messages []Message, addGenerationPrompt bool) (string, error) {
+	if t.jinja.tpl != nil && !t.jinja.builtin {
+		return t.renderJinja(t.jinja.tpl, messages, addGenerationPrompt, t.jinja.kwargs)
+	}
 	var sb strings.Builder
 	switch t.chat {
 	case ChatML:
@@ -152,7 +172,11 @@ func (t *Tokenizer) ApplyChatTemplate(messages []Message, addGenerationPrompt bo
 			sb.WriteString("<|start_header_id|>assistant<|end_header_id|>\n\n")
 		}
 	case Qwen3:
-		return applyQwen3(messages, addGenerationPrompt), nil
+		thinking := true
+		if v, ok := t.jinja.kwargs["enable_thinking"].(bool); ok {
+			thinking = v
+		}
+		return applyQwen3(messages, addGenerationPrompt, thinking), nil
 	case Llama2:
 		return t.applyLlama2(messages)
 	case Plain:
@@ -163,6 +187,9 @@ func (t *Tokenizer) ApplyChatTemplate(messages []Message, addGenerationPrompt bo
 			sb.WriteString(m.Content)
 		}
 	case "":
+		if t.jinja.err != nil {
+			return "", fmt.Errorf("%w, and it is not one of the built-in formats; choose one with SetChatTemplate (chatml, qwen3, llama3, llama2, plain)", t.jinja.err)
+		}
 		if t.chatSource != "" {
 			return "", fmt.Errorf("tokenizer_config.json's chat_template is not one of the built-in formats; choose one with SetChatTemplate (chatml, qwen3, llama3, llama2, plain)")
 		}
@@ -218,8 +245,9 @@ func (t *Tokenizer) tokenOr(id int, fallback string) string {
 func trimJS(s string) string { return strings.TrimFunc(s, isSpaceJS) }
 
 // applyQwen3 follows Qwen3's chat template for conversations without tool
-// definitions.
-func applyQwen3(messages []Message, addGenerationPrompt bool) string {
+// definitions; thinking false is its enable_thinking=False (an empty
+// thinking block after the generation prompt).
+func applyQwen3(messages []Message, addGenerationPrompt, thinking bool) string {
 	isToolResponse := func(c string) bool {
 		return strings.HasPrefix(c, "<tool_response>") && strings.HasSuffix(c, "</tool_response>")
 	}
@@ -264,6 +292,9 @@ func applyQwen3(messages []Message, addGenerationPrompt bool) string {
 	}
 	if addGenerationPrompt {
 		sb.WriteString("<|im_start|>assistant\n")
+		if !thinking {
+			sb.WriteString("<think>\n\n</think>\n\n")
+		}
 	}
 	return sb.String()
 }

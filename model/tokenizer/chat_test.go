@@ -159,8 +159,13 @@ func TestChatMLTemplate(t *testing.T) {
 }
 
 // Qwen2.5's template inserts a default system prompt; Qwen3's does not.
+// The template below has that shape (written for this test); it renders
+// through Jinja, and the built-in chatml format, chosen instead, finds the
+// same default system prompt in it.
 func TestChatMLDefaultSystem(t *testing.T) {
-	qwen25 := `{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}{%- else %}{{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}{%- endif %}`
+	qwen25 := `{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}{%- else %}{{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}{%- endif %}` +
+		`{%- for message in messages %}{%- if not (loop.first and message['role'] == 'system') %}{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{%- endif %}{%- endfor %}` +
+		`{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}`
 	if got := chatMLDefaultSystem(qwen25); got != "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." {
 		t.Errorf("default system = %q", got)
 	}
@@ -172,17 +177,24 @@ func TestChatMLDefaultSystem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := FromJSON(tj, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := tok.ApplyChatTemplate([]Message{{"user", "hi"}}, true)
-	want := "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
-	if err != nil || got != want {
-		t.Errorf("got %q, %v; want %q", got, err, want)
-	}
-	got, _ = tok.ApplyChatTemplate([]Message{{"system", "S"}, {"user", "hi"}}, false)
-	if want := "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"; got != want {
-		t.Errorf("with a system message: got %q, want %q", got, want)
+	for _, builtin := range []bool{false, true} {
+		tok, err := FromJSON(tj, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if builtin {
+			if err := tok.SetChatTemplate("chatml"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := tok.ApplyChatTemplate([]Message{{"user", "hi"}}, true)
+		want := "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+		if err != nil || got != want {
+			t.Errorf("built-in %v: got %q, %v; want %q", builtin, got, err, want)
+		}
+		got, _ = tok.ApplyChatTemplate([]Message{{"system", "S"}, {"user", "hi"}}, false)
+		if want := "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"; got != want {
+			t.Errorf("built-in %v, with a system message: got %q, want %q", builtin, got, want)
+		}
 	}
 }

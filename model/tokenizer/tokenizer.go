@@ -63,6 +63,7 @@ type Tokenizer struct {
 	chat               ChatTemplate
 	chatSource         string
 	defaultSystem      string // ChatML's system prompt when none is given
+	jinja              jinjaState
 }
 
 // AddedToken is a token matched in the raw text before the model runs, such
