@@ -202,7 +202,9 @@ func keyOrTop(path string) string {
 
 func unknownKey(path, key string, siblings []string) string {
 	msg := fmt.Sprintf("unknown key %q", join(path, key))
-	if s := suggest(path, key, siblings); s != "" {
+	if h := foreignHint(path, key); h != "" {
+		msg += " (" + h + ")"
+	} else if s := suggest(path, key, siblings); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return msg
