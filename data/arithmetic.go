@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/rltrain/rltrain/reward"
 )
 
 // ArithmeticParams configures the arithmetic task. The short format keeps
@@ -46,7 +48,10 @@ func defaultArithmetic() ArithmeticParams {
 	return p
 }
 
-type arithmetic struct{ p ArithmeticParams }
+type arithmetic struct {
+	p      ArithmeticParams
+	verify *reward.MathAnswer
+}
 
 func newArithmetic(params map[string]any) (*arithmetic, error) {
 	p := defaultArithmetic()
@@ -72,7 +77,11 @@ func newArithmetic(params map[string]any) (*arithmetic, error) {
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("task arithmetic: %w", err)
 	}
-	return &arithmetic{p: p}, nil
+	verify, err := reward.NewArithmetic(reward.DefaultArithmeticParams())
+	if err != nil {
+		return nil, fmt.Errorf("task arithmetic: %w", err)
+	}
+	return &arithmetic{p: p, verify: verify}, nil
 }
 
 func (p ArithmeticParams) validate() error {
@@ -192,13 +201,19 @@ func (a *arithmetic) Alphabet() string {
 	return alphabet("0123456789", a.p.Ops, text, neg)
 }
 
-// Score accepts exactly the integer answer on the completion's first line.
+// Score is the arithmetic reward's verifier (reward.NewArithmetic): 1 when
+// the completion's answer (its first line, <answer> tags or \boxed{}; a
+// sentence reduced to its last number) is the integer ex.Answer written as
+// digits.
 func (a *arithmetic) Score(ex Example, completion string) float64 {
-	if firstLine(completion) == ex.Answer {
+	if ok, _ := a.verify.Check(completion, []string{ex.Answer}); ok {
 		return 1
 	}
 	return 0
 }
+
+// Reward is the training reward that judges like Score.
+func (a *arithmetic) Reward() (string, map[string]any) { return "arithmetic", nil }
 
 // randomDivisor returns a uniformly chosen divisor of n > 0, preferring
 // proper divisors (not 1 or n) when there are any.

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/rltrain/rltrain/reward"
 )
 
 // CountdownParams configures the countdown task: combine the given numbers
@@ -38,7 +40,10 @@ func defaultCountdown() CountdownParams {
 		UseAll: true, Format: "short", Holdout: 0.1}
 }
 
-type countdown struct{ p CountdownParams }
+type countdown struct {
+	p      CountdownParams
+	verify *reward.Countdown
+}
 
 func newCountdown(params map[string]any) (*countdown, error) {
 	p := defaultCountdown()
@@ -59,7 +64,13 @@ func newCountdown(params map[string]any) (*countdown, error) {
 	case !(p.Holdout >= 0 && p.Holdout < 1):
 		return nil, fmt.Errorf("task countdown: holdout must be in [0, 1), got %v", p.Holdout)
 	}
-	return &countdown{p: p}, nil
+	rp := reward.DefaultCountdownParams()
+	rp.UseAll = p.UseAll
+	verify, err := reward.NewCountdown(rp)
+	if err != nil {
+		return nil, fmt.Errorf("task countdown: %w", err)
+	}
+	return &countdown{p: p, verify: verify}, nil
 }
 
 func (c *countdown) Name() string { return "countdown" }
@@ -202,66 +213,19 @@ func (c *countdown) Alphabet() string {
 	return alphabet("0123456789()", c.p.Ops, c.render([]int{0, 0}, 0))
 }
 
-// Score returns 1 when the completion's first line (up to an optional "=")
-// is an expression over the example's numbers — each at most once, all of
-// them when use_all is set — whose exact value is the target.
+// Score is the countdown reward's verifier (reward.Countdown, built with
+// this task's use_all): 1 when the completion's expression (on its first
+// line, or in <answer> tags) combines the example's numbers — each at most
+// once, all of them when use_all is set — into exactly the target.
 func (c *countdown) Score(ex Example, completion string) float64 {
-	nums, ok1 := toInts(ex.Fields["numbers"])
-	target, ok2 := toInt(ex.Fields["target"])
-	if !ok1 || !ok2 {
+	v, err := c.verify.VerifyFields(completion, ex.Fields)
+	if err != nil {
 		return 0
 	}
-	expr, _, _ := strings.Cut(firstLine(completion), "=")
-	val, used, err := evalExpr(expr)
-	if err != nil || !val.IsInt() || !val.Num().IsInt64() || val.Num().Int64() != int64(target) {
-		return 0
-	}
-	avail := map[int64]int{}
-	for _, n := range nums {
-		avail[int64(n)]++
-	}
-	for _, u := range used {
-		if avail[u] == 0 {
-			return 0
-		}
-		avail[u]--
-	}
-	if c.p.UseAll && len(used) != len(nums) {
-		return 0
-	}
-	return 1
+	return v
 }
 
-// toInt accepts the integer types a generated example holds and the float64
-// an example read back from JSON holds.
-func toInt(v any) (int, bool) {
-	switch x := v.(type) {
-	case int:
-		return x, true
-	case int64:
-		return int(x), true
-	case float64:
-		if x == float64(int(x)) {
-			return int(x), true
-		}
-	}
-	return 0, false
-}
-
-func toInts(v any) ([]int, bool) {
-	switch x := v.(type) {
-	case []int:
-		return x, true
-	case []any:
-		out := make([]int, len(x))
-		for i, e := range x {
-			n, ok := toInt(e)
-			if !ok {
-				return nil, false
-			}
-			out[i] = n
-		}
-		return out, true
-	}
-	return nil, false
+// Reward is the training reward that judges like Score.
+func (c *countdown) Reward() (string, map[string]any) {
+	return "countdown", map[string]any{"use_all": c.p.UseAll}
 }

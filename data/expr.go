@@ -3,7 +3,7 @@ package data
 import (
 	"math/big"
 
-	"github.com/rltrain/rltrain/reward/mathx"
+	"github.com/rltrain/rltrain/internal/mathx"
 )
 
 // The task verifiers evaluate integer arithmetic written by a model, so the

@@ -35,8 +35,14 @@ type Task interface {
 	// same description generate the same streams.
 	Describe() string
 	Generate(seed uint64, split Split, i uint64) Example
-	// Score returns 1 for a correct completion of ex and 0 otherwise.
+	// Score returns 1 for a correct completion of ex and 0 otherwise. It
+	// is the verifier of the reward Reward names, so eval accuracy and the
+	// training reward are the same function.
 	Score(ex Example, completion string) float64
+	// Reward names the registered reward type (and its parameters) that
+	// judges the task's completions like Score: the training reward when
+	// a run configures none.
+	Reward() (typ string, params map[string]any)
 	// Alphabet lists, sorted, every character a prompt or reference
 	// answer can contain: the vocabulary a character-level tokenizer for
 	// the task needs (plus its special tokens).
@@ -162,11 +168,4 @@ func decodeParams(task string, params map[string]any, dst any) error {
 		return fmt.Errorf("task %s: parameters: %w", task, err)
 	}
 	return nil
-}
-
-// firstLine returns a completion's first line without surrounding spaces:
-// the task formats end the answer at a newline or the end-of-sequence token.
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return strings.TrimSpace(s)
 }

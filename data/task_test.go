@@ -255,6 +255,7 @@ func TestCountdownScore(t *testing.T) {
 		{"3/0+26", 0},
 		{"", 0},
 		{strings.Repeat("(", 300) + "3", 0},
+		{"<answer>3*7+5</answer>", 1}, // the training reward's extraction
 	}
 	for _, tt := range tests {
 		if got := task.Score(ex, tt.completion); got != tt.want {
@@ -273,7 +274,9 @@ func TestCountdownScore(t *testing.T) {
 func TestArithmeticScore(t *testing.T) {
 	task := mustTask(t, "arithmetic", nil)
 	ex := Example{Prompt: "12+7=", Answer: "19"}
-	for completion, want := range map[string]float64{"19": 1, " 19 \n12": 1, "19.0": 0, "1 9": 0, "": 0, "-19": 0, "190": 0} {
+	for completion, want := range map[string]float64{"19": 1, " 19 \n12": 1, "19.0": 0, "1 9": 0, "": 0, "-19": 0, "190": 0,
+		// The training reward's extraction: tags, a box, a sentence's last number.
+		"<answer>19</answer>": 1, `\boxed{19}`: 1, "The answer is 19": 1, "The answer is 19.5": 0, "19/1": 0} {
 		if got := task.Score(ex, completion); got != want {
 			t.Errorf("Score(%q) = %v, want %v", completion, got, want)
 		}

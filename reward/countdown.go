@@ -6,7 +6,7 @@ import (
 	"math/big"
 	"strings"
 
-	"github.com/rltrain/rltrain/reward/mathx"
+	"github.com/rltrain/rltrain/internal/mathx"
 )
 
 // CountdownParams configures the countdown verifier.
@@ -40,7 +40,9 @@ func DefaultCountdownParams() CountdownParams {
 // must combine the given numbers (each at most once, or exactly once) with
 // + − × ÷ and parentheses and equal the target exactly, in rational
 // arithmetic. The expression is parsed by a bounded evaluator; nothing is
-// executed. Range [0, 1] (FormatScore must lie in it).
+// executed. Range [0, 1] (FormatScore must lie in it). The built-in
+// countdown task's own Score (data.Task) is this verifier, so eval accuracy
+// and the training reward are the same function.
 type Countdown struct{ p CountdownParams }
 
 // NewCountdown validates params and builds the reward.
@@ -103,20 +105,26 @@ func (c *Countdown) Verify(completion string, numbers []int64, target int64) flo
 	return c.p.FormatScore
 }
 
+// VerifyFields scores one completion against the numbers and target
+// fields of its sample, as Score does for each sample.
+func (c *Countdown) VerifyFields(completion string, fields map[string]any) (float64, error) {
+	nums, err := fieldInts(fields, c.p.NumbersField)
+	if err != nil {
+		return 0, err
+	}
+	target, err := fieldInt(fields, c.p.TargetField)
+	if err != nil {
+		return 0, err
+	}
+	return c.Verify(completion, nums, target), nil
+}
+
 // Score implements Reward.
 func (c *Countdown) Score(ctx context.Context, samples []Sample) (Scores, error) {
 	var solved int64
 	out, err := scoreEach(ctx, samples, func(s *Sample) (float64, bool, error) {
-		nums, err := fieldInts(s.Fields, c.p.NumbersField)
-		if err != nil {
-			return 0, false, err
-		}
-		target, err := fieldInt(s.Fields, c.p.TargetField)
-		if err != nil {
-			return 0, false, err
-		}
-		v := c.Verify(s.Completion, nums, target)
-		return v, v == 1, nil
+		v, err := c.VerifyFields(s.Completion, s.Fields)
+		return v, v == 1, err
 	}, &solved)
 	if len(samples) > 0 {
 		out.Metrics = map[string]float64{"solved_frac": float64(solved) / float64(len(samples))}

@@ -81,15 +81,17 @@
 //   - arithmetic (ArithmeticParams): verifier for the synthetic arithmetic
 //     task; field "answer" is an integer (string or number); the answer is
 //     taken from <answer>…</answer>, \boxed{…} or the first line (a
-//     sentence there is reduced to its last number); exact integer
-//     equality. Range [0, 1].
+//     sentence there is reduced to its last number); it must be an integer
+//     written as digits ("19.0" is not 19) equal to the answer. Range [0, 1].
+//     The task's eval accuracy (data.Task.Score) is this same verifier.
 //   - countdown (CountdownParams): verifier for the synthetic countdown task;
 //     fields "numbers" (list of integers) and "target" (integer). The
 //     expression (in <answer>…</answer>, else the first line; text after
 //     "=" is ignored) must use + − × ÷ and parentheses with each given
 //     number at most once (use_all: exactly once) and equal the target
-//     exactly, in rationals. It is parsed by package mathx, a bounded
-//     evaluator that executes nothing. Range [0, 1].
+//     exactly, in rationals. It is parsed by internal/mathx, a bounded
+//     evaluator that executes nothing. Range [0, 1]. The task's eval
+//     accuracy (data.Task.Score) is this same verifier.
 //   - exact_match (ExactMatchParams): normalised string equality with field
 //     "answer" (string or list). Range [0, 1].
 //   - format (FormatParams): <think>…</think><answer>…</answer> structure

@@ -3,6 +3,7 @@ package reward
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync/atomic"
 )
@@ -63,6 +64,9 @@ func DefaultMathAnswerParams() MathAnswerParams {
 // min and max of Correct, Wrong and Missing ([0, 1] by default).
 type MathAnswer struct {
 	p MathAnswerParams
+	// integers accepts only an integer written as digits (arithmetic):
+	// "19.0" or "38/2" is then not 19.
+	integers bool
 }
 
 // NewMathAnswer validates params and builds the reward.
@@ -157,6 +161,9 @@ func goldAnswer(g string) string {
 }
 
 func (m *MathAnswer) equal(cand, gold string) bool {
+	if m.integers {
+		return integerEqual(cand, gold)
+	}
 	switch m.p.Compare {
 	case CompareExact:
 		return strings.TrimSpace(cand) == strings.TrimSpace(gold)
@@ -181,6 +188,32 @@ func (m *MathAnswer) equal(cand, gold string) bool {
 		return false
 	}
 	return numbersEqual(cn, gn, m.p.Tolerance, m.p.PercentAsFraction)
+}
+
+// integerEqual reports whether cand is an integer written as digits (an
+// optional sign, no spaces, no decimal point) equal to gold. A candidate
+// with spaces in it, a sentence, is judged by its last number.
+func integerEqual(cand, gold string) bool {
+	c := strings.TrimSpace(cand)
+	if strings.ContainsAny(c, " \t\n\r") {
+		ln, ok := lastNumber(c)
+		if !ok {
+			return false
+		}
+		c = ln
+	}
+	a, ok1 := new(big.Int).SetString(integerDigits(cleanAnswer(c)), 10)
+	b, ok2 := new(big.Int).SetString(integerDigits(cleanAnswer(gold)), 10)
+	return ok1 && ok2 && a.Cmp(b) == 0
+}
+
+// integerDigits returns s when it is an optional sign followed by ASCII
+// digits, else "" (which no integer parses from).
+func integerDigits(s string) string {
+	if d := strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+"); d == "" || strings.Trim(d, "0123456789") != "" {
+		return ""
+	}
+	return s
 }
 
 // choiceLetter returns the upper-case letter of a multiple-choice answer
@@ -238,8 +271,10 @@ func DefaultArithmeticParams() ArithmeticParams {
 }
 
 // NewArithmetic builds the verifier for the arithmetic task: 1 when the
-// final answer equals the integer in the answer field exactly, else 0.
-// Range [0, 1].
+// final answer is an integer, written as digits, equal to the integer in
+// the answer field, else 0. Range [0, 1]. The task's own Score
+// (data.Task) is this verifier, so eval accuracy and the training reward
+// are the same function.
 func NewArithmetic(p ArithmeticParams) (*MathAnswer, error) {
 	mp := DefaultMathAnswerParams()
 	mp.Field = p.Field
@@ -247,7 +282,12 @@ func NewArithmetic(p ArithmeticParams) (*MathAnswer, error) {
 	mp.IgnoreThink = p.IgnoreThink
 	mp.Tolerance = 0
 	mp.PercentAsFraction = false
-	return NewMathAnswer(mp)
+	m, err := NewMathAnswer(mp)
+	if err != nil {
+		return nil, err
+	}
+	m.integers = true
+	return m, nil
 }
 
 func init() {

@@ -1,4 +1,4 @@
-package reward
+package reward_test
 
 import (
 	"context"
@@ -6,20 +6,26 @@ import (
 	"testing"
 
 	"github.com/rltrain/rltrain/data"
+	"github.com/rltrain/rltrain/reward"
 )
 
-// The verifiers must agree with the data package's own task checkers on
-// the reference solutions and on corrupted ones.
+// The verifiers must agree with the data package's own task checkers (the
+// eval accuracy) on the reference solutions and on corrupted ones, for the
+// reward specs users write and for the one a task names itself.
 func TestSyntheticTasksAgreeWithData(t *testing.T) {
 	cases := []struct {
 		task   string
 		params map[string]any
-		spec   Spec
+		spec   reward.Spec
 	}{
-		{"arithmetic", nil, Spec{Type: "arithmetic"}},
-		{"arithmetic", map[string]any{"format": "text"}, Spec{Type: "arithmetic"}},
-		{"countdown", nil, Spec{Type: "countdown", Params: map[string]any{"use_all": true}}},
-		{"countdown", map[string]any{"use_all": false, "ops": "+-*/"}, Spec{Type: "countdown"}},
+		{"arithmetic", nil, reward.Spec{Type: "arithmetic"}},
+		{"arithmetic", map[string]any{"format": "text"}, reward.Spec{Type: "arithmetic"}},
+		{"countdown", nil, reward.Spec{Type: "countdown", Params: map[string]any{"use_all": true}}},
+		{"countdown", map[string]any{"use_all": false, "ops": "+-*/"}, reward.Spec{Type: "countdown"}},
+		// The reward a run gets when it configures none: the task's own.
+		{"arithmetic", nil, reward.Spec{}},
+		{"countdown", map[string]any{"use_all": false}, reward.Spec{}},
+		{"countdown", map[string]any{"use_all": true, "format": "text"}, reward.Spec{}},
 	}
 	corrupt := []func(string) string{
 		func(s string) string { return s },
@@ -27,18 +33,25 @@ func TestSyntheticTasksAgreeWithData(t *testing.T) {
 		func(s string) string { return "1" + s },
 		func(s string) string { return s[:len(s)/2] },
 		func(s string) string { return s + "\nextra 99" },
+		func(s string) string { return "<answer>" + s + "</answer>" },
+		func(s string) string { return "The answer is " + s },
+		func(s string) string { return s + ".0" },
 	}
 	for _, c := range cases {
 		task, err := data.NewTask(c.task, c.params)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := Build(c.spec)
+		if c.spec.Type == "" {
+			typ, params := task.Reward()
+			c.spec = reward.Spec{Type: typ, Params: params}
+		}
+		r, err := reward.Build(c.spec)
 		if err != nil {
 			t.Fatal(err)
 		}
 		examples := data.EvalSet(task, 1, 200)
-		var samples []Sample
+		var samples []reward.Sample
 		var want []float64
 		for _, ex := range examples {
 			for _, f := range corrupt {
@@ -48,7 +61,7 @@ func TestSyntheticTasksAgreeWithData(t *testing.T) {
 					fields = map[string]any{}
 				}
 				fields["answer"] = ex.Answer // the trainer passes Example.Answer this way
-				samples = append(samples, Sample{Prompt: ex.Prompt, Completion: completion, Fields: fields})
+				samples = append(samples, reward.Sample{Prompt: ex.Prompt, Completion: completion, Fields: fields})
 				want = append(want, task.Score(ex, completion))
 			}
 		}

@@ -253,15 +253,11 @@ func rewardSet(c *config.Config, task data.Task, logf func(string)) (*reward.Set
 		if task == nil {
 			return nil, errors.New("reward: no reward functions configured (a JSONL dataset needs at least one)")
 		}
-		e := map[string]any{"name": task.Name(), "type": task.Name(), "weight": 1.0}
-		if task.Name() == "countdown" {
-			// The reward's verifier must judge like the task's own: the
-			// task requires every number unless told otherwise.
-			useAll := true
-			if v, ok := c.Data.TaskParams["use_all"].(bool); ok {
-				useAll = v
-			}
-			e["params"] = map[string]any{"use_all": useAll}
+		// The task's own verifier, the function its eval accuracy uses.
+		typ, params := task.Reward()
+		e := map[string]any{"name": task.Name(), "type": typ, "weight": 1.0}
+		if params != nil {
+			e["params"] = params
 		}
 		list = append(list, e)
 	}
