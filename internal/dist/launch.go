@@ -26,8 +26,10 @@ const LibraryEnv = "RLTRAIN_MPI_LIB"
 // could only each run the whole job: that is an error, not N copies of a
 // one-process run writing the same files.
 func detect(getenv func(string) string) (launch, error) {
-	ompi := []string{"libmpi.so.40", "libmpi.so.12", "libmpi.so"}
-	mpich := []string{"libmpi.so.12", "libmpi.so.40", "libmpi.so"}
+	// Debian and Ubuntu name MPICH's library libmpich.so.12; its own
+	// builds and the libraries sharing its ABI name it libmpi.so.12.
+	ompi := []string{"libmpi.so.40", "libmpi.so.12", "libmpich.so.12", "libmpi.so"}
+	mpich := []string{"libmpi.so.12", "libmpich.so.12", "libmpi.so.40", "libmpi.so"}
 	var l launch
 	switch {
 	case getenv("OMPI_COMM_WORLD_SIZE") != "":

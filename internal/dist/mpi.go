@@ -143,13 +143,22 @@ func openMPI(l launch, opts Options) (*mpiComm, error) {
 	c.rank, c.size = int(r), int(n)
 	var ver [256]C.char
 	C.rl_mpi_library_version(&ver[0], C.int(len(ver)))
-	version := strings.TrimSpace(strings.SplitN(C.GoString(&ver[0]), ",", 2)[0])
-	c.desc = fmt.Sprintf("MPI: %s, %d ranks", version, c.size)
+	c.desc = fmt.Sprintf("MPI: %s, %d ranks", libraryName(C.GoString(&ver[0])), c.size)
 	go c.watch()
 	if err := c.findLocal(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// libraryName shortens MPI_Get_library_version's text to its name and
+// version: "Open MPI v4.1.4, package: ..." and "MPICH Version:\t4.0.2\n..."
+// become "Open MPI v4.1.4" and "MPICH 4.0.2".
+func libraryName(v string) string {
+	v = strings.SplitN(strings.TrimSpace(v), "\n", 2)[0]
+	v = strings.SplitN(v, ",", 2)[0]
+	v = strings.Replace(v, " Version:", "", 1)
+	return strings.Join(strings.Fields(v), " ")
 }
 
 // findLocal sets the local rank and size: from the launcher's variables

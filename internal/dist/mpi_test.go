@@ -31,6 +31,19 @@ func mpirun(t *testing.T, n int, scenario string, extraEnv ...string) *exec.Cmd 
 	return cmd
 }
 
+// hydra returns the command that starts n ranks under MPICH's launcher,
+// or skips when MPICH is not installed.
+func hydra(t *testing.T, n int, scenario string) *exec.Cmd {
+	t.Helper()
+	path, err := exec.LookPath("mpiexec.hydra")
+	if err != nil {
+		t.Skip("mpiexec.hydra not found: install MPICH (make setup installs Debian's mpich) to test its ABI")
+	}
+	cmd := exec.Command(path, "-n", fmt.Sprint(n), os.Args[0], "-test.run=^TestMPIWorker$", "-test.count=1")
+	cmd.Env = append(os.Environ(), workerEnv+"="+scenario, "RLTRAIN_DIST_TEST_IMPL=MPICH")
+	return cmd
+}
+
 // runMPI runs scenario and returns its output, exit error and duration.
 func runMPI(t *testing.T, scenario string, extraEnv ...string) (string, error, time.Duration) {
 	t.Helper()
@@ -50,6 +63,34 @@ func TestMPICollectives(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// The same collectives through MPICH's ABI (integer handles), started by
+// its hydra launcher.
+func TestMPICHCollectives(t *testing.T) {
+	out, err := hydra(t, 2, "collectives").CombinedOutput()
+	if err != nil {
+		t.Fatalf("two ranks under mpiexec.hydra: %v\n%s", err, out)
+	}
+	for r := 0; r < 2; r++ {
+		if want := fmt.Sprintf("rank %d of 2 ok", r); !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A hung rank under MPICH: the watchdog's MPI_Abort ends the job.
+func TestMPICHHungRankEndsJob(t *testing.T) {
+	start := time.Now()
+	out, err := hydra(t, 2, "hang").CombinedOutput()
+	took := time.Since(start)
+	if err == nil || !strings.Contains(string(out), "another rank died or hangs") {
+		t.Fatalf("a hung rank under MPICH: %v after %v\n%s", err, took, out)
+	}
+	if took > 30*time.Second {
+		t.Errorf("job took %v to end with a 2 s collective timeout (bound 30 s)", took)
+	}
+	t.Logf("hung rank under MPICH: job ended in %v (%v)", took.Round(time.Millisecond), err)
 }
 
 // A rank that stops calling collectives (hangs) makes the other one abort
@@ -132,7 +173,11 @@ func workerCollectives(t *testing.T, c Comm) {
 	if c.LocalSize() != 2 || c.LocalRank() != r {
 		t.Errorf("rank %d: local rank %d of %d, want %d of 2", r, c.LocalRank(), c.LocalSize(), r)
 	}
-	if !strings.HasPrefix(c.String(), "MPI: Open MPI") {
+	impl := os.Getenv("RLTRAIN_DIST_TEST_IMPL")
+	if impl == "" {
+		impl = "Open MPI"
+	}
+	if !strings.HasPrefix(c.String(), "MPI: "+impl) {
 		t.Errorf("described as %q", c)
 	}
 	if err := c.Barrier(); err != nil {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# OpenMPI: mpirun starts the data-parallel tests' ranks, libmpi.so.40 is
-# what rltrain loads at run time under a launcher, and mpicc builds the
-# stand-in NCCL of make gpu-standin.
+# MPI for data-parallel runs. Open MPI: mpirun starts the tests' ranks,
+# libmpi.so.40 is what rltrain loads under it, mpicc builds the stand-in
+# NCCL. MPICH (runtime and its hydra launcher only; Open MPI stays the
+# default mpirun): the tests run the same collectives through its ABI.
 set -euo pipefail
-want=(openmpi-bin libopenmpi-dev)
+want=(openmpi-bin libopenmpi-dev mpich)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
