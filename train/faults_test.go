@@ -2,6 +2,8 @@ package train
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,4 +114,62 @@ func TestSIGTERMDuringSFTResumesBitExact(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSecondRunOnOneDirectoryRefuses: while a run holds train.out_dir, a
+// second one (even --overwrite or --resume) refuses at once, naming the
+// holder's PID; once the first closes, the directory is free.
+func TestSecondRunOnOneDirectoryRefuses(t *testing.T) {
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=1", "sft.steps=0", "checkpoint.every=0")
+	first, err := New(c, Options{Console: &bytes.Buffer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opts := range []Options{{}, {Overwrite: true}, {Resume: "latest"}} {
+		_, err = New(c, Options{Console: &bytes.Buffer{}, Overwrite: opts.Overwrite, Resume: opts.Resume})
+		want := fmt.Sprintf("is in use by another run (process %d holds", os.Getpid())
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "train.out_dir") {
+			t.Fatalf("second run with %+v: %v, want it to contain %q", opts, err, want)
+		}
+	}
+	// Evaluation writes nothing and needs no lock.
+	ev, err := New(c, Options{Console: &bytes.Buffer{}, EvalOnly: true})
+	if err != nil {
+		t.Fatalf("evaluation while a run holds the directory: %v", err)
+	}
+	ev.Close()
+	if _, err := first.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	second, err := New(c, Options{Console: &bytes.Buffer{}, Resume: "latest"})
+	if err != nil {
+		t.Fatalf("after the first run closed: %v", err)
+	}
+	second.Close()
+}
+
+// TestLockDiesWithTheProcess: a run killed with SIGKILL leaves no stale
+// lock behind.
+func TestLockDiesWithTheProcess(t *testing.T) {
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=100000", "sft.steps=0", "checkpoint.every=0")
+	cmd, log := startChild(t, c, "")
+	metrics := filepath.Join(out, "metrics.jsonl")
+	waitFor(t, cmd, log, "a logged step", func() bool {
+		b, _ := os.ReadFile(metrics)
+		return bytes.Count(b, []byte("\n")) >= 2
+	})
+	_, err := New(c, Options{Console: &bytes.Buffer{}, Overwrite: true})
+	if want := fmt.Sprintf("process %d holds", cmd.Process.Pid); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("while the child runs: %v, want %q", err, want)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	tr, err := New(c, Options{Console: &bytes.Buffer{}, Overwrite: true})
+	if err != nil {
+		t.Fatalf("after the holder was killed: %v", err)
+	}
+	tr.Close()
 }

@@ -74,6 +74,7 @@ type Trainer struct {
 	ckptTime float64 // seconds the last checkpoint took, logged with the next step
 	barOn    bool    // a progress bar is drawn on the console
 
+	lock      *runLock     // the run directory's lock; nil for EvalOnly
 	sftStream data.Stream  // the warm-up's examples while it runs
 	sftResume *data.Cursor // warm-up position restored from a checkpoint
 
@@ -115,8 +116,28 @@ type BestEntry struct {
 var Version = "dev"
 
 // New builds a trainer from a validated config, restoring a checkpoint when
-// opts.Resume asks for one.
+// opts.Resume asks for one. A trainer that will write (any but EvalOnly)
+// holds the run directory's lock until Close, so a second run on the same
+// train.out_dir refuses to start instead of deleting the first one's saves.
 func New(cfg *config.Config, opts Options) (*Trainer, error) {
+	var lock *runLock
+	if !opts.EvalOnly {
+		var err error
+		if lock, err = lockRun(outDirs(cfg)); err != nil {
+			return nil, err
+		}
+	}
+	t, err := build(cfg, opts)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	t.lock = lock
+	return t, nil
+}
+
+// build is New after the lock is taken.
+func build(cfg *config.Config, opts Options) (*Trainer, error) {
 	t := &Trainer{cfg: cfg, opts: opts, log: opts.Console}
 	if t.log == nil {
 		t.log = os.Stderr
@@ -266,6 +287,8 @@ func (t *Trainer) Close() error {
 	if t.metrics != nil {
 		errs = append(errs, t.metrics.Close())
 	}
+	t.lock.release()
+	t.lock = nil
 	return errors.Join(errs...)
 }
 
