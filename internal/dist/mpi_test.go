@@ -21,9 +21,9 @@ const workerEnv = "RLTRAIN_DIST_TEST_WORKER"
 // running scenario, or skips when mpirun is missing.
 func mpirun(t *testing.T, n int, scenario string, extraEnv ...string) *exec.Cmd {
 	t.Helper()
-	path, err := exec.LookPath("mpirun")
+	path, err := Mpirun()
 	if err != nil {
-		t.Skip("mpirun not found: install OpenMPI (make setup installs openmpi-bin and libopenmpi-dev) to run the MPI tests")
+		t.Skip(err.Error() + "; the MPI tests need it")
 	}
 	cmd := exec.Command(path, MpirunFlags(n, os.Args[0], "-test.run=^TestMPIWorker$", "-test.count=1")...)
 	cmd.Env = append(os.Environ(), workerEnv+"="+scenario)

@@ -1,9 +1,22 @@
 package dist
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"strconv"
 )
+
+// Mpirun returns Open MPI's mpirun (Debian's mpirun.openmpi when MPICH's
+// mpirun is the default) or an error saying how to install it.
+func Mpirun() (string, error) {
+	for _, name := range []string{"mpirun.openmpi", "mpirun"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("mpirun not found: install Open MPI (make setup installs openmpi-bin and libopenmpi-dev)")
+}
 
 // MpirunFlags returns the arguments of Open MPI's mpirun that start n ranks
 // of prog args... on this machine whoever runs it (root in containers and
