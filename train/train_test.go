@@ -407,8 +407,9 @@ func TestDivergenceStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Close()
+	// Closed before the checkpoint is reopened: a trainer holds the run directory.
 	_, err = tr.Run(context.Background())
+	tr.Close()
 	if err == nil || !strings.Contains(err.Error(), "non-finite") {
 		t.Fatalf("diverging run: error %v\n%s", err, log.String())
 	}
@@ -443,8 +444,9 @@ func TestFullDiskDuringSave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Close()
+	// Closed before the resume below: a trainer holds the run directory.
 	_, err = tr.Run(context.Background())
+	tr.Close()
 	if err == nil || !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), "intact") {
 		t.Fatalf("save on a full disk: %v", err)
 	}
