@@ -173,3 +173,50 @@ func TestLockDiesWithTheProcess(t *testing.T) {
 	}
 	tr.Close()
 }
+
+// TestResumeIntoNewMetricsFile: resuming another run's checkpoint into a
+// fresh train.out_dir, or with a new log.file, continues that run's
+// metrics (its lines up to the checkpoint are copied) instead of refusing;
+// when they cannot be found the new file starts at the checkpoint.
+func TestResumeIntoNewMetricsFile(t *testing.T) {
+	a := t.TempDir()
+	c := parseConfig(t, tinyYAML(a), "sft.steps=0")
+	runConfig(t, c, Options{})
+	want := comparableMetrics(t, filepath.Join(a, "metrics.jsonl"))
+	step4 := filepath.Join(a, "checkpoints", "step-4")
+	check := func(name, metricsPath string, c *config.Config, wantLog string, want []map[string]float64) {
+		t.Helper()
+		var log bytes.Buffer
+		runConfig(t, c, Options{Resume: step4, Console: &log})
+		if !strings.Contains(log.String(), wantLog) {
+			t.Errorf("%s: log does not say %q:\n%s", name, wantLog, log.String())
+		}
+		got := comparableMetrics(t, metricsPath)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d metric lines, want %d", name, len(got), len(want))
+		}
+		for i := range want {
+			if fmt.Sprint(got[i]) != fmt.Sprint(want[i]) {
+				t.Errorf("%s: line %d\n got %v\nwant %v", name, i, got[i], want[i])
+			}
+		}
+	}
+	b := t.TempDir()
+	check("new out_dir", filepath.Join(b, "metrics.jsonl"), parseConfig(t, tinyYAML(b), "sft.steps=0"), "continues "+filepath.Join(a, "metrics.jsonl"), want)
+	other := filepath.Join(t.TempDir(), "other.jsonl")
+	check("new log.file", other, parseConfig(t, tinyYAML(a), "sft.steps=0", "log.file="+other), "continues", want)
+
+	// The first run's metrics are gone: the new file starts after step 4.
+	if err := os.Remove(filepath.Join(a, "metrics.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	d := t.TempDir()
+	check("history lost", filepath.Join(d, "metrics.jsonl"), parseConfig(t, tinyYAML(d), "sft.steps=0"), "starts afresh after step-4", want[len(want)-4:])
+	// That file's own checkpoints count its own lines: resuming from one
+	// in place works.
+	c = parseConfig(t, tinyYAML(d), "sft.steps=0", "train.steps=10")
+	runConfig(t, c, Options{Resume: "latest"})
+	if ms := comparableMetrics(t, filepath.Join(d, "metrics.jsonl")); len(ms) != 6 || ms[5]["step"] != 10 {
+		t.Errorf("after resuming in place: %d lines", len(ms))
+	}
+}

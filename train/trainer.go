@@ -208,7 +208,7 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 			return nil, err
 		}
 	}
-	if t.metrics, err = openMetrics(t.metricsPath(), t.state.MetricLines); err != nil {
+	if t.metrics, err = t.openRunMetrics(resumeDir); err != nil {
 		return nil, err
 	}
 	return t, nil
