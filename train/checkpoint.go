@@ -452,6 +452,35 @@ func (t *Trainer) prune() {
 	}
 }
 
+// removeCheckpoints deletes every checkpoint directory (complete or not)
+// and leftover of an interrupted save under the checkpoint directory: what
+// --overwrite discards, so that a later --resume cannot pick a previous
+// run's step-N over this run's checkpoints, nor keep_last prune this run's.
+func (t *Trainer) removeCheckpoints() error {
+	entries, err := os.ReadDir(t.ckptDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("overwrite: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		name := strings.TrimSuffix(e.Name(), ".old")
+		if _, ok := checkpointOrder(name); !ok && !strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(t.ckptDir, e.Name())); err != nil {
+			return fmt.Errorf("overwrite: %w", err)
+		}
+		n++
+	}
+	if n > 0 {
+		t.logf("overwrite: removed %d checkpoint directories of the previous run from %s", n, t.ckptDir)
+	}
+	return nil
+}
+
 // writeFault, when set (by tests), is consulted after each checkpoint file
 // is written and can fail it, standing in for a full disk.
 var writeFault func(path string) error

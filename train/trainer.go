@@ -29,7 +29,8 @@ type Options struct {
 	// checkpoint directory.
 	Resume string
 	// Overwrite allows a fresh start in an output directory that already
-	// holds checkpoints (they are kept; new ones are added).
+	// holds checkpoints: Run deletes them first (and the metrics file
+	// starts empty), so none of them can be mistaken for this run's.
 	Overwrite bool
 	// Console receives the human-readable log (nil: stderr).
 	Console io.Writer
@@ -75,6 +76,7 @@ type Trainer struct {
 	barOn    bool    // a progress bar is drawn on the console
 
 	lock      *runLock     // the run directory's lock; nil for EvalOnly
+	clearOld  bool         // Overwrite: Run deletes the previous run's checkpoints
 	sftStream data.Stream  // the warm-up's examples while it runs
 	sftResume *data.Cursor // warm-up position restored from a checkpoint
 
@@ -198,7 +200,9 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 		if err := t.restore(resumeDir); err != nil {
 			return nil, err
 		}
-	} else if !opts.Overwrite {
+	} else if opts.Overwrite {
+		t.clearOld = true // at the start of Run: a dry run deletes nothing
+	} else {
 		if dirs, _ := completeCheckpoints(t.ckptDir); len(dirs) > 0 {
 			return nil, fmt.Errorf("%s already holds checkpoints (newest %s): use --resume to continue the run, or a new train.out_dir", t.ckptDir, filepath.Base(dirs[len(dirs)-1]))
 		}
@@ -315,6 +319,12 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 	sum := &Summary{MetricsPath: t.metricsPath()}
 	if t.opts.EvalOnly {
 		return sum, errors.New("train: this trainer was built for evaluation only")
+	}
+	if t.clearOld {
+		if err := t.removeCheckpoints(); err != nil {
+			return sum, err
+		}
+		t.clearOld = false
 	}
 	if t.opts.SFTOnly && t.state.Phase != "sft" {
 		return sum, errors.New("sft: the run has already finished its warm-up (sft.steps is 0 or the checkpoint is past it)")

@@ -83,3 +83,81 @@ func TestBadTokenizerNamesFileAndEntry(t *testing.T) {
 		t.Fatalf("error %v, want it to contain %q", err, want)
 	}
 }
+
+// execute runs the CLI with args (flags are reset afterwards, since the
+// commands keep their flag values between calls).
+func execute(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	rootCmd.SetOut(&out)
+	rootCmd.SetErr(&out)
+	rootCmd.SetArgs(args)
+	defer func() {
+		rootCmd.SetArgs(nil)
+		rootCmd.SetOut(nil)
+		rootCmd.SetErr(nil)
+		for _, c := range rootCmd.Commands() {
+			for _, name := range []string{"set", "resume", "overwrite", "dry-run", "print-config"} {
+				f := c.Flags().Lookup(name)
+				if f == nil || !f.Changed {
+					continue
+				}
+				if sv, ok := f.Value.(interface{ Replace([]string) error }); ok {
+					sv.Replace(nil)
+				} else {
+					f.Value.Set(f.DefValue)
+				}
+				f.Changed = false
+			}
+		}
+	}()
+	err := rootCmd.Execute()
+	return out.String(), err
+}
+
+// TestResumeWithSpaceAndOverwrite: `--resume PATH` works like
+// `--resume=PATH` whichever side of the config it is; --overwrite deletes
+// the previous run's checkpoints, so a later --resume picks this run's.
+func TestResumeWithSpaceAndOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	cfg := writeFile(t, dir, "cfg.yaml", strings.Replace(tinyRunYAML, "train: {steps: 2, seed: 5}", "train: {steps: 4, seed: 5, out_dir: "+out+"}", 1))
+	ck := filepath.Join(out, "checkpoints")
+	if log, err := execute(t, "run", cfg, "--set", "checkpoint.every=2", "--set", "sft.steps=0"); err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	for _, args := range [][]string{
+		{"run", cfg, "--resume", filepath.Join(ck, "step-2"), "--set", "sft.steps=0"},
+		{"run", "--resume", filepath.Join(ck, "step-2"), cfg, "--set", "sft.steps=0"},
+		{"run", cfg, "--resume", "latest", "--set", "sft.steps=0", "--set", "train.steps=5"},
+	} {
+		log, err := execute(t, args...)
+		if err != nil {
+			t.Fatalf("%q: %v\n%s", args, err, log)
+		}
+		if !strings.Contains(log, "resumed from") {
+			t.Errorf("%q did not resume:\n%s", args, log)
+		}
+	}
+	if _, err := execute(t, "run", cfg, "extra.yaml"); err == nil || !strings.Contains(err.Error(), "want one CONFIG argument") {
+		t.Errorf("two configs: %v", err)
+	}
+
+	// A fresh run with --overwrite: one step, no warm-up.
+	log, err := execute(t, "run", cfg, "--overwrite", "--set", "train.steps=1", "--set", "sft.steps=0")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	entries, _ := os.ReadDir(ck)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "step-1" {
+		t.Errorf("after --overwrite the checkpoints are %v, want only step-1", names)
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	if n := strings.Count(string(b), "\n"); n != 2 { // baseline evaluation and step 1
+		t.Errorf("after --overwrite metrics.jsonl has %d lines, want 2:\n%s", n, b)
+	}
+}

@@ -33,9 +33,13 @@ func init() {
 		Long: `Run the training a YAML config describes. SIGINT or SIGTERM finishes the
 current step, writes a checkpoint and exits 0; --resume continues from the
 newest complete checkpoint (or the one given), bit for bit on the CPU backend.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runTrain(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], f)
+			path, err := configAndResume(cmd, args, &f)
+			if err != nil {
+				return err
+			}
+			return runTrain(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), path, f)
 		},
 	}
 	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override an option: --set optim.lr=2e-6 (repeatable)")
@@ -43,8 +47,37 @@ newest complete checkpoint (or the one given), bit for bit on the CPU backend.`,
 	cmd.Flags().Lookup("resume").NoOptDefVal = "latest"
 	cmd.Flags().BoolVar(&f.printConfig, "print-config", false, "print the resolved config and exit")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "build everything (model, data, rewards) and exit without training")
-	cmd.Flags().BoolVar(&f.overwrite, "overwrite", false, "start fresh even if the output directory holds checkpoints")
+	cmd.Flags().BoolVar(&f.overwrite, "overwrite", false, "start fresh, deleting the checkpoints and metrics a previous run left in the output directory")
 	rootCmd.AddCommand(cmd)
+}
+
+// configAndResume picks the config path from the arguments. --resume
+// takes an optional value, so `--resume PATH` (with a space) leaves PATH
+// as a second argument: the one that is a directory (a checkpoint or a run
+// directory) or "latest" is the resume target, the other the config.
+func configAndResume(cmd *cobra.Command, args []string, f *runFlags) (string, error) {
+	if len(args) == 1 {
+		return args[0], nil
+	}
+	if !cmd.Flags().Changed("resume") || f.resume != "latest" {
+		return "", fmt.Errorf("want one CONFIG argument, got %d: %s", len(args), strings.Join(args, " "))
+	}
+	isTarget := func(p string) bool {
+		if p == "latest" {
+			return true
+		}
+		st, err := os.Stat(p)
+		return err == nil && st.IsDir()
+	}
+	switch a, b := isTarget(args[0]), isTarget(args[1]); {
+	case b && !a:
+		f.resume = args[1]
+		return args[0], nil
+	case a && !b:
+		f.resume = args[0]
+		return args[1], nil
+	}
+	return "", fmt.Errorf("cannot tell the config from the --resume target in %q and %q (the target is a checkpoint directory or \"latest\"); write --resume=PATH", args[0], args[1])
 }
 
 // loadConfig reads a config with --set overrides applied.
