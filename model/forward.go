@@ -68,17 +68,12 @@ type Workspace struct {
 	frstd  kernels.Buf
 	cos    kernels.Buf
 	sin    kernels.Buf
-	// output-layer state of the last TokenLogProbs call
-	targets    []int32
-	invTemp    float32
-	lse, ent   kernels.Buf
-	logp       kernels.Buf
-	hasEntropy bool
+	// per-row output-layer values (see output.go)
+	lse, ent, logp, dlogp, dent kernels.Buf
 	// backward scratch
 	dres, dln, dattn, dqkv, dqkvPre, dgu, dact, dfinal kernels.Buf
-	dlogp, dent                                        kernels.Buf
-	// compact rows of the one-pass output layer (OutputGradArgs with spans)
-	spans           [][2]int
+	// the output rows' final hidden states and their gradient, gathered
+	// from spans of rows (Output.Spans)
 	cfinal, cdfinal kernels.Buf
 }
 
@@ -194,8 +189,9 @@ func (m *Model) Forward(ws *Workspace, batch Batch) (kernels.Buf, error) {
 }
 
 // Backward propagates dFinal (the gradient of the loss with respect to the
-// final normalised hidden states of the last Forward on ws) through the
-// model, accumulating parameter gradients into m.Grads.
+// final normalised hidden states of the last Forward on ws, [rows ×
+// hidden]; LossGrad returns it) through the model, accumulating parameter
+// gradients into m.Grads.
 func (m *Model) Backward(ws *Workspace, dFinal kernels.Buf) {
 	m.EnableGrads()
 	be, c := m.be, m.Cfg
@@ -242,196 +238,6 @@ func (m *Model) Backward(ws *Workspace, dFinal kernels.Buf) {
 		be.RMSNormBackward(dres, m.grad(lo.attnNorm, D), dln, in, m.param(lo.attnNorm, D), a.rstd1, N, D)
 	}
 	be.EmbedBackward(m.grad(m.lay.embed, c.Vocab*D), dres, ws.batch.IDs, D)
-}
-
-// TokenLogProbs computes, after Forward, log p(targets[i] | row i) under
-// softmax(invTemp · logits) for every row (0 where targets[i] < 0), and the
-// entropy of each row's distribution when withEntropy is set. It never
-// materialises the [rows × vocab] logits.
-func (m *Model) TokenLogProbs(ws *Workspace, targets []int32, invTemp float32, withEntropy bool) (logp, entropy []float32) {
-	c, be := m.Cfg, m.be
-	ws.targets, ws.invTemp, ws.hasEntropy = targets, invTemp, withEntropy
-	var ent kernels.Buf
-	if withEntropy {
-		ent = ws.view(ws.ent, 1)
-	}
-	be.TokenLogProbs(ws.view(ws.logp, 1), ent, ws.view(ws.lse, 1), ws.view(ws.final, c.Hidden), m.LMHead(), targets, ws.n, c.Hidden, c.Vocab, invTemp)
-	logp = make([]float32, ws.n)
-	be.Download(logp, ws.view(ws.logp, 1))
-	if withEntropy {
-		entropy = make([]float32, ws.n)
-		be.Download(entropy, ent)
-	}
-	return logp, entropy
-}
-
-// BackwardLogProbs backpropagates dL/dlogp (and dL/dentropy when the last
-// TokenLogProbs computed entropy; may be nil) through the output layer and
-// the whole model, accumulating into m.Grads.
-func (m *Model) BackwardLogProbs(ws *Workspace, dlogp, dEntropy []float32) {
-	m.BackwardLogProbsWith(ws, dlogp, dEntropy, nil)
-}
-
-// BackwardLogProbsWith is BackwardLogProbs with an extra gradient with
-// respect to the final hidden states (a value head's, say) added before
-// the backward pass through the trunk; dHidden may be nil.
-func (m *Model) BackwardLogProbsWith(ws *Workspace, dlogp, dEntropy []float32, dHidden kernels.Buf) {
-	m.EnableGrads()
-	c, be := m.Cfg, m.be
-	dl := be.Alloc(ws.n)
-	be.Upload(dl, dlogp)
-	var de, ent kernels.Buf
-	if dEntropy != nil && ws.hasEntropy {
-		de = be.Alloc(ws.n)
-		be.Upload(de, dEntropy)
-		ent = ws.view(ws.ent, 1)
-	}
-	dfinal := ws.view(ws.dfinal, c.Hidden)
-	be.Zero(dfinal)
-	lmGrad := m.grad(m.lay.lmHead, c.Vocab*c.Hidden)
-	be.TokenLogProbsBackward(dfinal, lmGrad, dl, de, ws.view(ws.final, c.Hidden), m.LMHead(), ws.view(ws.lse, 1), ent, ws.targets, ws.n, c.Hidden, c.Vocab, ws.invTemp)
-	be.Free(dl)
-	if de != nil {
-		be.Free(de)
-	}
-	if dHidden != nil {
-		be.Add(dfinal, dfinal, dHidden)
-	}
-	m.Backward(ws, dfinal)
-}
-
-// OutputGradArgs prepares the one-pass output layer
-// (kernels.Fused.TokenLogProbsGrad) for the last Forward: Logp, LSE,
-// Entropy (when withEntropy), DLogp and DEntropy are workspace buffers of
-// ws's rows, DHidden is the zeroed gradient of the final hidden states and
-// DW the LM head's gradient. The caller sets Grad and runs the kernel
-// (optim.OnePassPolicyLoss does both), then calls BackwardFinal. DEntropy
-// is nil unless withEntropy; the caller clears it when its objective has no
-// entropy term.
-//
-// spans, when non-nil, restricts the output layer to the row ranges
-// [start, end) of the last Forward (say, the completion tokens of each
-// sequence, leaving out prompts and padding, whose logits an RL loss never
-// uses): the kernel's rows are those ranges' rows in order, so targets and
-// every per-token buffer have Σ(end−start) entries, and BackwardFinal puts
-// the hidden-state gradients back in place.
-func (m *Model) OutputGradArgs(ws *Workspace, targets []int32, invTemp float32, withEntropy bool, spans [][2]int) *kernels.LogProbsGradArgs {
-	m.EnableGrads()
-	c, be := m.Cfg, m.be
-	ws.targets, ws.invTemp, ws.hasEntropy = nil, invTemp, withEntropy
-	ws.spans = spans
-	n, hidden := ws.outputRows(spans)
-	dHidden := ws.view(ws.dfinal, c.Hidden)
-	if spans != nil {
-		dHidden = be.View(ws.cdfinal, 0, n*c.Hidden)
-	}
-	if len(targets) != n {
-		panic(fmt.Sprintf("model: %d targets for %d output rows", len(targets), n))
-	}
-	be.Zero(dHidden)
-	a := &kernels.LogProbsGradArgs{
-		Logp: be.View(ws.logp, 0, n), LSE: be.View(ws.lse, 0, n), DLogp: be.View(ws.dlogp, 0, n),
-		Hidden: hidden, W: m.LMHead(),
-		DHidden: dHidden, DW: m.grad(m.lay.lmHead, c.Vocab*c.Hidden),
-		Targets: targets, N: n, D: c.Hidden, Vocab: c.Vocab, InvTemp: invTemp,
-	}
-	if withEntropy {
-		a.Entropy, a.DEntropy = be.View(ws.ent, 0, n), be.View(ws.dent, 0, n)
-	}
-	return a
-}
-
-// outputRows returns the final hidden states the output layer reads: all
-// rows when spans is nil, else the rows of the spans, gathered in order into
-// a compact buffer.
-func (ws *Workspace) outputRows(spans [][2]int) (int, kernels.Buf) {
-	D, be := ws.m.Cfg.Hidden, ws.m.be
-	if spans == nil {
-		return ws.n, ws.view(ws.final, D)
-	}
-	n := 0
-	for _, sp := range spans {
-		if sp[0] < 0 || sp[1] > ws.n || sp[1] < sp[0] {
-			panic(fmt.Sprintf("model: row span %v outside the %d rows of the batch", sp, ws.n))
-		}
-		r := sp[1] - sp[0]
-		if r == 0 {
-			continue
-		}
-		be.Copy2D(be.View(ws.cfinal, n*D, r*D), D, be.View(ws.final, sp[0]*D, r*D), D, r, D)
-		n += r
-	}
-	return n, be.View(ws.cfinal, 0, n*D)
-}
-
-// TokenLogProbsSpans is TokenLogProbs over the rows of spans only (see
-// OutputGradArgs), targets and result in that compact layout. It is
-// forward-only: the workspace keeps no state for a backward pass.
-func (m *Model) TokenLogProbsSpans(ws *Workspace, targets []int32, invTemp float32, spans [][2]int) []float32 {
-	n, hidden := ws.outputRows(spans)
-	if len(targets) != n {
-		panic(fmt.Sprintf("model: %d targets for %d output rows", len(targets), n))
-	}
-	ws.targets = nil
-	be := m.be
-	lp := be.View(ws.logp, 0, n)
-	be.TokenLogProbs(lp, nil, be.View(ws.lse, 0, n), hidden, m.LMHead(), targets, n, m.Cfg.Hidden, m.Cfg.Vocab, invTemp)
-	out := make([]float32, n)
-	be.Download(out, lp)
-	return out
-}
-
-// LogProbsAndBackward is TokenLogProbs followed by BackwardLogProbs for a
-// dL/dlogp known before the log-probs are (a cross-entropy's constant
-// weights, as in supervised fine-tuning): the output layer runs forward and
-// backward in one pass, then the trunk's backward. It returns the
-// log-probs.
-func (m *Model) LogProbsAndBackward(ws *Workspace, targets []int32, invTemp float32, dlogp []float32) []float32 {
-	a := m.OutputGradArgs(ws, targets, invTemp, false, nil)
-	m.be.Upload(a.DLogp, dlogp[:ws.n])
-	a.Grad = func(int, int) bool { return true }
-	m.be.TokenLogProbsGrad(a)
-	logp := make([]float32, ws.n)
-	m.be.Download(logp, a.Logp)
-	m.BackwardFinal(ws, nil)
-	return logp
-}
-
-// BackwardFinal backpropagates the final hidden states' gradient left by
-// the one-pass output layer (see OutputGradArgs), plus dHidden when
-// non-nil, through the trunk, accumulating into m.Grads.
-func (m *Model) BackwardFinal(ws *Workspace, dHidden kernels.Buf) {
-	D, be := m.Cfg.Hidden, m.be
-	dfinal := ws.view(ws.dfinal, D)
-	if ws.spans != nil {
-		be.Zero(dfinal)
-		off := 0
-		for _, sp := range ws.spans {
-			r := sp[1] - sp[0]
-			if r == 0 {
-				continue
-			}
-			be.Copy2D(be.View(ws.dfinal, sp[0]*D, r*D), D, be.View(ws.cdfinal, off*D, r*D), D, r, D)
-			off += r
-		}
-		ws.spans = nil
-	}
-	if dHidden != nil {
-		m.be.Add(dfinal, dfinal, dHidden)
-	}
-	m.Backward(ws, dfinal)
-}
-
-// Logits materialises the [rows × vocab] logits of the last Forward; meant
-// for tests and small models.
-func (m *Model) Logits(ws *Workspace) []float32 {
-	c, be := m.Cfg, m.be
-	out := be.Alloc(ws.n * c.Vocab)
-	be.Gemm(false, true, ws.n, c.Vocab, c.Hidden, 1, ws.view(ws.final, c.Hidden), c.Hidden, m.LMHead(), c.Hidden, 0, out, c.Vocab)
-	host := make([]float32, ws.n*c.Vocab)
-	be.Download(host, out)
-	be.Free(out)
-	return host
 }
 
 // NextTokenTargets returns, for a batch, the target of each row position:

@@ -183,10 +183,10 @@ func TestPaddingInvariance(t *testing.T) {
 	alone := Batch{IDs: seq, B: 1, T: 5}
 	ws := m.NewWorkspace()
 	m.Forward(ws, alone)
-	a := m.Logits(ws)
+	a := logits(m, ws)
 	padded := Batch{IDs: append(append([]int32{}, 1, 2, 3, 4, 5, 6, 7, 8), append(seq, 0, 0, 0)...), B: 2, T: 8, Lens: []int{8, 5}}
 	m.Forward(ws, padded)
-	b := m.Logits(ws)
+	b := logits(m, ws)
 	V := m.Cfg.Vocab
 	if e := maxRel(b[8*V:13*V], a); e > 1e-6 {
 		t.Errorf("padding changed the logits: relative error %.3g", e)

@@ -5,11 +5,12 @@ import (
 	"testing"
 )
 
-// TestLogProbsAndBackwardEqualsTwoCalls checks the one-pass output layer
-// at the model level: log-probs and every parameter gradient equal those of
-// TokenLogProbs followed by BackwardLogProbs (1e-5 of the largest), with
-// padding, masked rows and a temperature.
-func TestLogProbsAndBackwardEqualsTwoCalls(t *testing.T) {
+// TestLossGradEqualsTwoCalls checks the one-pass output layer at the model
+// level: log-probs and every parameter gradient of LossGrad and Backward
+// equal those of the TokenLogProbs and TokenLogProbsBackward kernels
+// followed by Backward (1e-5 of the largest), with padding, masked rows and
+// a temperature.
+func TestLossGradEqualsTwoCalls(t *testing.T) {
 	for name, cfg := range testConfigs() {
 		t.Run(name, func(t *testing.T) {
 			m := randomModel(t, cfg, 5)
@@ -28,10 +29,9 @@ func TestLogProbsAndBackwardEqualsTwoCalls(t *testing.T) {
 				}
 				var lp []float32
 				if onePass {
-					lp = m.LogProbsAndBackward(ws, targets, 1/0.7, dlogp)
+					lp = lossGrad(t, m, ws, Output{Targets: targets, InvTemp: 1 / 0.7}, dlogp)
 				} else {
-					lp, _ = m.TokenLogProbs(ws, targets, 1/0.7, false)
-					m.BackwardLogProbs(ws, dlogp, nil)
+					lp = twoPass(t, m, ws, targets, 1/0.7, dlogp)
 				}
 				g := make([]float32, m.Grads.Len())
 				m.be.Download(g, m.Grads)
@@ -56,12 +56,12 @@ func TestLogProbsAndBackwardEqualsTwoCalls(t *testing.T) {
 	}
 }
 
-// TestTokenLogProbsSpans checks the compact-row log-probs against the same
-// rows of a full TokenLogProbs (1e-6 relative: only the products' row
-// counts differ), and that OutputGradArgs with spans gives the gradients of
-// the full-row path whose dL/dℓ is zero outside the spans (1e-5 of the
-// largest).
-func TestTokenLogProbsSpans(t *testing.T) {
+// TestOutputSpans checks the compact-row log-probs (LogProbs with spans)
+// against the same rows of a full-row TokenLogProbs (1e-6 relative: only
+// the products' row counts differ), and that LossGrad with spans gives the
+// gradients of the full-row two-kernel path whose dL/dℓ is zero outside the
+// spans (1e-5 of the largest).
+func TestOutputSpans(t *testing.T) {
 	m := randomModel(t, testConfigs()["llama"], 9)
 	b := Batch{IDs: []int32{3, 7, 9, 11, 5, 8, 1, 0, 2, 4, 6, 10}, B: 3, T: 4, Lens: []int{4, 3, 2}}
 	full := NextTokenTargets(b)
@@ -82,16 +82,19 @@ func TestTokenLogProbsSpans(t *testing.T) {
 	if _, err := m.Forward(ws, b); err != nil {
 		t.Fatal(err)
 	}
-	all, _ := m.TokenLogProbs(ws, full, 1.25, false)
 	m.ZeroGrads()
-	m.BackwardLogProbs(ws, dlogpFull, nil)
+	all := twoPass(t, m, ws, full, 1.25, dlogpFull)
 	want := make([]float32, m.Grads.Len())
 	m.be.Download(want, m.Grads)
 
 	if _, err := m.Forward(ws, b); err != nil {
 		t.Fatal(err)
 	}
-	got := m.TokenLogProbsSpans(ws, targets, 1.25, spans)
+	out := Output{Spans: spans, Targets: targets, InvTemp: 1.25}
+	got, _, err := m.LogProbs(ws, out)
+	if err != nil {
+		t.Fatal(err)
+	}
 	k := 0
 	for _, sp := range spans {
 		for r := sp[0]; r < sp[1]; r++ {
@@ -102,11 +105,7 @@ func TestTokenLogProbsSpans(t *testing.T) {
 		}
 	}
 	m.ZeroGrads()
-	a := m.OutputGradArgs(ws, targets, 1.25, false, spans)
-	m.be.Upload(a.DLogp, dlogpCompact)
-	a.Grad = func(int, int) bool { return true }
-	m.be.TokenLogProbsGrad(a)
-	m.BackwardFinal(ws, nil)
+	lossGrad(t, m, ws, out, dlogpCompact)
 	g := make([]float32, m.Grads.Len())
 	m.be.Download(g, m.Grads)
 	var num, den float64

@@ -124,22 +124,26 @@ func TestMatchesPyTorch(t *testing.T) {
 			if _, err := m.Forward(ws, batch); err != nil {
 				t.Fatal(err)
 			}
-			logits := m.Logits(ws)
+			all := logits(m, ws)
 			// Padding rows are undefined in the reference output (zeros);
 			// compare valid rows only.
 			for b := 0; b < batch.B; b++ {
 				for j := batch.Lens[b]; j < batch.T; j++ {
 					row := (b*batch.T + j) * cfg.Vocab
-					clear(logits[row : row+cfg.Vocab])
+					clear(all[row : row+cfg.Vocab])
 					clear(ref["logits"].Data[row : row+cfg.Vocab])
 				}
 			}
-			if e := maxRel(logits, ref["logits"].Data); e > refTol {
+			if e := maxRel(all, ref["logits"].Data); e > refTol {
 				t.Errorf("logits: relative error %.3g > %g", e, refTol)
 			}
 
 			targets := NextTokenTargets(batch)
-			logp, _ := m.TokenLogProbs(ws, targets, 1, false)
+			out := Output{Targets: targets, InvTemp: 1}
+			logp, _, err := m.LogProbs(ws, out)
+			if err != nil {
+				t.Fatal(err)
+			}
 			count := 0
 			var loss float64
 			for _, tg := range targets {
@@ -159,7 +163,7 @@ func TestMatchesPyTorch(t *testing.T) {
 				t.Errorf("loss %.7g, reference %.7g", loss, want)
 			}
 			m.ZeroGrads()
-			m.BackwardLogProbs(ws, dlogp, nil)
+			lossGrad(t, m, ws, out, dlogp)
 			for _, g := range m.HostTensors(true) {
 				want, ok := ref["grad."+g.Name]
 				if !ok {

@@ -46,38 +46,65 @@ func (v *ValueHead) Bias() kernels.Buf       { return v.be.View(v.Params, v.hidd
 func (v *ValueHead) WeightGrad() kernels.Buf { return v.be.View(v.Grads, 0, v.hidden) }
 func (v *ValueHead) BiasGrad() kernels.Buf   { return v.be.View(v.Grads, v.hidden, 1) }
 
-// Forward returns the value of every row of the last Forward on ws.
-func (v *ValueHead) Forward(ws *Workspace) []float32 {
-	be, n := v.be, ws.n
+// Forward returns the value of each row in spans of the last Forward on
+// ws (every row when spans is nil), in order.
+func (v *ValueHead) Forward(ws *Workspace, spans [][2]int) ([]float32, error) {
+	n, hidden, err := ws.rows(spans)
+	if err != nil {
+		return nil, err
+	}
+	be := v.be
 	if v.out == nil || v.out.Len() < n {
+		if v.out != nil {
+			be.Free(v.out)
+		}
 		v.out = be.Alloc(n)
 	}
 	out := be.View(v.out, 0, n)
-	be.Gemm(false, true, n, 1, v.hidden, 1, ws.view(ws.final, v.hidden), v.hidden, v.Weight(), v.hidden, 0, out, 1)
+	be.Gemm(false, true, n, 1, v.hidden, 1, hidden, v.hidden, v.Weight(), v.hidden, 0, out, 1)
 	be.AddBias(out, v.Bias(), n, 1)
 	host := make([]float32, n)
 	be.Download(host, out)
-	return host
+	return host, nil
 }
 
-// Backward accumulates the gradients of Σ dv·V into the head's parameters
-// and returns the gradient with respect to the hidden states [rows,
-// hidden], to pass to Model.BackwardLogProbsWith.
-func (v *ValueHead) Backward(ws *Workspace, dv []float32) (kernels.Buf, error) {
-	be, n := v.be, ws.n
-	if len(dv) != n {
-		return nil, fmt.Errorf("value head: %d gradients for %d rows", len(dv), n)
+// Backward accumulates the gradients of Σ dv·V over the rows in spans
+// (every row when nil; dv in the order of Forward's values) into the
+// head's parameters and the hidden states' gradient into dFinal [rows of
+// the Forward × hidden] (LossGrad's OutputGrad.DFinal, before Backward).
+func (v *ValueHead) Backward(ws *Workspace, spans [][2]int, dv []float32, dFinal kernels.Buf) error {
+	n, hidden, err := ws.rows(spans)
+	if err != nil {
+		return err
 	}
+	if len(dv) != n {
+		return fmt.Errorf("value head: %d gradients for %d rows", len(dv), n)
+	}
+	be, D := v.be, v.hidden
 	g := be.Alloc(n)
 	defer be.Free(g)
 	be.Upload(g, dv)
-	final := ws.view(ws.final, v.hidden)
-	be.Gemm(true, false, 1, v.hidden, n, 1, g, 1, final, v.hidden, 1, v.WeightGrad(), v.hidden)
+	be.Gemm(true, false, 1, D, n, 1, g, 1, hidden, D, 1, v.WeightGrad(), D)
 	be.BiasBackward(v.BiasGrad(), g, n, 1)
-	if v.dh == nil || v.dh.Len() < n*v.hidden {
-		v.dh = be.Alloc(n * v.hidden)
+	if v.dh == nil || v.dh.Len() < n*D {
+		if v.dh != nil {
+			be.Free(v.dh)
+		}
+		v.dh = be.Alloc(n * D)
 	}
-	dh := be.View(v.dh, 0, n*v.hidden)
-	be.Gemm(false, false, n, v.hidden, 1, 1, g, 1, v.Weight(), v.hidden, 0, dh, v.hidden)
-	return dh, nil
+	dh := be.View(v.dh, 0, n*D)
+	be.Gemm(false, false, n, D, 1, 1, g, 1, v.Weight(), D, 0, dh, D)
+	if spans == nil {
+		be.Add(dFinal, dFinal, dh)
+		return nil
+	}
+	off := 0
+	for _, sp := range spans {
+		if r := sp[1] - sp[0]; r > 0 {
+			rows := be.View(dFinal, sp[0]*D, r*D)
+			be.Add(rows, rows, be.View(dh, off*D, r*D))
+			off += r
+		}
+	}
+	return nil
 }

@@ -17,7 +17,10 @@ func TestValueHeadGradients(t *testing.T) {
 	coef := []float32{0.3, -1, 2, 0.5, 1, -0.7, 0.2, 0}
 	loss := func() float64 {
 		m.Forward(ws, b)
-		vals := v.Forward(ws)
+		vals, err := v.Forward(ws, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		s := 0.0
 		for i, c := range coef {
 			s += float64(c) * float64(vals[i])
@@ -25,11 +28,21 @@ func TestValueHeadGradients(t *testing.T) {
 		return s
 	}
 	loss()
+	m.EnableGrads()
 	m.ZeroGrads()
-	dh, err := v.Backward(ws, coef)
+	// Through the trunk: no log-prob terms, only the value head's.
+	targets := make([]int32, ws.n)
+	for i := range targets {
+		targets[i] = -1
+	}
+	g0, err := m.LossGrad(ws, Output{Targets: targets, InvTemp: 1}, m.KnownGrad(make([]float32, ws.n), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := v.Backward(ws, nil, coef, g0.DFinal); err != nil {
+		t.Fatal(err)
+	}
+	dh := g0.DFinal
 	// Closed forms: dW = Σ c_i h_i, db = Σ c_i, dH_i = c_i w.
 	D := m.Cfg.Hidden
 	final := make([]float32, ws.n*D)
@@ -61,13 +74,7 @@ func TestValueHeadGradients(t *testing.T) {
 	if math.Abs(float64(g[D])-sumC) > 1e-5 {
 		t.Fatalf("db = %g, want %g", g[D], sumC)
 	}
-	// Through the trunk: backward with no log-prob terms.
-	targets := make([]int32, ws.n)
-	for i := range targets {
-		targets[i] = -1
-	}
-	m.TokenLogProbs(ws, targets, 1, false)
-	m.BackwardLogProbsWith(ws, make([]float32, ws.n), nil, dh)
+	m.Backward(ws, dh)
 	grads := make([]float32, m.NumParams())
 	m.be.Download(grads, m.Grads)
 	params := make([]float32, m.NumParams())
@@ -108,4 +115,64 @@ func topK(v []float32, k int) []int {
 		idx = append(idx, best)
 	}
 	return idx
+}
+
+// TestValueHeadSpans: over spans of rows the value head gives the values
+// of those rows (1e-6 relative) and the gradients of the full-row pass
+// whose dv is zero outside the spans (1e-6 of the largest).
+func TestValueHeadSpans(t *testing.T) {
+	m := randomModel(t, testConfigs()["llama"], 4)
+	v := m.NewValueHead(5, 0.5)
+	b := Batch{IDs: []int32{3, 7, 9, 11, 5, 8, 1, 0, 2, 4, 6, 10}, B: 3, T: 4, Lens: []int{4, 3, 2}}
+	spans := [][2]int{{1, 3}, {4, 4}, {5, 7}, {8, 9}}
+	ws := m.NewWorkspace()
+	if _, err := m.Forward(ws, b); err != nil {
+		t.Fatal(err)
+	}
+	all, err := v.Forward(ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	some, err := v.Forward(ws, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dvAll := make([]float32, ws.n)
+	var dvSome []float32
+	k := 0
+	for _, sp := range spans {
+		for r := sp[0]; r < sp[1]; r++ {
+			if d := math.Abs(float64(some[k] - all[r])); d > 1e-6*math.Max(1, math.Abs(float64(all[r]))) {
+				t.Errorf("row %d: value %v over spans, %v over all rows", r, some[k], all[r])
+			}
+			dvAll[r] = float32(r%4) - 1.5
+			dvSome = append(dvSome, dvAll[r])
+			k++
+		}
+	}
+	D := m.Cfg.Hidden
+	run := func(spans [][2]int, dv []float32) (head, hidden []float32) {
+		m.be.Zero(v.Grads)
+		dh := m.be.Alloc(ws.n * D)
+		defer m.be.Free(dh)
+		if err := v.Backward(ws, spans, dv, dh); err != nil {
+			t.Fatal(err)
+		}
+		return download(m.be, v.Grads), download(m.be, dh)
+	}
+	h1, d1 := run(nil, dvAll)
+	h2, d2 := run(spans, dvSome)
+	for _, c := range []struct {
+		what      string
+		got, want []float32
+	}{{"head gradients", h2, h1}, {"hidden gradients", d2, d1}} {
+		var num, den float64
+		for i := range c.want {
+			num = math.Max(num, math.Abs(float64(c.got[i]-c.want[i])))
+			den = math.Max(den, math.Abs(float64(c.want[i])))
+		}
+		if den == 0 || num > 1e-6*den {
+			t.Errorf("%s over spans differ from all rows by %.3g (largest %.3g)", c.what, num, den)
+		}
+	}
 }

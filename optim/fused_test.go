@@ -138,11 +138,20 @@ func onePassGrads(t *testing.T, be *cpu.Backend, b *lmBatch, obj objective, norm
 	t.Helper()
 	pl, lg := onePassArgs(t, b, obj, norm)
 	lg.ChunkRows = chunkRows
-	st := OnePassPolicyLoss(be, pl, lg)
+	st := onePass(be, pl, lg)
 	return st.Loss, cpu.Data(lg.DHidden), cpu.Data(lg.DW), st
 }
 
-// onePassArgs are the operands of OnePassPolicyLoss for batch b.
+// onePass runs TokenLogProbsGrad with PolicyLoss per chunk (what
+// model.Model.LossGrad does with it) and returns the statistics.
+func onePass(be kernels.Backend, pl *kernels.PolicyLossArgs, lg *kernels.LogProbsGradArgs) kernels.PolicyLossStats {
+	loss := NewPolicyLoss(be, *pl)
+	lg.Grad = func(r0, r1 int) bool { return loss.TokenGrad(lg.Logp, lg.Entropy, lg.DLogp, lg.DEntropy, r0, r1) }
+	be.TokenLogProbsGrad(lg)
+	return loss.Stats()
+}
+
+// onePassArgs are the operands of the one-pass policy loss for batch b.
 func onePassArgs(t *testing.T, b *lmBatch, obj objective, norm kernels.Normalizers) (*kernels.PolicyLossArgs, *kernels.LogProbsGradArgs) {
 	t.Helper()
 	p, err := obj.algo.PolicyParams(norm)

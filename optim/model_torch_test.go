@@ -13,9 +13,10 @@ import (
 )
 
 // TestModelGRPOMatchesTorch trains nothing but computes one GRPO loss on a
-// tiny two-layer Llama (Go forward, fused log-probs, PolicyLoss, fused
-// output backward, hand-written model backward) and compares the loss and
-// every parameter gradient with PyTorch autograd on the same weights
+// tiny two-layer Llama (Go forward, fused log-probs, then the training
+// path: the one-pass output layer with PolicyLoss per chunk and the
+// hand-written model backward) and compares the loss and every parameter
+// gradient with PyTorch autograd on the same weights
 // (scripts/torch_ref.py's decoder): relative error ≤ 1e-4.
 func TestModelGRPOMatchesTorch(t *testing.T) {
 	t.Parallel() // mostly waiting for the Python interpreter
@@ -65,7 +66,10 @@ func TestModelGRPOMatchesTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	const invTemp = 1 / 0.9
-	logp, ent := m.TokenLogProbs(ws, targets, invTemp, true)
+	logp, _, err := m.LogProbs(ws, model.Output{Targets: targets, InvTemp: invTemp})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	adv64, _, err := Advantages(DefaultAlgorithm(), [][]float64{{1, 0, 0.5, 1}}, nil, []int{0, 0, 1, 1})
 	if err != nil {
@@ -110,15 +114,19 @@ func TestModelGRPOMatchesTorch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dlogp, dent := make(cpu.F32, B*T), make(cpu.F32, B*T)
-		st := be.PolicyLoss(&kernels.PolicyLossArgs{
-			Logp: cpu.F32(logp), OldLogp: cpu.F32(old), RefLogp: cpu.F32(ref), Adv: cpu.F32(adv),
-			Mask: cpu.F32(mask), Entropy: cpu.F32(ent), DLogp: dlogp, DEntropy: dent,
+		loss := NewPolicyLoss(be, kernels.PolicyLossArgs{
+			OldLogp: cpu.F32(old), RefLogp: cpu.F32(ref), Adv: cpu.F32(adv), Mask: cpu.F32(mask),
 			Offsets: offsets, Truncated: truncated, P: p,
 		})
 		m.EnableGrads()
 		m.ZeroGrads()
-		m.BackwardLogProbs(ws, dlogp, dent)
+		out := model.Output{Targets: targets, InvTemp: invTemp, Entropy: true, EntropyGrad: a.EntropyCoef != 0}
+		g, err := m.LossGrad(ws, out, loss)
+		if err != nil || !g.Complete {
+			t.Fatalf("variant %d: %v (complete %v)", vi, err, g.Complete)
+		}
+		m.Backward(ws, g.DFinal)
+		st := loss.Stats()
 
 		if math.Abs(st.Loss-want[vi].Loss) > 1e-4*math.Max(1e-3, math.Abs(want[vi].Loss)) {
 			t.Errorf("variant %d: loss %v, PyTorch %v", vi, st.Loss, want[vi].Loss)

@@ -49,7 +49,7 @@
 // Completion.Logprobs[t] is log softmax(z / T)[token t], where z are the
 // raw model logits and T the sampling temperature (T = 1 when sampling
 // greedily, temperature 0). This is the distribution the trainer recomputes
-// with model.TokenLogProbs(invTemp = 1/T) and the one whose ratio PPO/GRPO
+// with model.Model.LogProbs (InvTemp = 1/T) and the one whose ratio PPO/GRPO
 // clip, as TRL and verl do (they divide the logits by the rollout
 // temperature before the log-softmax). It is deliberately not the processed
 // sampling distribution: top_k, top_p, min_p and the repetition penalty

@@ -64,7 +64,10 @@ func recompute(t *testing.T, m *model.Model, prompts [][]int32, comps []Completi
 		if _, err := m.Forward(ws, b); err != nil {
 			t.Fatal(err)
 		}
-		lp, _ := m.TokenLogProbs(ws, model.NextTokenTargets(b), invTemp, false)
+		lp, _, err := m.LogProbs(ws, model.Output{Targets: model.NextTokenTargets(b), InvTemp: invTemp})
+		if err != nil {
+			t.Fatal(err)
+		}
 		out[i] = lp[len(p)-1 : len(ids)-1]
 	}
 	return out

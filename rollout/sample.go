@@ -22,7 +22,7 @@ type Sampling struct {
 func (s Sampling) Greedy() bool { return s.Temperature == 0 }
 
 // InvTemp is the factor the recorded log-probs scale the logits by: 1/T, or
-// 1 when greedy. A trainer passes it to model.TokenLogProbs.
+// 1 when greedy. A trainer passes it as model.Output.InvTemp.
 func (s Sampling) InvTemp() float64 {
 	if s.Greedy() {
 		return 1

@@ -27,12 +27,14 @@ type seq struct {
 func (s *seq) completionLen() int { return len(s.ids) - s.prompt }
 
 // rowBatch lays a group of sequences out as a right-padded model batch.
-// Row j of sequence i predicts ids[j+1]; completion token k of sequence i is
-// predicted by row i*T + prompt−1 + k.
+// Row j of sequence i predicts ids[j+1], so the rows predicting sequence
+// i's completion tokens are one span; those spans are the output rows of
+// every RL loss (prompt and padding logits are never used), and every
+// per-token value is in their compact layout: sequence i's completion
+// tokens at offsets()[i] ..< offsets()[i+1].
 type rowBatch struct {
-	batch   model.Batch
-	targets []int32
-	seqs    []*seq
+	batch model.Batch
+	seqs  []*seq
 }
 
 func newRowBatch(seqs []*seq) *rowBatch {
@@ -45,62 +47,24 @@ func newRowBatch(seqs []*seq) *rowBatch {
 		copy(b.IDs[i*T:], s.ids)
 		b.Lens[i] = len(s.ids)
 	}
-	return &rowBatch{batch: b, targets: model.NextTokenTargets(b), seqs: seqs}
+	return &rowBatch{batch: b, seqs: seqs}
 }
 
-func (rb *rowBatch) rows() int { return rb.batch.B * rb.batch.T }
-
-// row is the row predicting completion token k of sequence i.
-func (rb *rowBatch) row(i, k int) int { return i*rb.batch.T + rb.seqs[i].prompt - 1 + k }
-
-// scatter writes per-completion-token values (get(i) of length
-// completionLen) into a row-layout slice; other rows are zero.
-func (rb *rowBatch) scatter(get func(s *seq) []float32) []float32 {
-	out := make([]float32, rb.rows())
+// output selects the completion tokens' rows: the row predicting
+// completion token k of sequence i is i·T + prompt − 1 + k, and its target
+// is that token.
+func (rb *rowBatch) output(invTemp float32) model.Output {
+	o := model.Output{Spans: make([][2]int, len(rb.seqs)), InvTemp: invTemp}
 	for i, s := range rb.seqs {
-		v := get(s)
-		if v == nil {
-			continue
-		}
-		copy(out[rb.row(i, 0):], v[:s.completionLen()])
+		r := i*rb.batch.T + s.prompt - 1
+		o.Spans[i] = [2]int{r, r + s.completionLen()}
+		o.Targets = append(o.Targets, s.ids[s.prompt:]...)
 	}
-	return out
-}
-
-// gather reads per-completion-token values of sequence i out of rows.
-func (rb *rowBatch) gather(rows []float32, i int) []float32 {
-	s := rb.seqs[i]
-	return append([]float32(nil), rows[rb.row(i, 0):rb.row(i, 0)+s.completionLen()]...)
-}
-
-// mask is 1 on the rows whose target is a completion token of a sequence
-// that takes part in the loss.
-func (rb *rowBatch) mask() []float32 {
-	out := make([]float32, rb.rows())
-	for i, s := range rb.seqs {
-		if s.excluded {
-			continue
-		}
-		for k := range s.completionLen() {
-			out[rb.row(i, k)] = 1
-		}
-	}
-	return out
-}
-
-// spans are the row ranges holding each sequence's completion tokens: the
-// rows an RL loss reads (see model.OutputGradArgs).
-func (rb *rowBatch) spans() [][2]int {
-	out := make([][2]int, len(rb.seqs))
-	for i, s := range rb.seqs {
-		r := rb.row(i, 0)
-		out[i] = [2]int{r, r + s.completionLen()}
-	}
-	return out
+	return o
 }
 
 // compact concatenates each sequence's per-completion-token values (zeros
-// where get returns nil): the layout of the rows in spans.
+// where get returns nil).
 func (rb *rowBatch) compact(get func(s *seq) []float32) []float32 {
 	var out []float32
 	for _, s := range rb.seqs {
@@ -114,17 +78,8 @@ func (rb *rowBatch) compact(get func(s *seq) []float32) []float32 {
 	return out
 }
 
-// compactTargets, compactMask and compactOffsets are targets, mask and
-// offsets in the layout of compact.
-func (rb *rowBatch) compactTargets() []int32 {
-	var out []int32
-	for _, sp := range rb.spans() {
-		out = append(out, rb.targets[sp[0]:sp[1]]...)
-	}
-	return out
-}
-
-func (rb *rowBatch) compactMask() []float32 {
+// mask is 1 on the tokens of the sequences that take part in the loss.
+func (rb *rowBatch) mask() []float32 {
 	return rb.compact(func(s *seq) []float32 {
 		if s.excluded {
 			return nil
@@ -133,18 +88,11 @@ func (rb *rowBatch) compactMask() []float32 {
 	})
 }
 
-func (rb *rowBatch) compactOffsets() []int {
+// offsets are the bounds of each sequence's tokens.
+func (rb *rowBatch) offsets() []int {
 	out := make([]int, len(rb.seqs)+1)
 	for i, s := range rb.seqs {
 		out[i+1] = out[i] + s.completionLen()
-	}
-	return out
-}
-
-func (rb *rowBatch) offsets() []int {
-	out := make([]int, len(rb.seqs)+1)
-	for i := range out {
-		out[i] = i * rb.batch.T
 	}
 	return out
 }
@@ -195,19 +143,23 @@ func sequenceLogProbsValues(m *model.Model, ws *model.Workspace, seqs []*seq, mi
 		if _, err := m.Forward(ws, rb.batch); err != nil {
 			return nil, nil, err
 		}
-		// Only completion rows: prompt and padding logits are never used.
-		lp := m.TokenLogProbsSpans(ws, rb.compactTargets(), invTemp, rb.spans())
+		out := rb.output(invTemp)
+		lp, _, err := m.LogProbs(ws, out)
+		if err != nil {
+			return nil, nil, err
+		}
 		var vals []float32
 		if vh != nil {
-			vals = vh.Forward(ws)
+			if vals, err = vh.Forward(ws, out.Spans); err != nil {
+				return nil, nil, err
+			}
 		}
-		off := 0
-		for i, s := range rb.seqs {
-			n := s.completionLen()
-			logp[c[0]+i] = lp[off : off+n : off+n]
-			off += n
+		offs := rb.offsets()
+		for i := range rb.seqs {
+			lo, hi := offs[i], offs[i+1]
+			logp[c[0]+i] = lp[lo:hi:hi]
 			if vh != nil {
-				values[c[0]+i] = rb.gather(vals, i)
+				values[c[0]+i] = vals[lo:hi:hi]
 			}
 		}
 	}

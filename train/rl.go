@@ -9,6 +9,7 @@ import (
 
 	"github.com/rltrain/rltrain/data"
 	"github.com/rltrain/rltrain/kernels"
+	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/optim"
 	"github.com/rltrain/rltrain/reward"
 	"github.com/rltrain/rltrain/rollout"
@@ -391,7 +392,8 @@ func (t *Trainer) normalizers(batch []int) kernels.Normalizers {
 }
 
 // updateMicro runs forward, loss and backward for the sequences t.cur[idx],
-// accumulating gradients.
+// accumulating gradients. Every per-token buffer is in the compact layout
+// of the completion tokens (rowBatch).
 func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, haveOld bool, invTemp float32) (kernels.PolicyLossStats, optim.DRPOStats, error) {
 	be := t.be
 	seqs := make([]*seq, len(idx))
@@ -413,8 +415,9 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 			be.Free(b)
 		}
 	}()
+	out := rb.output(invTemp)
 	if t.alg.Loss == optim.LossDRPO {
-		dst, err := t.updateMicroDRPO(rb, up(rb.mask()), norm, prompts, haveOld, invTemp, up)
+		dst, err := t.updateMicroDRPO(rb, out, norm, prompts, haveOld, up)
 		return kernels.PolicyLossStats{Loss: dst.Loss}, dst, err
 	}
 
@@ -422,36 +425,24 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 	if err != nil {
 		return kernels.PolicyLossStats{}, optim.DRPOStats{}, err
 	}
-	// The clipped surrogate's dL/dℓ of a token needs only that token, so
-	// the output layer runs forward and backward in one pass, and only over
-	// the completion tokens' rows (prompt and padding logits are never
-	// used). Per-token buffers below are in that compact layout.
-	lg := t.pol.Model.OutputGradArgs(t.ws, rb.compactTargets(), invTemp, true, rb.spans())
-	if t.alg.EntropyCoef == 0 {
-		lg.DEntropy = nil
-	}
-	// On-policy, ℓ_old is ℓ itself (detached): the kernel writes each
-	// chunk's ℓ before PolicyLoss reads it.
-	oldBuf := lg.Logp
-	if haveOld {
-		oldBuf = up(rb.compact(func(s *seq) []float32 { return s.oldLogp }))
-	}
 	truncated := make([]bool, len(seqs))
 	for i, s := range seqs {
 		truncated[i] = s.truncated
 	}
-	args := &kernels.PolicyLossArgs{
-		Logp: lg.Logp, OldLogp: oldBuf, Mask: up(rb.compactMask()), DLogp: lg.DLogp,
+	args := kernels.PolicyLossArgs{
+		Mask: up(rb.mask()),
 		Adv: up(rb.compact(func(s *seq) []float32 {
 			if s.tokAdv != nil {
 				return s.tokAdv
 			}
 			return constant(s.adv, s.completionLen())
 		})),
-		Entropy: lg.Entropy, DEntropy: lg.DEntropy,
-		Offsets:   rb.compactOffsets(),
+		Offsets:   rb.offsets(),
 		Truncated: truncated,
 		P:         params,
+	}
+	if haveOld {
+		args.OldLogp = up(rb.compact(func(s *seq) []float32 { return s.oldLogp }))
 	}
 	if t.ref != nil && params.Beta > 0 {
 		args.RefLogp = up(rb.compact(func(s *seq) []float32 { return s.refLogp }))
@@ -459,17 +450,23 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 	if params.TISCap > 0 {
 		args.RolloutLogp = up(rb.compact(func(s *seq) []float32 { return s.rolloutLogp }))
 	}
-	st := optim.OnePassPolicyLoss(be, args, lg)
-	if !finite(st.Loss) {
-		return st, optim.DRPOStats{}, nil
+	// The clipped surrogate's dL/dℓ of a token needs only that token, so
+	// the output layer runs forward and backward in one pass.
+	out.Entropy, out.EntropyGrad = true, t.alg.EntropyCoef != 0
+	loss := optim.NewPolicyLoss(be, args)
+	g, err := t.pol.Model.LossGrad(t.ws, out, loss)
+	st := loss.Stats()
+	if err != nil || !g.Complete {
+		return st, optim.DRPOStats{}, err
 	}
-	var dHidden kernels.Buf
 	if t.vh != nil {
-		n := rb.rows()
-		values := t.vh.Forward(t.ws)
-		dv := make([]float32, n)
-		vl, err := optim.ValueLoss(dv, values, rb.scatter(func(s *seq) []float32 { return s.oldValues }),
-			rb.scatter(func(s *seq) []float32 { return s.returns }), rb.mask(), t.alg.ValueClip, t.alg.VFCoef, norm.Tokens)
+		values, err := t.vh.Forward(t.ws, out.Spans)
+		if err != nil {
+			return st, optim.DRPOStats{}, err
+		}
+		dv := make([]float32, len(values))
+		vl, err := optim.ValueLoss(dv, values, rb.compact(func(s *seq) []float32 { return s.oldValues }),
+			rb.compact(func(s *seq) []float32 { return s.returns }), rb.mask(), t.alg.ValueClip, t.alg.VFCoef, norm.Tokens)
 		if err != nil {
 			return st, optim.DRPOStats{}, err
 		}
@@ -478,40 +475,44 @@ func (t *Trainer) updateMicro(idx []int, norm kernels.Normalizers, prompts int, 
 			return st, optim.DRPOStats{}, nil
 		}
 		t.vfLoss += vl
-		if dHidden, err = t.vh.Backward(t.ws, dv); err != nil {
+		if err := t.vh.Backward(t.ws, out.Spans, dv, g.DFinal); err != nil {
 			return st, optim.DRPOStats{}, err
 		}
 	}
-	t.pol.Model.BackwardFinal(t.ws, dHidden)
+	t.pol.Model.Backward(t.ws, g.DFinal)
 	return st, optim.DRPOStats{}, nil
 }
 
 // updateMicroDRPO is DRPO's micro-batch: its per-token gradients depend on
-// whole-sequence scores, so the log-probs of every token come first
-// (TokenLogProbs), then the two DRPO passes, then the output layer's
-// backward.
-func (t *Trainer) updateMicroDRPO(rb *rowBatch, mask kernels.Buf, norm kernels.Normalizers, prompts int, haveOld bool, invTemp float32, up func([]float32) kernels.Buf) (optim.DRPOStats, error) {
-	be := t.be
-	logp, _ := t.pol.Model.TokenLogProbs(t.ws, rb.targets, invTemp, false)
+// whole-sequence scores, so the log-probs of every token come first, then
+// the two DRPO passes, then the output layer with that known gradient.
+func (t *Trainer) updateMicroDRPO(rb *rowBatch, out model.Output, norm kernels.Normalizers, prompts int, haveOld bool, up func([]float32) kernels.Buf) (optim.DRPOStats, error) {
+	be, m := t.be, t.pol.Model
+	logp, _, err := m.LogProbs(t.ws, out)
+	if err != nil {
+		return optim.DRPOStats{}, err
+	}
 	lpBuf := up(logp)
 	oldBuf := lpBuf
 	if haveOld {
-		oldBuf = up(rb.scatter(func(s *seq) []float32 { return s.oldLogp }))
+		oldBuf = up(rb.compact(func(s *seq) []float32 { return s.oldLogp }))
 	}
-	dlogp := up(make([]float32, rb.rows()))
+	dlogp := up(make([]float32, len(logp)))
 	correct := make([]bool, len(rb.seqs))
 	groups := make([]int, len(rb.seqs))
 	for i, s := range rb.seqs {
 		correct[i], groups[i] = s.correct, s.group
 	}
-	dst, err := t.alg.DRPOLoss(be, optim.DRPOInput{Logp: lpBuf, OldLogp: oldBuf, Mask: mask, DLogp: dlogp,
+	dst, err := t.alg.DRPOLoss(be, optim.DRPOInput{Logp: lpBuf, OldLogp: oldBuf, Mask: up(rb.mask()), DLogp: dlogp,
 		Offsets: rb.offsets(), Correct: correct, Groups: groups, Prompts: max(prompts, 1), Tokens: max(norm.Tokens, 1), MaxLen: norm.MaxLen})
+	if err != nil || !finite(dst.Loss) {
+		return dst, err
+	}
+	g, err := m.LossGrad(t.ws, out, m.KnownGrad(download(be, dlogp), nil))
 	if err != nil {
 		return dst, err
 	}
-	if finite(dst.Loss) {
-		t.pol.Model.BackwardLogProbs(t.ws, download(be, dlogp), nil)
-	}
+	m.Backward(t.ws, g.DFinal)
 	return dst, nil
 }
 

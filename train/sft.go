@@ -186,7 +186,13 @@ func (t *Trainer) sftStep(rows []sftRow) (float64, error) {
 			dlogp[i] = -1 / float32(count)
 		}
 	}
-	logp := m.LogProbsAndBackward(t.ws, targets, 1, dlogp)
+	g, err := m.LossGrad(t.ws, model.Output{Targets: targets, InvTemp: 1}, m.KnownGrad(dlogp, nil))
+	if err != nil {
+		return 0, err
+	}
+	m.Backward(t.ws, g.DFinal)
+	logp := make([]float32, len(targets))
+	t.be.Download(logp, g.Logp)
 	var loss float64
 	for i, tg := range targets {
 		if tg >= 0 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rltrain/rltrain/kernels"
+	"github.com/rltrain/rltrain/model"
 )
 
 // TestUpdateMatchesTwoCallReference checks a policy update micro-batch —
@@ -78,8 +79,9 @@ func TestUpdateMatchesTwoCallReference(t *testing.T) {
 	}
 }
 
-// twoCallUpdate is the reference: every row's log-prob, PolicyLoss over
-// the row layout, TokenLogProbsBackward, trunk backward.
+// twoCallUpdate is the reference: every row's log-prob (TokenLogProbs
+// kernel), PolicyLoss over the padded row layout, the TokenLogProbsBackward
+// kernel, trunk backward.
 func twoCallUpdate(t *testing.T, tr *Trainer, idx []int, norm kernels.Normalizers, haveOld bool, invTemp float32) ([]float32, float64) {
 	be, m := tr.be, tr.pol.Model
 	var seqs []*seq
@@ -87,29 +89,51 @@ func twoCallUpdate(t *testing.T, tr *Trainer, idx []int, norm kernels.Normalizer
 		seqs = append(seqs, tr.cur[i])
 	}
 	rb := newRowBatch(seqs)
-	if _, err := m.Forward(tr.ws, rb.batch); err != nil {
+	final, err := m.Forward(tr.ws, rb.batch)
+	if err != nil {
 		t.Fatal(err)
 	}
-	logp, ent := m.TokenLogProbs(tr.ws, rb.targets, invTemp, true)
+	T := rb.batch.T
+	targets := model.NextTokenTargets(rb.batch)
+	n, D, V := len(targets), m.Cfg.Hidden, m.Cfg.Vocab
+	// The padded row layout: completion token k of sequence i is predicted
+	// by row i·T + prompt − 1 + k.
+	row := func(i, k int) int { return i*T + seqs[i].prompt - 1 + k }
+	scatter := func(get func(s *seq) []float32) []float32 {
+		out := make([]float32, n)
+		for i, s := range seqs {
+			copy(out[row(i, 0):], get(s)[:s.completionLen()])
+		}
+		return out
+	}
+	mask := make([]float32, n)
+	offsets := make([]int, len(seqs)+1)
+	var truncated []bool
+	for i, s := range seqs {
+		offsets[i+1] = (i + 1) * T
+		truncated = append(truncated, s.truncated)
+		for k := range s.completionLen() {
+			if !s.excluded {
+				mask[row(i, k)] = 1
+			}
+		}
+	}
+	logp, ent, lse := be.Alloc(n), be.Alloc(n), be.Alloc(n)
+	be.TokenLogProbs(logp, ent, lse, final, m.LMHead(), targets, n, D, V, invTemp)
 	params, err := tr.alg.PolicyParams(norm)
 	if err != nil {
 		t.Fatal(err)
 	}
 	old := logp
 	if haveOld {
-		old = rb.scatter(func(s *seq) []float32 { return s.oldLogp })
+		old = upload(be, scatter(func(s *seq) []float32 { return s.oldLogp }))
 	}
-	var truncated []bool
-	for _, s := range seqs {
-		truncated = append(truncated, s.truncated)
-	}
-	n := rb.rows()
 	args := &kernels.PolicyLossArgs{
-		Logp: upload(be, logp), OldLogp: upload(be, old), Mask: upload(be, rb.mask()), DLogp: be.Alloc(n),
-		Adv:     upload(be, rb.scatter(func(s *seq) []float32 { return constant(s.adv, s.completionLen()) })),
-		Entropy: upload(be, ent), Offsets: rb.offsets(), Truncated: truncated, P: params,
-		RefLogp:     upload(be, rb.scatter(func(s *seq) []float32 { return s.refLogp })),
-		RolloutLogp: upload(be, rb.scatter(func(s *seq) []float32 { return s.rolloutLogp })),
+		Logp: logp, OldLogp: old, Mask: upload(be, mask), DLogp: be.Alloc(n),
+		Adv:     upload(be, scatter(func(s *seq) []float32 { return constant(s.adv, s.completionLen()) })),
+		Entropy: ent, Offsets: offsets, Truncated: truncated, P: params,
+		RefLogp:     upload(be, scatter(func(s *seq) []float32 { return s.refLogp })),
+		RolloutLogp: upload(be, scatter(func(s *seq) []float32 { return s.rolloutLogp })),
 	}
 	if params.EntropyCoef != 0 {
 		args.DEntropy = be.Alloc(n)
@@ -118,10 +142,23 @@ func twoCallUpdate(t *testing.T, tr *Trainer, idx []int, norm kernels.Normalizer
 		args.RefLogp = nil
 	}
 	st := be.PolicyLoss(args)
-	var dent []float32
+	var entBuf kernels.Buf
 	if args.DEntropy != nil {
-		dent = download(be, args.DEntropy)
+		entBuf = ent
 	}
-	m.BackwardLogProbs(tr.ws, download(be, args.DLogp), dent)
+	dfinal := be.Alloc(n * D)
+	be.TokenLogProbsBackward(dfinal, lmHeadGrad(m), args.DLogp, args.DEntropy, final, m.LMHead(), lse, entBuf, targets, n, D, V, invTemp)
+	m.Backward(tr.ws, dfinal)
 	return download(be, m.Grads), st.Loss
+}
+
+// lmHeadGrad is the LM head's view of m.Grads (the embedding's when tied).
+func lmHeadGrad(m *model.Model) kernels.Buf {
+	var head model.Tensor
+	for _, t := range m.Tensors() {
+		if t.Name == "lm_head.weight" || (head.Name == "" && t.Name == "model.embed_tokens.weight") {
+			head = t
+		}
+	}
+	return m.Backend().View(m.Grads, head.Offset, head.Size())
 }

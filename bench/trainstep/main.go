@@ -81,7 +81,11 @@ func main() {
 		if _, err := m.Forward(ws, b); err != nil {
 			panic(err)
 		}
-		m.LogProbsAndBackward(ws, targets, 1, dlogp)
+		g, err := m.LossGrad(ws, model.Output{Targets: targets, InvTemp: 1}, m.KnownGrad(dlogp, nil))
+		if err != nil {
+			panic(err)
+		}
+		m.Backward(ws, g.DFinal)
 		be.AdamW(m.Params, m.Grads, mom, vel, n, kernels.AdamWParams{LR: 1e-4, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01, Step: k + 1})
 		return time.Since(start)
 	}

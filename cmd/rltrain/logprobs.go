@@ -175,7 +175,10 @@ func scoreBatch(m *model.Model, ws *model.Workspace, seqs []logprobsOut, invTemp
 	if _, err := m.Forward(ws, b); err != nil {
 		return err
 	}
-	logp, _ := m.TokenLogProbs(ws, model.NextTokenTargets(b), invTemp, false)
+	logp, _, err := m.LogProbs(ws, model.Output{Targets: model.NextTokenTargets(b), InvTemp: invTemp})
+	if err != nil {
+		return err
+	}
 	for i := range seqs {
 		s := &seqs[i]
 		s.Logprobs = make([]*float64, len(s.IDs))

@@ -286,8 +286,12 @@ func BenchModel(drv cuda.Driver, cfg model.Config, dev DeviceSpec, prec cuda.Pre
 			ferr = err
 			return
 		}
-		m.TokenLogProbs(ws, targets, 1, false)
-		m.BackwardLogProbs(ws, dl, nil)
+		g, err := m.LossGrad(ws, model.Output{Targets: targets, InvTemp: 1}, m.KnownGrad(dl, nil))
+		if err != nil {
+			ferr = err
+			return
+		}
+		m.Backward(ws, g.DFinal)
 	}
 	sec, err := timeIt(drv, 3, step)
 	if err == nil {

@@ -152,7 +152,11 @@ func runGRPO(t *testing.T, cfg model.Config, be kernels.Backend, params []float3
 		if _, err := m.Forward(ws, batch); err != nil {
 			t.Fatal(err)
 		}
-		logp, ent := m.TokenLogProbs(ws, targets, 1/0.9, true)
+		out := model.Output{Targets: targets, InvTemp: 1 / 0.9, Entropy: true, EntropyGrad: true}
+		logp, ent, err := m.LogProbs(ws, out)
+		if err != nil {
+			t.Fatal(err)
+		}
 		tr.logp = append(tr.logp, logp)
 		tr.entropy = append(tr.entropy, ent)
 		if old == nil {
@@ -173,7 +177,11 @@ func runGRPO(t *testing.T, cfg model.Config, be kernels.Backend, params []float3
 		be.Download(dl, args.DLogp)
 		be.Download(de, args.DEntropy)
 		m.ZeroGrads()
-		m.BackwardLogProbs(ws, dl, de)
+		g, err := m.LossGrad(ws, out, m.KnownGrad(dl, de))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Backward(ws, g.DFinal)
 		if step == 1 {
 			tr.grads = make([]float32, m.NumParams())
 			be.Download(tr.grads, m.Grads)

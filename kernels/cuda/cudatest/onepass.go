@@ -61,7 +61,10 @@ func OnePass(t *testing.T, newDriver func() (cuda.Driver, error)) {
 					Logp: lg.Logp, OldLogp: buf(old), RefLogp: buf(ref), Adv: buf(adv), Mask: buf(mask),
 					Entropy: lg.Entropy, DLogp: lg.DLogp, DEntropy: lg.DEntropy, Offsets: offsets, P: prm,
 				}
-				return run{lg, optim.OnePassPolicyLoss(be, pl, lg)}
+				loss := optim.NewPolicyLoss(be, *pl)
+				lg.Grad = func(r0, r1 int) bool { return loss.TokenGrad(lg.Logp, lg.Entropy, lg.DLogp, lg.DEntropy, r0, r1) }
+				be.TokenLogProbsGrad(lg)
+				return run{lg, loss.Stats()}
 			}
 			want, got := do(p.ref), do(p.dev)
 			name := fmt.Sprintf("one pass case %d rows %d", ci, rows)
