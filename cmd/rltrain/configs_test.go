@@ -88,3 +88,22 @@ func TestConfigDocIsCurrent(t *testing.T) {
 		t.Error("configs/README.md is out of date: run `bin/rltrain config --doc > configs/README.md`")
 	}
 }
+
+// TestConfigPrintsLikeRun: `rltrain config CONFIG` is a shorter name for
+// `rltrain run CONFIG --print-config`.
+func TestConfigPrintsLikeRun(t *testing.T) {
+	var viaRun, viaConfig bytes.Buffer
+	sets := []string{"optim.lr=3e-6"}
+	if err := runTrain(nil, &viaRun, &bytes.Buffer{}, "../../configs/demo.yaml", runFlags{sets: sets, printConfig: true}); err != nil {
+		t.Fatal(err)
+	}
+	rootCmd.SetOut(&viaConfig)
+	rootCmd.SetArgs([]string{"config", "../../configs/demo.yaml", "--set", sets[0]})
+	defer rootCmd.SetArgs(nil)
+	if err := rootCmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if viaRun.Len() == 0 || viaRun.String() != viaConfig.String() || !bytes.Contains(viaRun.Bytes(), []byte("lr: 3e-06")) {
+		t.Errorf("run --print-config:\n%s\nconfig:\n%s", viaRun.String(), viaConfig.String())
+	}
+}

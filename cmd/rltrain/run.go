@@ -89,16 +89,11 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runF
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if f.printConfig {
+		return printConfig(stdout, path, f.sets)
+	}
 	cfg, err := loadConfig(path, f.sets)
 	if err != nil {
-		return err
-	}
-	if f.printConfig {
-		y, err := cfg.YAML()
-		if err != nil {
-			return err
-		}
-		_, err = stdout.Write(y)
 		return err
 	}
 	if dist.Launched() {
