@@ -101,7 +101,8 @@ type generateOut struct {
 	IDs      []int32   `json:"ids"`
 	Text     string    `json:"text"`
 	Logprobs []float32 `json:"logprobs"`
-	Finish   string    `json:"finish_reason"`
+	Finish   string    `json:"finish_reason"`         // stop or length, as vLLM reports it
+	Stop     string    `json:"stop_reason,omitempty"` // eos or stop_string when finish_reason is stop
 }
 
 func runGenerate(stdout, stderr io.Writer, f generateFlags) error {
@@ -204,13 +205,13 @@ func runGenerate(stdout, stderr io.Writer, f generateFlags) error {
 			text = tokenizer.ValidUTF8(text)
 		}
 		if f.jsonOut {
-			line := generateOut{Prompt: c.Prompt, Sample: c.Sample, IDs: c.IDs, Text: text, Logprobs: c.Logprobs, Finish: string(c.Finish)}
+			line := generateOut{Prompt: c.Prompt, Sample: c.Sample, IDs: c.IDs, Text: text, Logprobs: c.Logprobs, Finish: c.Finish.Public(), Stop: c.Finish.StopKind()}
 			if err := enc.Encode(&line); err != nil {
 				return err
 			}
 			continue
 		}
-		fmt.Fprintf(out, "--- prompt %d, sample %d (%s, %d tokens)\n", c.Prompt, c.Sample, c.Finish, len(c.IDs))
+		fmt.Fprintf(out, "--- prompt %d, sample %d (%s, %d tokens)\n", c.Prompt, c.Sample, c.Finish.Public(), len(c.IDs))
 		if tok != nil {
 			fmt.Fprintln(out, text)
 		} else {

@@ -56,10 +56,9 @@ func TestGenerateJSONIDs(t *testing.T) {
 		if l.Prompt != i/3 || l.Sample != i%3 || len(l.IDs) == 0 || len(l.Logprobs) != len(l.IDs) {
 			t.Fatalf("line %d: %+v", i, l)
 		}
-		switch rollout.FinishReason(l.Finish) {
-		case rollout.FinishEOS, rollout.FinishLength:
-		default:
-			t.Fatalf("line %d: finish %q", i, l.Finish)
+		// vLLM's names: an EOS token is "stop" too.
+		if !(l.Finish == "stop" && l.Stop == "eos") && !(l.Finish == "length" && l.Stop == "") {
+			t.Fatalf("line %d: finish %q, stop %q", i, l.Finish, l.Stop)
 		}
 		for _, lp := range l.Logprobs {
 			if !(lp <= 0) {
@@ -112,7 +111,7 @@ func TestGenerateText(t *testing.T) {
 	stopped := runGenerateLines(t, f)
 	n := 0
 	for i, l := range stopped {
-		if l.Finish == "stop" {
+		if l.Finish == "stop" && l.Stop == "stop_string" {
 			n++
 			if strings.Contains(l.Text, stop) || !strings.HasPrefix(free[i].Text, l.Text+stop) {
 				t.Fatalf("stopped text %q (stop %q), free text %q", l.Text, stop, free[i].Text)
