@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/rltrain/rltrain/data"
 	"github.com/rltrain/rltrain/rollout"
+	"github.com/rltrain/rltrain/train/config"
 )
 
 // EvalResult summarises an evaluation.
@@ -14,8 +17,9 @@ type EvalResult struct {
 	Prompts int
 	// Samples per prompt (1 for greedy).
 	Samples int
-	// Accuracy is the fraction of completions judged correct: by the
-	// built-in task's verifier, or else by the first reward (≥ 0.5).
+	// Accuracy is the fraction of completions judged correct: scored at
+	// least eval.correct_threshold by eval.correct_reward (by default the
+	// built-in task's verifier, or else the first reward).
 	Accuracy float64
 	// PassAtK is the fraction of prompts with at least one correct
 	// completion among Samples.
@@ -113,16 +117,45 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 	return res, nil
 }
 
-// isCorrect judges sample si of a group.
-func (t *Trainer) isCorrect(g *rolledGroup, si int) bool {
-	if t.src.Task != nil {
-		return t.src.Task.Score(g.ex, g.comps[si].Text) >= 1
+// correctIndex resolves eval.correct_reward to the reward component that
+// judges correctness: the named reward, or else a built-in task's own
+// verifier (-1), or else the first reward.
+func correctIndex(cfg *config.Config, task bool, names []string) (int, error) {
+	if name := cfg.Eval.CorrectReward; name != "" {
+		if i := slices.Index(names, name); i >= 0 {
+			return i, nil
+		}
+		return 0, fmt.Errorf("eval.correct_reward: %q is not the name of a reward; the rewards are %s", name, strings.Join(names, ", "))
 	}
-	if len(g.comp) == 0 {
+	if task {
+		return -1, nil
+	}
+	return 0, nil
+}
+
+// correctName names what judges correctness, for messages.
+func (t *Trainer) correctName() string {
+	switch {
+	case t.correctIndex < 0 && t.src != nil && t.src.Task != nil:
+		return "the " + t.src.Task.Name() + " task's verifier"
+	case t.rewards != nil && t.correctIndex >= 0 && t.correctIndex < len(t.rewards.Names()):
+		return t.rewards.Names()[t.correctIndex]
+	}
+	return "the first reward"
+}
+
+// isCorrect judges sample si of a group: its eval.correct_reward score is
+// at least eval.correct_threshold.
+func (t *Trainer) isCorrect(g *rolledGroup, si int) bool {
+	th := t.cfg.Eval.CorrectThreshold
+	if t.correctIndex < 0 {
+		return t.src.Task.Score(g.ex, g.comps[si].Text) >= th
+	}
+	if t.correctIndex >= len(g.comp) {
 		return false
 	}
-	v := g.comp[0][si]
-	return !math.IsNaN(v) && v >= 0.5
+	v := g.comp[t.correctIndex][si]
+	return !math.IsNaN(v) && v >= th
 }
 
 // EvalExamples is the evaluation set of the run.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/rltrain/rltrain/data"
@@ -101,9 +102,13 @@ func (t *Trainer) rollOut(ctx context.Context, exs []data.Example, firstIndex ui
 		}
 		lo = hi
 	}
+	// Error counts, and the metrics reward functions report themselves (an
+	// external program's "metrics", as rewards/<name>/<metric>); the
+	// per-reward mean and std are computed over the kept groups instead.
 	errs := map[string]float64{}
 	for k, v := range res.Metrics {
-		if len(k) > 14 && k[:14] == "reward/errors/" {
+		own := strings.HasPrefix(k, "rewards/") && !strings.HasSuffix(k, "/mean") && !strings.HasSuffix(k, "/std")
+		if strings.HasPrefix(k, "reward/errors/") || own {
 			errs[k] = v
 		}
 	}
@@ -138,8 +143,9 @@ func (t *Trainer) rlStep(ctx context.Context) (map[string]float64, error) {
 	var kept []*rolledGroup
 	var genTime, rewardTime time.Duration
 	var stats rollout.Stats
-	sampledGroups, filtered := 0, 0
+	sampledGroups, filtered, rounds := 0, 0, 0
 	for round := 0; len(kept) < B; round++ {
+		rounds++
 		need := B - len(kept)
 		exs := t.src.Train.Next(need)
 		genStart := time.Now()
@@ -163,6 +169,11 @@ func (t *Trainer) rlStep(ctx context.Context) (map[string]float64, error) {
 				continue
 			}
 			kept = append(kept, g)
+		}
+	}
+	for k := range m {
+		if strings.HasPrefix(k, "rewards/") {
+			m[k] /= float64(rounds) // a reward's own metrics: the mean over the rounds
 		}
 	}
 	if c.Rollout.FilterZeroStd {
@@ -210,15 +221,22 @@ func (t *Trainer) rlStep(ctx context.Context) (map[string]float64, error) {
 		m["reward/excluded"] = float64(rs.Excluded)
 	}
 	for k, name := range t.rewards.Names() {
-		sum, n := 0.0, 0
+		sum, sq, n := 0.0, 0.0, 0
 		for _, v := range comps[k] {
 			if !math.IsNaN(v) {
 				sum += v
+				sq += v * v
 				n++
 			}
 		}
 		if n > 0 {
-			m["rewards/"+name+"/mean"] = sum / float64(n)
+			mean := sum / float64(n)
+			m["rewards/"+name+"/mean"] = mean
+			std := 0.0 // the unbiased sample std, as reward_std
+			if n > 1 {
+				std = math.Sqrt(max(0, (sq-float64(n)*mean*mean)/float64(n-1)))
+			}
+			m["rewards/"+name+"/std"] = std
 		}
 	}
 
@@ -251,9 +269,13 @@ func (t *Trainer) rlStep(ctx context.Context) (map[string]float64, error) {
 		return nil, err
 	}
 	if t.alg.Loss == optim.LossDRPO {
-		correct := optim.Correct(totals, 0.5)
-		for i, s := range seqs {
-			s.correct = correct[i]
+		// The same judgement as eval accuracy (eval.correct_reward).
+		i := 0
+		for _, g := range kept {
+			for si := range g.comps {
+				seqs[i].correct = t.isCorrect(g, si)
+				i++
+			}
 		}
 	}
 
@@ -311,7 +333,7 @@ func (t *Trainer) rlStep(ctx context.Context) (map[string]float64, error) {
 				continue
 			}
 			upd, err := t.opt.Update(totalUpdates)
-			m["lr"] = upd.LR
+			m["learning_rate"] = upd.LR
 			if err != nil {
 				t.logf("step %d: %v", t.state.Step+1, err)
 				skipped++

@@ -125,6 +125,15 @@ func (t *Trainer) runSFT(ctx context.Context) error {
 			t.logf("sft step %d: %v", t.state.SFTStep+1, err)
 		}
 		t.state.SFTStep++
+		// TRL's SFT names, under sft/ so the warm-up's curves stay apart
+		// from RL's (its step count restarts).
+		sm := map[string]float64{"sft/loss": loss, "sft/grad_norm": upd.GradNorm, "sft/learning_rate": upd.LR,
+			"sft/tokens": float64(sftTokens(rows))}
+		if err := t.metrics.Write(t.state.SFTStep, sm); err != nil {
+			return err
+		}
+		t.state.MetricLines = t.metrics.lines
+		t.tbScalars("sft", t.state.SFTStep, t.sftResumedAt, sm)
 		if every := c.Log.Every; every > 0 && (t.state.SFTStep%max(every, 10) == 0 || t.state.SFTStep == c.SFT.Steps) {
 			t.logf("sft step %d/%d  loss %.4f  grad_norm %.3g  lr %.3g  (%.1fs)", t.state.SFTStep, c.SFT.Steps, loss, upd.GradNorm, upd.LR, time.Since(start).Seconds())
 		}
@@ -200,4 +209,17 @@ func (t *Trainer) sftStep(rows []sftRow) (float64, error) {
 		}
 	}
 	return loss / float64(count), nil
+}
+
+// sftTokens counts the target tokens of a batch.
+func sftTokens(rows []sftRow) int {
+	n := 0
+	for _, r := range rows {
+		for _, l := range r.loss {
+			if l {
+				n++
+			}
+		}
+	}
+	return n
 }

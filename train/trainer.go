@@ -83,6 +83,15 @@ type Trainer struct {
 	vfLoss    float64        // value loss summed over the step's micro-batches
 	cur       []*seq         // the step's sequences, during updates
 	curGroups []*rolledGroup // the step's groups, for sample logging
+
+	report       reporter  // TensorBoard writers (log.report_to)
+	resumedAt    int       // the RL step this process resumed from (0: fresh)
+	sftResumedAt int       // the warm-up step it resumed from
+	stepStart    time.Time // when this process started its RL steps
+	stepStartAt  int       // the step it started from
+	zeroStd      int       // consecutive steps with frac_reward_zero_std 1
+	noMixed      int       // consecutive DRPO steps without a mixed group
+	correctIndex int       // the reward that judges correctness; -1: the task's verifier
 }
 
 // State is what a checkpoint restores besides weights and optimizer
@@ -174,6 +183,9 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 	if t.rewards, err = rewardSet(cfg, t.src.Task, func(msg string) { t.logf("%s", msg) }); err != nil {
 		return nil, err
 	}
+	if t.correctIndex, err = correctIndex(cfg, t.src.Task != nil, t.rewards.Names()); err != nil {
+		return nil, err
+	}
 	if t.engine, err = rollout.New(t.pol.Model, rolloutConfig(cfg, t.pol.EOS), detok{t.pol.Tok}); err != nil {
 		return nil, err
 	}
@@ -200,6 +212,7 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 		if err := t.restore(resumeDir); err != nil {
 			return nil, err
 		}
+		t.resumedAt, t.sftResumedAt = t.state.Step, t.state.SFTStep
 	} else if opts.Overwrite {
 		t.clearOld = true // at the start of Run: a dry run deletes nothing
 	} else {
@@ -291,6 +304,7 @@ func (t *Trainer) Close() error {
 	if t.metrics != nil {
 		errs = append(errs, t.metrics.Close())
 	}
+	errs = append(errs, t.report.close())
 	t.lock.release()
 	t.lock = nil
 	return errors.Join(errs...)
@@ -370,9 +384,11 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 			return sum, err
 		}
 		t.state.MetricLines = t.metrics.lines
+		t.tbScalars("rl", 0, t.resumedAt, ev.Metrics())
 	}
 	bar := newProgress(t.log, t.opts.Progress && t.cfg.Log.Progress, total, t.state.Step)
 	t.barOn = bar.on
+	t.stepStart, t.stepStartAt = time.Now(), t.state.Step
 	for t.state.Step < total {
 		if ctx.Err() != nil {
 			sum.Interrupted = true
@@ -411,9 +427,13 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 			t.ckptTime = 0
 		}
 		m["timing_s/step"] = seconds(time.Since(stepStart))
+		if t.alg.Loss == optim.LossDRPO {
+			m["drpo/mixed_groups"] = t.mixedGroups()
+		}
 		if err := t.writeMetrics(step, m); err != nil {
 			return sum, err
 		}
+		t.checkSignal(step, m)
 		if every := t.cfg.Checkpoint.Every; ((every > 0 && step%every == 0) || last) && t.healthy() {
 			start := time.Now()
 			dir, err := t.saveCheckpointWithMetric(m)
@@ -443,12 +463,16 @@ func (t *Trainer) writeMetrics(step int, m map[string]float64) error {
 		return err
 	}
 	t.state.MetricLines = t.metrics.lines
+	t.tbScalars("rl", step, t.resumedAt, m)
 	if t.cfg.Log.Every > 0 && step%t.cfg.Log.Every == 0 {
-		prefix := ""
+		prefix, suffix := "", ""
 		if t.barOn {
 			prefix = "\r\x1b[K" // clear the progress bar's line first
+		} else if t.cfg.Log.Format != "json" {
+			// No bar shows progress (a log file, a batch job): the line does.
+			suffix = elapsedETA(t.stepStart, t.stepStartAt, step, t.cfg.Train.Steps)
 		}
-		t.logf("%s%s", prefix, consoleLine(step, t.cfg.Train.Steps, m, t.cfg.Log.Format))
+		t.logf("%s%s%s", prefix, consoleLine(step, t.cfg.Train.Steps, m, t.cfg.Log.Format), suffix)
 	}
 	return nil
 }
@@ -456,13 +480,21 @@ func (t *Trainer) writeMetrics(step int, m map[string]float64) error {
 // logSamples prints a few of the step's completions with their rewards.
 func (t *Trainer) logSamples(step int) {
 	n := t.cfg.Log.Samples
+	var lines []string
+	defer func() {
+		if len(lines) > 0 {
+			t.tbText(step, "samples", sampleMarkdown(lines))
+		}
+	}()
 	for gi, g := range t.curGroups {
 		for si, c := range g.comps {
 			if n <= 0 {
 				return
 			}
 			n--
-			t.logf("sample (step %d, prompt %d, completion %d, reward %.4g, %s): %q -> %q", step, gi, si, g.totals[si], c.Finish, g.text, c.Text)
+			line := fmtSample(step, gi, si, g.totals[si], c.Finish, g.text, c.Text)
+			lines = append(lines, line)
+			t.logf("%s", line)
 			break // one completion per prompt, for variety
 		}
 	}
@@ -477,7 +509,11 @@ func consoleLine(step, total int, m map[string]float64, format string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "step %d/%d", step, total)
 	for _, k := range keys {
-		if v, ok := m[k]; ok {
+		v, ok := m[k]
+		if k == "kl" {
+			v, ok = consoleKL(m)
+		}
+		if ok {
 			fmt.Fprintf(&b, "  %s %.4g", k, v)
 		}
 	}

@@ -1,210 +1,24 @@
 package tensorboard
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rltrain/rltrain/internal/tensorboard/tbread"
 )
-
-// The decoder below shares no code with the writer: its own bitwise
-// CRC-32C, its own varint and wire-type parsing, and the field numbers of
-// tensorflow's event.proto and summary.proto written out again.
-
-// crc32cBitwise is CRC-32C (Castagnoli, reflected polynomial 0x82F63B78)
-// one bit at a time.
-func crc32cBitwise(b []byte) uint32 {
-	c := ^uint32(0)
-	for _, x := range b {
-		c ^= uint32(x)
-		for range 8 {
-			if c&1 != 0 {
-				c = c>>1 ^ 0x82F63B78
-			} else {
-				c >>= 1
-			}
-		}
-	}
-	return ^c
-}
-
-func masked(b []byte) uint32 {
-	c := crc32cBitwise(b)
-	return ((c >> 15) | (c << 17)) + 0xa282ead8
-}
-
-// readRecords splits a TFRecord file, checking both checksums of each.
-func readRecords(t *testing.T, raw []byte) [][]byte {
-	t.Helper()
-	var out [][]byte
-	for len(raw) > 0 {
-		if len(raw) < 12 {
-			t.Fatalf("truncated record header (%d bytes left)", len(raw))
-		}
-		n := binary.LittleEndian.Uint64(raw[:8])
-		if got, want := binary.LittleEndian.Uint32(raw[8:12]), masked(raw[:8]); got != want {
-			t.Fatalf("length crc %08x, want %08x", got, want)
-		}
-		if uint64(len(raw)-16) < n {
-			t.Fatalf("record of %d bytes, %d left", n, len(raw)-16)
-		}
-		data := raw[12 : 12+n]
-		if got, want := binary.LittleEndian.Uint32(raw[12+n:16+n]), masked(data); got != want {
-			t.Fatalf("data crc %08x, want %08x", got, want)
-		}
-		out = append(out, data)
-		raw = raw[16+n:]
-	}
-	return out
-}
-
-// pbField is one decoded protobuf field: a varint, a fixed 32 or 64-bit
-// value, or length-delimited bytes.
-type pbField struct {
-	num    int
-	wire   int
-	varint uint64
-	fixed  uint64
-	bytes  []byte
-}
-
-func uvarint(b []byte) (uint64, int, error) {
-	var v uint64
-	for i := 0; i < len(b) && i < 10; i++ {
-		v |= uint64(b[i]&0x7f) << (7 * i)
-		if b[i] < 0x80 {
-			return v, i + 1, nil
-		}
-	}
-	return 0, 0, errors.New("bad varint")
-}
-
-func parseMsg(b []byte) ([]pbField, error) {
-	var out []pbField
-	for len(b) > 0 {
-		key, n, err := uvarint(b)
-		if err != nil {
-			return nil, err
-		}
-		b = b[n:]
-		f := pbField{num: int(key >> 3), wire: int(key & 7)}
-		switch f.wire {
-		case 0:
-			if f.varint, n, err = uvarint(b); err != nil {
-				return nil, err
-			}
-			b = b[n:]
-		case 1:
-			if len(b) < 8 {
-				return nil, errors.New("short fixed64")
-			}
-			f.fixed, b = binary.LittleEndian.Uint64(b), b[8:]
-		case 5:
-			if len(b) < 4 {
-				return nil, errors.New("short fixed32")
-			}
-			f.fixed, b = uint64(binary.LittleEndian.Uint32(b)), b[4:]
-		case 2:
-			l, n, err := uvarint(b)
-			if err != nil || uint64(len(b)-n) < l {
-				return nil, errors.New("bad length")
-			}
-			f.bytes, b = b[n:n+int(l)], b[n+int(l):]
-		default:
-			return nil, fmt.Errorf("wire type %d", f.wire)
-		}
-		out = append(out, f)
-	}
-	return out, nil
-}
-
-func mustParse(t *testing.T, b []byte) []pbField {
-	t.Helper()
-	fs, err := parseMsg(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fs
-}
-
-func get(fs []pbField, num int) []pbField {
-	var out []pbField
-	for _, f := range fs {
-		if f.num == num {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// event is what the test reads back from one record.
-type event struct {
-	wall       float64
-	step       int64
-	version    string
-	scalars    map[string]float32
-	texts      map[string]string
-	textPlugin bool
-	start      bool
-}
-
-func decodeEvent(t *testing.T, rec []byte) event {
-	t.Helper()
-	fs := mustParse(t, rec)
-	var ev event
-	for _, f := range fs {
-		switch f.num {
-		case 1:
-			ev.wall = math.Float64frombits(f.fixed)
-		case 2:
-			ev.step = int64(f.varint)
-		case 3:
-			ev.version = string(f.bytes)
-		case 6:
-			for _, s := range get(mustParse(t, f.bytes), 1) {
-				ev.start = s.varint == 1
-			}
-		case 5:
-			for _, vf := range get(mustParse(t, f.bytes), 1) {
-				v := mustParse(t, vf.bytes)
-				tag := string(get(v, 1)[0].bytes)
-				if sv := get(v, 2); len(sv) == 1 {
-					if ev.scalars == nil {
-						ev.scalars = map[string]float32{}
-					}
-					ev.scalars[tag] = math.Float32frombits(uint32(sv[0].fixed))
-				}
-				if tv := get(v, 8); len(tv) == 1 {
-					tensor := mustParse(t, tv[0].bytes)
-					if get(tensor, 1)[0].varint != 7 {
-						t.Fatalf("text tensor dtype %d, want DT_STRING", get(tensor, 1)[0].varint)
-					}
-					if ev.texts == nil {
-						ev.texts = map[string]string{}
-					}
-					ev.texts[tag] = string(get(tensor, 8)[0].bytes)
-					meta := mustParse(t, get(v, 9)[0].bytes)
-					plugin := mustParse(t, get(meta, 1)[0].bytes)
-					ev.textPlugin = string(get(plugin, 1)[0].bytes) == "text"
-				}
-			}
-		}
-	}
-	return ev
-}
 
 func TestCRC32CCheckValue(t *testing.T) {
 	// The standard check value of CRC-32C.
-	if got := crc32cBitwise([]byte("123456789")); got != 0xE3069283 {
+	if got := tbread.CRC32C([]byte("123456789")); got != 0xE3069283 {
 		t.Fatalf("bitwise crc32c %08x", got)
 	}
 	for _, s := range []string{"", "a", "123456789", strings.Repeat("tensorboard", 100)} {
-		if MaskedCRC([]byte(s)) != masked([]byte(s)) {
+		c := tbread.CRC32C([]byte(s))
+		if MaskedCRC([]byte(s)) != ((c>>15)|(c<<17))+0xa282ead8 {
 			t.Fatalf("MaskedCRC(%q) differs from the bitwise reference", s)
 		}
 	}
@@ -239,39 +53,46 @@ func TestWriterReadBack(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(w.Path())
+	evs, err := tbread.ReadFile(w.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := readRecords(t, raw)
-	if len(recs) != 5 {
-		t.Fatalf("%d records, want 5", len(recs))
+	if len(evs) != 5 {
+		t.Fatalf("%d events, want 5", len(evs))
 	}
-	first := decodeEvent(t, recs[0])
-	if first.version != "brain.Event:2" || first.wall != 1_700_000_000.25 {
+	first := evs[0]
+	if first.Version != "brain.Event:2" || first.Wall != 1_700_000_000.25 {
 		t.Fatalf("first event %+v", first)
 	}
 	for i, m := range steps {
-		ev := decodeEvent(t, recs[i+1])
-		if ev.step != int64(i+1) || ev.wall != float64(1_700_000_000+i+1)+0.25 {
-			t.Fatalf("event %d: step %d wall %v", i, ev.step, ev.wall)
+		ev := evs[i+1]
+		if ev.Step != int64(i+1) || ev.Wall != float64(1_700_000_000+i+1)+0.25 {
+			t.Fatalf("event %d: step %d wall %v", i, ev.Step, ev.Wall)
 		}
-		if len(ev.scalars) != len(m) {
-			t.Fatalf("event %d: %d scalars, want %d", i, len(ev.scalars), len(m))
+		if len(ev.Scalars) != len(m) {
+			t.Fatalf("event %d: %d scalars, want %d", i, len(ev.Scalars), len(m))
 		}
 		for k, v := range m {
-			got, ok := ev.scalars[k]
+			got, ok := ev.Scalars[k]
 			if !ok || (got != float32(v) && !(math.IsNaN(v) && math.IsNaN(float64(got)))) {
 				t.Errorf("step %d %s: got %v (present %v), want %v", i+1, k, got, ok, v)
 			}
 		}
 	}
-	text := decodeEvent(t, recs[3])
-	if text.step != 2 || text.texts["samples"] != sample || !text.textPlugin {
+	if text := evs[3]; text.Step != 2 || text.Texts["samples"] != sample {
 		t.Fatalf("text event %+v", text)
 	}
-	if restart := decodeEvent(t, recs[4]); !restart.start || restart.step != 2 {
+	if restart := evs[4]; !restart.Start || restart.Step != 2 {
 		t.Fatalf("restart event %+v", restart)
+	}
+	// A flipped byte fails a checksum.
+	raw, err := os.ReadFile(w.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-10] ^= 1
+	if _, err := tbread.Records(raw); err == nil {
+		t.Fatal("a corrupted record passed its checksum")
 	}
 }
 

@@ -23,20 +23,20 @@ package config
 import (
 	"github.com/rltrain/rltrain/internal/option"
 	"github.com/rltrain/rltrain/optim"
-	"github.com/rltrain/rltrain/reward"
 	"github.com/rltrain/rltrain/rollout"
 )
 
 // Config is a whole run.
 type Config struct {
 	Model      Model           `yaml:"model" doc:"The policy: a pretrained model directory or a from-scratch tiny architecture."`
-	Data       Data            `yaml:"data" doc:"Where prompts come from: a JSONL file or a built-in synthetic task."`
+	Data       Data            `yaml:"data" doc:"Where prompts come from: a JSONL or Parquet file (TRL's and verl's layouts are understood: see the field options) or a built-in synthetic task."`
 	Rollout    Rollout         `yaml:"rollout" doc:"Sampling completions: batch and group sizes, sampling parameters, dynamic sampling."`
-	Reward     reward.Config   `yaml:"reward" doc:"Reward functions and how they combine. A bare list under reward: is reward.functions."`
+	Reward     []Reward        `yaml:"reward" doc:"Reward functions, combined by weight. Empty with a built-in task means the task's own verifier."`
 	Algorithm  optim.Algorithm `yaml:"algorithm" doc:"Advantage estimator and policy objective (names follow TRL and verl)."`
 	Optim      optim.Optim     `yaml:"optim" doc:"AdamW, learning-rate schedule and gradient clipping."`
 	Train      Train           `yaml:"train" doc:"The training loop: steps, seed, PPO epochs and batch splitting."`
 	SFT        SFT             `yaml:"sft" doc:"Optional supervised warm-up on prompt+answer pairs before RL."`
+	Eval       Eval            `yaml:"eval" doc:"What counts as a correct completion."`
 	Checkpoint Checkpoint      `yaml:"checkpoint" resume:"harmless" doc:"When to save checkpoints and which to keep."`
 	Log        Log             `yaml:"log" resume:"harmless" doc:"Metrics and sample logging."`
 	Backend    Backend         `yaml:"backend" resume:"harmless" doc:"Device to run on. Resuming on another device continues the run but is not bit-exact."`
@@ -48,10 +48,11 @@ type Config struct {
 
 // Model selects or builds the policy.
 type Model struct {
-	Path         string `yaml:"path" default:"" doc:"Hugging Face model directory or rltrain checkpoint to start from; empty builds model.init from scratch."`
-	Tokenizer    string `yaml:"tokenizer" default:"" doc:"tokenizer.json to use; empty means the one in model.path, or the built-in character tokenizer when training from scratch."`
-	ChatTemplate string `yaml:"chat_template" default:"" doc:"Chat template for chat prompts: empty for raw prompt text, \"auto\" for the tokenizer's own, or a template file."`
-	Init         Init   `yaml:"init" doc:"Architecture of a from-scratch Llama-style model (used when model.path is empty); the vocabulary size comes from the tokenizer."`
+	Path               string         `yaml:"path" default:"" doc:"Hugging Face model directory or rltrain checkpoint to start from; empty builds model.init from scratch."`
+	Tokenizer          string         `yaml:"tokenizer" default:"" doc:"tokenizer.json to use; empty means the one in model.path, or the built-in character tokenizer when training from scratch."`
+	ChatTemplate       string         `yaml:"chat_template" default:"" doc:"Chat template: empty renders prompts that are message lists with the tokenizer's own template and leaves text prompts raw; \"auto\" renders every prompt with the tokenizer's own; a built-in format (chatml, qwen3, llama3, llama2, plain); or a Jinja template file (as tokenizer_config.json's chat_template)."`
+	ChatTemplateKwargs map[string]any `yaml:"chat_template_kwargs" doc:"Extra variables for the chat template, as TRL's chat_template_kwargs: {enable_thinking: false} turns Qwen3's thinking off."`
+	Init               Init           `yaml:"init" doc:"Architecture of a from-scratch Llama-style model (used when model.path is empty); the vocabulary size comes from the tokenizer."`
 }
 
 // Init is a from-scratch architecture.
@@ -70,16 +71,16 @@ type Init struct {
 
 // Data selects the prompt source.
 type Data struct {
-	Train         string         `yaml:"train" default:"" doc:"JSONL prompt file to train on (exclusive with data.task)."`
-	Eval          string         `yaml:"eval" default:"" resume:"harmless" doc:"JSONL evaluation file; empty holds out data.eval_fraction or data.eval_size of data.train."`
+	Train         string         `yaml:"train" default:"" doc:"JSONL or Parquet (.parquet) prompt file to train on, e.g. verl's train.parquet (exclusive with data.task)."`
+	Eval          string         `yaml:"eval" default:"" resume:"harmless" doc:"JSONL or Parquet evaluation file; empty holds out data.eval_fraction or data.eval_size of data.train."`
 	Task          string         `yaml:"task" default:"" doc:"Built-in synthetic task generated on the fly: arithmetic or countdown (exclusive with data.train)."`
 	TaskParams    map[string]any `yaml:"task_params" doc:"Parameters of the built-in task, e.g. difficulty, digits, ops (see the data package)."`
-	PromptField   string         `yaml:"prompt_field" default:"prompt" doc:"JSONL field holding the prompt text."`
-	MessagesField string         `yaml:"messages_field" default:"" doc:"JSONL field holding a chat prompt [{role, content}]; when set it replaces data.prompt_field."`
-	AnswerField   string         `yaml:"answer_field" default:"answer" doc:"JSONL field holding the reference answer given to rewards."`
-	SystemField   string         `yaml:"system_field" default:"" doc:"JSONL field holding a per-example system prompt; empty for none."`
-	IDField       string         `yaml:"id_field" default:"id" doc:"JSONL field holding an example id; the line number when absent."`
-	SkipBadLines  bool           `yaml:"skip_bad_lines" default:"false" doc:"Skip and count malformed JSONL lines instead of failing on the first."`
+	PromptField   string         `yaml:"prompt_field" default:"prompt" doc:"Field holding the prompt: text, or a list of {role, content} messages (TRL's conversational format). A dotted name reaches into nested fields; without a prompt field, TRL's messages field is used."`
+	MessagesField string         `yaml:"messages_field" default:"" doc:"Field holding a chat prompt [{role, content}]; when set it replaces data.prompt_field. A final assistant turn is the completion the warm-up learns."`
+	AnswerField   string         `yaml:"answer_field" default:"answer" doc:"Field holding the reference answer given to rewards (dotted for nested fields); with the default, verl's reward_model.ground_truth or TRL's completion when there is no answer field."`
+	SystemField   string         `yaml:"system_field" default:"" doc:"Field holding a per-example system prompt; empty for none."`
+	IDField       string         `yaml:"id_field" default:"id" doc:"Field holding an example id; with the default, verl's extra_info.index, else the line (row) number."`
+	SkipBadLines  bool           `yaml:"skip_bad_lines" default:"false" doc:"Skip and count malformed lines (Parquet rows) instead of failing on the first."`
 	EvalFraction  float64        `yaml:"eval_fraction" default:"0" doc:"Fraction of data.train held out for evaluation when data.eval is empty."`
 	EvalSize      int            `yaml:"eval_size" default:"0" doc:"Number of evaluation examples: held out of data.train, or generated for a built-in task."`
 	Shuffle       bool           `yaml:"shuffle" default:"true" doc:"Shuffle the training prompts every epoch (seeded by train.seed)."`
@@ -99,6 +100,18 @@ func (r Rollout) Check(c *option.Checker) {
 	c.AtLeast("max_filter_rounds", r.MaxFilterRounds, 0)
 }
 
+// Reward is one reward function. Params are kept raw for the reward
+// package to decode; Config.Pos("reward.N.params.KEY") locates them.
+type Reward struct {
+	Name     string         `yaml:"name" default:"" doc:"Name used in metrics (rewards/<name>/mean); defaults to the type."`
+	Type     string         `yaml:"type" default:"" doc:"Reward function, e.g. math_answer, format, length, checklist, external (see the reward package)."`
+	Weight   float64        `yaml:"weight" default:"1.0" doc:"Weight in the combined reward (or in gdpo's sum of normalised rewards)."`
+	Params   map[string]any `yaml:"params" doc:"Parameters of the reward function."`
+	Fallback string         `yaml:"fallback" default:"exclude" doc:"Score of a sample the reward fails on (error, NaN, timeout): a number, or exclude to drop the sample from the loss."`
+	Timeout  string         `yaml:"timeout" default:"" doc:"Time limit of one scoring call, e.g. 30s; empty uses the reward package's default."`
+	Shaping  map[string]any `yaml:"shaping" doc:"Optional bounded shaping of this reward, e.g. {type: sigmoid, ref: group_mean, scale: 1}."`
+}
+
 // Train configures the loop.
 type Train struct {
 	Steps          int    `yaml:"steps" default:"100" resume:"harmless" doc:"RL steps (optimizer updates per step = ppo_epochs x minibatches)."`
@@ -112,12 +125,15 @@ type Train struct {
 
 // SFT configures the supervised warm-up.
 type SFT struct {
-	Steps       int     `yaml:"steps" default:"0" doc:"Supervised steps before RL; 0 skips the warm-up."`
-	LR          float64 `yaml:"lr" default:"1e-4" doc:"Learning rate of the warm-up."`
-	BatchSize   int     `yaml:"batch_size" default:"16" doc:"Examples per supervised step."`
-	WarmupSteps int     `yaml:"warmup_steps" default:"0" doc:"Linear warm-up steps of the supervised learning rate."`
-	Packing     bool    `yaml:"packing" default:"false" doc:"Pack several examples into each sequence."`
-	Data        string  `yaml:"data" default:"" doc:"JSONL with prompt and answer fields; empty uses data.train or the built-in task's answers."`
+	Steps         int     `yaml:"steps" default:"0" doc:"Supervised steps before RL; 0 skips the warm-up."`
+	LR            float64 `yaml:"lr" default:"1e-4" doc:"Learning rate of the warm-up."`
+	BatchSize     int     `yaml:"batch_size" default:"16" doc:"Examples per supervised step."`
+	WarmupSteps   int     `yaml:"warmup_steps" default:"0" doc:"Linear warm-up steps of the supervised learning rate."`
+	Packing       bool    `yaml:"packing" default:"false" doc:"Pack several examples into each sequence."`
+	Data          string  `yaml:"data" default:"" doc:"JSONL or Parquet file of prompts and target completions (answer, TRL's completion, or the final assistant turn of TRL's messages); empty uses data.train or the built-in task's answers."`
+	PromptField   string  `yaml:"prompt_field" default:"" doc:"Field of sft.data holding the prompt; empty means data.prompt_field."`
+	MessagesField string  `yaml:"messages_field" default:"" doc:"Field of sft.data holding a chat [{role, content}]; empty means data.messages_field."`
+	AnswerField   string  `yaml:"answer_field" default:"" doc:"Field of sft.data holding the target completion; empty means data.answer_field."`
 }
 
 // Checkpoint configures saving.
@@ -128,16 +144,24 @@ type Checkpoint struct {
 	Metric   string `yaml:"metric" default:"eval/accuracy" doc:"Metric that ranks checkpoints for checkpoint.keep_best."`
 	Mode     string `yaml:"mode" default:"max" enum:"max,min" doc:"Whether a larger or a smaller checkpoint.metric is better."`
 	Dir      string `yaml:"dir" default:"" doc:"Checkpoint directory; empty means <train.out_dir>/checkpoints."`
+	Dtype    string `yaml:"dtype" default:"fp32" enum:"fp32,bf16" doc:"Precision of the saved model.safetensors (bf16 halves it, as Hugging Face checkpoints usually are); the fp32 master weights that resume needs are kept beside it."`
+}
+
+// Eval says what a correct completion is.
+type Eval struct {
+	CorrectReward    string  `yaml:"correct_reward" default:"" doc:"Reward (by name) that judges a completion correct, for eval/accuracy and pass@k, checkpoint.keep_best on them and DRPO's correct/incorrect split; empty means a built-in task's own verifier, or else the first reward."`
+	CorrectThreshold float64 `yaml:"correct_threshold" default:"0.5" doc:"A completion is correct when eval.correct_reward scores it at least this."`
 }
 
 // Log configures metrics output.
 type Log struct {
-	Every       int    `yaml:"every" default:"1" doc:"Steps between metric lines."`
-	SampleEvery int    `yaml:"sample_every" default:"0" doc:"Steps between printed sample completions; 0 never prints them."`
-	Samples     int    `yaml:"samples" default:"2" doc:"Completions printed each time."`
-	Format      string `yaml:"format" default:"text" enum:"text,json" doc:"Console format of metric lines."`
-	File        string `yaml:"file" default:"" doc:"Metrics JSONL file; empty means <train.out_dir>/metrics.jsonl."`
-	Progress    bool   `yaml:"progress" default:"true" doc:"Show a progress bar on a terminal."`
+	Every       int      `yaml:"every" default:"1" doc:"Steps between metric lines."`
+	SampleEvery int      `yaml:"sample_every" default:"0" doc:"Steps between printed sample completions; 0 never prints them."`
+	Samples     int      `yaml:"samples" default:"2" doc:"Completions printed each time."`
+	Format      string   `yaml:"format" default:"text" enum:"text,json" doc:"Console format of metric lines."`
+	File        string   `yaml:"file" default:"" doc:"Metrics JSONL file; empty means <train.out_dir>/metrics.jsonl."`
+	Progress    bool     `yaml:"progress" default:"true" doc:"Show a progress bar on a terminal."`
+	ReportTo    []string `yaml:"report_to" default:"jsonl" doc:"Where metrics go, as TRL's report_to: jsonl (metrics.jsonl, always written: resume and plots read it) and tensorboard (an events.out.tfevents.* file in <train.out_dir>/tensorboard with every metric as a scalar and the printed samples as text)."`
 }
 
 // Backend selects the device.

@@ -2,9 +2,13 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rltrain/rltrain/data"
 	"github.com/rltrain/rltrain/internal/option"
@@ -25,6 +29,7 @@ func (c *Config) Validate() error {
 	v.optim()
 	v.train()
 	v.rest()
+	v.reporting()
 	errs := make([]error, 0, len(v.Errors()))
 	for _, e := range v.Errors() {
 		e.Pos = c.pos[e.Key]
@@ -108,11 +113,34 @@ func (v *validator) data() {
 	}
 }
 
-// rewards checks the rewards against the algorithm (reward.Config checks
-// its own options).
 func (v *validator) rewards() {
-	if n := len(v.c.Reward.Functions); v.c.Algorithm.Advantage == optim.AdvGDPO && n < 2 {
-		v.Bad("algorithm.advantage", "gdpo normalises each reward separately and needs at least 2 rewards, got %d", n)
+	names := map[string]int{}
+	for i, r := range v.c.Reward {
+		p := fmt.Sprintf("reward.%d", i)
+		if r.Type == "" {
+			v.Bad(p+".type", "required")
+		}
+		name := r.Name
+		if name == "" {
+			name = r.Type
+		}
+		if j, dup := names[name]; dup && name != "" {
+			v.Bad(p+".name", "%q is already the name of reward.%d; give each reward a distinct name", name, j)
+		}
+		names[name] = i
+		if r.Fallback != "exclude" {
+			if f, err := strconv.ParseFloat(r.Fallback, 64); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				v.Bad(p+".fallback", "want exclude or a finite number, got %q", r.Fallback)
+			}
+		}
+		if r.Timeout != "" {
+			if d, err := time.ParseDuration(r.Timeout); err != nil || d < 0 {
+				v.Bad(p+".timeout", "want a duration such as 30s or 2m, got %q", r.Timeout)
+			}
+		}
+	}
+	if a := v.c.Algorithm; a.Advantage == optim.AdvGDPO && len(v.c.Reward) < 2 {
+		v.Bad("algorithm.advantage", "gdpo normalises each reward separately and needs at least 2 rewards, got %d", len(v.c.Reward))
 	}
 }
 
@@ -190,5 +218,28 @@ func (v *validator) rest() {
 	}
 	if be := v.c.Backend; be.TF32 && (be.Type == "" || be.Type == "cpu") {
 		v.Bad("backend.tf32", "TF32 math needs a CUDA backend (backend.type: cuda or cuda-emu); the CPU backend computes in fp32 only")
+	}
+}
+
+// reporting checks what says where results go and what counts as correct.
+func (v *validator) reporting() {
+	for i, r := range v.c.Log.ReportTo {
+		if r != "jsonl" && r != "tensorboard" {
+			v.Bad(fmt.Sprintf("log.report_to.%d", i), "want jsonl or tensorboard, got %q (metrics.jsonl is always written, for other trackers to read)", r)
+		}
+	}
+	e := v.c.Eval
+	if e.CorrectReward != "" && len(v.c.Reward) > 0 {
+		var names []string
+		for _, r := range v.c.Reward {
+			name := r.Name
+			if name == "" {
+				name = r.Type
+			}
+			names = append(names, name)
+		}
+		if !slices.Contains(names, e.CorrectReward) {
+			v.Bad("eval.correct_reward", "%q is not the name of a reward; the rewards are %s", e.CorrectReward, strings.Join(names, ", "))
+		}
 	}
 }

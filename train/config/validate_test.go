@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -43,8 +44,10 @@ func TestValidateErrors(t *testing.T) {
 		{"betas range", minimal + "optim:\n  betas: [0.9, 1.5]\n", nil,
 			"x.yaml:4: optim.betas.1: must be in [0, 1), got 1.5"},
 		{"reward fallback", minimal + "reward:\n  - type: accuracy\n    fallback: zero\n", nil,
-			`x.yaml:5: reward.functions.0.fallback: want exclude or a finite number, got "zero"`},
+			`x.yaml:5: reward.0.fallback: want exclude or a finite number, got "zero"`},
 		{"reward fallback number", minimal + "reward:\n  - type: accuracy\n    fallback: -1\n    timeout: 1m30s\n", nil, ""},
+		{"reward timeout", minimal + "reward:\n  - type: accuracy\n    timeout: 30\n", nil,
+			`x.yaml:5: reward.0.timeout: want a duration such as 30s or 2m, got "30"`},
 		{"lr positive", minimal + "optim:\n  lr: 0\n", nil,
 			"x.yaml:4: optim.lr: must be > 0, got 0"},
 		{"advantage enum", minimal + "algorithm:\n  advantage: ppo\n", nil,
@@ -70,9 +73,9 @@ func TestValidateErrors(t *testing.T) {
 			"x.yaml:4: algorithm.advantage: gdpo normalises each reward separately and needs at least 2 rewards, got 1"},
 		{"gdpo with two rewards", minimal + "algorithm:\n  advantage: gdpo\nreward:\n  - type: accuracy\n  - type: format\n", nil, ""},
 		{"reward type required", minimal + "reward:\n  - weight: 2\n", nil,
-			"reward.functions.0.type: required"},
+			"reward.0.type: required"},
 		{"reward names unique", minimal + "reward:\n  - type: accuracy\n  - type: length\n  - type: accuracy\n", nil,
-			`reward.functions.2.name: "accuracy" is already the name of reward.functions.0`},
+			`reward.2.name: "accuracy" is already the name of reward.0`},
 		{"drpo whole groups", minimal + "algorithm:\n  loss: drpo\ntrain:\n  micro_batch_size: 4\n", nil,
 			"x.yaml:6: train.micro_batch_size: loss drpo needs whole groups in each micro-batch: a multiple of rollout.group_size (8), got 4"},
 		{"mini batch divides", minimal + "train:\n  mini_batch_size: 12\n", nil,
@@ -131,5 +134,29 @@ func TestLoadValidates(t *testing.T) {
 	}
 	if _, err := Load(p, []string{"optim.lr=1e-5"}); err != nil {
 		t.Fatalf("override did not fix the value: %v", err)
+	}
+}
+
+func TestValidateReportingAndCorrectness(t *testing.T) {
+	src := "data:\n  task: arithmetic\nlog:\n  report_to: [jsonl, wandb]\neval:\n  correct_reward: acc\nreward:\n  - type: format\n  - name: answer\n    type: math_answer\n"
+	c, err := Parse([]byte(src), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	for _, want := range []string{`log.report_to.1: want jsonl or tensorboard, got "wandb"`, `eval.correct_reward: "acc" is not the name of a reward; the rewards are format, answer`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\nwant %s", err, want)
+		}
+	}
+	c, err = Parse([]byte("data:\n  task: arithmetic\nlog:\n  report_to: [jsonl, tensorboard]\neval:\n  correct_reward: answer\n  correct_threshold: 1\nreward:\n  - type: format\n  - name: answer\n    type: math_answer\n"), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Eval.CorrectThreshold != 1 || !slices.Equal(c.Log.ReportTo, []string{"jsonl", "tensorboard"}) {
+		t.Fatalf("eval %+v report_to %v", c.Eval, c.Log.ReportTo)
 	}
 }
