@@ -199,6 +199,11 @@ func (m *Model) Backward(ws *Workspace, dFinal kernels.Buf) {
 	dres, dln := ws.view(ws.dres, D), ws.view(ws.dln, D)
 	be.Zero(dres)
 	be.RMSNormBackward(dres, m.grad(m.lay.norm, D), dFinal, ws.view(ws.resid[c.Layers], D), m.param(m.lay.norm, D), ws.frstd, N, D)
+	var ranges [][2]int
+	if m.GradReady != nil {
+		ranges = m.GradRanges()
+	}
+	m.gradReady(ranges, 0)
 	shape := ws.attnShape()
 	for l := c.Layers - 1; l >= 0; l-- {
 		lo, a := m.lay.layers[l], &ws.layers[l]
@@ -236,8 +241,10 @@ func (m *Model) Backward(ws *Workspace, dFinal kernels.Buf) {
 		be.Gemm(false, false, N, D, C, 1, dproj, C, m.param(lo.qkv, C*D), D, 0, dln, D)
 		be.Gemm(true, false, C, D, N, 1, dproj, C, ln1, D, 1, m.grad(lo.qkv, C*D), D)
 		be.RMSNormBackward(dres, m.grad(lo.attnNorm, D), dln, in, m.param(lo.attnNorm, D), a.rstd1, N, D)
+		m.gradReady(ranges, c.Layers-l)
 	}
 	be.EmbedBackward(m.grad(m.lay.embed, c.Vocab*D), dres, ws.batch.IDs, D)
+	m.gradReady(ranges, c.Layers+1)
 }
 
 // NextTokenTargets returns, for a batch, the target of each row position:

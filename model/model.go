@@ -19,7 +19,13 @@ type Model struct {
 	Params kernels.Buf
 	// Grads has the layout of Params; nil until EnableGrads.
 	Grads kernels.Buf
-	rope  *ropeTable
+	// GradReady, when not nil, is called during Backward with each range
+	// [off, off+n) of Grads that the pass has finished writing, in the
+	// order of GradRanges. A caller that sums gradients across processes
+	// starts on a range while the pass computes the next (as PyTorch's DDP
+	// does with its buckets).
+	GradReady func(off, n int)
+	rope      *ropeTable
 }
 
 // New allocates a model with zero parameters.
@@ -29,6 +35,30 @@ func New(cfg Config, be kernels.Backend) (*Model, error) {
 	}
 	lay := cfg.layout()
 	return &Model{Cfg: cfg, be: be, lay: lay, Params: be.Alloc(lay.size), rope: newRopeTable(cfg)}, nil
+}
+
+// GradRanges partitions the parameter buffer into the ranges Backward
+// finishes one after another: the final norm with an untied output layer,
+// each layer from the last to the first, then the embedding (which, when
+// tied, is also the output layer and so finishes last).
+func (m *Model) GradRanges() [][2]int {
+	l := m.lay
+	out := [][2]int{{l.norm, l.size - l.norm}}
+	for i := len(l.layers) - 1; i >= 0; i-- {
+		end := l.norm
+		if i+1 < len(l.layers) {
+			end = l.layers[i+1].attnNorm
+		}
+		out = append(out, [2]int{l.layers[i].attnNorm, end - l.layers[i].attnNorm})
+	}
+	return append(out, [2]int{l.embed, m.Cfg.Vocab * m.Cfg.Hidden})
+}
+
+// gradReady reports range i of GradRanges finished.
+func (m *Model) gradReady(ranges [][2]int, i int) {
+	if m.GradReady != nil {
+		m.GradReady(ranges[i][0], ranges[i][1])
+	}
 }
 
 // Backend returns the device the model lives on.
