@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,6 +100,23 @@ func pick(c Config, lay layout, source string, tensors map[string]*safetensors.T
 		return fmt.Errorf("load weights: %w", err)
 	}
 	return nil
+}
+
+// NonFinite finds the first parameter value that is NaN or infinite, in
+// buffer order: the tensor's name, the index inside it and the value. A
+// checkpoint written by a diverged run (or corrupted) is caught on load
+// instead of turning every output into NaN.
+func (m *Model) NonFinite() (tensor string, index int, value float32, found bool) {
+	host := make([]float32, m.lay.size)
+	m.be.Download(host, m.Params)
+	for _, t := range m.lay.tensors {
+		for i, v := range host[t.Offset : t.Offset+t.Size()] {
+			if v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 {
+				return t.Name, i, v, true
+			}
+		}
+	}
+	return "", 0, 0, false
 }
 
 // HostTensors downloads the parameters (or, with grads, the gradients) as

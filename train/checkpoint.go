@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -177,6 +178,9 @@ func (t *Trainer) restore(dir string) error {
 	if err := t.pol.Model.SetTensors(dir, tensors); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
+	if name, i, v, bad := t.pol.Model.NonFinite(); bad {
+		return fmt.Errorf("checkpoint %s: model weights: tensor %q holds %v at index %d (resume from an earlier checkpoint)", dir, name, v, i)
+	}
 	if st.Phase == "rl" {
 		if err := t.newRLOptimizer(); err != nil {
 			return err
@@ -197,6 +201,9 @@ func (t *Trainer) restore(dir string) error {
 			}
 			if err := t.ref.SetTensors(filepath.Join(dir, referenceFile), ref); err != nil {
 				return fmt.Errorf("checkpoint %s: %w", dir, err)
+			}
+			if name, i, v, bad := t.ref.NonFinite(); bad {
+				return fmt.Errorf("checkpoint %s: %s: tensor %q holds %v at index %d", dir, referenceFile, name, v, i)
 			}
 		}
 	} else {
@@ -247,6 +254,11 @@ func (t *Trainer) loadValueHead(path string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	for _, x := range append(append([]float32(nil), w.Data...), b.Data...) {
+		if x != x || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("%s: the value head holds %v; it must be finite", path, x)
+		}
+	}
 	t.be.Upload(t.vh.Params, append(append([]float32(nil), w.Data...), b.Data...))
 	return nil
 }
@@ -269,6 +281,13 @@ func (t *Trainer) loadOptimizer(path string) error {
 			}
 			if len(tt.Data) != part.buf.Len() {
 				return fmt.Errorf("%s: tensor %q has %d values, the model needs %d", path, part.prefix+p.Name, len(tt.Data), part.buf.Len())
+			}
+			// Non-finite moments (or a negative second moment) would turn
+			// the weights into NaN at the next update.
+			for j, x := range tt.Data {
+				if x != x || math.IsInf(float64(x), 0) || (part.prefix == "v." && x < 0) {
+					return fmt.Errorf("%s: tensor %q holds %v at index %d; optimizer state must be finite (and v non-negative)", path, part.prefix+p.Name, x, j)
+				}
 			}
 		}
 		be.Upload(m, ts["m."+p.Name].Data)

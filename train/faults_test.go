@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rltrain/rltrain/model/safetensors"
 	"github.com/rltrain/rltrain/train/config"
 )
 
@@ -218,5 +220,80 @@ func TestResumeIntoNewMetricsFile(t *testing.T) {
 	runConfig(t, c, Options{Resume: "latest"})
 	if ms := comparableMetrics(t, filepath.Join(d, "metrics.jsonl")); len(ms) != 6 || ms[5]["step"] != 10 {
 		t.Errorf("after resuming in place: %d lines", len(ms))
+	}
+}
+
+// poison sets one value of tensor name in a safetensors file to NaN.
+func poison(t *testing.T, path, name string) {
+	t.Helper()
+	ts, meta, err := safetensors.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, ok := ts[name]
+	if !ok {
+		t.Fatalf("%s has no tensor %s", path, name)
+	}
+	tt.Data[len(tt.Data)/2] = float32(math.NaN())
+	var list []*safetensors.Tensor
+	for _, x := range ts {
+		list = append(list, x)
+	}
+	if err := safetensors.WriteFile(path, list, meta, safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNonFiniteCheckpointRejected: NaN in a checkpoint's optimizer state or
+// weights is refused on load, naming the file and tensor (it used to turn
+// the weights into NaN a step later).
+func TestNonFiniteCheckpointRejected(t *testing.T) {
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=2", "checkpoint.every=1", "sft.steps=0", "checkpoint.keep_last=0")
+	runConfig(t, c, Options{})
+	ck := filepath.Join(out, "checkpoints")
+	poison(t, filepath.Join(ck, "step-1", optimizerFile), "v.model.norm.weight")
+	poison(t, filepath.Join(ck, "step-2", "model.safetensors"), "model.layers.0.mlp.down_proj.weight")
+	for _, tc := range []struct{ dir, want string }{
+		{"step-1", `optimizer.safetensors: tensor "v.model.norm.weight" holds NaN`},
+		{"step-2", `model weights: tensor "model.layers.0.mlp.down_proj.weight" holds NaN`},
+	} {
+		_, err := New(c, Options{Resume: filepath.Join(ck, tc.dir), Console: &bytes.Buffer{}})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("resume from %s: %v, want it to contain %q", tc.dir, err, tc.want)
+		}
+	}
+	// As a model to start from.
+	c2 := parseConfig(t, tinyYAML(t.TempDir()), "model.path="+filepath.Join(ck, "step-2"), "sft.steps=0")
+	if _, err := New(c2, Options{Console: &bytes.Buffer{}}); err == nil || !strings.Contains(err.Error(), "model.path: ") || !strings.Contains(err.Error(), "holds NaN") {
+		t.Errorf("model.path with NaN weights: %v", err)
+	}
+}
+
+// TestEveryUpdateSkippedFails: a run that ends without a single applied
+// update (here every loss is NaN, for fewer steps than the divergence
+// stop needs) reports an error instead of exiting 0.
+func TestEveryUpdateSkippedFails(t *testing.T) {
+	for _, sft := range []bool{false, true} {
+		out := t.TempDir()
+		c := parseConfig(t, tinyYAML(out), "train.steps=3", "sft.steps=0", "checkpoint.every=0")
+		if sft {
+			c = parseConfig(t, tinyYAML(out), "sft.steps=3", "checkpoint.every=0")
+		}
+		tr, err := New(c, Options{Console: &bytes.Buffer{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := tr.pol.Model
+		tr.be.Upload(tr.be.View(m.Params, m.NumParams()-1, 1), []float32{float32(math.NaN())})
+		_, err = tr.Run(context.Background())
+		tr.Close()
+		want := "every update of the 3 steps was skipped"
+		if sft {
+			want = "sft: every update of the 3 warm-up steps was skipped"
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("sft %v: %v, want %q", sft, err, want)
+		}
 	}
 }

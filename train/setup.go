@@ -113,6 +113,9 @@ func LoadPolicy(c *config.Config, be kernels.Backend, task data.Task) (*Policy, 
 		if err != nil {
 			return nil, fmt.Errorf("model.path: %w", err)
 		}
+		if name, i, v, bad := m.NonFinite(); bad {
+			return nil, fmt.Errorf("model.path: %s: tensor %q holds %v at index %d; training needs finite weights", c.Model.Path, name, v, i)
+		}
 		if m.Cfg.Vocab < tok.VocabSize() {
 			return nil, fmt.Errorf("model.path: the model's vocabulary (%d) is smaller than its tokenizer's (%d)", m.Cfg.Vocab, tok.VocabSize())
 		}

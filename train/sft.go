@@ -108,6 +108,7 @@ func (t *Trainer) runSFT(ctx context.Context) error {
 		maxLen = 2048
 	}
 	start := time.Now()
+	ran, updated := 0, 0
 	for t.state.SFTStep < c.SFT.Steps {
 		if ctx.Err() != nil {
 			return nil
@@ -121,8 +122,11 @@ func (t *Trainer) runSFT(ctx context.Context) error {
 			return fmt.Errorf("sft step %d: %w", t.state.SFTStep+1, err)
 		}
 		upd, err := opt.Update(c.SFT.Steps)
+		ran++
 		if err != nil {
 			t.logf("sft step %d: %v", t.state.SFTStep+1, err)
+		} else {
+			updated++
 		}
 		t.state.SFTStep++
 		// TRL's SFT names, under sft/ so the warm-up's curves stay apart
@@ -139,6 +143,9 @@ func (t *Trainer) runSFT(ctx context.Context) error {
 		}
 	}
 	t.sftStream = nil
+	if ran > 0 && updated == 0 {
+		return fmt.Errorf("sft: every update of the %d warm-up steps was skipped (non-finite gradients), so the weights never changed", ran)
+	}
 	return nil
 }
 

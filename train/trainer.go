@@ -386,6 +386,7 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 		t.state.MetricLines = t.metrics.lines
 		t.tbScalars("rl", 0, t.resumedAt, ev.Metrics())
 	}
+	stepsRun, stepsUpdated := 0, 0
 	bar := newProgress(t.log, t.opts.Progress && t.cfg.Log.Progress, total, t.state.Step)
 	t.barOn = bar.on
 	t.stepStart, t.stepStartAt = time.Now(), t.state.Step
@@ -402,6 +403,10 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 			return sum, fmt.Errorf("step %d: %w", t.state.Step+1, err)
 		}
 		t.state.Step++
+		stepsRun++
+		if t.badRun == 0 { // the step updated the model
+			stepsUpdated++
+		}
 		step := t.state.Step
 		last := step == total
 		if ev := t.cfg.Train.EvalEvery; len(t.src.Eval) > 0 && ((ev > 0 && step%ev == 0) || last) {
@@ -447,6 +452,13 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 	}
 	bar.done()
 	sum.Steps = t.state.Step
+	if !sum.Interrupted && stepsRun > 0 && stepsUpdated == 0 {
+		last := "no checkpoint was written"
+		if t.lastCkp > 0 {
+			last = fmt.Sprintf("the last checkpoint is step %d", t.lastCkp)
+		}
+		return sum, fmt.Errorf("every update of the %d steps was skipped (non-finite losses or gradients), so the weights never changed; %s", stepsRun, last)
+	}
 	if sum.Interrupted && t.lastCkp != t.state.Step {
 		dir, err := t.saveCheckpoint()
 		if err != nil {

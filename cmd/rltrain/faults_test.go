@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rltrain/rltrain/model/safetensors"
 )
 
 func writeFile(t *testing.T, dir, name, body string) string {
@@ -159,5 +162,32 @@ func TestResumeWithSpaceAndOverwrite(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
 	if n := strings.Count(string(b), "\n"); n != 2 { // baseline evaluation and step 1
 		t.Errorf("after --overwrite metrics.jsonl has %d lines, want 2:\n%s", n, b)
+	}
+}
+
+// generate on a model with NaN weights warns, naming the tensor.
+func TestGenerateWarnsOnNonFiniteWeights(t *testing.T) {
+	dir := tinyModelDir(t, "LlamaForCausalLM")
+	path := filepath.Join(dir, "model.safetensors")
+	ts, meta, err := safetensors.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []*safetensors.Tensor
+	for name, x := range ts {
+		if name == "model.norm.weight" {
+			x.Data[3] = float32(math.Inf(1))
+		}
+		list = append(list, x)
+	}
+	if err := safetensors.WriteFile(path, list, meta, safetensors.F32); err != nil {
+		t.Fatal(err)
+	}
+	f := baseGenerateFlags(dir)
+	f.prompt = "[1, 5, 7]"
+	var out, errOut bytes.Buffer
+	runGenerate(&out, &errOut, f)
+	if want := `tensor "model.norm.weight" holds +Inf (at index 3)`; !strings.Contains(errOut.String(), want) {
+		t.Errorf("stderr %q, want it to contain %q", errOut.String(), want)
 	}
 }

@@ -116,6 +116,7 @@ func runGenerate(stdout, stderr io.Writer, f generateFlags) error {
 	if err != nil {
 		return err
 	}
+	warnNonFinite(stderr, f.modelDir, m)
 	// The tokenizer is optional: id prompts work without it.
 	var tok *tokenizer.Tokenizer
 	if _, err := os.Stat(filepath.Join(f.modelDir, "tokenizer.json")); err == nil {

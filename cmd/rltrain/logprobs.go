@@ -73,6 +73,7 @@ func runLogprobs(w io.Writer, f logprobsFlags) error {
 	if err != nil {
 		return err
 	}
+	warnNonFinite(os.Stderr, f.modelDir, m)
 	var in io.Reader = os.Stdin
 	name := "stdin"
 	if f.input != "-" {
