@@ -249,17 +249,17 @@ func (m *Model) decodeRows(d *decodeBufs, c *KVCache, st decodeStep, dst []float
 	be.Upload(v(d.cos, half), st.cos)
 	be.Upload(v(d.sin, half), st.sin)
 
-	be.Embed(x, m.param(m.lay.embed, cfg.Vocab*D), st.tokens, D)
+	be.Embed(x, m.w.embed, st.tokens, D)
 	scale := float32(1 / sqrt(float64(hd)))
-	for l, lo := range m.lay.layers {
+	for l, w := range m.w.layers {
 		b := blockBufs{in: x, out: x, ln1: ln, rstd1: d.rstd, pre: v(d.pre, C), qkv: qkv, qRstd: d.qr, kRstd: d.kr,
 			attn: attn, mid: mid, ln2: ln, rstd2: d.rstd, gateUp: gu, act: act, cos: d.cos, sin: d.sin}
-		m.blockForward(lo, n, b, func(qkv, attn kernels.Buf) {
+		m.blockForward(w, n, b, func(qkv, attn kernels.Buf) {
 			be.CacheWrite(c.k[l], width, qkv, C, cfg.Heads*hd, st.slots)
 			be.CacheWrite(c.v[l], width, qkv, C, (cfg.Heads+cfg.KVHeads)*hd, st.slots)
 			be.AttentionDecode(attn, qkv, C, c.k[l], c.v[l], st.all, st.lens, cfg.Heads, cfg.KVHeads, hd, scale)
 		})
 	}
-	be.RMSNorm(v(d.out, D), d.rstd, x, m.param(m.lay.norm, D), n, D, eps)
+	be.RMSNorm(v(d.out, D), d.rstd, x, m.w.norm, n, D, eps)
 	return m.headLogits(d, n, dst)
 }

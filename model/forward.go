@@ -168,9 +168,9 @@ func (m *Model) Forward(ws *Workspace, batch Batch) (kernels.Buf, error) {
 	be.Upload(ws.view(ws.cos, half), cos)
 	be.Upload(ws.view(ws.sin, half), sin)
 
-	be.Embed(ws.view(ws.resid[0], D), m.param(m.lay.embed, c.Vocab*D), batch.IDs, D)
+	be.Embed(ws.view(ws.resid[0], D), m.w.embed, batch.IDs, D)
 	shape := ws.attnShape()
-	for l, lo := range m.lay.layers {
+	for l, w := range m.w.layers {
 		a := &ws.layers[l]
 		b := blockBufs{
 			in: ws.view(ws.resid[l], D), out: ws.view(ws.resid[l+1], D),
@@ -181,10 +181,10 @@ func (m *Model) Forward(ws *Workspace, batch Batch) (kernels.Buf, error) {
 		if c.QKNorm {
 			b.pre = ws.view(a.qkvPre, C)
 		}
-		m.blockForward(lo, N, b, func(qkv, attn kernels.Buf) { be.Attention(attn, a.lse, qkv, shape) })
+		m.blockForward(w, N, b, func(qkv, attn kernels.Buf) { be.Attention(attn, a.lse, qkv, shape) })
 	}
 	final := ws.view(ws.final, D)
-	be.RMSNorm(final, ws.frstd, ws.view(ws.resid[c.Layers], D), m.param(m.lay.norm, D), N, D, eps)
+	be.RMSNorm(final, ws.frstd, ws.view(ws.resid[c.Layers], D), m.w.norm, N, D, eps)
 	return final, nil
 }
 
@@ -198,7 +198,7 @@ func (m *Model) Backward(ws *Workspace, dFinal kernels.Buf) {
 	N, D, C, A, F, hd := ws.n, c.Hidden, c.qkvWidth(), c.Heads*c.HeadDim, c.FFN, c.HeadDim
 	dres, dln := ws.view(ws.dres, D), ws.view(ws.dln, D)
 	be.Zero(dres)
-	be.RMSNormBackward(dres, m.grad(m.lay.norm, D), dFinal, ws.view(ws.resid[c.Layers], D), m.param(m.lay.norm, D), ws.frstd, N, D)
+	be.RMSNormBackward(dres, m.dw.norm, dFinal, ws.view(ws.resid[c.Layers], D), m.w.norm, ws.frstd, N, D)
 	var ranges [][2]int
 	if m.GradReady != nil {
 		ranges = m.GradRanges()
@@ -206,23 +206,23 @@ func (m *Model) Backward(ws *Workspace, dFinal kernels.Buf) {
 	m.gradReady(ranges, 0)
 	shape := ws.attnShape()
 	for l := c.Layers - 1; l >= 0; l-- {
-		lo, a := m.lay.layers[l], &ws.layers[l]
+		w, g, a := m.w.layers[l], m.dw.layers[l], &ws.layers[l]
 		in := ws.view(ws.resid[l], D)
 		ln1, qkv, attn, mid, ln2 := ws.view(a.ln1, D), ws.view(a.qkv, C), ws.view(a.attn, A), ws.view(a.mid, D), ws.view(a.ln2, D)
 		gu, act := ws.view(a.gateUp, 2*F), ws.view(a.act, F)
 		dact, dgu, dattn, dqkv := ws.view(ws.dact, F), ws.view(ws.dgu, 2*F), ws.view(ws.dattn, A), ws.view(ws.dqkv, C)
 
 		// MLP: out = mid + down(swiglu(gateUp(norm(mid))))
-		be.Gemm(false, false, N, F, D, 1, dres, D, m.param(lo.down, D*F), F, 0, dact, F)
-		be.Gemm(true, false, D, F, N, 1, dres, D, act, F, 1, m.grad(lo.down, D*F), F)
+		be.Gemm(false, false, N, F, D, 1, dres, D, w.mlp.down, F, 0, dact, F)
+		be.Gemm(true, false, D, F, N, 1, dres, D, act, F, 1, g.mlp.down, F)
 		be.SwiGLUBackward(dgu, dact, gu, N, F)
-		be.Gemm(false, false, N, D, 2*F, 1, dgu, 2*F, m.param(lo.gateUp, 2*F*D), D, 0, dln, D)
-		be.Gemm(true, false, 2*F, D, N, 1, dgu, 2*F, ln2, D, 1, m.grad(lo.gateUp, 2*F*D), D)
-		be.RMSNormBackward(dres, m.grad(lo.mlpNorm, D), dln, mid, m.param(lo.mlpNorm, D), a.rstd2, N, D)
+		be.Gemm(false, false, N, D, 2*F, 1, dgu, 2*F, w.mlp.gateUp, D, 0, dln, D)
+		be.Gemm(true, false, 2*F, D, N, 1, dgu, 2*F, ln2, D, 1, g.mlp.gateUp, D)
+		be.RMSNormBackward(dres, g.mlp.norm, dln, mid, w.mlp.norm, a.rstd2, N, D)
 
 		// Attention: mid = in + o(attn(rope(qkv(norm(in)))))
-		be.Gemm(false, false, N, A, D, 1, dres, D, m.param(lo.o, D*A), A, 0, dattn, A)
-		be.Gemm(true, false, D, A, N, 1, dres, D, attn, A, 1, m.grad(lo.o, D*A), A)
+		be.Gemm(false, false, N, A, D, 1, dres, D, w.attn.out, A, 0, dattn, A)
+		be.Gemm(true, false, D, A, N, 1, dres, D, attn, A, 1, g.attn.out, A)
 		be.AttentionBackward(dqkv, dattn, qkv, attn, a.lse, shape)
 		be.RoPE(dqkv, C, ws.cos, ws.sin, N, c.Heads+c.KVHeads, hd, true)
 		dproj := dqkv
@@ -230,20 +230,20 @@ func (m *Model) Backward(ws *Workspace, dFinal kernels.Buf) {
 			dproj = ws.view(ws.dqkvPre, C)
 			pre := ws.view(a.qkvPre, C)
 			be.Zero(dproj)
-			be.RMSNormHeadsBackward(dproj, m.grad(lo.qNorm, hd), dqkv, pre, m.param(lo.qNorm, hd), a.qRstd, C, 0, N, c.Heads, hd)
-			be.RMSNormHeadsBackward(dproj, m.grad(lo.kNorm, hd), dqkv, pre, m.param(lo.kNorm, hd), a.kRstd, C, c.Heads*hd, N, c.KVHeads, hd)
+			be.RMSNormHeadsBackward(dproj, g.attn.qNorm, dqkv, pre, w.attn.qNorm, a.qRstd, C, 0, N, c.Heads, hd)
+			be.RMSNormHeadsBackward(dproj, g.attn.kNorm, dqkv, pre, w.attn.kNorm, a.kRstd, C, c.Heads*hd, N, c.KVHeads, hd)
 			vOff := (c.Heads + c.KVHeads) * hd
 			be.Copy2D(be.View(dproj, vOff, N*C-vOff), C, be.View(dqkv, vOff, N*C-vOff), C, N, c.KVHeads*hd)
 		}
-		if lo.qkvBias >= 0 {
-			be.BiasBackward(m.grad(lo.qkvBias, C), dproj, N, C)
+		if g.attn.qkvBias != nil {
+			be.BiasBackward(g.attn.qkvBias, dproj, N, C)
 		}
-		be.Gemm(false, false, N, D, C, 1, dproj, C, m.param(lo.qkv, C*D), D, 0, dln, D)
-		be.Gemm(true, false, C, D, N, 1, dproj, C, ln1, D, 1, m.grad(lo.qkv, C*D), D)
-		be.RMSNormBackward(dres, m.grad(lo.attnNorm, D), dln, in, m.param(lo.attnNorm, D), a.rstd1, N, D)
+		be.Gemm(false, false, N, D, C, 1, dproj, C, w.attn.qkv, D, 0, dln, D)
+		be.Gemm(true, false, C, D, N, 1, dproj, C, ln1, D, 1, g.attn.qkv, D)
+		be.RMSNormBackward(dres, g.attn.norm, dln, in, w.attn.norm, a.rstd1, N, D)
 		m.gradReady(ranges, c.Layers-l)
 	}
-	be.EmbedBackward(m.grad(m.lay.embed, c.Vocab*D), dres, ws.batch.IDs, D)
+	be.EmbedBackward(m.dw.embed, dres, ws.batch.IDs, D)
 	m.gradReady(ranges, c.Layers+1)
 }
 
@@ -281,32 +281,32 @@ type blockBufs struct {
 // MLP(norm(mid)), mid = in + O(attend(RoPE(QKV(norm(in))))). attend turns
 // the fused, rotated qkv rows into attention outputs (full causal attention
 // in training, the KV cache when decoding).
-func (m *Model) blockForward(lo layerOffsets, n int, b blockBufs, attend func(qkv, attn kernels.Buf)) {
+func (m *Model) blockForward(w block, n int, b blockBufs, attend func(qkv, attn kernels.Buf)) {
 	be, c := m.be, m.Cfg
 	D, C, A, F, hd := c.Hidden, c.qkvWidth(), c.Heads*c.HeadDim, c.FFN, c.HeadDim
 	eps := float32(c.RMSEps)
-	be.RMSNorm(b.ln1, b.rstd1, b.in, m.param(lo.attnNorm, D), n, D, eps)
+	be.RMSNorm(b.ln1, b.rstd1, b.in, w.attn.norm, n, D, eps)
 	proj := b.qkv
 	if c.QKNorm {
 		proj = b.pre
 	}
-	be.Gemm(false, true, n, C, D, 1, b.ln1, D, m.param(lo.qkv, C*D), D, 0, proj, C)
-	if lo.qkvBias >= 0 {
-		be.AddBias(proj, m.param(lo.qkvBias, C), n, C)
+	be.Gemm(false, true, n, C, D, 1, b.ln1, D, w.attn.qkv, D, 0, proj, C)
+	if w.attn.qkvBias != nil {
+		be.AddBias(proj, w.attn.qkvBias, n, C)
 	}
 	if c.QKNorm {
 		be.Copy(b.qkv, proj)
-		be.RMSNormHeads(b.qkv, b.qRstd, proj, C, 0, m.param(lo.qNorm, hd), n, c.Heads, hd, eps)
-		be.RMSNormHeads(b.qkv, b.kRstd, proj, C, c.Heads*hd, m.param(lo.kNorm, hd), n, c.KVHeads, hd, eps)
+		be.RMSNormHeads(b.qkv, b.qRstd, proj, C, 0, w.attn.qNorm, n, c.Heads, hd, eps)
+		be.RMSNormHeads(b.qkv, b.kRstd, proj, C, c.Heads*hd, w.attn.kNorm, n, c.KVHeads, hd, eps)
 	}
 	be.RoPE(b.qkv, C, b.cos, b.sin, n, c.Heads+c.KVHeads, hd, false)
 	attend(b.qkv, b.attn)
-	be.Gemm(false, true, n, D, A, 1, b.attn, A, m.param(lo.o, D*A), A, 0, b.mid, D)
+	be.Gemm(false, true, n, D, A, 1, b.attn, A, w.attn.out, A, 0, b.mid, D)
 	be.Add(b.mid, b.mid, b.in)
 
-	be.RMSNorm(b.ln2, b.rstd2, b.mid, m.param(lo.mlpNorm, D), n, D, eps)
-	be.Gemm(false, true, n, 2*F, D, 1, b.ln2, D, m.param(lo.gateUp, 2*F*D), D, 0, b.gateUp, 2*F)
+	be.RMSNorm(b.ln2, b.rstd2, b.mid, w.mlp.norm, n, D, eps)
+	be.Gemm(false, true, n, 2*F, D, 1, b.ln2, D, w.mlp.gateUp, D, 0, b.gateUp, 2*F)
 	be.SwiGLU(b.act, b.gateUp, n, F)
-	be.Gemm(false, true, n, D, F, 1, b.act, F, m.param(lo.down, D*F), F, 0, b.out, D)
+	be.Gemm(false, true, n, D, F, 1, b.act, F, w.mlp.down, F, 0, b.out, D)
 	be.Add(b.out, b.out, b.mid)
 }

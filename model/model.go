@@ -26,6 +26,9 @@ type Model struct {
 	// does with its buckets).
 	GradReady func(off, n int)
 	rope      *ropeTable
+	// w and dw are the typed views of Params and Grads (dw once
+	// EnableGrads has run).
+	w, dw weights
 }
 
 // New allocates a model with zero parameters.
@@ -34,7 +37,9 @@ func New(cfg Config, be kernels.Backend) (*Model, error) {
 		return nil, fmt.Errorf("model config: %w", err)
 	}
 	lay := cfg.layout()
-	return &Model{Cfg: cfg, be: be, lay: lay, Params: be.Alloc(lay.size), rope: newRopeTable(cfg)}, nil
+	m := &Model{Cfg: cfg, be: be, lay: lay, Params: be.Alloc(lay.size), rope: newRopeTable(cfg)}
+	m.w = lay.views(be, m.Params)
+	return m, nil
 }
 
 // GradRanges partitions the parameter buffer into the ranges Backward
@@ -43,15 +48,15 @@ func New(cfg Config, be kernels.Backend) (*Model, error) {
 // tied, is also the output layer and so finishes last).
 func (m *Model) GradRanges() [][2]int {
 	l := m.lay
-	out := [][2]int{{l.norm, l.size - l.norm}}
+	out := [][2]int{{l.norm.off, l.size - l.norm.off}}
 	for i := len(l.layers) - 1; i >= 0; i-- {
-		end := l.norm
+		end := l.norm.off
 		if i+1 < len(l.layers) {
-			end = l.layers[i+1].attnNorm
+			end = l.layers[i+1].attnNorm.off
 		}
-		out = append(out, [2]int{l.layers[i].attnNorm, end - l.layers[i].attnNorm})
+		out = append(out, [2]int{l.layers[i].attnNorm.off, end - l.layers[i].attnNorm.off})
 	}
-	return append(out, [2]int{l.embed, m.Cfg.Vocab * m.Cfg.Hidden})
+	return append(out, [2]int{l.embed.off, l.embed.n})
 }
 
 // gradReady reports range i of GradRanges finished.
@@ -74,6 +79,7 @@ func (m *Model) NumParams() int { return m.lay.size }
 func (m *Model) EnableGrads() {
 	if m.Grads == nil {
 		m.Grads = m.be.Alloc(m.lay.size)
+		m.dw = m.lay.views(m.be, m.Grads)
 	}
 }
 
@@ -111,12 +117,9 @@ func isNorm(name string) bool {
 	return n > 11 && (name[n-11:] == "norm.weight")
 }
 
-func (m *Model) param(off, n int) kernels.Buf { return m.be.View(m.Params, off, n) }
-func (m *Model) grad(off, n int) kernels.Buf  { return m.be.View(m.Grads, off, n) }
-
 // LMHead returns the [vocab, hidden] output matrix (the embedding matrix
 // when tied).
-func (m *Model) LMHead() kernels.Buf { return m.param(m.lay.lmHead, m.Cfg.Vocab*m.Cfg.Hidden) }
+func (m *Model) LMHead() kernels.Buf { return m.w.lmHead }
 
 // ropeTable caches cos/sin of position·inv_freq, computed as Hugging Face
 // does in float32: inv_freq rounded to float32, the angle a float32

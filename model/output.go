@@ -114,7 +114,7 @@ func (m *Model) LossGrad(ws *Workspace, o Output, loss TokenLoss) (OutputGrad, e
 	a := &kernels.LogProbsGradArgs{
 		Logp: be.View(ws.logp, 0, n), LSE: be.View(ws.lse, 0, n), DLogp: be.View(ws.dlogp, 0, n),
 		Hidden: hidden, W: m.LMHead(),
-		DHidden: dHidden, DW: m.grad(m.lay.lmHead, c.Vocab*c.Hidden),
+		DHidden: dHidden, DW: m.dw.lmHead,
 		Targets: o.Targets, N: n, D: c.Hidden, Vocab: c.Vocab, InvTemp: o.InvTemp,
 	}
 	if o.Entropy {

@@ -36,7 +36,7 @@ func twoPass(t *testing.T, m *Model, ws *Workspace, targets []int32, invTemp flo
 	be.Upload(dl, dlogp)
 	dfinal := ws.view(ws.dfinal, c.Hidden)
 	be.Zero(dfinal)
-	be.TokenLogProbsBackward(dfinal, m.grad(m.lay.lmHead, c.Vocab*c.Hidden), dl, nil, final, m.LMHead(), lse, nil, targets, n, c.Hidden, c.Vocab, invTemp)
+	be.TokenLogProbsBackward(dfinal, m.dw.lmHead, dl, nil, final, m.LMHead(), lse, nil, targets, n, c.Hidden, c.Vocab, invTemp)
 	m.Backward(ws, dfinal)
 	host := make([]float32, n)
 	be.Download(host, logp)
