@@ -98,7 +98,8 @@ func TestConfigPrintsLikeRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	rootCmd.SetOut(&viaConfig)
-	rootCmd.SetArgs([]string{"config", "../../configs/demo.yaml", "--set", sets[0]})
+	// Flags keep their values between Execute calls: clear --doc.
+	rootCmd.SetArgs([]string{"config", "../../configs/demo.yaml", "--doc=false", "--set", sets[0]})
 	defer rootCmd.SetArgs(nil)
 	if err := rootCmd.Execute(); err != nil {
 		t.Fatal(err)
