@@ -34,7 +34,7 @@ func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, e
 		return nil, fmt.Errorf("bench: the config starts with a supervised warm-up; set sft.steps=0")
 	}
 	for i := 0; i < warmup; i++ {
-		if _, err := t.rlStep(ctx); err != nil {
+		if _, err := t.step(ctx); err != nil {
 			return nil, err
 		}
 		t.state.Step++
@@ -43,10 +43,11 @@ func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, e
 	var gen, trainTok, allTok, rollSec, updSec, total float64
 	for i := 0; i < steps; i++ {
 		start := time.Now()
-		m, err := t.rlStep(ctx)
+		st, err := t.step(ctx)
 		if err != nil {
 			return nil, err
 		}
+		m := st.metrics
 		t.state.Step++
 		sec := time.Since(start).Seconds()
 		total += sec
@@ -59,7 +60,7 @@ func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, e
 		allTok += m["perf/throughput"] * sec
 		rollSec += m["timing_s/rollout"]
 		updSec += m["timing_s/update"]
-		trainTok += float64(t.stepTrainTokens())
+		trainTok += float64(t.trainTokens(st))
 	}
 	r.StepSeconds = total / float64(steps)
 	if rollSec > 0 {
@@ -85,15 +86,6 @@ func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, e
 	r.KVBytesPerToken = t.pol.Model.Cfg.KVBytesPerToken()
 	r.KVCacheBytes, r.KVCacheBlocks, r.KVBlockSize = cache.Bytes(), cache.NumBlocks, cache.BlockSize
 	return r, nil
-}
-
-// stepTrainTokens counts the tokens the last step ran forward and backward.
-func (t *Trainer) stepTrainTokens() int {
-	n := 0
-	for _, s := range t.cur {
-		n += len(s.ids)
-	}
-	return n * t.cfg.Train.PPOEpochs
 }
 
 // gemmPeak measures the backend's matrix-multiply rate on 1024³ products,

@@ -171,14 +171,14 @@ func (t *Trainer) checkSignal(step int, m map[string]float64) {
 	}
 }
 
-// mixedGroups is the fraction of the step's groups with both a correct and
+// mixedGroups is the fraction of a step's groups with both a correct and
 // an incorrect completion (what DRPO contrasts).
-func (t *Trainer) mixedGroups() float64 {
-	if len(t.curGroups) == 0 {
+func (t *Trainer) mixedGroups(groups []*rolledGroup) float64 {
+	if len(groups) == 0 {
 		return math.NaN()
 	}
 	mixed := 0
-	for _, g := range t.curGroups {
+	for _, g := range groups {
 		var pos, neg bool
 		for si := range g.comps {
 			if t.isCorrect(g, si) {
@@ -191,7 +191,7 @@ func (t *Trainer) mixedGroups() float64 {
 			mixed++
 		}
 	}
-	return float64(mixed) / float64(len(t.curGroups))
+	return float64(mixed) / float64(len(groups))
 }
 
 // consoleKL is the KL the run applies, for the step line: the in-reward

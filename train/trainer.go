@@ -80,10 +80,6 @@ type Trainer struct {
 	sftStream data.Stream  // the warm-up's examples while it runs
 	sftResume *data.Cursor // warm-up position restored from a checkpoint
 
-	vfLoss    float64        // value loss summed over the step's micro-batches
-	cur       []*seq         // the step's sequences, during updates
-	curGroups []*rolledGroup // the step's groups, for sample logging
-
 	report       reporter  // TensorBoard writers (log.report_to)
 	resumedAt    int       // the RL step this process resumed from (0: fresh)
 	sftResumedAt int       // the warm-up step it resumed from
@@ -398,10 +394,11 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 		stepStart := time.Now()
 		// A signal stops the run between steps: the step itself runs to
 		// completion, so its checkpoint is consistent.
-		m, err := t.rlStep(context.WithoutCancel(ctx))
+		st, err := t.step(context.WithoutCancel(ctx))
 		if err != nil {
 			return sum, fmt.Errorf("step %d: %w", t.state.Step+1, err)
 		}
+		m := st.metrics
 		t.state.Step++
 		stepsRun++
 		if t.badRun == 0 { // the step updated the model
@@ -424,7 +421,7 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 			}
 		}
 		if se := t.cfg.Log.SampleEvery; se > 0 && step%se == 0 {
-			t.logSamples(step)
+			t.logSamples(step, st.groups)
 		}
 		if t.ckptTime > 0 {
 			// The previous step's checkpoint is reported with this step.
@@ -433,7 +430,7 @@ func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
 		}
 		m["timing_s/step"] = seconds(time.Since(stepStart))
 		if t.alg.Loss == optim.LossDRPO {
-			m["drpo/mixed_groups"] = t.mixedGroups()
+			m["drpo/mixed_groups"] = t.mixedGroups(st.groups)
 		}
 		if err := t.writeMetrics(step, m); err != nil {
 			return sum, err
@@ -490,7 +487,7 @@ func (t *Trainer) writeMetrics(step int, m map[string]float64) error {
 }
 
 // logSamples prints a few of the step's completions with their rewards.
-func (t *Trainer) logSamples(step int) {
+func (t *Trainer) logSamples(step int, groups []*rolledGroup) {
 	n := t.cfg.Log.Samples
 	var lines []string
 	defer func() {
@@ -498,7 +495,7 @@ func (t *Trainer) logSamples(step int) {
 			t.tbText(step, "samples", sampleMarkdown(lines))
 		}
 	}()
-	for gi, g := range t.curGroups {
+	for gi, g := range groups {
 		for si, c := range g.comps {
 			if n <= 0 {
 				return

@@ -36,7 +36,7 @@ func TestUpdateMatchesTwoCallReference(t *testing.T) {
 			m := tr.pol.Model
 			r := rand.New(rand.NewPCG(3, 4))
 			vocab := m.Cfg.Vocab
-			var idx []int
+			var seqs []*seq
 			for i, shape := range [][2]int{{3, 4}, {5, 2}, {2, 6}, {4, 1}, {6, 3}} {
 				s := &seq{prompt: shape[0], group: i / 2, adv: float32(r.NormFloat64()), truncated: i == 2, excluded: i == 3}
 				for range shape[0] + shape[1] {
@@ -48,22 +48,22 @@ func TestUpdateMatchesTwoCallReference(t *testing.T) {
 					s.refLogp = append(s.refLogp, l+float32(0.2*r.NormFloat64()))
 					s.rolloutLogp = append(s.rolloutLogp, l+float32(0.2*r.NormFloat64()))
 				}
-				tr.cur = append(tr.cur, s)
-				idx = append(idx, i)
+				seqs = append(seqs, s)
 			}
-			norm := tr.normalizers(idx)
+			norm := tr.normalizers(seqs)
 			invTemp := float32(1 / 0.8)
 
 			m.EnableGrads()
 			m.ZeroGrads()
-			st, _, err := tr.updateMicro(idx, norm, 3, tc.haveOld, invTemp)
+			ms, err := tr.updateMicro(seqs, norm, 3, tc.haveOld, invTemp)
+			st := ms.policy
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := download(tr.be, m.Grads)
 
 			m.ZeroGrads()
-			want, wantLoss := twoCallUpdate(t, tr, idx, norm, tc.haveOld, invTemp)
+			want, wantLoss := twoCallUpdate(t, tr, seqs, norm, tc.haveOld, invTemp)
 			if math.Abs(st.Loss-wantLoss) > 1e-6*math.Max(1, math.Abs(wantLoss)) || st.Loss == 0 {
 				t.Errorf("loss %v, reference %v", st.Loss, wantLoss)
 			}
@@ -82,12 +82,8 @@ func TestUpdateMatchesTwoCallReference(t *testing.T) {
 // twoCallUpdate is the reference: every row's log-prob (TokenLogProbs
 // kernel), PolicyLoss over the padded row layout, the TokenLogProbsBackward
 // kernel, trunk backward.
-func twoCallUpdate(t *testing.T, tr *Trainer, idx []int, norm kernels.Normalizers, haveOld bool, invTemp float32) ([]float32, float64) {
+func twoCallUpdate(t *testing.T, tr *Trainer, seqs []*seq, norm kernels.Normalizers, haveOld bool, invTemp float32) ([]float32, float64) {
 	be, m := tr.be, tr.pol.Model
-	var seqs []*seq
-	for _, i := range idx {
-		seqs = append(seqs, tr.cur[i])
-	}
 	rb := newRowBatch(seqs)
 	final, err := m.Forward(tr.ws, rb.batch)
 	if err != nil {
