@@ -316,6 +316,12 @@ func (t *Trainer) saveCheckpointWithMetric(m map[string]float64) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
+	// MkdirTemp makes it 0700; a checkpoint is as readable as the rest of
+	// the run directory.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
 	if err := t.writeCheckpoint(tmp, m); err != nil {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("checkpoint %s: %w (the previous checkpoints are intact)", final, err)

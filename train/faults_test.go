@@ -297,3 +297,17 @@ func TestEveryUpdateSkippedFails(t *testing.T) {
 		}
 	}
 }
+
+// Checkpoint directories are 0755 like the rest of the run directory
+// (os.MkdirTemp makes them 0700).
+func TestCheckpointDirMode(t *testing.T) {
+	out := t.TempDir()
+	runConfig(t, parseConfig(t, tinyYAML(out), "train.steps=1", "sft.steps=0"), Options{})
+	st, err := os.Stat(filepath.Join(out, "checkpoints", "step-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o755 {
+		t.Errorf("checkpoint directory mode %v, want 0755", st.Mode().Perm())
+	}
+}

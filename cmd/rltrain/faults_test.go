@@ -191,3 +191,22 @@ func TestGenerateWarnsOnNonFiniteWeights(t *testing.T) {
 		t.Errorf("stderr %q, want it to contain %q", errOut.String(), want)
 	}
 }
+
+// logprobs refuses a sequence longer than the model's context (generate
+// does too) and an input without any sequence.
+func TestLogprobsLimits(t *testing.T) {
+	dir := tinyModelDir(t, "LlamaForCausalLM") // max_position_embeddings 2048
+	long := "[1" + strings.Repeat(",3", 2048) + "]"
+	for _, tc := range []struct{ in, want string }{
+		{`{"ids":` + long + "}\n", "in.jsonl:1: 2049 tokens; the model takes at most 2048 positions"},
+		{"", "in.jsonl: no sequences to score"},
+		{"\n  \n", "in.jsonl: no sequences to score"},
+	} {
+		p := filepath.Join(t.TempDir(), "in.jsonl")
+		os.WriteFile(p, []byte(tc.in), 0o644)
+		err := runLogprobs(&bytes.Buffer{}, logprobsFlags{modelDir: dir, input: p, batch: 4, temperature: 1})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("input of %d bytes: error %v, want it to mention %q", len(tc.in), err, tc.want)
+		}
+	}
+}

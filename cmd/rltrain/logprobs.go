@@ -104,6 +104,7 @@ func runLogprobs(w io.Writer, f logprobsFlags) error {
 		pending = pending[:0]
 		return nil
 	}
+	scored := 0
 	for lineNo := 1; sc.Scan(); lineNo++ {
 		raw := sc.Bytes()
 		if len(bytes.TrimSpace(raw)) == 0 {
@@ -142,6 +143,10 @@ func runLogprobs(w io.Writer, f logprobsFlags) error {
 				return fmt.Errorf("%s:%d: ids[%d] = %d is outside the vocabulary of %d", name, lineNo, i, id, m.Cfg.Vocab)
 			}
 		}
+		if mp := m.Cfg.MaxPositions; mp > 1 && len(ids) > mp {
+			return fmt.Errorf("%s:%d: %d tokens; the model takes at most %d positions (max_position_embeddings)", name, lineNo, len(ids), mp)
+		}
+		scored++
 		pending = append(pending, logprobsOut{Line: lineNo, IDs: ids})
 		if len(pending) == f.batch {
 			if err := flush(); err != nil {
@@ -151,6 +156,9 @@ func runLogprobs(w io.Writer, f logprobsFlags) error {
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
+	}
+	if scored == 0 {
+		return fmt.Errorf("%s: no sequences to score (the input is empty)", name)
 	}
 	if len(pending) > 0 {
 		return flush()

@@ -51,7 +51,13 @@ func Parse(src []byte, file string) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		if m := yamlLineErr.FindStringSubmatch(err.Error()); m != nil {
-			return nil, &Error{Pos: file + ":" + m[1], Msg: m[2]}
+			line, _ := strconv.Atoi(m[1])
+			if strings.HasPrefix(m[2], "did not find expected") {
+				// yaml.v3 reports its parser's errors (unlike its
+				// scanner's) with the 0-based line.
+				line++
+			}
+			return nil, &Error{Pos: file + ":" + strconv.Itoa(line), Msg: m[2]}
 		}
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}

@@ -1,0 +1,22 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// YAML syntax errors point at the line where the problem is (yaml.v3
+// gives its parser's errors a 0-based line).
+func TestYAMLSyntaxErrorLines(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"train:\n  steps: 2\noptim: {lr: 1e-3\nlog: {every: 1}\n", "cfg.yaml:3: did not find expected ',' or '}'"},
+		{"train:\n  steps: 2\n\n\nreward: [a, b\n", "cfg.yaml:5: did not find expected ',' or ']'"},
+		{"train:\n  steps: 2\n out_dir: x\n", "cfg.yaml:3: did not find expected key"},
+		{"train:\n  steps: 2\n  seed: 1: 2\n", "cfg.yaml:3: mapping values are not allowed"},
+	} {
+		_, err := Parse([]byte(tc.src), "cfg.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}
