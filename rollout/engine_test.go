@@ -270,6 +270,7 @@ func TestGenerateRejectsBadInput(t *testing.T) {
 		{"empty", []Prompt{{IDs: nil}}, "empty"},
 		{"vocab", []Prompt{{IDs: []int32{1, 97}}}, "outside the vocabulary"},
 		{"positions", []Prompt{{IDs: make([]int32, 600)}}, "at most 512 positions"},
+		{"samples", []Prompt{{IDs: []int32{1}, Samples: -1}}, "asks for -1 samples"},
 	}
 	for _, tc := range cases {
 		if _, _, err := e.Generate(tc.prompts); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -290,5 +291,47 @@ func TestGenerateRejectsBadInput(t *testing.T) {
 	}
 	if _, _, err := e2.Generate(Prompts([][]int32{make([]int32, 100)})); err == nil || !strings.Contains(err.Error(), "kv_cache_mb") {
 		t.Errorf("a completion larger than the cache: got %v", err)
+	}
+}
+
+// TestPerPromptSamples: a prompt may ask for its own number of
+// completions; they come in prompt order, and sample s of a prompt is the
+// same as with any other count, alone or beside other prompts, with or
+// without per-call options.
+func TestPerPromptSamples(t *testing.T) {
+	m := newModel(t, tinyConfig(), 2, 3)
+	cfg := DefaultConfig()
+	cfg.GroupSize, cfg.MaxNewTokens, cfg.Seed, cfg.MaxBatch = 4, 20, 11, 3
+	cfg.StopTokenIDs = []int{5}
+	ids := randomPrompts(3, 3, 12, tinyConfig().Vocab, 8)
+	ref, _ := generate(t, m, cfg, Prompts(ids), nil)
+	prompts := Prompts(ids)
+	prompts[0].Samples, prompts[2].Samples = 1, 3 // prompt 1: the group size
+	got, st := generate(t, m, cfg, prompts, nil)
+	if st.Completions != 8 || len(got) != 8 {
+		t.Fatalf("%d completions (stats %d), want 1+4+3", len(got), st.Completions)
+	}
+	var want []Completion
+	for i, n := range []int{1, 4, 3} {
+		want = append(want, ref[i*4:i*4+n]...)
+	}
+	sameCompletions(t, "per-prompt counts", got, want)
+
+	e, err := New(m, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	sp := cfg.Sampling
+	got2, _, err := e.GenerateWith(prompts[1:2], Options{GroupSize: 2, Sampling: &sp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got2 {
+		got2[i].Prompt = 1
+	}
+	sameCompletions(t, "group size 2 by option", got2, ref[4:6])
+	if e.Cfg.GroupSize != 4 {
+		t.Errorf("the call's options changed the engine's config: group size %d", e.Cfg.GroupSize)
 	}
 }

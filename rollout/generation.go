@@ -1,0 +1,431 @@
+package rollout
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rltrain/rltrain/kernels"
+	"github.com/rltrain/rltrain/model"
+)
+
+// Options override the engine's Config for one Generate call (an
+// evaluation samples with other settings than training, say).
+type Options struct {
+	// GroupSize is the number of completions per prompt (unless a Prompt
+	// sets its own); 0 uses Cfg.GroupSize.
+	GroupSize int
+	// Sampling, when set, replaces the Config's sampling parameters.
+	Sampling *Sampling
+}
+
+// Generate samples Cfg.GroupSize completions for every prompt (or the
+// prompt's own Samples) and returns them ordered by prompt, then sample
+// (with G completions per prompt, completion i·G+s is sample s of prompt
+// i).
+func (e *Engine) Generate(prompts []Prompt) ([]Completion, Stats, error) {
+	return e.GenerateWith(prompts, Options{})
+}
+
+// GenerateWith is Generate with per-call options.
+//
+// Completions are decoded together, continuous-batching style: a prompt is
+// prefilled once, its completions fork its KV blocks, each decoding step
+// runs every running completion, and finished ones make room for the next
+// (admit, then decode and accept, until none is left).
+func (e *Engine) GenerateWith(prompts []Prompt, o Options) ([]Completion, Stats, error) {
+	g, err := e.newGeneration(prompts, o)
+	if err != nil {
+		return nil, g.st, err
+	}
+	// Give every block back, also after an error, so the engine stays
+	// usable.
+	defer g.release()
+	if err := g.startPadding(); err != nil {
+		return nil, g.st, err
+	}
+	for {
+		if err := g.admit(); err != nil {
+			return nil, g.st, err
+		}
+		if len(g.active) == 0 {
+			if g.next < len(g.prompts) {
+				// Cannot happen: every prompt was checked to fit an empty cache.
+				return nil, g.st, fmt.Errorf("rollout: prompt %d does not fit the KV cache", g.next)
+			}
+			return g.out, g.st, nil
+		}
+		if err := g.step(); err != nil {
+			return nil, g.st, err
+		}
+	}
+}
+
+// generation is one Generate call: the prompts, the completions being
+// decoded and the decoding mode.
+type generation struct {
+	e       *Engine
+	cfg     Config // the engine's, with the call's options applied
+	sp      Sampling
+	eos     map[int32]bool // token ids that end a completion
+	penalty bool           // repetition penalty: track each completion's tokens
+	// stopWindow is how many trailing ids are decoded to look for a stop
+	// string (see accept).
+	stopWindow int
+	maxBatch   int
+
+	prompts []*promptState
+	out     []Completion // every prompt's completions, in order
+	active  []*running   // completions being decoded
+	next    int          // the prompt whose completions are admitted next
+	st      Stats
+
+	// Decoding mode. Batch-invariant decoding on a backend that is not
+	// row-invariant pads every decoding step to chunks of InvariantRows
+	// rows with forks of padBase, a one-token sequence; each fork takes a
+	// block while it lives (padBlocks). A row-invariant backend (the CPU
+	// backend with AVX-512) decodes in chunks of up to chunk rows instead,
+	// bit-identical without padding.
+	padBase   *model.Seq
+	padBlocks int
+	chunk     int
+}
+
+// promptState tracks one prompt while its completions are admitted.
+type promptState struct {
+	pos      int
+	p        Prompt
+	n        int        // completions to sample
+	first    int        // index of its first completion in out
+	limit    int        // max new tokens for this prompt
+	base     *model.Seq // prefilled prompt, released once every sample forked it
+	logits   []float32  // next-token logits after the prompt
+	admitted int
+}
+
+// running is one completion being decoded.
+type running struct {
+	out     *Completion
+	ps      *promptState
+	seq     *model.Seq
+	limit   int
+	seen    []int32  // distinct ids of prompt and completion (repetition penalty)
+	seenSet []uint64 // bitset over the vocabulary
+	// result of the current step's sampling
+	tok int32
+	lp  float32
+}
+
+func (r *running) addSeen(id int32) {
+	if r.seenSet == nil {
+		return
+	}
+	w, b := id/64, uint64(1)<<(id%64)
+	if r.seenSet[w]&b == 0 {
+		r.seenSet[w] |= b
+		r.seen = append(r.seen, id)
+	}
+}
+
+// newGeneration checks the options and every prompt (each must fit an
+// empty cache with its longest completion) and sets up the call.
+func (e *Engine) newGeneration(prompts []Prompt, o Options) (*generation, error) {
+	g := &generation{e: e, cfg: e.Cfg, eos: map[int32]bool{}, stopWindow: 16}
+	if o.GroupSize != 0 {
+		g.cfg.GroupSize = o.GroupSize
+	}
+	if o.Sampling != nil {
+		g.cfg.Sampling = *o.Sampling
+	}
+	cfg := g.cfg
+	if err := cfg.Validate(); err != nil {
+		return g, err
+	}
+	if len(cfg.Stop) > 0 && e.detok == nil {
+		return g, errors.New("rollout: stop strings need a detokenizer")
+	}
+	for _, id := range e.m.Cfg.EOS {
+		g.eos[int32(id)] = true
+	}
+	for _, id := range cfg.StopTokenIDs {
+		g.eos[int32(id)] = true
+	}
+	g.sp, g.penalty, g.maxBatch = cfg.Sampling, cfg.RepetitionPenalty != 1, cfg.BatchLimit()
+	// A stop string that the newest token completes lies within its last
+	// len(stop) tokens when every token decodes to at least one byte; the
+	// window adds slack for special tokens (no text) and for decoders that
+	// treat the first token of a text specially.
+	for _, s := range cfg.Stop {
+		g.stopWindow = max(g.stopWindow, 2*len(s)+16)
+	}
+	g.st.Prompts = len(prompts)
+	for i, p := range prompts {
+		ps, err := g.checkPrompt(i, p)
+		if err != nil {
+			return g, err
+		}
+		ps.first = g.st.Completions
+		g.st.Completions += ps.n
+		g.prompts = append(g.prompts, ps)
+	}
+	g.out = make([]Completion, g.st.Completions)
+	return g, nil
+}
+
+// checkPrompt validates one prompt and bounds its completions' length by
+// max_new_tokens and the model's positions.
+func (g *generation) checkPrompt(i int, p Prompt) (*promptState, error) {
+	e, mc, cfg := g.e, g.e.m.Cfg, g.cfg
+	if len(p.IDs) == 0 {
+		return nil, fmt.Errorf("rollout: prompt %d is empty", i)
+	}
+	if p.Samples < 0 {
+		return nil, fmt.Errorf("rollout: prompt %d asks for %d samples", i, p.Samples)
+	}
+	for j, id := range p.IDs {
+		if id < 0 || int(id) >= mc.Vocab {
+			return nil, fmt.Errorf("rollout: prompt %d: token %d is %d, outside the vocabulary of %d", i, j, id, mc.Vocab)
+		}
+	}
+	ps := &promptState{pos: i, p: p, n: p.Samples, limit: cfg.MaxNewTokens}
+	if ps.n == 0 {
+		ps.n = cfg.GroupSize
+	}
+	// A config.json without max_position_embeddings round-trips as 1:
+	// treat 0 and 1 as "no limit".
+	if mc.MaxPositions > 1 {
+		if len(p.IDs) >= mc.MaxPositions {
+			return nil, fmt.Errorf("rollout: prompt %d has %d tokens; the model takes at most %d positions", i, len(p.IDs), mc.MaxPositions)
+		}
+		ps.limit = min(ps.limit, mc.MaxPositions-len(p.IDs))
+	}
+	need := e.promptBlocks(len(p.IDs)) + e.forkBlocks(len(p.IDs), ps.limit)
+	if cfg.BatchInvariant {
+		// the padding sequence and its forks, or a prefill companion
+		need += max(InvariantRows, e.promptBlocks(InvariantRows))
+	}
+	if need > e.cache.NumBlocks {
+		return nil, fmt.Errorf("rollout: prompt %d (%d tokens) with up to %d new tokens needs %d KV blocks of %d positions, the cache holds %d (%d MiB): raise rollout.kv_cache_mb",
+			i, len(p.IDs), ps.limit, need, e.cache.BlockSize, e.cache.NumBlocks, cfg.KVCacheMB)
+	}
+	return ps, nil
+}
+
+// startPadding chooses the decoding mode of batch-invariant decoding and
+// prefills the padding sequence when it pads.
+func (g *generation) startPadding() error {
+	if !g.cfg.BatchInvariant {
+		return nil
+	}
+	if ri, ok := g.e.m.Backend().(kernels.InvariantRows); ok {
+		g.chunk = ri.InvariantRows()
+	}
+	if g.chunk > 0 {
+		return nil
+	}
+	g.padBlocks = InvariantRows - 1
+	g.padBase = &model.Seq{}
+	if _, err := g.e.m.Prefill(g.e.ws, g.e.cache, []*model.Seq{g.padBase}, [][]int32{{0}}); err != nil {
+		g.padBase = nil
+		return fmt.Errorf("rollout: prefill padding sequence: %w", err)
+	}
+	return nil
+}
+
+// release gives back every cache block the call holds.
+func (g *generation) release() {
+	c := g.e.cache
+	for _, r := range g.active {
+		c.Release(r.seq)
+	}
+	g.active = nil
+	for _, ps := range g.prompts {
+		if ps.base != nil {
+			c.Release(ps.base)
+			ps.base = nil
+		}
+	}
+	if g.padBase != nil {
+		c.Release(g.padBase)
+		g.padBase = nil
+	}
+}
+
+// reserved is the worst-case number of blocks the running completions may
+// still take.
+func (g *generation) reserved() int {
+	n := 0
+	for _, r := range g.active {
+		n += g.e.cache.BlocksNeeded(r.seq, r.limit-len(r.out.IDs))
+	}
+	return n
+}
+
+// admit starts completions, prompt by prompt, while the batch has room
+// and the cache can hold their longest possible continuation: it prefills
+// a prompt on its first completion, forks it for each, and samples each
+// one's first token from the prompt's logits.
+func (g *generation) admit() error {
+	e, cfg := g.e, g.cfg
+	for len(g.active) < g.maxBatch && g.next < len(g.prompts) {
+		ps := g.prompts[g.next]
+		P := len(ps.p.IDs)
+		need := e.forkBlocks(P, ps.limit)
+		if ps.base == nil {
+			need += e.promptBlocks(P)
+			if cfg.BatchInvariant && P < InvariantRows {
+				need += e.promptBlocks(InvariantRows) // the companion prompt
+			}
+		}
+		if e.cache.FreeBlocks()-g.reserved()-g.padBlocks < need {
+			return nil
+		}
+		if ps.base == nil {
+			if err := g.prefill(ps); err != nil {
+				return err
+			}
+		}
+		t0 := time.Now()
+		s := ps.admitted
+		r := &running{ps: ps, seq: e.cache.Fork(ps.base), limit: ps.limit, out: &g.out[ps.first+s]}
+		r.out.Prompt, r.out.Sample = ps.pos, s
+		if g.penalty {
+			r.seenSet = make([]uint64, (e.m.Cfg.Vocab+63)/64)
+			for _, id := range ps.p.IDs {
+				r.addSeen(id)
+			}
+		}
+		u := Uniform(cfg.Seed, ps.p.Index, uint64(s), 0)
+		r.tok, r.lp = e.samplers[0].Sample(ps.logits, g.sp, u, r.seen)
+		ps.admitted++
+		if ps.admitted == ps.n {
+			e.cache.Release(ps.base)
+			ps.base, ps.logits = nil, nil
+			g.next++
+		}
+		if !g.accept(r) {
+			g.active = append(g.active, r)
+		}
+		g.st.PeakBlocks = max(g.st.PeakBlocks, e.cache.NumBlocks-e.cache.FreeBlocks())
+		g.st.SampleTime += time.Since(t0)
+	}
+	return nil
+}
+
+// prefill runs a prompt through the model once, keeping its KV blocks and
+// next-token logits for its completions to fork.
+func (g *generation) prefill(ps *promptState) error {
+	e := g.e
+	t0 := time.Now()
+	P := len(ps.p.IDs)
+	ps.base = &model.Seq{}
+	seqs, ids := []*model.Seq{ps.base}, [][]int32{ps.p.IDs}
+	if g.cfg.BatchInvariant && P < InvariantRows {
+		// OpenBLAS results for very small row counts depend on the thread
+		// count: a throw-away companion prompt makes the prefill GEMMs at
+		// least 2·InvariantRows rows tall.
+		seqs, ids = append(seqs, &model.Seq{}), append(ids, make([]int32, InvariantRows))
+	}
+	logits, err := e.m.Prefill(e.ws, e.cache, seqs, ids)
+	for _, s := range seqs[1:] {
+		e.cache.Release(s)
+	}
+	if err != nil {
+		return fmt.Errorf("rollout: prefill prompt %d: %w", ps.pos, err)
+	}
+	ps.logits = logits[:e.m.Cfg.Vocab]
+	g.st.PrefillTokens += P
+	g.st.PrefillTime += time.Since(t0)
+	return nil
+}
+
+// step decodes one token of every running completion, samples the next
+// and accepts it.
+func (g *generation) step() error {
+	e := g.e
+	V := e.m.Cfg.Vocab
+	g.st.MaxRunning = max(g.st.MaxRunning, len(g.active))
+	seqs := make([]*model.Seq, len(g.active))
+	toks := make([]int32, len(g.active))
+	for i, r := range g.active {
+		seqs[i], toks[i] = r.seq, r.tok
+	}
+	t0 := time.Now()
+	if need := len(g.active) * V; cap(e.logits) < need {
+		e.logits = make([]float32, need)
+	}
+	logits := e.logits[:len(g.active)*V]
+	var err error
+	switch {
+	case g.padBase != nil:
+		err = e.decodeChunked(logits, seqs, toks, g.padBase)
+	case g.chunk > 0 && len(seqs) > g.chunk:
+		err = e.decodeUnpadded(logits, seqs, toks, g.chunk)
+	default:
+		_, err = e.m.DecodeTo(logits, e.cache, seqs, toks)
+	}
+	if err != nil {
+		return fmt.Errorf("rollout: decode step %d: %w", g.st.Steps, err)
+	}
+	g.st.DecodeTime += time.Since(t0)
+	g.st.Steps++
+	g.st.DecodeTokens += len(g.active)
+	g.st.PeakBlocks = max(g.st.PeakBlocks, e.cache.NumBlocks-e.cache.FreeBlocks())
+
+	t0 = time.Now()
+	e.sampleAll(g.active, logits, g.sp, g.cfg.Seed)
+	kept := g.active[:0]
+	for _, r := range g.active {
+		if !g.accept(r) {
+			kept = append(kept, r)
+		}
+	}
+	clear(g.active[len(kept):])
+	g.active = kept
+	g.st.SampleTime += time.Since(t0)
+	return nil
+}
+
+// accept appends the sampled token of r and reports whether r ended: on an
+// EOS or stop token, on a stop string in its text, or at its length limit.
+func (g *generation) accept(r *running) bool {
+	c, stops := r.out, g.cfg.Stop
+	c.IDs = append(c.IDs, r.tok)
+	c.Logprobs = append(c.Logprobs, r.lp)
+	g.st.GeneratedTokens++
+	if g.eos[r.tok] {
+		g.finish(r, FinishEOS)
+		return true
+	}
+	if len(stops) > 0 && g.e.stopInTail(c.IDs, stops, g.stopWindow) {
+		// The stop string is new (it was absent a token ago), but search
+		// the whole text so the cut is at its first occurrence.
+		text := g.e.detok.Decode(c.IDs, true)
+		if at, s := firstStop(text, stops); at >= 0 {
+			if g.cfg.IncludeStopStr {
+				at += len(s)
+			}
+			c.Text = text[:at]
+			g.finish(r, FinishStop)
+			return true
+		}
+	}
+	if len(c.IDs) >= r.limit {
+		g.finish(r, FinishLength)
+		return true
+	}
+	if g.penalty {
+		r.addSeen(r.tok)
+	}
+	return false
+}
+
+// finish records a completion's end and frees its cache blocks.
+func (g *generation) finish(r *running, why FinishReason) {
+	c := r.out
+	c.Finish = why
+	if g.e.detok != nil && why != FinishStop {
+		c.Text = g.e.detok.Decode(c.IDs, true)
+	}
+	g.e.cache.Release(r.seq)
+}
