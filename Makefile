@@ -6,7 +6,7 @@ BIN := bin/rltrain
 # or a CPU without AVX-512, uses the portable Go code. `make test` checks both.
 export GOEXPERIMENT ?= simd
 
-.PHONY: setup build test test-portable run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu standin-nccl
+.PHONY: setup build test test-portable run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu gpu-standin standin-nccl
 
 # Installs system packages and reference-test assets (idempotent).
 setup:
@@ -36,14 +36,20 @@ fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 # CUDA without a GPU: toolkit (installed when missing), PTX regenerated and
-# compared with the committed files, ptxas for sm_80/sm_90, the cuda-tagged
-# build, vet and test binary.
+# compared with the committed files, ptxas for sm_75, sm_80 and sm_90.
 cuda-check:
 	bash scripts/cuda/check.sh
 
 # ASan and TSan over the emulated CUDA kernel tests.
 cuda-sanitize:
 	bash scripts/cuda/sanitize.sh
+
+# The binary's whole GPU path without a GPU: stand-in NVIDIA driver and
+# cuBLAS libraries (bin/standin, over the CPU emulator and OpenBLAS), the
+# GPU conformance suite, training against the CPU run, injected device
+# faults. Last line: "N passed, M failed".
+gpu-standin:
+	bash scripts/standin/run.sh
 
 # On a machine with an NVIDIA GPU (skip with a message otherwise).
 gpu-test:

@@ -11,7 +11,6 @@ require (
 	gonum.org/v1/plot v0.15.2
 	google.golang.org/protobuf v1.36.12
 	gopkg.in/yaml.v3 v3.0.1
-	gorgonia.org/cu v0.9.6
 )
 
 require (

@@ -11,7 +11,7 @@ import (
 
 // bf16StepTol bounds the difference of a step's metrics between the CPU
 // backend in fp32 and the emulated CUDA backend with bf16 GEMM operands,
-// relative to max(1e-3, |cpu|). It is kernels/cuda/cudatest's bf16ModelTol
+// relative to max(1e-3, |cpu|). It is internal/cudatest's bf16ModelTol
 // (2⁻⁸·√k for the longest reduction of the tiny models, ≈ 4e-2): the same
 // rounding, seen through the trainer's metrics.
 const bf16StepTol = 4e-2

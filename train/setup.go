@@ -25,7 +25,7 @@ import (
 )
 
 // NewBackend returns the compute backend a config selects: cpu, cuda (a
-// GPU; needs a binary built with -tags cuda) or cuda-emu (the CUDA kernels
+// GPU, through the NVIDIA driver loaded at run time) or cuda-emu (the CUDA kernels
 // run on the CPU by the emulator, for testing).
 func NewBackend(c config.Backend) (kernels.Backend, error) {
 	prec, err := cuda.ParsePrecision(c.Precision)
@@ -50,7 +50,10 @@ func NewBackend(c config.Backend) (kernels.Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", c.Type, err)
 	}
-	be.SetPrecision(prec)
+	if err := be.SetPrecision(prec); err != nil {
+		be.Close()
+		return nil, err
+	}
 	if c.TF32 {
 		if err := be.SetTF32(true); err != nil {
 			be.Close()

@@ -325,8 +325,9 @@ type Summary struct {
 // Run trains until train.steps or until ctx is cancelled (SIGINT/SIGTERM:
 // the current step finishes, a checkpoint is written, and Run returns with
 // Summary.Interrupted).
-func (t *Trainer) Run(ctx context.Context) (*Summary, error) {
-	sum := &Summary{MetricsPath: t.metricsPath()}
+func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
+	defer func() { err = t.stopped(recover(), err) }()
+	sum = &Summary{MetricsPath: t.metricsPath()}
 	if t.opts.EvalOnly {
 		return sum, errors.New("train: this trainer was built for evaluation only")
 	}

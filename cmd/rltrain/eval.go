@@ -15,6 +15,7 @@ func init() {
 	var samples, limit int
 	var temperature float64
 	var asJSON, show bool
+	var backend string
 	cmd := &cobra.Command{
 		Use:   "eval CONFIG [--model DIR]",
 		Short: "Evaluate a model on the config's held-out set: accuracy, mean reward, pass@k",
@@ -27,6 +28,9 @@ Hugging Face directory instead of model.path.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if modelDir != "" {
 				sets = append(sets, "model.path="+modelDir)
+			}
+			if backend != "" {
+				sets = append(sets, "backend.type="+backend)
 			}
 			cfg, err := loadConfig(args[0], sets)
 			if err != nil {
@@ -67,6 +71,7 @@ Hugging Face directory instead of model.path.`,
 	}
 	cmd.Flags().StringVar(&modelDir, "model", "", "model or checkpoint directory (default: the config's model.path)")
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a config option (repeatable)")
+	cmd.Flags().StringVar(&backend, "backend", "", "compute backend, overriding backend.type: cpu, cuda or cuda-emu")
 	cmd.Flags().IntVar(&samples, "samples", 1, "completions per prompt (pass@k); > 1 needs --temperature > 0")
 	cmd.Flags().Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
 	cmd.Flags().IntVar(&limit, "limit", 0, "evaluate only the first N prompts")

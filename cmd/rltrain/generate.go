@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rltrain/rltrain/kernels/cpu"
 	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/model/tokenizer"
 	"github.com/rltrain/rltrain/rollout"
@@ -23,6 +22,7 @@ type generateFlags struct {
 	modelDir, prompt, input string
 	cfg                     rollout.Config
 	threads                 int
+	dev                     deviceFlags
 	chat, jsonOut, quiet    bool
 	chatTemplate            string
 }
@@ -69,6 +69,7 @@ are log softmax(logits / T) of the sampled tokens (T = 1 when greedy).`,
 	fl.IntVar(&f.cfg.KVCacheMB, "kv-cache-mb", f.cfg.KVCacheMB, "KV cache budget in MiB")
 	fl.IntVar(&f.cfg.MaxBatch, "max-batch", f.cfg.MaxBatch, "most completions decoded together")
 	fl.IntVar(&f.threads, "threads", 0, "CPU threads (0: one per core)")
+	f.dev.add(fl)
 	fl.BoolVar(&f.chat, "chat", false, "wrap text prompts in the chat template as a user message")
 	fl.StringVar(&f.chatTemplate, "chat-template", "", "override the chat template (chatml, llama3, llama2, plain)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON line per completion")
@@ -112,7 +113,11 @@ func runGenerate(stdout, stderr io.Writer, f generateFlags) error {
 	if err := f.cfg.Validate(); err != nil {
 		return err
 	}
-	m, err := model.Load(f.modelDir, cpu.New(f.threads))
+	be, err := f.dev.open(f.threads)
+	if err != nil {
+		return err
+	}
+	m, err := model.Load(f.modelDir, be)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rltrain/rltrain/kernels/cpu"
 	"github.com/rltrain/rltrain/model"
 )
 
@@ -19,6 +18,7 @@ type logprobsFlags struct {
 	modelDir, input string
 	batch, threads  int
 	temperature     float64
+	dev             deviceFlags
 }
 
 func init() {
@@ -38,6 +38,7 @@ Use "-" as the input to read standard input.`,
 	cmd.Flags().StringVar(&f.input, "input", "", "JSONL file of {\"ids\": [...]} or {\"text\": ...} lines")
 	cmd.Flags().IntVar(&f.batch, "batch", 16, "sequences per forward pass")
 	cmd.Flags().IntVar(&f.threads, "threads", 0, "CPU threads (0: one per core)")
+	f.dev.add(cmd.Flags())
 	cmd.Flags().Float64Var(&f.temperature, "temperature", 1, "score under softmax(logits / temperature)")
 	cmd.MarkFlagRequired("model")
 	cmd.MarkFlagRequired("input")
@@ -69,7 +70,11 @@ func runLogprobs(w io.Writer, f logprobsFlags) error {
 	if f.batch < 1 {
 		return fmt.Errorf("--batch must be at least 1, got %d", f.batch)
 	}
-	m, err := model.Load(f.modelDir, cpu.New(f.threads))
+	be, err := f.dev.open(f.threads)
+	if err != nil {
+		return err
+	}
+	m, err := model.Load(f.modelDir, be)
 	if err != nil {
 		return err
 	}

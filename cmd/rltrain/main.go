@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rltrain/rltrain/kernels/cuda"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -21,8 +23,26 @@ var rootCmd = &cobra.Command{
 }
 
 func main() {
-	if err := rootCmd.Execute(); err != nil {
+	if err := execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "rltrain:", err)
 		os.Exit(1)
 	}
+}
+
+// execute runs the command line. The CUDA backend reports a failing device
+// (a kernel fault, out of memory) by panicking with *cuda.DeviceError,
+// since model code has no error path for each device operation; training
+// turns it into an error naming the last good checkpoint, and any other
+// command ends here with the device's message rather than a stack trace.
+func execute() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			de, ok := r.(*cuda.DeviceError)
+			if !ok {
+				panic(r)
+			}
+			err = de
+		}
+	}()
+	return rootCmd.Execute()
 }

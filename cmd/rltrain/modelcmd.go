@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rltrain/rltrain/kernels/cpu"
 	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/model/safetensors"
 )
@@ -18,6 +17,7 @@ func init() {
 	var cfgPath, out, dtype string
 	var seed uint64
 	var std float64
+	var initDev, infoDev deviceFlags
 	initCmd := &cobra.Command{
 		Use:   "init --config config.json --out DIR",
 		Short: "Write a randomly initialised model for a Hugging Face config.json",
@@ -31,7 +31,11 @@ func init() {
 			if err != nil {
 				return fmt.Errorf("%s: %w", cfgPath, err)
 			}
-			m, err := model.New(cfg, cpu.New(0))
+			be, err := initDev.open(0)
+			if err != nil {
+				return err
+			}
+			m, err := model.New(cfg, be)
 			if err != nil {
 				return err
 			}
@@ -48,6 +52,7 @@ func init() {
 	initCmd.Flags().Uint64Var(&seed, "seed", 0, "random seed")
 	initCmd.Flags().Float64Var(&std, "std", 0.02, "standard deviation of the weight matrices")
 	initCmd.Flags().StringVar(&dtype, "dtype", "F32", "stored dtype: F32 or BF16")
+	initDev.add(initCmd.Flags())
 	initCmd.MarkFlagRequired("config")
 	initCmd.MarkFlagRequired("out")
 
@@ -57,7 +62,11 @@ func init() {
 		Short: "Load a checkpoint and print its architecture and tensors",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := model.Load(dir, cpu.New(0))
+			be, err := infoDev.open(0)
+			if err != nil {
+				return err
+			}
+			m, err := model.Load(dir, be)
 			if err != nil {
 				return err
 			}
@@ -73,6 +82,7 @@ func init() {
 		},
 	}
 	infoCmd.Flags().StringVar(&dir, "model", "", "model directory")
+	infoDev.add(infoCmd.Flags())
 	infoCmd.MarkFlagRequired("model")
 
 	parent.AddCommand(initCmd, infoCmd)

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"unsafe"
@@ -68,8 +69,19 @@ func New(drv Driver) *Backend {
 }
 
 // Close releases the backend's scratch and pooled memory (buffers returned
-// by Alloc stay the caller's) and closes the driver.
-func (b *Backend) Close() error {
+// by Alloc stay the caller's) and closes the driver. After a device error
+// (a sticky fault makes every later call fail) it still closes the driver,
+// which releases everything, and returns the error instead of panicking.
+func (b *Backend) Close() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			de, ok := r.(*DeviceError)
+			if !ok {
+				panic(r)
+			}
+			err = errors.Join(de, b.drv.Close())
+		}
+	}()
 	if b.scratch != 0 {
 		b.free(b.scratch)
 		b.scratch, b.scratchLen = 0, 0

@@ -24,7 +24,9 @@ func TestTemporariesAreReusedAndFreed(t *testing.T) {
 	// bf16 GEMMs leave a cached weight copy (w is uploaded: parameters;
 	// it stays allocated) and scratch for the activation; Close frees
 	// them too.
-	b.SetPrecision(PrecisionBF16)
+	if err := b.SetPrecision(PrecisionBF16); err != nil {
+		t.Fatal(err)
+	}
 	w, a, c := b.Alloc(12), b.Alloc(8), b.Alloc(6)
 	b.Upload(w, make([]float32, 12))
 	b.Scale(a, 1)

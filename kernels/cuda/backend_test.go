@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/rltrain/rltrain/internal/cudatest"
 	"github.com/rltrain/rltrain/kernels/cuda"
-	"github.com/rltrain/rltrain/kernels/cuda/cudatest"
 )
 
 func emu() (cuda.Driver, error) { return cuda.NewEmu(), nil }

@@ -58,14 +58,16 @@ func (e *Emu) Name() string { return "emulator" }
 
 // Alloc implements Driver. Memory is 256-byte aligned like cudaMalloc's
 // and exactly as long as asked, so that an address sanitizer build catches
-// a kernel reading one element past the end.
+// a kernel reading one element past the end. Like cuMemAlloc it is not
+// zeroed: it is filled with 0xff bytes (NaN as float, -1 as int), so code
+// that reads memory it never wrote fails its tests.
 func (e *Emu) Alloc(bytes int) (DevPtr, error) {
 	n := max(bytes, 1)
 	var p unsafe.Pointer
 	if rc := C.posix_memalign(&p, 256, C.size_t(n)); rc != 0 || p == nil {
 		return 0, fmt.Errorf("emu: out of memory allocating %d bytes", bytes)
 	}
-	C.memset(p, 0, C.size_t(n))
+	C.memset(p, 0xff, C.size_t(n))
 	d := DevPtr(uintptr(p))
 	e.mu.Lock()
 	e.allocs[d] = n

@@ -3,7 +3,7 @@ package cuda_test
 import (
 	"testing"
 
-	"github.com/rltrain/rltrain/kernels/cuda/cudatest"
+	"github.com/rltrain/rltrain/internal/cudatest"
 )
 
 // TestOnePassMatchesCPU runs the one-pass output layer and policy loss on

@@ -1,7 +1,8 @@
 package cuda
 
 import (
-	"errors"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -13,9 +14,25 @@ func TestOpen(t *testing.T) {
 	if _, err := Open("gpu7"); err == nil {
 		t.Error("Open accepted a malformed device spec")
 	}
-	if !GPUCompiled() {
-		if _, err := Open("0"); !errors.Is(err, ErrNotCompiled) {
-			t.Errorf("Open(0) without a real driver: %v, want ErrNotCompiled", err)
+}
+
+// TestOpenWithoutGPU: where no NVIDIA driver is installed (CI), opening a
+// GPU is an error that says so and names the alternatives.
+func TestOpenWithoutGPU(t *testing.T) {
+	if os.Getenv("LD_LIBRARY_PATH") != "" {
+		t.Skip("LD_LIBRARY_PATH is set: a driver (or the stand-in) may be visible")
+	}
+	if _, err := os.Stat("/dev/nvidiactl"); err == nil {
+		t.Skip("this machine has an NVIDIA device")
+	}
+	be, err := Open("0")
+	if err == nil {
+		be.Close()
+		t.Skip("a CUDA driver is installed")
+	}
+	for _, want := range []string{"CUDA device 0", "backend cpu", "cuda-emu"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(0) without a GPU: %q does not mention %q", err, want)
 		}
 	}
 }

@@ -31,12 +31,39 @@ func ParsePrecision(s string) (Precision, error) {
 	return "", fmt.Errorf("precision %q: want fp32 or bf16", s)
 }
 
-// SetPrecision selects the GEMM precision of subsequent operations.
-func (b *Backend) SetPrecision(p Precision) {
+// SetPrecision selects the GEMM precision of subsequent operations. bf16
+// needs a GPU of compute capability 8.0 (Ampere) or newer.
+func (b *Backend) SetPrecision(p Precision) error {
 	if p == "" {
 		p = PrecisionFP32
 	}
+	if p == PrecisionBF16 {
+		if err := b.needAmpere("bf16 GEMMs (backend.precision: bf16)", "backend.precision: fp32"); err != nil {
+			return err
+		}
+	}
 	b.precision = p
+	return nil
+}
+
+// capabilityDriver is a driver that reports its device's compute
+// capability (a real GPU; the emulator has none and runs everything).
+type capabilityDriver interface {
+	ComputeCapability() (major, minor int)
+}
+
+// needAmpere refuses a feature on devices older than compute capability
+// 8.0, saying what to use instead.
+func (b *Backend) needAmpere(feature, instead string) error {
+	raw := b.drv.(*trackingDriver).Driver
+	d, ok := raw.(capabilityDriver)
+	if !ok {
+		return nil
+	}
+	if major, minor := d.ComputeCapability(); major < 8 {
+		return fmt.Errorf("cuda: %s need compute capability 8.0 (sm_80, Ampere) or newer; %s is %d.%d: use %s", feature, raw.Name(), major, minor, instead)
+	}
+	return nil
 }
 
 // Precision returns the GEMM precision.
@@ -56,6 +83,11 @@ func (b *Backend) SetTF32(on bool) error {
 	d, ok := raw.(TF32Driver)
 	if !ok {
 		return fmt.Errorf("cuda: the %s driver has no TF32 mode", raw.Name())
+	}
+	if on {
+		if err := b.needAmpere("TF32 tensor cores (backend.tf32)", "backend.tf32: false"); err != nil {
+			return err
+		}
 	}
 	if err := d.SetTF32(on); err != nil {
 		return fmt.Errorf("cuda: set TF32 math: %w", err)

@@ -21,12 +21,17 @@ import (
 //go:embed ptx
 var ptxFS embed.FS
 
-// PTXArchs are the architectures PTX is shipped for, newest first.
-var PTXArchs = []string{"sm_90", "sm_80"}
+// PTXArchs are the architectures PTX is shipped for, newest first. One is
+// enough: nvcc emits the same PTX for sm_75, sm_80 and sm_90 but for the
+// .target line (the kernels use no instruction newer than sm_75; bf16 is
+// converted with integer arithmetic), and the driver JIT-compiles PTX for
+// any newer device, so Turing (T4), Ampere, Ada, Hopper and Blackwell all
+// load sm_75. scripts/cuda/check.sh has ptxas compile it for sm_75, sm_80
+// and sm_90.
+var PTXArchs = []string{"sm_75"}
 
 // PTXArch picks the PTX for a device of compute capability major.minor:
-// the newest shipped architecture not above it (the driver JIT-compiles
-// PTX for newer devices).
+// the newest shipped architecture not above it.
 func PTXArch(major, minor int) (string, error) {
 	cc := major*10 + minor
 	for _, a := range PTXArchs {
@@ -38,7 +43,8 @@ func PTXArch(major, minor int) (string, error) {
 			return a, nil
 		}
 	}
-	return "", fmt.Errorf("compute capability %d.%d is below sm_80, the oldest architecture rltrain ships kernels for", major, minor)
+	oldest := PTXArchs[len(PTXArchs)-1]
+	return "", fmt.Errorf("compute capability %d.%d is below %s, the oldest architecture rltrain ships kernels for", major, minor, oldest)
 }
 
 // PTX returns the modules (file name without extension → PTX text) for an

@@ -40,7 +40,7 @@ func TestPTXArch(t *testing.T) {
 	for _, tc := range []struct {
 		major, minor int
 		want         string
-	}{{8, 0, "sm_80"}, {8, 6, "sm_80"}, {8, 9, "sm_80"}, {9, 0, "sm_90"}, {10, 0, "sm_90"}, {12, 0, "sm_90"}, {7, 5, ""}} {
+	}{{7, 5, "sm_75"}, {8, 0, "sm_75"}, {8, 6, "sm_75"}, {9, 0, "sm_75"}, {10, 0, "sm_75"}, {12, 0, "sm_75"}, {7, 0, ""}, {6, 1, ""}} {
 		got, err := PTXArch(tc.major, tc.minor)
 		if got != tc.want || (tc.want == "") != (err != nil) {
 			t.Errorf("PTXArch(%d.%d) = %q, %v; want %q", tc.major, tc.minor, got, err, tc.want)

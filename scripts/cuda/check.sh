@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The CUDA proof that needs no GPU: toolkit present (installed when
-# missing), PTX regenerated and identical to the committed files, PTX
-# assembled by ptxas for each architecture, and the cuda-tagged build
-# (the real driver) compiled, vetted and its test binary linked.
+# missing), PTX regenerated and identical to the committed files, and the
+# committed PTX (one target, sm_75, which the driver JIT-compiles for any
+# newer GPU) assembled by ptxas for sm_75, sm_80 and sm_90, as the driver
+# would on a T4, an A100 and an H100.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -22,8 +23,8 @@ fi
 # ptxas -v also reports each kernel's local memory: register spills fail
 # the check (the attention kernels keep their accumulators in registers by
 # design); a stack frame (a local array) is reported.
-for arch in ${CUDA_ARCHS:-sm_80 sm_90}; do
-  for f in kernels/cuda/ptx/"$arch"/*.ptx; do
+for arch in ${CUDA_ARCHS:-sm_75 sm_80 sm_90}; do
+  for f in kernels/cuda/ptx/sm_75/*.ptx; do
     ptxas -v -arch="$arch" -o /dev/null "$f" 2>"$work/ptxas.log" || { cat "$work/ptxas.log" >&2; exit 1; }
     awk -v file="$f" '
       /Compiling entry function/ { name = $0; sub(/.*function ./, "", name); sub(/. for .*/, "", name) }
@@ -35,7 +36,4 @@ for arch in ${CUDA_ARCHS:-sm_80 sm_90}; do
   done
   echo "ptxas $arch: ok, no register spills"
 done
-go build -tags cuda ./...
-go vet -tags cuda ./...
-go test -tags cuda -c -o /dev/null ./kernels/cuda/cudrv
 echo "cuda check: ok"

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../kernels/cuda"
 
-ARCHS="${CUDA_ARCHS:-sm_80 sm_90}"
+ARCHS="${CUDA_ARCHS:-sm_75}"
 if ! command -v nvcc >/dev/null 2>&1; then
   echo "ptx.sh: nvcc not found; run scripts/cuda/install-toolkit.sh" >&2
   exit 1

@@ -166,7 +166,7 @@ type Log struct {
 
 // Backend selects the device.
 type Backend struct {
-	Type    string `yaml:"type" default:"cpu" enum:"cpu,cuda,cuda-emu" doc:"Compute backend: cpu, cuda (an NVIDIA GPU; needs a binary built with -tags cuda) or cuda-emu (the CUDA kernels emulated on the CPU, for testing; slow)."`
+	Type    string `yaml:"type" default:"cpu" enum:"cpu,cuda,cuda-emu" doc:"Compute backend: cpu, cuda (an NVIDIA GPU, found at run time: the NVIDIA driver and cuBLAS are loaded when this is chosen) or cuda-emu (the CUDA kernels emulated on the CPU, for testing; slow)."`
 	Threads int    `yaml:"threads" default:"0" doc:"CPU threads; 0 uses every core."`
 	Device  int    `yaml:"device" default:"0" doc:"CUDA device index."`
 	// Precision applies to the CUDA backends only.

@@ -1,11 +1,17 @@
-// Package cudrv is the real CUDA driver of kernels/cuda: the driver API
-// through gorgonia.org/cu and cuBLAS through a small binding of our own,
-// loaded with dlopen so that any of libcublas.so.13, .12 or .11 works.
+// Package cudrv binds the NVIDIA driver API and cuBLAS, both loaded at run
+// time with dlopen (libcuda.so.1; libcublas.so.13, .12 or .11), so that
+// building rltrain needs nothing of CUDA and the same binary runs on
+// machines with and without a GPU: without one, Load returns an error and
+// nothing else changes.
 //
-// Everything but this comment needs the build tag cuda. gorgonia.org/cu
-// initialises CUDA in its package init and exits the process when that
-// fails, so a binary built with the tag runs only on a machine with an
-// NVIDIA driver and GPU; this is the only package that imports it. A check
-// that runs when the program is loaded (preflight.go) replaces cu's bare
-// driver error with a message saying what is missing.
+// It declares the ~25 functions it uses itself (api.h) rather than
+// including cuda.h, whose macros map plain names to whichever versioned
+// entry point the installed toolkit prefers (CUDA 13 maps cuCtxCreate to a
+// four-argument _v4): the versioned symbols it calls are exported by every
+// driver since CUDA 11.
+//
+// This package knows nothing of rltrain's kernels; kernels/cuda builds its
+// Driver on it. The stand-in libraries of scripts/standin implement the
+// same functions over the CPU emulator, which is how CI runs this binding
+// end to end without a GPU (make gpu-standin).
 package cudrv

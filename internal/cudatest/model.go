@@ -281,7 +281,9 @@ func modelReduced(t *testing.T, newDriver func() (cuda.Driver, error), steps int
 			ref := runGRPO(t, cfg, cpu.New(2), params, steps)
 			be := cuda.New(drv)
 			if mode == "bf16" {
-				be.SetPrecision(cuda.PrecisionBF16)
+				if err := be.SetPrecision(cuda.PrecisionBF16); err != nil {
+					t.Skip(err)
+				}
 			} else {
 				if err := be.SetTF32(true); err != nil {
 					t.Skip(err)

@@ -151,7 +151,9 @@ func kernelOps(be kernels.Backend, s BenchShape) []benchOp {
 	bf16 := func(fn func()) func() {
 		return func() {
 			cb := be.(*cuda.Backend)
-			cb.SetPrecision(cuda.PrecisionBF16)
+			if err := cb.SetPrecision(cuda.PrecisionBF16); err != nil {
+				panic(err)
+			}
 			defer cb.SetPrecision(cuda.PrecisionFP32)
 			fn()
 		}
@@ -219,6 +221,13 @@ func BenchKernels(drv cuda.Driver, s BenchShape, dev DeviceSpec, reps int) ([]Be
 		if op.floor.FLOPs/(op.floor.peak(dev, op.matmul)*1e12) > op.floor.Bytes/(dev.BandwidthGBs*1e9) {
 			r.Bound = "compute"
 		}
+		if reps > 0 && op.floor.BF16 {
+			// A GPU older than compute capability 8.0 refuses bf16.
+			if err := be.(*cuda.Backend).SetPrecision(cuda.PrecisionBF16); err != nil {
+				continue
+			}
+			_ = be.(*cuda.Backend).SetPrecision(cuda.PrecisionFP32)
+		}
 		if reps > 0 {
 			sec, err := timeIt(drv, reps, op.run)
 			if err != nil {
@@ -262,7 +271,9 @@ type ModelBench struct {
 // precision prec.
 func BenchModel(drv cuda.Driver, cfg model.Config, dev DeviceSpec, prec cuda.Precision, batch, seqLen, decodeBatch, promptLen, decodeSteps int) (ModelBench, error) {
 	be := cuda.New(drv)
-	be.SetPrecision(prec)
+	if err := be.SetPrecision(prec); err != nil {
+		return ModelBench{}, err
+	}
 	m, err := model.New(cfg, be)
 	if err != nil {
 		return ModelBench{}, err

@@ -1,0 +1,149 @@
+package cudatest
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/rltrain/rltrain/kernels/cuda"
+)
+
+// The GPU conformance suite: the comparisons the emulator passes in
+// kernels/cuda's tests, run against a real device through the NVIDIA
+// driver (make gpu-test) or the stand-in driver (make gpu-standin). Without
+// a GPU each test skips with the reason, unless RLTRAIN_REQUIRE_GPU is set
+// (both make targets set it once they know a device, or the stand-in, is
+// there), when a missing device fails instead of passing silently.
+
+// openGPU returns a constructor of drivers on device 0 (RLTRAIN_GPU picks
+// another ordinal), skipping the test when none can be opened.
+func openGPU(t *testing.T) func() (cuda.Driver, error) {
+	t.Helper()
+	ordinal := 0
+	if s := os.Getenv("RLTRAIN_GPU"); s != "" {
+		if _, err := fmt.Sscan(s, &ordinal); err != nil {
+			t.Fatalf("RLTRAIN_GPU=%q: %v", s, err)
+		}
+	}
+	g, err := cuda.OpenGPU(ordinal)
+	if err != nil {
+		if os.Getenv("RLTRAIN_REQUIRE_GPU") != "" {
+			t.Fatalf("RLTRAIN_REQUIRE_GPU is set but no GPU opens: %v", err)
+		}
+		t.Skipf("no GPU: %v", err)
+	}
+	t.Logf("%s", g.Info())
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return func() (cuda.Driver, error) { return cuda.OpenGPU(ordinal) }
+}
+
+func TestGPUKernels(t *testing.T) { Kernels(t, openGPU(t)) }
+
+// TestGPUModel: 20 GRPO steps of tiny models against the CPU.
+func TestGPUModel(t *testing.T) { Model(t, openGPU(t), 20) }
+
+// TestGPUModelBF16: tiny models with bf16 GEMM operands against the fp32
+// CPU (skipped on devices older than compute capability 8.0).
+func TestGPUModelBF16(t *testing.T) { ModelBF16(t, openGPU(t), 5) }
+
+// TestGPUModelTF32: the same with TF32 GEMMs.
+func TestGPUModelTF32(t *testing.T) { ModelTF32(t, openGPU(t), 5) }
+
+func TestGPUBF16(t *testing.T) { BF16(t, openGPU(t)) }
+
+func TestGPUSampling(t *testing.T) { Sampling(t, openGPU(t)) }
+
+func TestGPUOnePass(t *testing.T) { OnePass(t, openGPU(t)) }
+
+// TestGPUDriver checks the driver's own contract: an unknown kernel is an
+// error, a byte round trip is exact, and a failing call names itself.
+func TestGPUDriver(t *testing.T) {
+	d, err := openGPU(t)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	t.Logf("device: %s", d.Name())
+	if err := d.Launch("no_such_kernel", cuda.D1(1), cuda.D1(1), 0, nil); err == nil {
+		t.Error("launching an unknown kernel succeeded")
+	}
+	p, err := d.Alloc(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := []byte("0123456789abcdef0123456789abcdef")
+	if err := d.CopyHtoD(p, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CopyDtoD(p+32, p, 32); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 64)
+	if err := d.CopyDtoH(got, p); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(src)+string(src) {
+		t.Errorf("round trip %q, want %q twice", got, src)
+	}
+	if err := d.Memset(p+8, 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CopyDtoH(got[:16], p); err != nil {
+		t.Fatal(err)
+	}
+	if string(got[:8]) != "01234567" || string(got[8:16]) != "\x00\x00\x00\x00\x00\x00\x00\x00" {
+		t.Errorf("after memset: %q", got[:16])
+	}
+	if err := d.Free(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBenchGPU is make bench-gpu: every kernel at Qwen2.5-0.5B shapes
+// against its floor, the training step's MFU, decode tokens/s against the
+// bandwidth bound, and peak device memory.
+func TestBenchGPU(t *testing.T) {
+	if os.Getenv("RLTRAIN_BENCH_GPU") == "" {
+		t.Skip("set RLTRAIN_BENCH_GPU=1 to benchmark (make bench-gpu)")
+	}
+	d, err := openGPU(t)()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	drv := d.(*cuda.GPU)
+	free0, total, err := drv.MemInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	minFree := free0
+	sample := func() {
+		if f, _, err := drv.MemInfo(); err == nil {
+			minFree = min(minFree, f)
+		}
+	}
+	fmt.Printf("device: %s; floors and ratios assume %s peaks\n", drv.Info(), H100.Name)
+	cfg := Qwen05B()
+	res, err := BenchKernels(drv, ShapeOf(cfg, 4096, 1024), H100, 20)
+	sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	WriteResults(os.Stdout, "kernels at Qwen2.5-0.5B shapes, 4096 tokens (4×1024)", res)
+	for _, prec := range []cuda.Precision{cuda.PrecisionFP32, cuda.PrecisionBF16} {
+		mb, err := BenchModel(drv, cfg, H100, prec, 4, 512, 64, 128, 32)
+		sample()
+		if err != nil {
+			t.Fatal(err)
+		}
+		WriteModelBench(os.Stdout, "Qwen2.5-0.5B (random weights)", mb)
+	}
+	// Nothing is freed during the run, so the lowest free memory seen is the
+	// peak of this process.
+	fmt.Printf("peak device memory: %.2f GiB of %.2f GiB\n", float64(free0-minFree)/(1<<30), float64(total)/(1<<30))
+}

@@ -1,9 +1,0 @@
-//go:build cuda
-
-package cudrv
-
-import "github.com/rltrain/rltrain/kernels/cuda"
-
-func init() {
-	cuda.RegisterGPU(func(ordinal int) (cuda.Driver, error) { return Open(ordinal) })
-}
