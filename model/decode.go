@@ -25,6 +25,10 @@ func (c *KVCache) partBufs(p, n int) *decodeBufs {
 	}
 	if d := c.dec[p]; d == nil || d.cap < n {
 		if d != nil {
+			// Forgotten before it is freed: if the new buffers cannot be
+			// allocated (out of device memory), Close must not free these
+			// a second time.
+			c.dec[p] = nil
 			d.free(c.m.be)
 		}
 		c.dec[p] = c.newDecodeBufs(n)

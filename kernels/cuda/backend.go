@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/rltrain/rltrain/kernels"
+	"github.com/rltrain/rltrain/kernels/cuda/cudrv"
 )
 
 // buf is a device buffer of float32 values, or a view into one.
@@ -56,6 +57,8 @@ type Backend struct {
 	tables    [numTables]intTable
 	tr        tracker
 	c16       bf16Cache
+	// broken is set by a device error other than out-of-memory.
+	broken bool
 }
 
 // maxPooledBytes bounds the temporaries kept for reuse.
@@ -89,6 +92,9 @@ func (b *Backend) Close() (err error) {
 	b.closeBF16()
 	b.closeTables()
 	for p := range b.tempSize {
+		if b.broken {
+			break
+		}
 		if err := b.drv.Free(p); err != nil {
 			return fmt.Errorf("cuda: free temporary: %w", err)
 		}
@@ -152,6 +158,12 @@ func (b *Backend) Name() string {
 
 func (b *Backend) must(op string, err error) {
 	if err != nil {
+		if !cudrv.OutOfMemory(err) {
+			// A fault is sticky on a GPU: every later call fails the same
+			// way. Frees become no-ops (destroying the context releases
+			// everything), so that cleanup after the error does not bury it.
+			b.broken = true
+		}
 		panic(&DeviceError{Op: op, Err: err})
 	}
 }
@@ -187,6 +199,9 @@ func (b *Backend) free(ps ...DevPtr) {
 		}
 		if a := b.tr.remove(p); a != nil {
 			b.dropBF16(a)
+		}
+		if b.broken {
+			continue
 		}
 		b.must("free", b.drv.Free(p))
 	}

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -99,5 +100,38 @@ func TestCachedTablesStillCheckIDs(t *testing.T) {
 	}
 	if !panics(func() { b.CacheWrite(big, 4, src, 4, 0, []int32{3, 4}) }) {
 		t.Error("slot 4 of a 4-row pool was accepted")
+	}
+}
+
+// faultyDriver is the emulator with a failing launch, as a GPU kernel
+// fault (sticky on a real device) would make it.
+type faultyDriver struct{ *Emu }
+
+func (faultyDriver) Launch(string, Dim3, Dim3, int, []uint64) error {
+	return errors.New("an illegal memory access was encountered")
+}
+
+// TestDeviceErrorThenCleanup: a device error panics with *DeviceError;
+// freeing and closing afterwards (cleanup on the way out) neither panics
+// nor reaches the driver, whose every call would fail the same way.
+func TestDeviceErrorThenCleanup(t *testing.T) {
+	emu := NewEmu()
+	b := New(faultyDriver{emu})
+	x := b.Alloc(16)
+	func() {
+		defer func() {
+			if _, ok := recover().(*DeviceError); !ok {
+				t.Fatal("a failing launch did not panic with *DeviceError")
+			}
+		}()
+		b.Scale(x, 2)
+	}()
+	live := emu.Live()
+	b.Free(x)
+	if emu.Live() != live {
+		t.Error("Free after a device error reached the driver")
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("Close after a device error: %v", err)
 	}
 }
