@@ -63,14 +63,11 @@ func TestBackendFlagWithoutGPU(t *testing.T) {
 // TestVersionReportsCUDA: version always has a cuda line: the GPUs found,
 // or why there are none.
 func TestVersionReportsCUDA(t *testing.T) {
-	var out bytes.Buffer
-	rootCmd.SetOut(&out)
-	rootCmd.SetArgs([]string{"version"})
-	defer rootCmd.SetArgs(nil)
-	if err := rootCmd.Execute(); err != nil {
+	out, err := execute(t, "version")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "\ncuda: ") {
-		t.Errorf("version output has no cuda line:\n%s", out.String())
+	if !strings.Contains(out, "\ncuda: ") {
+		t.Errorf("version output has no cuda line:\n%s", out)
 	}
 }

@@ -23,18 +23,18 @@ var rootCmd = &cobra.Command{
 }
 
 func main() {
-	if err := execute(); err != nil {
+	if err := runCLI(); err != nil {
 		fmt.Fprintln(os.Stderr, "rltrain:", err)
 		os.Exit(1)
 	}
 }
 
-// execute runs the command line. The CUDA backend reports a failing device
+// runCLI runs the command line. The CUDA backend reports a failing device
 // (a kernel fault, out of memory) by panicking with *cuda.DeviceError,
 // since model code has no error path for each device operation; training
 // turns it into an error naming the last good checkpoint, and any other
 // command ends here with the device's message rather than a stack trace.
-func execute() (err error) {
+func runCLI() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			de, ok := r.(*cuda.DeviceError)
