@@ -32,6 +32,9 @@ type Source struct {
 	// TrainSize is the number of training examples, 0 for an infinite
 	// task stream.
 	TrainSize int
+	// TrainExamples are the training examples of a file in file order
+	// (nil for a task), for checks that look at every prompt.
+	TrainExamples []Example
 	// Skipped counts malformed lines skipped in the train and eval files.
 	Skipped int
 }
@@ -79,6 +82,6 @@ func Open(s Spec) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data: %s: %w", s.Train, err)
 	}
-	src.Train, src.TrainSize = sampler, len(examples)
+	src.Train, src.TrainSize, src.TrainExamples = sampler, len(examples), examples
 	return src, nil
 }

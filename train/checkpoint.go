@@ -19,7 +19,10 @@ import (
 // A checkpoint directory holds:
 //
 //	config.json, model.safetensors     the policy, loadable by transformers
-//	tokenizer.json, tokenizer_config.json
+//	tokenizer.json, tokenizer_config.json  (chat_template: the Jinja string used)
+//	special_tokens_map.json            carried over from the source, if it has one
+//	generation_config.json             the source's, or EOS ids and rollout sampling
+//	master.safetensors                 fp32 weights, when checkpoint.dtype is bf16
 //	optimizer.safetensors              AdamW moments (m.<name>, v.<name>)
 //	reference.safetensors              the frozen reference, when beta > 0
 //	trainer_state.json                 step, cursors, reward state, config
@@ -33,6 +36,7 @@ const (
 	stateFile     = "trainer_state.json"
 	optimizerFile = "optimizer.safetensors"
 	referenceFile = "reference.safetensors"
+	masterFile    = "master.safetensors"
 	valueHeadFile = "value_head.safetensors"
 	doneFile      = "DONE"
 	tmpPrefix     = ".tmp-"
@@ -171,7 +175,13 @@ func (t *Trainer) restore(dir string) error {
 	if err != nil {
 		return err
 	}
-	tensors, _, err := safetensors.ReadModel(dir)
+	var tensors map[string]*safetensors.Tensor
+	if _, statErr := os.Stat(filepath.Join(dir, masterFile)); statErr == nil {
+		// checkpoint.dtype bf16: the exact weights are here.
+		tensors, _, err = safetensors.ReadFile(filepath.Join(dir, masterFile))
+	} else {
+		tensors, _, err = safetensors.ReadModel(dir)
+	}
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", dir, err)
 	}
@@ -356,10 +366,19 @@ func (t *Trainer) saveCheckpointWithMetric(m map[string]float64) (string, error)
 
 func (t *Trainer) writeCheckpoint(dir string, m map[string]float64) error {
 	be := t.be
-	if err := t.pol.Model.Save(dir, safetensors.F32); err != nil {
+	dtype := safetensors.F32
+	if t.cfg.Checkpoint.Dtype == "bf16" {
+		dtype = safetensors.BF16
+		// model.safetensors is rounded; resume needs the weights as they are.
+		if err := safetensors.WriteFile(filepath.Join(dir, masterFile), t.pol.Model.HostTensors(false), nil, safetensors.F32); err != nil {
+			return err
+		}
+	}
+	if err := t.pol.Model.Save(dir, dtype); err != nil {
 		return err
 	}
-	if err := t.pol.writeTokenizer(dir); err != nil {
+	sp := t.cfg.Rollout.Sampling
+	if err := t.pol.writeHFFiles(dir, sp.Temperature, sp.TopP, sp.TopK); err != nil {
 		return err
 	}
 	if t.opt != nil {

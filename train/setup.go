@@ -69,16 +69,16 @@ type Policy struct {
 	Tok   *tokenizer.Tokenizer
 	// EOS lists the ids that end a completion.
 	EOS []int32
-	// tokenizer.json and tokenizer_config.json as loaded, copied into
-	// every checkpoint.
-	tokJSON, tokConfigJSON []byte
+	// The tokenizer's files as loaded and what a saved model carries over
+	// from its source (hffiles.go).
+	files TokenizerFiles
 }
 
 // LoadPolicy loads or builds the policy a config describes. For a
 // from-scratch model the tokenizer is the built-in character tokenizer
 // over the task's alphabet (or printable ASCII).
 func LoadPolicy(c *config.Config, be kernels.Backend, task data.Task) (*Policy, error) {
-	var tj, tcj []byte
+	var files TokenizerFiles
 	var err error
 	if c.Model.Path != "" {
 		// Checked first: a missing model directory is a model.path error,
@@ -91,24 +91,22 @@ func LoadPolicy(c *config.Config, be kernels.Backend, task data.Task) (*Policy, 
 	switch {
 	case c.Model.Tokenizer != "":
 		tokFile = tokenizerFile(c.Model.Tokenizer)
-		tj, tcj, err = readTokenizerFiles(c.Model.Tokenizer)
+		files, err = ReadTokenizerFiles(c.Model.Tokenizer)
 	case c.Model.Path != "":
 		tokKey, tokFile = "model.path", tokenizerFile(c.Model.Path)
-		tj, tcj, err = readTokenizerFiles(c.Model.Path)
+		files, err = ReadTokenizerFiles(c.Model.Path)
 	default:
-		tj, tcj, err = tokenizer.CharTokenizerJSON(charOptions(task))
+		files.Tokenizer, files.Config, err = tokenizer.CharTokenizerJSON(charOptions(task))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", tokKey, err)
 	}
-	tok, err := tokenizer.FromJSON(tj, tcj)
+	tok, err := tokenizer.FromJSON(files.Tokenizer, files.Config)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", tokKey, tokFile, err)
 	}
-	if c.Model.ChatTemplate != "" && c.Model.ChatTemplate != "auto" {
-		if err := tok.SetChatTemplate(c.Model.ChatTemplate); err != nil {
-			return nil, fmt.Errorf("model.chat_template: %w", err)
-		}
+	if err := ApplyChatOptions(tok, c.Model.ChatTemplate, c.Model.ChatTemplateKwargs); err != nil {
+		return nil, fmt.Errorf("model.chat_template: %w", err)
 	}
 	var m *model.Model
 	if c.Model.Path != "" {
@@ -128,7 +126,12 @@ func LoadPolicy(c *config.Config, be kernels.Backend, task data.Task) (*Policy, 
 			return nil, err
 		}
 	}
-	p := &Policy{Model: m, Tok: tok, tokJSON: tj, tokConfigJSON: tcj}
+	if c.Model.Path != "" {
+		if files.GenerationConfig, err = readGenerationConfig(c.Model.Path); err != nil {
+			return nil, fmt.Errorf("model.path: %w", err)
+		}
+	}
+	p := &Policy{Model: m, Tok: tok, files: files}
 	seen := map[int32]bool{}
 	for _, id := range append(append([]int(nil), m.Cfg.EOS...), tok.EOS()) {
 		if id >= 0 && !seen[int32(id)] {
@@ -142,41 +145,13 @@ func LoadPolicy(c *config.Config, be kernels.Backend, task data.Task) (*Policy, 
 	return p, nil
 }
 
-// tokenizerFile is the tokenizer.json that readTokenizerFiles reads for
+// tokenizerFile is the tokenizer.json that ReadTokenizerFiles reads for
 // path.
 func tokenizerFile(path string) string {
 	if st, err := os.Stat(path); err == nil && !st.IsDir() {
 		return path
 	}
 	return filepath.Join(path, "tokenizer.json")
-}
-
-// readTokenizerFiles reads tokenizer.json (and tokenizer_config.json when
-// present) from a model directory or a tokenizer.json path.
-func readTokenizerFiles(path string) (tj, tcj []byte, err error) {
-	dir, file := path, filepath.Join(path, "tokenizer.json")
-	if st, err := os.Stat(path); err == nil && !st.IsDir() {
-		dir, file = filepath.Dir(path), path
-	}
-	if tj, err = os.ReadFile(file); err != nil {
-		return nil, nil, err
-	}
-	tcj, err = os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return tj, nil, nil
-	}
-	return tj, tcj, err
-}
-
-// writeTokenizer copies the tokenizer files into a checkpoint directory.
-func (p *Policy) writeTokenizer(dir string) error {
-	if err := writeSynced(filepath.Join(dir, "tokenizer.json"), p.tokJSON); err != nil {
-		return err
-	}
-	if p.tokConfigJSON != nil {
-		return writeSynced(filepath.Join(dir, "tokenizer_config.json"), p.tokConfigJSON)
-	}
-	return nil
 }
 
 // charOptions is the tokenizer of a from-scratch model: the task's
@@ -217,16 +192,15 @@ func optimizer(o optim.Optim, lr float64, warmup int) optim.Optim {
 	return o
 }
 
-// modelParams lists a model's tensors as optimizer parameters, stored
-// back to back in its parameter and gradient buffers.
-func modelParams(m *model.Model) optim.Flat {
+// modelParams lists a model's tensors as optimizer parameters.
+func modelParams(m *model.Model) []optim.Param {
 	m.EnableGrads()
 	be := m.Backend()
-	f := optim.Flat{Values: m.Params, Grads: m.Grads}
+	var ps []optim.Param
 	for _, t := range m.Tensors() {
-		f.Params = append(f.Params, optim.Param{Name: t.Name, Value: be.View(m.Params, t.Offset, t.Size()), Grad: be.View(m.Grads, t.Offset, t.Size())})
+		ps = append(ps, optim.Param{Name: t.Name, Value: be.View(m.Params, t.Offset, t.Size()), Grad: be.View(m.Grads, t.Offset, t.Size())})
 	}
-	return f
+	return ps
 }
 
 // rewardSet builds the reward functions; with none configured, a built-in

@@ -8,6 +8,7 @@ import (
 	"github.com/rltrain/rltrain/data"
 	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/optim"
+	"github.com/rltrain/rltrain/train/config"
 )
 
 // sftRow is one training row of the warm-up: token ids and, per position,
@@ -23,15 +24,27 @@ type sftRow struct {
 func (t *Trainer) sftExamples() (data.Stream, error) {
 	c := t.cfg
 	seed := uint64(c.Train.Seed) ^ 0x5f7
-	path := c.SFT.Data
-	if path == "" && t.src.Task != nil {
+	if c.SFT.Data == "" && t.src.Task != nil {
 		return data.NewTaskStream(t.src.Task, seed), nil
 	}
+	examples, err := t.sftFileExamples()
+	if err != nil {
+		return nil, err
+	}
+	return data.NewSampler(examples, seed, true)
+}
+
+// sftFileExamples loads the warm-up's examples from sft.data, or from
+// data.train without the held-out evaluation examples.
+func (t *Trainer) sftFileExamples() ([]data.Example, error) {
+	c := t.cfg
+	path := c.SFT.Data
 	if path == "" {
 		path = c.Data.Train
 	}
 	spec := c.DataSpec()
-	ds, err := data.LoadJSONL(path, spec.JSONL)
+	opts := sftFieldOptions(c.SFT, spec.JSONL)
+	ds, err := data.LoadDataset(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("sft: %w", err)
 	}
@@ -44,10 +57,29 @@ func (t *Trainer) sftExamples() (data.Stream, error) {
 	}
 	for _, ex := range examples {
 		if ex.Answer == "" {
-			return nil, fmt.Errorf("sft: %s: example %s has no answer (field %q)", path, ex.ID, c.Data.AnswerField)
+			return nil, fmt.Errorf("sft: %s: example %s has no target completion (field %q, TRL's completion, or a final assistant message)", path, ex.ID, opts.AnswerField)
 		}
 	}
-	return data.NewSampler(examples, seed, true)
+	return examples, nil
+}
+
+// sftFieldOptions are the data field options with the sft.* overrides.
+func sftFieldOptions(s config.SFT, base data.JSONLOptions) data.JSONLOptions {
+	if s.PromptField != "" {
+		base.PromptField = s.PromptField
+	}
+	if s.MessagesField != "" {
+		base.MessagesField = s.MessagesField
+	}
+	switch {
+	case s.AnswerField != "":
+		base.AnswerField = s.AnswerField
+	case s.Data != "":
+		// A file of its own holds targets: an answer field, TRL's
+		// completion or a final assistant turn.
+		base.AnswerField = "answer"
+	}
+	return base
 }
 
 // sftRows tokenizes examples as prompt + answer + EOS with the loss on the
@@ -61,7 +93,7 @@ func (t *Trainer) sftRows(exs []data.Example, packing bool, maxLen int) ([]sftRo
 		if err != nil {
 			return nil, err
 		}
-		p := t.pol.encodePrompt(text, t.chat)
+		p := t.pol.encodePrompt(ex, text, t.chat)
 		a := toInt32(t.pol.Tok.Encode(ex.Answer, false))
 		ids := append(append(append([]int32(nil), p...), a...), t.pol.EOS[0])
 		loss := make([]bool, len(ids))
@@ -154,7 +186,7 @@ func (t *Trainer) runSFT(ctx context.Context) error {
 // moments and step count and a resumed warm-up continues bit for bit.
 func (t *Trainer) newSFTOptimizer() error {
 	c := t.cfg
-	opt, err := optim.NewFlatAdamW(t.be, optimizer(c.Optim, c.SFT.LR, c.SFT.WarmupSteps), modelParams(t.pol.Model))
+	opt, err := optim.NewAdamW(t.be, optimizer(c.Optim, c.SFT.LR, c.SFT.WarmupSteps), modelParams(t.pol.Model))
 	if err != nil {
 		return fmt.Errorf("sft: %w", err)
 	}

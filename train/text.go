@@ -7,15 +7,16 @@ import (
 	"github.com/rltrain/rltrain/model/tokenizer"
 )
 
-// promptText renders an example's prompt: raw text, or its messages through
-// the tokenizer's chat template (with the generation prompt) when the model
-// uses one.
-func (p *Policy) promptText(ex data.Example, chat bool) (string, error) {
-	if !chat {
-		if len(ex.Messages) > 0 {
-			return "", fmt.Errorf("example %s: a chat prompt needs model.chat_template", ex.ID)
-		}
+// promptText renders an example's prompt: raw text, or its messages
+// through the tokenizer's chat template (with the generation prompt). A
+// prompt given as messages is always a chat; with chatAll (a
+// model.chat_template is set) a text prompt becomes the user turn.
+func (p *Policy) promptText(ex data.Example, chatAll bool) (string, error) {
+	if !isChat(ex, chatAll) {
 		return ex.Prompt, nil
+	}
+	if !hasChatTemplate(p.Tok) {
+		return "", fmt.Errorf("example %s: a chat prompt (a list of messages) needs a chat template, and the tokenizer has none: set model.chat_template to a built-in format (chatml, qwen3, llama3, llama2, plain) or a Jinja file", ex.ID)
 	}
 	var msgs []tokenizer.Message
 	if ex.System != "" {
@@ -35,9 +36,11 @@ func (p *Policy) promptText(ex data.Example, chat bool) (string, error) {
 	return s, nil
 }
 
-// encodePrompt tokenizes a prompt. Raw prompts get the tokenizer's special
-// tokens (BOS); chat-templated text already carries its markers.
-func (p *Policy) encodePrompt(text string, chat bool) []int32 {
+// encodePrompt tokenizes a prompt rendered by promptText. Raw prompts get
+// the tokenizer's special tokens (BOS); chat-templated text already
+// carries its markers.
+func (p *Policy) encodePrompt(ex data.Example, text string, chatAll bool) []int32 {
+	chat := isChat(ex, chatAll)
 	return toInt32(p.Tok.Encode(text, !chat))
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/model/tokenizer"
 	"github.com/rltrain/rltrain/rollout"
+	"github.com/rltrain/rltrain/train"
 )
 
 type generateFlags struct {
@@ -71,7 +72,7 @@ are log softmax(logits / T) of the sampled tokens (T = 1 when greedy).`,
 	fl.IntVar(&f.threads, "threads", 0, "CPU threads (0: one per core)")
 	f.dev.add(fl)
 	fl.BoolVar(&f.chat, "chat", false, "wrap text prompts in the chat template as a user message")
-	fl.StringVar(&f.chatTemplate, "chat-template", "", "override the chat template (chatml, llama3, llama2, plain)")
+	fl.StringVar(&f.chatTemplate, "chat-template", "", "override the chat template: a built-in format (chatml, qwen3, llama3, llama2, plain) or a Jinja file")
 	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON line per completion")
 	fl.BoolVar(&f.quiet, "quiet", false, "do not print timing to standard error")
 	cmd.MarkFlagRequired("model")
@@ -128,10 +129,8 @@ func runGenerate(stdout, stderr io.Writer, f generateFlags) error {
 		if tok, err = tokenizer.LoadDir(f.modelDir); err != nil {
 			return fmt.Errorf("load tokenizer: %w", err)
 		}
-		if f.chatTemplate != "" {
-			if err := tok.SetChatTemplate(f.chatTemplate); err != nil {
-				return err
-			}
+		if err := train.ApplyChatOptions(tok, f.chatTemplate, nil); err != nil {
+			return fmt.Errorf("--chat-template: %w", err)
 		}
 		if eos := tok.EOS(); eos >= 0 {
 			f.cfg.StopTokenIDs = append(f.cfg.StopTokenIDs, eos)

@@ -109,6 +109,13 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runF
 	fmt.Fprintf(stderr, "model %s: %d parameters, %d layers, hidden %d, vocab %d; backend %s\n",
 		m.Cfg.Architecture, m.NumParams(), m.Cfg.Layers, m.Cfg.Hidden, m.Cfg.Vocab, m.Backend().Name())
 	if f.dryRun {
+		// Every prompt is rendered and tokenized as training would, so a
+		// dataset that cannot train fails here, not at the first eval.
+		rep, err := t.DryRun()
+		if err != nil {
+			return fmt.Errorf("dry run: %w", err)
+		}
+		rep.Print(stdout, m.Cfg.MaxPositions, cfg.Rollout.MaxNewTokens)
 		fmt.Fprintln(stdout, "dry run: config, data, model and rewards are ready")
 		return nil
 	}

@@ -133,7 +133,7 @@ type SFT struct {
 	Data          string  `yaml:"data" default:"" doc:"JSONL or Parquet file of prompts and target completions (answer, TRL's completion, or the final assistant turn of TRL's messages); empty uses data.train or the built-in task's answers."`
 	PromptField   string  `yaml:"prompt_field" default:"" doc:"Field of sft.data holding the prompt; empty means data.prompt_field."`
 	MessagesField string  `yaml:"messages_field" default:"" doc:"Field of sft.data holding a chat [{role, content}]; empty means data.messages_field."`
-	AnswerField   string  `yaml:"answer_field" default:"" doc:"Field of sft.data holding the target completion; empty means data.answer_field."`
+	AnswerField   string  `yaml:"answer_field" default:"" doc:"Field of sft.data holding the target completion; empty means answer (then TRL's completion or a final assistant turn) for sft.data, data.answer_field for data.train."`
 }
 
 // Checkpoint configures saving.
