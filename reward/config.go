@@ -7,47 +7,95 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rltrain/rltrain/internal/option"
 )
 
-// Spec configures one reward function: which type, under which name, with
-// which weight and params. In YAML, one entry of the reward list:
+// Config is the `reward` section of a run config: the reward functions
+// and how they combine. Each option is declared here once (see package
+// internal/option for the tags). In YAML, a bare list under reward: is
+// the functions:
 //
-//	functions:
-//	  - name: acc
-//	    type: math_answer
-//	    weight: 1.0
-//	    fallback: exclude     # or a number
-//	    timeout: 30s
-//	    params: {tolerance: 1e-6}
+//	reward:
+//	  combine: sum            # sum (default) or min
+//	  timeout: 60s            # per reward per batch
+//	  functions:
+//	    - {name: acc, type: math_answer, weight: 1.0}
+//	    - name: len
+//	      type: length
+//	      weight: 0.1
+//	      fallback: 0         # score for samples this reward fails on; default exclude
+//	      params: {mode: overlong, max_length: 1024, buffer: 256}
+//
+// Go callers may leave options at their zero values: Weight nil is 1,
+// Fallback "" excludes, Timeout 0 is DefaultTimeout, Combine "" sums and a
+// Shaping's zero Type and Scale are sigmoid and 1.
+type Config struct {
+	Functions []Spec        `yaml:"functions" shorthand:"list" doc:"Reward functions, combined by weight; a bare list under reward: is this list. Empty with a built-in task means the task's own verifier."`
+	Combine   string        `yaml:"combine" default:"sum" enum:"sum,min" doc:"How weighted rewards combine: their sum, or their minimum (the worst case over an ensemble)."`
+	Shaping   *Shaping      `yaml:"shaping" doc:"Optional bounded shaping of the combined reward (as reward.functions.N.shaping); unset or {} for none."`
+	Timeout   time.Duration `yaml:"timeout" default:"60s" doc:"Time limit of one reward's scoring call on a batch, unless the reward sets its own."`
+}
+
+// Spec configures one reward function.
 type Spec struct {
-	Name   string   // metric and log name; defaults to Type
-	Type   string   // a registered type, e.g. "math_answer"
-	Weight *float64 // nil means 1
-	// Params is nil (all defaults), a map decoded from a config file
-	// (unknown keys are errors), or the type's params struct (value or
-	// pointer), e.g. MathAnswerParams.
-	Params any
-	// Fallback is the score given to a sample the reward failed on (panic,
-	// error, NaN/Inf, timeout). nil excludes the sample from the loss.
-	Fallback *float64
-	// Timeout bounds one Score call on a batch; 0 uses Config.Timeout.
-	Timeout time.Duration
-	// Shaping, when set, bounds this reward's value before weighting.
-	Shaping *Shaping
+	Name string `yaml:"name" default:"" doc:"Name used in metrics (rewards/<name>/mean); defaults to the type."`
+	Type string `yaml:"type" default:"" doc:"Reward function, e.g. math_answer, format, length, checklist, external (see the reward package)."`
+	// Weight nil means 1.
+	Weight *float64 `yaml:"weight" default:"1.0" doc:"Weight in the combined reward (or in gdpo's sum of normalised rewards)."`
+	// Params is nil (all defaults), a mapping (unknown keys are errors),
+	// or the type's params struct (value or pointer), e.g.
+	// MathAnswerParams.
+	Params any `yaml:"params" doc:"Parameters of the reward function."`
+	// Fallback is "exclude" (or "") or a number.
+	Fallback string `yaml:"fallback" default:"exclude" doc:"Score of a sample the reward fails on (error, NaN, timeout): a number, or exclude to drop the sample from the loss."`
+	// Timeout 0 uses Config.Timeout.
+	Timeout time.Duration `yaml:"timeout" default:"0s" doc:"Time limit of one scoring call, e.g. 30s; 0 uses reward.timeout."`
+	Shaping *Shaping      `yaml:"shaping" doc:"Optional bounded shaping of this reward, e.g. {type: sigmoid, ref: group_mean, scale: 1}; unset or {} for none."`
 }
 
 // Shaping maps a raw reward r to σ((r − ref)/scale), a bounded value in
 // (0, 1) that stops a policy from gaining by pushing one reward ever higher
 // (preference-as-reward style shaping).
 type Shaping struct {
-	Ref      float64 // constant reference reward
-	RefField string  // if set, the sample field holding the reference reward (overrides Ref)
-	RefGroup bool    // if set, the mean raw reward of the sample's group is the reference
-	Scale    float64 // temperature; 0 means 1
+	Type     string  `yaml:"type" default:"sigmoid" enum:"sigmoid" doc:"Shaping function."`
+	Ref      Ref     `yaml:"ref" default:"0" doc:"Reference reward: a number, or group_mean (the mean raw reward of the sample's group)."`
+	RefField string  `yaml:"ref_field" default:"" doc:"Sample field holding the reference reward; overrides ref."`
+	Scale    float64 `yaml:"scale" default:"1.0" doc:"Temperature of the sigmoid."`
+}
+
+// Ref is the reference reward of a Shaping: a constant, or the mean raw
+// reward of the sample's group.
+type Ref struct {
+	Value     float64
+	GroupMean bool
+}
+
+// UnmarshalText reads a number or "group_mean".
+func (r *Ref) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "group_mean" {
+		*r = Ref{GroupMean: true}
+		return nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !finite(f) {
+		return fmt.Errorf("want a number or group_mean, got %q", s)
+	}
+	*r = Ref{Value: f}
+	return nil
+}
+
+// MarshalText writes what UnmarshalText reads.
+func (r Ref) MarshalText() ([]byte, error) {
+	if r.GroupMean {
+		return []byte("group_mean"), nil
+	}
+	return []byte(strconv.FormatFloat(r.Value, 'g', -1, 64)), nil
 }
 
 // Combine modes.
@@ -56,253 +104,102 @@ const (
 	CombineMin = "min" // total = min_k w_k r_k: worst case over an ensemble
 )
 
-// Config is the reward section of a run config: the list of reward functions
-// and how to combine them. In YAML it is either a bare list of Specs or a
-// mapping with keys functions, combine, shaping and timeout.
-type Config struct {
-	Functions []Spec
-	Combine   string        // CombineSum (default) or CombineMin
-	Shaping   *Shaping      // optional bounded shaping of the combined total
-	Timeout   time.Duration // per-reward batch timeout; 0 means DefaultTimeout
-}
-
 // DefaultTimeout bounds one reward's Score call on one batch.
 const DefaultTimeout = 60 * time.Second
 
-// UnmarshalYAML decodes a Config from YAML. It uses the callback form of the
-// interface so that this package needs no YAML dependency of its own; the
-// YAML decoder's strictness settings still apply.
-func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
-	var raw any
-	if err := unmarshal(&raw); err != nil {
-		return err
+// Validate reports every invalid option, naming its key.
+func (c Config) Validate() error { return option.Validate("reward", c.withDefaults()) }
+
+// withDefaults fills the options a Go caller may leave at zero.
+func (c Config) withDefaults() Config {
+	if c.Combine == "" {
+		c.Combine = CombineSum
 	}
-	cfg, err := ConfigFromMap(raw)
-	if err != nil {
-		return err
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
 	}
-	*c = cfg
-	return nil
+	c.Shaping = c.Shaping.withDefaults()
+	c.Functions = slices.Clone(c.Functions)
+	for i := range c.Functions {
+		c.Functions[i].Shaping = c.Functions[i].Shaping.withDefaults()
+	}
+	return c
 }
 
-// UnmarshalJSON decodes a Config from JSON, with the same rules as YAML.
-func (c *Config) UnmarshalJSON(b []byte) error {
-	var raw any
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
+func (sh *Shaping) withDefaults() *Shaping {
+	if sh == nil {
+		return nil
 	}
-	cfg, err := ConfigFromMap(raw)
-	if err != nil {
-		return err
+	out := *sh
+	if out.Type == "" {
+		out.Type = "sigmoid"
 	}
-	*c = cfg
-	return nil
+	if out.Scale == 0 {
+		out.Scale = 1
+	}
+	return &out
 }
 
-// ConfigFromMap builds a Config from generic decoded data (a []any of specs
-// or a map[string]any), as produced by a YAML or JSON decoder. Unknown keys
-// are errors naming the key.
-func ConfigFromMap(raw any) (Config, error) {
-	var cfg Config
-	var list any
-	switch v := raw.(type) {
-	case nil:
-		return cfg, nil
-	case []any:
-		list = v
-	case map[string]any:
-		for k, val := range v {
-			switch k {
-			case "functions":
-				list = val
-			case "combine":
-				s, ok := val.(string)
-				if !ok {
-					return cfg, fmt.Errorf("reward.combine: want a string, got %T", val)
-				}
-				cfg.Combine = s
-			case "shaping":
-				sh, err := shapingFromMap(val)
-				if err != nil {
-					return cfg, fmt.Errorf("reward.shaping: %w", err)
-				}
-				cfg.Shaping = sh
-			case "timeout":
-				d, err := durationFrom(val)
-				if err != nil {
-					return cfg, fmt.Errorf("reward.timeout: %w", err)
-				}
-				cfg.Timeout = d
-			default:
-				return cfg, fmt.Errorf("reward: unknown key %q (want functions, combine, shaping, timeout)", k)
-			}
+// Check implements option.Section.
+func (c Config) Check(ck *option.Checker) {
+	if c.Timeout < 0 {
+		ck.Bad("timeout", "must be >= 0, got %s", c.Timeout)
+	}
+	names := map[string]int{}
+	for i, s := range c.Functions {
+		p := fmt.Sprintf("functions.%d", i)
+		if s.Type == "" {
+			ck.Bad(p+".type", "required")
 		}
-	default:
-		return cfg, fmt.Errorf("reward: want a list of reward functions or a mapping, got %T", raw)
-	}
-	if list == nil {
-		return cfg, nil
-	}
-	items, ok := list.([]any)
-	if !ok {
-		return cfg, fmt.Errorf("reward.functions: want a list, got %T", list)
-	}
-	for i, it := range items {
-		s, err := specFromMap(it)
-		if err != nil {
-			return cfg, fmt.Errorf("reward[%d]: %w", i, err)
+		name := s.name()
+		if j, dup := names[name]; dup && name != "" {
+			ck.Bad(p+".name", "%q is already the name of reward.functions.%d; give each reward a distinct name", name, j)
 		}
-		cfg.Functions = append(cfg.Functions, s)
-	}
-	return cfg, nil
-}
-
-// UnmarshalYAML decodes one Spec (see Spec for the keys).
-func (s *Spec) UnmarshalYAML(unmarshal func(any) error) error {
-	var raw any
-	if err := unmarshal(&raw); err != nil {
-		return err
-	}
-	spec, err := specFromMap(raw)
-	if err != nil {
-		return err
-	}
-	*s = spec
-	return nil
-}
-
-func specFromMap(raw any) (Spec, error) {
-	var s Spec
-	m, ok := raw.(map[string]any)
-	if !ok {
-		return s, fmt.Errorf("want a mapping with name, type, weight, params; got %T", raw)
-	}
-	keys := sortedKeys(m)
-	for _, k := range keys {
-		v := m[k]
-		switch k {
-		case "name":
-			str, ok := v.(string)
-			if !ok {
-				return s, fmt.Errorf("name: want a string, got %T", v)
-			}
-			s.Name = str
-		case "type":
-			str, ok := v.(string)
-			if !ok {
-				return s, fmt.Errorf("type: want a string, got %T", v)
-			}
-			s.Type = str
-		case "weight":
-			f, ok := toFloat(v)
-			if !ok {
-				return s, fmt.Errorf("weight: want a number, got %v", v)
-			}
-			s.Weight = &f
-		case "params":
-			if v != nil {
-				if _, ok := v.(map[string]any); !ok {
-					return s, fmt.Errorf("params: want a mapping, got %T", v)
-				}
-			}
-			s.Params = v
-		case "fallback":
-			if str, ok := v.(string); ok && (str == "exclude" || str == "") || v == nil {
-				s.Fallback = nil
-				continue
-			}
-			f, ok := toFloat(v)
-			if str, isStr := v.(string); isStr {
-				// Configs that keep every field as text ("0", "-1").
-				var err error
-				f, err = strconv.ParseFloat(strings.TrimSpace(str), 64)
-				ok = err == nil
-			}
-			if !ok {
-				return s, fmt.Errorf("fallback: want \"exclude\" or a number, got %v", v)
-			}
-			s.Fallback = &f
-		case "timeout":
-			d, err := durationFrom(v)
-			if err != nil {
-				return s, fmt.Errorf("timeout: %w", err)
-			}
-			s.Timeout = d
-		case "shaping":
-			if v == nil {
-				continue
-			}
-			sh, err := shapingFromMap(v)
-			if err != nil {
-				return s, fmt.Errorf("shaping: %w", err)
-			}
-			s.Shaping = sh
-		default:
-			return s, fmt.Errorf("%sunknown key %q (want name, type, weight, params, fallback, timeout, shaping)", nameHint(m), k)
+		names[name] = i
+		if s.Weight != nil && !finite(*s.Weight) {
+			ck.Bad(p+".weight", "must be finite, got %v", *s.Weight)
+		}
+		if _, err := s.fallback(); err != nil {
+			ck.Bad(p+".fallback", "%v", err)
+		}
+		if s.Timeout < 0 {
+			ck.Bad(p+".timeout", "must be >= 0, got %s", s.Timeout)
 		}
 	}
-	return s, nil
 }
 
-func nameHint(m map[string]any) string {
-	if n, ok := m["name"].(string); ok {
-		return strconv.Quote(n) + ": "
-	}
-	return ""
+// Check implements option.Section.
+func (sh Shaping) Check(ck *option.Checker) {
+	ck.Positive("scale", sh.Scale)
 }
 
-func shapingFromMap(v any) (*Shaping, error) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("want a mapping, got %T", v)
+// name is the reward's name in metrics.
+func (s Spec) name() string {
+	if s.Name != "" {
+		return s.Name
 	}
-	if len(m) == 0 {
-		return nil, nil // an empty mapping means no shaping
-	}
-	sh := &Shaping{}
-	for _, k := range sortedKeys(m) {
-		val := m[k]
-		switch k {
-		case "type":
-			if val != "sigmoid" {
-				return nil, fmt.Errorf("type: only \"sigmoid\" is supported, got %v", val)
-			}
-		case "ref":
-			if s, ok := val.(string); ok && s == "group_mean" {
-				sh.RefGroup = true
-				continue
-			}
-			f, ok := toFloat(val)
-			if !ok {
-				return nil, fmt.Errorf("ref: want a number or \"group_mean\", got %v", val)
-			}
-			sh.Ref = f
-		case "ref_field":
-			s, ok := val.(string)
-			if !ok {
-				return nil, fmt.Errorf("ref_field: want a string, got %T", val)
-			}
-			sh.RefField = s
-		case "scale":
-			f, ok := toFloat(val)
-			if !ok || f <= 0 {
-				return nil, fmt.Errorf("scale: want a positive number, got %v", val)
-			}
-			sh.Scale = f
-		default:
-			return nil, fmt.Errorf("unknown key %q (want type, ref, ref_field, scale)", k)
-		}
-	}
-	return sh, nil
+	return s.Type
 }
 
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// weight is the reward's weight (nil: 1).
+func (s Spec) weight() float64 {
+	if s.Weight == nil {
+		return 1
 	}
-	sort.Strings(keys)
-	return keys
+	return *s.Weight
+}
+
+// fallback parses Fallback: nil means exclude.
+func (s Spec) fallback() (*float64, error) {
+	t := strings.TrimSpace(s.Fallback)
+	if t == "" || t == "exclude" {
+		return nil, nil
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || !finite(f) {
+		return nil, fmt.Errorf("want exclude or a finite number, got %q", s.Fallback)
+	}
+	return &f, nil
 }
 
 func toFloat(v any) (float64, bool) {

@@ -6,7 +6,7 @@
 //
 // # Using it from the trainer
 //
-//	set, err := reward.New(cfg.Reward)          // cfg.Reward is a reward.Config
+//	set, err := reward.New(cfg.Reward)          // a reward.Config
 //	defer set.Close()
 //	res, err := set.Score(ctx, samples)         // []reward.Sample, one per completion
 //	// res.Total[i]       combined reward (NaN when res.Excluded[i])
@@ -35,8 +35,9 @@
 //
 // # Config
 //
-// Config decodes from YAML (any decoder that supports the callback
-// UnmarshalYAML interface, e.g. gopkg.in/yaml.v3) or JSON. It is a list of
+// Config is the reward section of a run config (package train/config
+// decodes it from YAML, with file and line in every error; its options are
+// declared by the struct tags of Config, Spec and Shaping). It is a list of
 // {name, type, weight, params} entries, or a mapping with that list under
 // functions plus combine, shaping and timeout:
 //
@@ -55,11 +56,7 @@
 //	      fallback: 0         # score for samples this reward fails on; default exclude
 //	      params: {mode: overlong, max_length: 1024, buffer: 256}
 //
-// A config loader that keeps entries as generic maps (every key present,
-// unset ones as zero values: empty timeout, nil shaping, fallback "exclude"
-// or numeric text) hands them to ConfigFromMap.
-//
-// Unknown keys and params are errors naming the reward and the key:
+// Unknown params are errors naming the reward and the param:
 // `reward[1] "fmt": params: unknown param "partail"`,
 // `reward[1] "fmt": unknown type "foramt"`. Params decode into one typed
 // struct per type (MathAnswerParams, FormatParams, …), which Go callers may

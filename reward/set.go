@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rltrain/rltrain/internal/option"
 )
 
 // Set is a configured list of rewards and the rule that combines them. It
@@ -49,9 +51,18 @@ func WithLogger(logf func(msg string)) Option { return func(s *Set) { s.logf = l
 // maxDistinctErrors bounds the memory spent remembering logged messages.
 const maxDistinctErrors = 10000
 
-// New builds every reward in cfg. Errors name the reward, e.g.
-// `reward[1] "fmt": unknown type "foramt"`.
+// New checks cfg (errors name the option, e.g. `reward.functions.1.name:
+// "fmt" is already the name of reward.functions.0`) and builds every
+// reward in it (errors name the reward, e.g. `reward[1] "fmt": unknown
+// type "foramt"`).
 func New(cfg Config, opts ...Option) (*Set, error) {
+	cfg = cfg.withDefaults()
+	if err := option.Validate("reward", cfg); err != nil {
+		return nil, err
+	}
+	if len(cfg.Functions) == 0 {
+		return nil, errors.New("reward: no reward functions configured")
+	}
 	s := &Set{
 		combine: cfg.Combine,
 		shaping: cfg.Shaping,
@@ -61,57 +72,18 @@ func New(cfg Config, opts ...Option) (*Set, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	switch s.combine {
-	case "":
-		s.combine = CombineSum
-	case CombineSum, CombineMin:
-	default:
-		return nil, fmt.Errorf("reward.combine: unknown mode %q (want %q or %q)", cfg.Combine, CombineSum, CombineMin)
-	}
-	if len(cfg.Functions) == 0 {
-		return nil, errors.New("reward: no reward functions configured")
-	}
-	defTimeout := cfg.Timeout
-	if defTimeout <= 0 {
-		defTimeout = DefaultTimeout
-	}
-	names := map[string]int{}
 	for i, spec := range cfg.Functions {
-		name := spec.Name
-		if name == "" {
-			name = spec.Type
-		}
-		if name == "" {
-			s.Close()
-			return nil, fmt.Errorf("reward[%d]: missing type", i)
-		}
-		if j, dup := names[name]; dup {
-			s.Close()
-			return nil, fmt.Errorf("reward[%d] %q: name already used by reward[%d]; give one a distinct name", i, name, j)
-		}
-		names[name] = i
 		r, err := Build(spec)
 		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("reward[%d] %q: %w", i, name, err)
+			return nil, fmt.Errorf("reward[%d] %q: %w", i, spec.name(), err)
 		}
-		w := 1.0
-		if spec.Weight != nil {
-			w = *spec.Weight
-		}
-		if !finite(w) {
-			s.Close()
-			return nil, fmt.Errorf("reward[%d] %q: weight must be finite, got %v", i, name, w)
-		}
-		if spec.Fallback != nil && !finite(*spec.Fallback) {
-			s.Close()
-			return nil, fmt.Errorf("reward[%d] %q: fallback must be finite", i, name)
-		}
+		fb, _ := spec.fallback() // checked by Validate
 		to := spec.Timeout
 		if to <= 0 {
-			to = defTimeout
+			to = cfg.Timeout
 		}
-		s.entries = append(s.entries, &entry{name: name, weight: w, fallback: spec.Fallback, timeout: to, shaping: spec.Shaping, r: r})
+		s.entries = append(s.entries, &entry{name: spec.name(), weight: spec.weight(), fallback: fb, timeout: to, shaping: spec.Shaping, r: r})
 	}
 	return s, nil
 }
@@ -286,11 +258,8 @@ func combine(mode string, w []float64, comps [][]float64, i int) float64 {
 // marked in skip.
 func applyShaping(sh *Shaping, samples []Sample, vals []float64, skip []bool) {
 	scale := sh.Scale
-	if scale <= 0 {
-		scale = 1
-	}
 	var groupMean map[int]float64
-	if sh.RefGroup {
+	if sh.Ref.GroupMean {
 		sum := map[int]float64{}
 		cnt := map[int]int{}
 		for i, v := range vals {
@@ -309,9 +278,9 @@ func applyShaping(sh *Shaping, samples []Sample, vals []float64, skip []bool) {
 		if skip[i] {
 			continue
 		}
-		ref := sh.Ref
+		ref := sh.Ref.Value
 		switch {
-		case sh.RefGroup:
+		case sh.Ref.GroupMean:
 			ref = groupMean[samples[i].Group]
 		case sh.RefField != "":
 			if f, ok := fieldFloat(samples[i].Fields, sh.RefField); ok {

@@ -2,7 +2,6 @@ package reward
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -65,59 +64,6 @@ func init() {
 
 func f64(v float64) *float64 { return &v }
 
-func TestConfigDecoding(t *testing.T) {
-	cases := []struct {
-		name    string
-		json    string
-		wantErr string
-		check   func(t *testing.T, c Config)
-	}{
-		{name: "bare list", json: `[{"name":"acc","type":"math_answer","weight":2},{"type":"format"}]`,
-			check: func(t *testing.T, c Config) {
-				if len(c.Functions) != 2 || *c.Functions[0].Weight != 2 || c.Functions[1].Weight != nil {
-					t.Errorf("got %+v", c.Functions)
-				}
-			}},
-		{name: "mapping", json: `{"combine":"min","timeout":"5s","shaping":{"type":"sigmoid","ref":"group_mean"},"functions":[{"type":"format","fallback":0,"timeout":2}]}`,
-			check: func(t *testing.T, c Config) {
-				if c.Combine != "min" || c.Timeout != 5*time.Second || !c.Shaping.RefGroup {
-					t.Errorf("got %+v", c)
-				}
-				f := c.Functions[0]
-				if f.Fallback == nil || *f.Fallback != 0 || f.Timeout != 2*time.Second {
-					t.Errorf("got %+v", f)
-				}
-			}},
-		{name: "unknown top key", json: `{"functions":[], "combin":"sum"}`, wantErr: `unknown key "combin"`},
-		{name: "unknown spec key", json: `[{"name":"a","type":"format","wieght":1}]`, wantErr: `reward[0]: "a": unknown key "wieght"`},
-		{name: "bad weight", json: `[{"type":"format","weight":"heavy"}]`, wantErr: `reward[0]: weight`},
-		{name: "bad fallback", json: `[{"type":"format","fallback":"skip"}]`, wantErr: `fallback`},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var cfg Config
-			// The callback form is what YAML decoders call.
-			err := cfg.UnmarshalYAML(func(v any) error { return json.Unmarshal([]byte(c.json), v) })
-			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("err = %v, want it to contain %q", err, c.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.check(t, cfg)
-			// JSON decoding gives the same result.
-			var cfg2 Config
-			if err := json.Unmarshal([]byte(c.json), &cfg2); err != nil {
-				t.Fatal(err)
-			}
-			c.check(t, cfg2)
-		})
-	}
-}
-
 func TestNewValidation(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -128,10 +74,10 @@ func TestNewValidation(t *testing.T) {
 		{"unknown param", Config{Functions: []Spec{{Name: "fmt", Type: "format", Params: map[string]any{"partail": true}}}}, `reward[0] "fmt": params: unknown param "partail"`},
 		{"param type", Config{Functions: []Spec{{Name: "acc", Type: "math_answer", Params: map[string]any{"tolerance": "small"}}}}, `reward[0] "acc": params: param "tolerance"`},
 		{"invalid param value", Config{Functions: []Spec{{Name: "len", Type: "length", Params: map[string]any{"mode": "overlong"}}}}, `reward[0] "len": params "max_length", "buffer"`},
-		{"duplicate name", Config{Functions: []Spec{{Type: "format"}, {Type: "format"}}}, `reward[1] "format": name already used by reward[0]`},
-		{"combine", Config{Combine: "avg", Functions: []Spec{{Type: "format"}}}, `unknown mode "avg"`},
+		{"duplicate name", Config{Functions: []Spec{{Type: "format"}, {Type: "format"}}}, `reward.functions.1.name: "format" is already the name of reward.functions.0`},
+		{"combine", Config{Combine: "avg", Functions: []Spec{{Type: "format"}}}, `reward.combine: must be one of sum, min, got "avg"`},
 		{"empty", Config{}, "no reward functions"},
-		{"nan weight", Config{Functions: []Spec{{Type: "format", Weight: f64(math.NaN())}}}, "weight must be finite"},
+		{"nan weight", Config{Functions: []Spec{{Type: "format", Weight: f64(math.NaN())}}}, "reward.functions.0.weight: must be finite"},
 		{"typed params ok", Config{Functions: []Spec{{Type: "length", Params: LengthParams{Mode: "overlong", Unit: "chars", MaxLength: 10, Buffer: 5}}}}, ""},
 		{"typed params pointer ok", Config{Functions: []Spec{{Type: "format", Params: &FormatParams{Mode: "regex", Pattern: "a+"}}}}, ""},
 		{"wrong typed params", Config{Functions: []Spec{{Type: "format", Params: LengthParams{}}}}, "want a mapping or reward.FormatParams"},
@@ -173,7 +119,7 @@ func TestIsolation(t *testing.T) {
 	sink := &logSink{}
 	set, err := New(Config{Functions: []Spec{
 		{Name: "good", Type: "test_field", Weight: f64(2)},
-		{Name: "fb", Type: "test_field", Fallback: f64(-1)},
+		{Name: "fb", Type: "test_field", Fallback: "-1"},
 	}}, WithLogger(sink.log))
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +170,7 @@ func TestBatchFailures(t *testing.T) {
 			sink := &logSink{}
 			set, err := New(Config{Functions: []Spec{
 				{Name: "ok", Type: "test_field"},
-				{Name: "bad", Type: "test_misbehave", Params: map[string]any{"mode": mode}, Fallback: f64(0)},
+				{Name: "bad", Type: "test_misbehave", Params: map[string]any{"mode": mode}, Fallback: "0"},
 			}}, WithLogger(sink.log))
 			if err != nil {
 				t.Fatal(err)
@@ -364,10 +310,10 @@ func TestShaping(t *testing.T) {
 		sh   Shaping
 		want []float64
 	}{
-		{"constant", Shaping{Ref: 1}, []float64{0.5, sig(2), sig(99)}},
-		{"scale", Shaping{Ref: 1, Scale: 2}, []float64{0.5, sig(1), sig(49.5)}},
+		{"constant", Shaping{Ref: Ref{Value: 1}}, []float64{0.5, sig(2), sig(99)}},
+		{"scale", Shaping{Ref: Ref{Value: 1}, Scale: 2}, []float64{0.5, sig(1), sig(49.5)}},
 		{"field", Shaping{RefField: "ref"}, []float64{0.5, sig(3), sig(100)}},
-		{"group mean", Shaping{RefGroup: true}, []float64{sig(-1), sig(1), 0.5}},
+		{"group mean", Shaping{Ref: Ref{GroupMean: true}}, []float64{sig(-1), sig(1), 0.5}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -391,7 +337,7 @@ func TestShaping(t *testing.T) {
 		})
 	}
 	// Shaping on the total.
-	set, err := New(Config{Shaping: &Shaping{Ref: 1}, Functions: []Spec{{Type: "test_field"}}})
+	set, err := New(Config{Shaping: &Shaping{Ref: Ref{Value: 1}}, Functions: []Spec{{Type: "test_field"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,43 +446,6 @@ func TestTypesListed(t *testing.T) {
 		if !have[w] {
 			t.Errorf("type %q not registered with a doc line", w)
 		}
-	}
-}
-
-// The run config keeps every key of an entry, unset ones as zero values;
-// ConfigFromMap must read those as defaults.
-func TestConfigFromMapZeroValues(t *testing.T) {
-	cfg, err := ConfigFromMap([]any{
-		map[string]any{"name": "", "type": "math_answer", "weight": 1.0, "params": map[string]any(nil),
-			"fallback": "exclude", "timeout": "", "shaping": map[string]any(nil)},
-		map[string]any{"name": "f", "type": "format", "weight": 0.5, "params": map[string]any{"partial": true},
-			"fallback": "0.25", "timeout": "3s", "shaping": map[string]any{"type": "sigmoid", "ref": 0.5}},
-	})
-	if err != nil || *cfg.Functions[1].Fallback != 0.25 {
-		t.Fatalf("fallback as numeric text: %v", err)
-	}
-	cfg, err = ConfigFromMap([]any{
-		map[string]any{"name": "", "type": "math_answer", "weight": 1.0, "params": map[string]any(nil),
-			"fallback": "exclude", "timeout": "", "shaping": map[string]any(nil)},
-		map[string]any{"name": "f", "type": "format", "weight": 0.5, "params": map[string]any{"partial": true},
-			"fallback": 0.25, "timeout": "3s", "shaping": map[string]any{"type": "sigmoid", "ref": 0.5}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, f := cfg.Functions[0], cfg.Functions[1]
-	if a.Fallback != nil || a.Timeout != 0 || a.Shaping != nil || *a.Weight != 1 {
-		t.Errorf("zero values not read as defaults: %+v", a)
-	}
-	if *f.Fallback != 0.25 || f.Timeout != 3*time.Second || f.Shaping == nil || f.Shaping.Ref != 0.5 {
-		t.Errorf("values lost: %+v", f)
-	}
-	set, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := set.Names(); len(got) != 2 || got[0] != "math_answer" || got[1] != "f" {
-		t.Errorf("names %v", got)
 	}
 }
 

@@ -206,45 +206,18 @@ func modelParams(m *model.Model) []optim.Param {
 // rewardSet builds the reward functions; with none configured, a built-in
 // task's own verifier is the reward.
 func rewardSet(c *config.Config, task data.Task, logf func(string)) (*reward.Set, error) {
-	var list []any
-	for _, r := range c.Reward {
-		e := map[string]any{"name": r.Name, "type": r.Type, "weight": r.Weight}
-		if r.Name == "" {
-			e["name"] = r.Type
-		}
-		if len(r.Params) > 0 {
-			e["params"] = r.Params
-		}
-		if r.Fallback != "" {
-			if f, err := parseFloat(r.Fallback); err == nil {
-				e["fallback"] = f
-			} else {
-				e["fallback"] = r.Fallback
-			}
-		}
-		if r.Timeout != "" {
-			e["timeout"] = r.Timeout
-		}
-		if len(r.Shaping) > 0 {
-			e["shaping"] = r.Shaping
-		}
-		list = append(list, e)
-	}
-	if len(list) == 0 {
+	rc := c.Reward
+	if len(rc.Functions) == 0 {
 		if task == nil {
 			return nil, errors.New("reward: no reward functions configured (a JSONL dataset needs at least one)")
 		}
 		// The task's own verifier, the function its eval accuracy uses.
 		typ, params := task.Reward()
-		e := map[string]any{"name": task.Name(), "type": typ, "weight": 1.0}
+		spec := reward.Spec{Name: task.Name(), Type: typ}
 		if params != nil {
-			e["params"] = params
+			spec.Params = params
 		}
-		list = append(list, e)
-	}
-	rc, err := reward.ConfigFromMap(list)
-	if err != nil {
-		return nil, err
+		rc.Functions = []reward.Spec{spec}
 	}
 	return reward.New(rc, reward.WithLogger(logf))
 }
@@ -268,5 +241,3 @@ func outDirs(c *config.Config) (out, ckpt string) {
 }
 
 func seconds(d time.Duration) float64 { return d.Seconds() }
-
-func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }

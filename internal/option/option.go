@@ -20,6 +20,12 @@
 //	shorthand:"list"      (on a list field) a bare YAML list given for the
 //	                      enclosing section means this field
 //
+// Option values are strings, booleans, integers, floats, time.Durations
+// ("30s"), types that parse themselves (encoding.TextUnmarshaler), lists
+// of those or of sections, free-form mappings (map[string]any, or any for
+// a mapping a package decodes itself), and pointers to a scalar or a
+// section for an optional value (nil: unset).
+//
 // Zero values are not defaults: start from Defaults.
 package option
 
@@ -31,6 +37,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Field is one option of a struct type, with inline structs flattened.
@@ -141,6 +148,17 @@ func SetDefaults(v reflect.Value) {
 			}
 		case f.Type.Kind() == reflect.Interface:
 			fv.Set(reflect.Zero(f.Type))
+		case f.Type.Kind() == reflect.Pointer:
+			// An optional value: a scalar with a default starts set, a
+			// section starts unset.
+			fv.Set(reflect.Zero(f.Type))
+			if hasDef && f.Type.Elem().Kind() != reflect.Struct {
+				p := reflect.New(f.Type.Elem())
+				if err := SetScalar(p.Elem(), def); err != nil {
+					panic(fmt.Sprintf("option: default of %s: %v", f.Name, err))
+				}
+				fv.Set(p)
+			}
 		case hasDef:
 			if err := SetScalar(fv, def); err != nil {
 				panic(fmt.Sprintf("option: default of %s: %v", f.Name, err))
@@ -149,8 +167,20 @@ func SetDefaults(v reflect.Value) {
 	}
 }
 
-// SetScalar parses s into a string, bool, integer or float value.
+// DurationType is time.Duration, which options write as "30s" or "2m".
+var DurationType = reflect.TypeFor[time.Duration]()
+
+// SetScalar parses s into a string, bool, integer, float or duration
+// value.
 func SetScalar(v reflect.Value, s string) error {
+	if v.Type() == DurationType {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString(s)
@@ -253,6 +283,10 @@ func (c *Checker) Walk(path string, v reflect.Value) {
 		switch {
 		case f.Type.Kind() == reflect.Struct && !IsText(f.Type):
 			c.Walk(p, fv)
+		case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+			if !fv.IsNil() {
+				c.Walk(p, fv.Elem())
+			}
 		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
 			for j := 0; j < fv.Len(); j++ {
 				c.Walk(fmt.Sprintf("%s.%d", p, j), fv.Index(j))

@@ -23,6 +23,7 @@ package config
 import (
 	"github.com/rltrain/rltrain/internal/option"
 	"github.com/rltrain/rltrain/optim"
+	"github.com/rltrain/rltrain/reward"
 	"github.com/rltrain/rltrain/rollout"
 )
 
@@ -31,7 +32,7 @@ type Config struct {
 	Model      Model           `yaml:"model" doc:"The policy: a pretrained model directory or a from-scratch tiny architecture."`
 	Data       Data            `yaml:"data" doc:"Where prompts come from: a JSONL or Parquet file (TRL's and verl's layouts are understood: see the field options) or a built-in synthetic task."`
 	Rollout    Rollout         `yaml:"rollout" doc:"Sampling completions: batch and group sizes, sampling parameters, dynamic sampling."`
-	Reward     []Reward        `yaml:"reward" doc:"Reward functions, combined by weight. Empty with a built-in task means the task's own verifier."`
+	Reward     reward.Config   `yaml:"reward" doc:"Reward functions and how they combine. A bare list under reward: is reward.functions."`
 	Algorithm  optim.Algorithm `yaml:"algorithm" doc:"Advantage estimator and policy objective (names follow TRL and verl)."`
 	Optim      optim.Optim     `yaml:"optim" doc:"AdamW, learning-rate schedule and gradient clipping."`
 	Train      Train           `yaml:"train" doc:"The training loop: steps, seed, PPO epochs and batch splitting."`
@@ -98,18 +99,6 @@ type Rollout struct {
 func (r Rollout) Check(c *option.Checker) {
 	r.Config.Check(c)
 	c.AtLeast("max_filter_rounds", r.MaxFilterRounds, 0)
-}
-
-// Reward is one reward function. Params are kept raw for the reward
-// package to decode; Config.Pos("reward.N.params.KEY") locates them.
-type Reward struct {
-	Name     string         `yaml:"name" default:"" doc:"Name used in metrics (rewards/<name>/mean); defaults to the type."`
-	Type     string         `yaml:"type" default:"" doc:"Reward function, e.g. math_answer, format, length, checklist, external (see the reward package)."`
-	Weight   float64        `yaml:"weight" default:"1.0" doc:"Weight in the combined reward (or in gdpo's sum of normalised rewards)."`
-	Params   map[string]any `yaml:"params" doc:"Parameters of the reward function."`
-	Fallback string         `yaml:"fallback" default:"exclude" doc:"Score of a sample the reward fails on (error, NaN, timeout): a number, or exclude to drop the sample from the loss."`
-	Timeout  string         `yaml:"timeout" default:"" doc:"Time limit of one scoring call, e.g. 30s; empty uses the reward package's default."`
-	Shaping  map[string]any `yaml:"shaping" doc:"Optional bounded shaping of this reward, e.g. {type: sigmoid, ref: group_mean, scale: 1}."`
 }
 
 // Train configures the loop.

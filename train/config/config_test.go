@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // minimal is the smallest valid config.
@@ -36,7 +37,7 @@ func TestDefaults(t *testing.T) {
 		{"algorithm.whiten", c.Algorithm.Whiten, true},
 		{"optim.betas", c.Optim.Betas, []float64{0.9, 0.999}},
 		{"optim.no_decay", c.Optim.NoDecay, []string{"*norm*", "*bias", "*embed*"}},
-		{"reward entry fallback", mustParse(t, "reward:\n  - type: a\n").Reward[0].Fallback, "exclude"},
+		{"reward entry fallback", mustParse(t, "reward:\n  - type: a\n").Reward.Functions[0].Fallback, "exclude"},
 		{"optim.lr", c.Optim.LR, 1e-6},
 		{"optim.max_grad_norm", c.Optim.MaxGradNorm, 1.0},
 		{"data.prompt_field", c.Data.PromptField, "prompt"},
@@ -44,7 +45,9 @@ func TestDefaults(t *testing.T) {
 		{"train.seed", c.Train.Seed, int64(42)},
 		{"model.init.tie_embeddings", c.Model.Init.TieEmbeddings, true},
 		{"backend.type", c.Backend.Type, "cpu"},
-		{"reward", len(c.Reward), 0},
+		{"reward", len(c.Reward.Functions), 0},
+		{"reward.combine", c.Reward.Combine, "sum"},
+		{"reward.timeout", c.Reward.Timeout, time.Minute},
 		{"data.task_params", len(c.Data.TaskParams), 0},
 	}
 	for _, ck := range checks {
@@ -77,7 +80,8 @@ func TestSchemaComplete(t *testing.T) {
 			t.Errorf("%s has no doc", f.path)
 		}
 		k := f.typ.Kind()
-		scalar := k != reflect.Struct && k != reflect.Slice && k != reflect.Map
+		optionalSection := k == reflect.Pointer && f.typ.Elem().Kind() == reflect.Struct
+		scalar := k != reflect.Struct && k != reflect.Slice && k != reflect.Map && k != reflect.Interface && !optionalSection
 		if scalar && !f.hasDef {
 			t.Errorf("%s has no default", f.path)
 		}
@@ -95,17 +99,17 @@ func TestParseFull(t *testing.T) {
 	if c.Optim.LR != 3e-4 || c.Rollout.Stop[0] != "\n" || c.Algorithm.EpsilonHigh != 0.28 || c.Train.Seed != 7 {
 		t.Errorf("values not read: lr %v stop %q eps_high %v seed %v", c.Optim.LR, c.Rollout.Stop, c.Algorithm.EpsilonHigh, c.Train.Seed)
 	}
-	if len(c.Reward) != 2 || c.Reward[0].Weight != 1 || c.Reward[1].Weight != 0.2 || c.Reward[0].Params == nil {
+	if r := c.Reward.Functions; len(r) != 2 || *r[0].Weight != 1 || *r[1].Weight != 0.2 || r[1].Params == nil {
 		t.Errorf("rewards %+v", c.Reward)
 	}
-	if got := c.Reward[1].Params["bands"]; !reflect.DeepEqual(got, []any{2, 4}) {
+	if got := c.Reward.Functions[1].Params.(map[string]any)["bands"]; !reflect.DeepEqual(got, []any{2, 4}) {
 		t.Errorf("reward params bands = %#v", got)
 	}
 	for path, want := range map[string]string{
-		"reward.1.params.max_len": "testdata/full.yaml:29",
-		"algorithm.epsilon_high":  "testdata/full.yaml:34",
-		"data.task_params":        "testdata/full.yaml:12",
-		"optim.beta1":             "",
+		"reward.functions.1.params.max_len": "testdata/full.yaml:29",
+		"algorithm.epsilon_high":            "testdata/full.yaml:34",
+		"data.task_params":                  "testdata/full.yaml:12",
+		"optim.beta1":                       "",
 	} {
 		if got := c.Pos(path); got != want {
 			t.Errorf("Pos(%q) = %q, want %q", path, got, want)
@@ -144,14 +148,18 @@ func TestDecodeErrors(t *testing.T) {
 			`x.yaml:1: optim: want a mapping of options, got "3"`},
 		{"scalar given a mapping", "optim:\n  lr:\n    a: 1\n",
 			`x.yaml:3: optim.lr: want a number, got a mapping`},
-		{"list given a mapping", "reward:\n  type: accuracy\n",
-			`x.yaml:2: reward: want a list, got a mapping`},
+		{"list given a mapping", "reward:\n  functions:\n    type: accuracy\n",
+			`x.yaml:3: reward.functions: want a list, got a mapping`},
 		{"string list given a string", "rollout:\n  stop: x\n",
 			`x.yaml:2: rollout.stop: want a list, got "x"`},
 		{"params given a list", "data:\n  task_params: [1]\n",
 			`x.yaml:2: data.task_params: want a mapping, got a list`},
 		{"unknown key in a list entry", "reward:\n  - type: accuracy\n  - type: length\n    wieght: 2\n",
-			`x.yaml:4: unknown key "reward.1.wieght" (did you mean "reward.1.weight"?)`},
+			`x.yaml:4: unknown key "reward.functions.1.wieght" (did you mean "reward.functions.1.weight"?)`},
+		{"duration wanted", minimal + "reward:\n  - type: accuracy\n    timeout: 30\n",
+			`x.yaml:5: reward.functions.0.timeout: want a duration such as 30s or 2m, got "30"`},
+		{"shaping reference", minimal + "reward:\n  - type: accuracy\n    shaping: {ref: middle}\n",
+			`x.yaml:5: reward.functions.0.shaping.ref: want a number or group_mean, got "middle"`},
 		{"duplicate key", "log:\n  every: 1\n  every: 2\n",
 			`x.yaml:3: duplicate key "log.every" (first set on line 2)`},
 		{"top level not a mapping", "- a\n",
@@ -191,4 +199,77 @@ func writeTemp(t *testing.T, src string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// The reward section is reward.Config: a mapping with functions, combine,
+// shaping and timeout, or a bare list of functions.
+func TestRewardSection(t *testing.T) {
+	c := mustParse(t, minimal+`reward:
+  combine: min
+  timeout: 5s
+  shaping: {type: sigmoid, ref: group_mean}
+  functions:
+    - {type: format, fallback: 0, timeout: 2s}
+    - {type: length, weight: 0.5, shaping: {ref: 1.5, scale: 2}}
+`)
+	r := c.Reward
+	if r.Combine != "min" || r.Timeout != 5*time.Second || r.Shaping == nil || !r.Shaping.Ref.GroupMean || r.Shaping.Scale != 1 {
+		t.Errorf("section %+v (shaping %+v)", r, r.Shaping)
+	}
+	f, l := r.Functions[0], r.Functions[1]
+	if f.Fallback != "0" || f.Timeout != 2*time.Second || f.Shaping != nil || *f.Weight != 1 {
+		t.Errorf("functions.0 %+v", f)
+	}
+	if *l.Weight != 0.5 || l.Shaping == nil || l.Shaping.Ref.Value != 1.5 || l.Shaping.Scale != 2 || l.Shaping.Type != "sigmoid" {
+		t.Errorf("functions.1 %+v (shaping %+v)", l, l.Shaping)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// Printed and parsed back, the section is the same.
+	y, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back := mustParse(t, string(y)); !equalConfigs(back, c) {
+		t.Errorf("round trip changed the config:\n%s", y)
+	}
+	// A config printed before the section was typed keeps every key of an
+	// entry with empty values: they read as the defaults.
+	old := mustParse(t, minimal+`reward:
+  - name: ""
+    type: math_answer
+    weight: 1.0
+    params: {}
+    fallback: exclude
+    timeout: ""
+    shaping: {}
+`)
+	if o := old.Reward.Functions[0]; o.Timeout != 0 || o.Shaping != nil || o.Params != nil || o.Fallback != "exclude" {
+		t.Errorf("old form %+v", o)
+	}
+	if h, b := Diff(old, mustParse(t, minimal+"reward:\n  - type: math_answer\n")); len(h)+len(b) != 0 {
+		t.Errorf("old and new forms differ: %v %v", h, b)
+	}
+	// --set reaches into an unset shaping, and reward.N is reward.functions.N.
+	if err := old.Set("reward.0.shaping.scale=3"); err != nil {
+		t.Fatal(err)
+	}
+	if sh := old.Reward.Functions[0].Shaping; sh == nil || sh.Scale != 3 || sh.Type != "sigmoid" {
+		t.Errorf("--set shaping: %+v", sh)
+	}
+	for src, want := range map[string]string{
+		"reward:\n  functions: [{type: a, wieght: 1}]\n": `x.yaml:2: unknown key "reward.functions.0.wieght" (did you mean "reward.functions.0.weight"?)`,
+		"reward:\n  - {type: a, weight: heavy}\n":        `x.yaml:2: reward.functions.0.weight: want a number, got "heavy"`,
+		"reward:\n  combin: sum\n":                       `x.yaml:2: unknown key "reward.combin" (did you mean "reward.combine"?)`,
+	} {
+		if _, err := Parse([]byte(src), "x.yaml"); err == nil || err.Error() != want {
+			t.Errorf("%q: error %v, want %s", src, err, want)
+		}
+	}
+	bad := mustParse(t, minimal+"reward:\n  combine: avg\n  functions:\n    - {type: a, fallback: skip}\n")
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), `x.yaml:4: reward.combine: must be one of sum, min, got "avg"`) ||
+		!strings.Contains(err.Error(), `x.yaml:6: reward.functions.0.fallback: want exclude or a finite number, got "skip"`) {
+		t.Errorf("validation: %v", err)
+	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rltrain/rltrain/internal/option"
 	"gopkg.in/yaml.v3"
@@ -104,9 +106,28 @@ func (d *decoder) decode(v reflect.Value, n *yaml.Node, path string) {
 		n = n.Alias
 	}
 	isNull := n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+	switch {
+	case v.Type() == option.DurationType || option.IsText(v.Type()):
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n.Line, path, "want %s, got %s", wantScalar(v), describe(n))
+			return
+		}
+		d.scalar(v, n, path)
+		return
+	case v.Kind() == reflect.Pointer:
+		d.optional(v, n, path, isNull)
+		return
+	}
 	switch v.Kind() {
 	case reflect.Struct:
 		if isNull { // "section:" with nothing under it keeps the defaults
+			return
+		}
+		if f, ok := option.Shorthand(v.Type()); ok && n.Kind == yaml.SequenceNode {
+			// A bare list stands for the section's list (reward: [...]).
+			p := join(path, f.Key)
+			d.pos[p] = d.where(n.Line)
+			d.decode(v.FieldByIndex(f.Index), n, p)
 			return
 		}
 		if n.Kind != yaml.MappingNode {
@@ -163,7 +184,7 @@ func (d *decoder) decode(v reflect.Value, n *yaml.Node, path string) {
 			d.decode(elem, item, p)
 		}
 		v.Set(out)
-	case reflect.Map:
+	case reflect.Map, reflect.Interface:
 		m := map[string]any{}
 		if !isNull {
 			if n.Kind != yaml.MappingNode {
@@ -176,14 +197,39 @@ func (d *decoder) decode(v reflect.Value, n *yaml.Node, path string) {
 			}
 			d.recordMap(n, path)
 		}
+		if v.Kind() == reflect.Interface && len(m) == 0 {
+			v.SetZero() // params: {} is no params
+			return
+		}
 		v.Set(reflect.ValueOf(m))
 	default:
 		if n.Kind != yaml.ScalarNode {
-			d.fail(n.Line, path, "want %s, got %s", wantScalar(v.Kind()), describe(n))
+			d.fail(n.Line, path, "want %s, got %s", wantScalar(v), describe(n))
 			return
 		}
 		d.scalar(v, n, path)
 	}
+}
+
+// optional decodes into a pointer: null, or an empty mapping for a
+// section, leaves it unset; anything else sets it, a section starting
+// from its defaults.
+func (d *decoder) optional(v reflect.Value, n *yaml.Node, path string, isNull bool) {
+	elem := v.Type().Elem()
+	if isNull || (elem.Kind() == reflect.Struct && n.Kind == yaml.MappingNode && len(n.Content) == 0) {
+		v.SetZero()
+		return
+	}
+	p := reflect.New(elem)
+	if v.IsNil() {
+		if elem.Kind() == reflect.Struct {
+			option.SetDefaults(p.Elem())
+		}
+	} else {
+		p.Elem().Set(v.Elem())
+	}
+	d.decode(p.Elem(), n, path)
+	v.Set(p)
 }
 
 // recordMap notes the line of every key inside a free-form mapping so the
@@ -216,8 +262,14 @@ func unknownKey(path, key string, siblings []string) string {
 	return msg
 }
 
-func wantScalar(k reflect.Kind) string {
-	switch k {
+func wantScalar(v reflect.Value) string {
+	switch {
+	case v.Type() == option.DurationType:
+		return "a duration such as 30s or 2m"
+	case option.IsText(v.Type()):
+		return "a string"
+	}
+	switch v.Kind() {
 	case reflect.Bool:
 		return "true or false"
 	case reflect.Int, reflect.Int64:
@@ -230,7 +282,24 @@ func wantScalar(k reflect.Kind) string {
 
 func (d *decoder) scalar(v reflect.Value, n *yaml.Node, path string) {
 	tag := n.ShortTag()
-	bad := func() { d.fail(n.Line, path, "want %s, got %s", wantScalar(v.Kind()), describe(n)) }
+	bad := func() { d.fail(n.Line, path, "want %s, got %s", wantScalar(v), describe(n)) }
+	switch {
+	case v.Type() == option.DurationType:
+		// "" is 0, as configs printed before durations were typed have it.
+		if tag == "!!null" || n.Value == "" {
+			v.SetInt(0)
+		} else if dur, err := time.ParseDuration(n.Value); err != nil || tag != "!!str" {
+			bad()
+		} else {
+			v.SetInt(int64(dur))
+		}
+		return
+	case option.IsText(v.Type()):
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
+			d.fail(n.Line, path, "%v", err)
+		}
+		return
+	}
 	switch v.Kind() {
 	case reflect.String:
 		if tag == "!!null" {
@@ -270,5 +339,5 @@ func (d *decoder) scalar(v reflect.Value, n *yaml.Node, path string) {
 
 // Pos says where the value at a key path was set: "file:line", "--set
 // key=value", or "" when it is a default. Packages that decode the free-form
-// params use it to locate their errors, e.g. Pos("reward.0.params.pattern").
+// params use it to locate their errors, e.g. Pos("reward.functions.0.params.pattern").
 func (c *Config) Pos(path string) string { return c.pos[path] }

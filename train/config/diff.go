@@ -1,11 +1,13 @@
 package config
 
 import (
+	"encoding"
 	"fmt"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rltrain/rltrain/internal/option"
 )
@@ -83,7 +85,22 @@ func beyondShorterList(key string, a, b map[string]string) bool {
 
 // flatten records every leaf value under its dotted path.
 func flatten(v reflect.Value, path string, out map[string]string) {
+	switch {
+	case v.Type() == option.DurationType:
+		out[path] = time.Duration(v.Int()).String()
+		return
+	case option.IsText(v.Type()):
+		b, _ := v.Addr().Interface().(encoding.TextMarshaler).MarshalText()
+		out[path] = string(b)
+		return
+	}
 	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			out[path] = "(none)"
+			return
+		}
+		flatten(v.Elem(), path, out)
 	case reflect.Struct:
 		for _, f := range option.Fields(v.Type()) {
 			flatten(v.FieldByIndex(f.Index), join(path, f.Key), out)
@@ -102,7 +119,7 @@ func flatten(v reflect.Value, path string, out map[string]string) {
 		for i := 0; i < v.Len(); i++ {
 			flatten(v.Index(i), fmt.Sprintf("%s.%d", path, i), out)
 		}
-	case reflect.Map:
+	case reflect.Map, reflect.Interface:
 		flattenAny(v.Interface(), path, out)
 	case reflect.String:
 		out[path] = fmt.Sprintf("%q", v.String())

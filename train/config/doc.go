@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/rltrain/rltrain/internal/option"
 )
 
 // Doc renders the reference of every option as markdown: the text of
@@ -16,7 +18,7 @@ A run is one YAML file with the sections below. Every key is optional and
 takes the default shown; unknown keys and values of the wrong type are errors
 that name the file, the line and the key. Override any key from the command
 line with ` + "`--set key=value`" + ` (the value is YAML: ` + "`--set optim.lr=2e-6`" + `,
-` + "`--set reward.0.weight=2`" + `, ` + "`--set data.task_params.digits=3`" + `), and see the
+` + "`--set reward.functions.0.weight=2`" + `, ` + "`--set data.task_params.digits=3`" + `), and see the
 resolved configuration with ` + "`rltrain run CONFIG --print-config`" + `.
 
 When a run is resumed, options marked *harmless* may differ from the
@@ -41,9 +43,11 @@ checkpoint's configuration; changing any other option is a breaking change.
 
 func docDefault(f field) string {
 	switch {
-	case f.typ.Kind() == reflect.Struct:
+	case option.IsText(f.typ):
+		return "`" + f.def + "`"
+	case f.typ.Kind() == reflect.Struct, f.typ.Kind() == reflect.Pointer && f.typ.Elem().Kind() == reflect.Struct:
 		return ""
-	case f.typ.Kind() == reflect.Map:
+	case freeForm(f.typ):
 		return "`{}`"
 	case f.typ.Kind() == reflect.Slice:
 		return "`[" + strings.ReplaceAll(f.def, ",", ", ") + "]`"

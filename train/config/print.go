@@ -2,12 +2,14 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"fmt"
 	"math"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/rltrain/rltrain/internal/option"
@@ -52,7 +54,22 @@ func toNode(v reflect.Value) (*yaml.Node, error) {
 		}
 		v = v.Elem()
 	}
+	switch {
+	case v.Type() == option.DurationType:
+		return strNode(time.Duration(v.Int()).String()), nil
+	case option.IsText(v.Type()):
+		b, err := v.Addr().Interface().(encoding.TextMarshaler).MarshalText()
+		if err != nil {
+			return nil, err
+		}
+		return strNode(string(b)), nil
+	}
 	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+		}
+		return toNode(v.Elem())
 	case reflect.Struct:
 		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		for _, f := range option.Fields(v.Type()) {

@@ -19,7 +19,11 @@ type field struct {
 	harmless bool
 }
 
-var mapType = reflect.TypeOf(map[string]any{})
+// freeForm reports whether an option is a mapping decoded by the package
+// that uses it (map[string]any, or any).
+func freeForm(t reflect.Type) bool {
+	return t.Kind() == reflect.Map || t.Kind() == reflect.Interface
+}
 
 var join = option.Join
 
@@ -39,6 +43,8 @@ func schema(t reflect.Type, path string, harmless bool) []field {
 		case option.IsText(sf.Type):
 		case sf.Type.Kind() == reflect.Struct:
 			out = append(out, schema(sf.Type, f.path, f.harmless)...)
+		case sf.Type.Kind() == reflect.Pointer && sf.Type.Elem().Kind() == reflect.Struct:
+			out = append(out, schema(sf.Type.Elem(), f.path, f.harmless)...)
 		case sf.Type.Kind() == reflect.Slice && sf.Type.Elem().Kind() == reflect.Struct:
 			out = append(out, schema(sf.Type.Elem(), f.path+".N", f.harmless)...)
 		}
@@ -70,7 +76,7 @@ func lookupField(path string) (field, bool) {
 		}
 		if !matched {
 			// Inside a free-form map every deeper key belongs to it.
-			if ok && found.typ == mapType {
+			if ok && freeForm(found.typ) {
 				return found, true
 			}
 			return field{}, false
@@ -82,6 +88,14 @@ func lookupField(path string) (field, bool) {
 
 // typeName describes a Go field type in user terms.
 func typeName(t reflect.Type) string {
+	switch {
+	case t == option.DurationType:
+		return "duration"
+	case option.IsText(t):
+		return "string"
+	case t.Kind() == reflect.Pointer:
+		return typeName(t.Elem())
+	}
 	switch t.Kind() {
 	case reflect.String:
 		return "string"
@@ -91,7 +105,7 @@ func typeName(t reflect.Type) string {
 		return "integer"
 	case reflect.Float64:
 		return "number"
-	case reflect.Map:
+	case reflect.Map, reflect.Interface:
 		return "mapping"
 	case reflect.Struct:
 		return "section"

@@ -11,7 +11,9 @@ import (
 )
 
 // Set applies one "--set key=value" override. The key is a dotted path
-// ("optim.lr", "reward.0.weight", "data.task_params.digits"); index N of a
+// ("optim.lr", "reward.functions.0.weight", "data.task_params.digits"; a
+// list that a bare YAML list stands for may be indexed directly:
+// "reward.0.weight"); index N of a
 // list equal to its length appends an entry with default values. The value
 // is YAML, parsed against the option's type ("2e-6", "true", "[a, b]").
 func (c *Config) Set(assignment string) error {
@@ -38,6 +40,18 @@ func (c *Config) Set(assignment string) error {
 	segs := strings.Split(key, ".")
 	path := ""
 	for i, seg := range segs {
+		if v.Kind() == reflect.Pointer && !option.IsText(v.Type()) {
+			if v.IsNil() { // setting a key of an unset section sets it
+				p := reflect.New(v.Type().Elem())
+				option.SetDefaults(p.Elem())
+				v.Set(p)
+			}
+			v = v.Elem()
+		}
+		if f, ok := shorthandIndex(v, seg); ok {
+			// reward.0.weight is reward.functions.0.weight
+			v, path = v.FieldByIndex(f.Index), join(path, f.Key)
+		}
 		switch v.Kind() {
 		case reflect.Struct:
 			fv, ok := fieldByKey(v, seg)
@@ -56,7 +70,7 @@ func (c *Config) Set(assignment string) error {
 				v.Set(reflect.Append(v, elem))
 			}
 			v = v.Index(idx)
-		case reflect.Map:
+		case reflect.Map, reflect.Interface:
 			return c.setInMap(v, path, segs[i:], node, pos)
 		default:
 			return &Error{Pos: pos, Msg: fmt.Sprintf("unknown key %q: %s is a %s, not a section", key, path, typeName(v.Type()))}
@@ -68,12 +82,25 @@ func (c *Config) Set(assignment string) error {
 	return d.err()
 }
 
+// shorthandIndex reports whether seg indexes the list that a bare list
+// stands for in struct value v.
+func shorthandIndex(v reflect.Value, seg string) (option.Field, bool) {
+	if v.Kind() != reflect.Struct {
+		return option.Field{}, false
+	}
+	if _, err := strconv.Atoi(seg); err != nil {
+		return option.Field{}, false
+	}
+	return option.Shorthand(v.Type())
+}
+
 // setInMap sets a (possibly nested) key inside a free-form mapping.
 func (c *Config) setInMap(v reflect.Value, path string, keys []string, node *yaml.Node, pos string) error {
-	if v.IsNil() {
-		v.Set(reflect.ValueOf(map[string]any{}))
+	m, ok := v.Interface().(map[string]any)
+	if !ok || m == nil {
+		m = map[string]any{}
+		v.Set(reflect.ValueOf(m))
 	}
-	m := v.Interface().(map[string]any)
 	for _, k := range keys[:len(keys)-1] {
 		path = join(path, k)
 		next, ok := m[k]

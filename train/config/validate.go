@@ -2,13 +2,9 @@ package config
 
 import (
 	"errors"
-	"fmt"
-	"math"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/rltrain/rltrain/data"
 	"github.com/rltrain/rltrain/internal/option"
@@ -113,34 +109,11 @@ func (v *validator) data() {
 	}
 }
 
+// rewards checks the rewards against the algorithm (reward.Config checks
+// its own options).
 func (v *validator) rewards() {
-	names := map[string]int{}
-	for i, r := range v.c.Reward {
-		p := fmt.Sprintf("reward.%d", i)
-		if r.Type == "" {
-			v.Bad(p+".type", "required")
-		}
-		name := r.Name
-		if name == "" {
-			name = r.Type
-		}
-		if j, dup := names[name]; dup && name != "" {
-			v.Bad(p+".name", "%q is already the name of reward.%d; give each reward a distinct name", name, j)
-		}
-		names[name] = i
-		if r.Fallback != "exclude" {
-			if f, err := strconv.ParseFloat(r.Fallback, 64); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				v.Bad(p+".fallback", "want exclude or a finite number, got %q", r.Fallback)
-			}
-		}
-		if r.Timeout != "" {
-			if d, err := time.ParseDuration(r.Timeout); err != nil || d < 0 {
-				v.Bad(p+".timeout", "want a duration such as 30s or 2m, got %q", r.Timeout)
-			}
-		}
-	}
-	if a := v.c.Algorithm; a.Advantage == optim.AdvGDPO && len(v.c.Reward) < 2 {
-		v.Bad("algorithm.advantage", "gdpo normalises each reward separately and needs at least 2 rewards, got %d", len(v.c.Reward))
+	if n := len(v.c.Reward.Functions); v.c.Algorithm.Advantage == optim.AdvGDPO && n < 2 {
+		v.Bad("algorithm.advantage", "gdpo normalises each reward separately and needs at least 2 rewards, got %d", n)
 	}
 }
 
