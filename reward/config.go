@@ -173,6 +173,15 @@ func (sh Shaping) Check(ck *option.Checker) {
 	ck.Positive("scale", sh.Scale)
 }
 
+// Names lists the functions' names in metrics, in order.
+func (c Config) Names() []string {
+	out := make([]string, len(c.Functions))
+	for i, s := range c.Functions {
+		out[i] = s.name()
+	}
+	return out
+}
+
 // name is the reward's name in metrics.
 func (s Spec) name() string {
 	if s.Name != "" {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -202,15 +203,7 @@ func (v *validator) reporting() {
 		}
 	}
 	e := v.c.Eval
-	if e.CorrectReward != "" && len(v.c.Reward) > 0 {
-		var names []string
-		for _, r := range v.c.Reward {
-			name := r.Name
-			if name == "" {
-				name = r.Type
-			}
-			names = append(names, name)
-		}
+	if names := v.c.Reward.Names(); e.CorrectReward != "" && len(names) > 0 {
 		if !slices.Contains(names, e.CorrectReward) {
 			v.Bad("eval.correct_reward", "%q is not the name of a reward; the rewards are %s", e.CorrectReward, strings.Join(names, ", "))
 		}
