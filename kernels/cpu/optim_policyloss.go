@@ -56,6 +56,62 @@ func (b *Backend) PolicyLoss(a *kernels.PolicyLossArgs) kernels.PolicyLossStats 
 	return st
 }
 
+// part returns floats [lo, hi) of b, or nil when b is nil (an optional
+// buffer that is absent).
+func part(b kernels.Buf, lo, hi int) []float32 {
+	if b == nil {
+		return nil
+	}
+	return Data(b)[lo:hi]
+}
+
+// aggWeight is the aggregation weight of one unit of mask in a sequence
+// of seqTokens loss tokens.
+func aggWeight(p *kernels.PolicyLossParams, seqTokens float64) float64 {
+	switch p.Agg {
+	case kernels.AggTokenMean:
+		return optimInv(p.Norm.Tokens)
+	case kernels.AggSeqMeanTokenMean:
+		return optimInv(seqTokens * float64(p.Norm.Seqs))
+	case kernels.AggSeqMeanTokenSum:
+		return optimInv(float64(p.Norm.Seqs))
+	case kernels.AggSeqMeanTokenSumNorm:
+		return optimInv(float64(p.Norm.Seqs) * float64(p.Norm.MaxLen))
+	}
+	return 0
+}
+
+// surrogate is one token's clipped surrogate: its loss pg, dpg = d pg/dℓ,
+// the ratio ρ and which clip applied.
+type surrogate struct {
+	pg, dpg, rho    float64
+	low, high, dual bool
+}
+
+// clippedSurrogate is pg = max(−Aρ, −A·clip(ρ, 1−eL, 1+eH)), capped at −C·A
+// for A < 0 (dual clip, C = dualC > 1), for the log-ratio lr = ℓ − ℓ_old;
+// the log-ratio is clamped to ±optimMaxLogRatio, where the gradient is 0.
+func clippedSurrogate(lr, A, eL, eH, dualC float64) surrogate {
+	lrIn := math.Abs(lr) <= optimMaxLogRatio
+	lr = math.Max(-optimMaxLogRatio, math.Min(optimMaxLogRatio, lr))
+	rho := math.Exp(lr)
+	unclipped := -A * rho
+	clipped := -A * math.Max(1-eL, math.Min(1+eH, rho))
+	s := surrogate{pg: unclipped, dpg: -A * rho, rho: rho}
+	if clipped > unclipped {
+		s.pg, s.dpg = clipped, 0
+	}
+	s.low = A < 0 && rho < 1-eL
+	s.high = A > 0 && rho > 1+eH
+	if dualC > 1 && A < 0 && s.pg > -dualC*A {
+		s.pg, s.dpg, s.dual = -dualC*A, 0, true
+	}
+	if !lrIn {
+		s.dpg = 0
+	}
+	return s
+}
+
 // policyLossSeq handles the tokens of sequence i, adding its metrics to st.
 func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats) {
 	p := &a.P
@@ -82,42 +138,14 @@ func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats
 		return
 	}
 	mask := Data(a.Mask)[lo:hi]
+	w := aggWeight(p, seqTokens)
 
-	// Aggregation weight of one unit of mask in this sequence.
-	var w float64
-	switch p.Agg {
-	case kernels.AggTokenMean:
-		w = optimInv(p.Norm.Tokens)
-	case kernels.AggSeqMeanTokenMean:
-		w = optimInv(seqTokens * float64(p.Norm.Seqs))
-	case kernels.AggSeqMeanTokenSum:
-		w = optimInv(float64(p.Norm.Seqs))
-	case kernels.AggSeqMeanTokenSumNorm:
-		w = optimInv(float64(p.Norm.Seqs) * float64(p.Norm.MaxLen))
-	}
-
-	logp := Data(a.Logp)[lo:hi]
-	old := Data(a.OldLogp)[lo:hi]
-	adv := Data(a.Adv)[lo:hi]
-	dlogp := Data(a.DLogp)[lo:hi]
-	var ref, roll, ent, dent, epsLo, epsHi []float32
-	if a.RefLogp != nil {
-		ref = Data(a.RefLogp)[lo:hi]
-	}
-	if a.RolloutLogp != nil && p.TISCap > 0 {
-		roll = Data(a.RolloutLogp)[lo:hi]
-	}
-	if a.Entropy != nil {
-		ent = Data(a.Entropy)[lo:hi]
-	}
-	if a.DEntropy != nil {
-		dent = Data(a.DEntropy)[lo:hi]
-	}
-	if a.EpsLow != nil {
-		epsLo = Data(a.EpsLow)[lo:hi]
-	}
-	if a.EpsHigh != nil {
-		epsHi = Data(a.EpsHigh)[lo:hi]
+	logp, old, adv, dlogp := part(a.Logp, lo, hi), part(a.OldLogp, lo, hi), part(a.Adv, lo, hi), part(a.DLogp, lo, hi)
+	ref, ent, dent := part(a.RefLogp, lo, hi), part(a.Entropy, lo, hi), part(a.DEntropy, lo, hi)
+	epsLo, epsHi := part(a.EpsLow, lo, hi), part(a.EpsHigh, lo, hi)
+	var roll []float32
+	if p.TISCap > 0 {
+		roll = part(a.RolloutLogp, lo, hi)
 	}
 	beta := float64(p.Beta)
 	entCoef := float64(p.EntropyCoef)
@@ -139,29 +167,16 @@ func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats
 			eH = float64(epsHi[t])
 		}
 
-		// Clipped surrogate: pg = max(−Aρ, −A·clip(ρ)), dual-capped.
-		lr := l - float64(old[t])
-		lrIn := math.Abs(lr) <= optimMaxLogRatio
-		lr = math.Max(-optimMaxLogRatio, math.Min(optimMaxLogRatio, lr))
-		rho := math.Exp(lr)
-		unclipped := -A * rho
-		clipped := -A * math.Max(1-eL, math.Min(1+eH, rho))
-		pg, dpg := unclipped, -A*rho // dpg = d pg / dℓ
-		if clipped > unclipped {
-			pg, dpg = clipped, 0
-		}
-		if A < 0 && rho < 1-eL {
+		s := clippedSurrogate(l-float64(old[t]), A, eL, eH, dualC)
+		pg, dpg, rho := s.pg, s.dpg, s.rho
+		if s.low {
 			st.ClipLow += m
 		}
-		if A > 0 && rho > 1+eH {
+		if s.high {
 			st.ClipHigh += m
 		}
-		if dualC > 1 && A < 0 && pg > -dualC*A {
-			pg, dpg = -dualC*A, 0
+		if s.dual {
 			st.DualClip += m
-		}
-		if !lrIn {
-			dpg = 0
 		}
 		if roll != nil {
 			isw := math.Exp(math.Min(optimMaxLogRatio, float64(old[t])-float64(roll[t])))
