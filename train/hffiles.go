@@ -156,3 +156,20 @@ func (p *Policy) writeHFFiles(dir string, temperature, topP float64, topK int) e
 	}
 	return writeSynced(filepath.Join(dir, generationName), gen)
 }
+
+// WriteTo writes the tokenizer files (those present) into dir, as they
+// were read.
+func (f TokenizerFiles) WriteTo(dir string) error {
+	for _, file := range []struct {
+		name string
+		data []byte
+	}{{tokenizerFileName, f.Tokenizer}, {tokenizerConfigName, f.Config}, {specialTokensName, f.SpecialTokens}} {
+		if file.data == nil {
+			continue
+		}
+		if err := writeSynced(filepath.Join(dir, file.name), file.data); err != nil {
+			return fmt.Errorf("write %s: %w", file.name, err)
+		}
+	}
+	return nil
+}

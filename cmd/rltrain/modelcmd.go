@@ -9,12 +9,14 @@ import (
 
 	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/model/safetensors"
+	"github.com/rltrain/rltrain/model/tokenizer"
+	"github.com/rltrain/rltrain/train"
 )
 
 func init() {
 	parent := &cobra.Command{Use: "model", Short: "Create and inspect model checkpoints"}
 
-	var cfgPath, out, dtype string
+	var cfgPath, out, dtype, tokPath string
 	var seed uint64
 	var std float64
 	var initDev, infoDev deviceFlags
@@ -39,9 +41,29 @@ func init() {
 			if err != nil {
 				return err
 			}
+			var files train.TokenizerFiles
+			if tokPath != "" {
+				// Checked before anything is written.
+				if files, err = train.ReadTokenizerFiles(tokPath); err != nil {
+					return fmt.Errorf("--tokenizer: %w", err)
+				}
+				tok, err := tokenizer.FromJSON(files.Tokenizer, files.Config)
+				if err != nil {
+					return fmt.Errorf("--tokenizer %s: %w", tokPath, err)
+				}
+				if tok.VocabSize() > cfg.Vocab {
+					return fmt.Errorf("--tokenizer %s has %d tokens, more than the config's vocab_size %d", tokPath, tok.VocabSize(), cfg.Vocab)
+				}
+			}
 			m.InitRandom(seed, std)
 			if err := m.Save(out, safetensors.DType(dtype)); err != nil {
 				return err
+			}
+			if tokPath != "" {
+				if err := files.WriteTo(out); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "copied the tokenizer from %s\n", tokPath)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d parameters)\n", filepath.Join(out, safetensors.SingleFile), m.NumParams())
 			return nil
@@ -52,6 +74,7 @@ func init() {
 	initCmd.Flags().Uint64Var(&seed, "seed", 0, "random seed")
 	initCmd.Flags().Float64Var(&std, "std", 0.02, "standard deviation of the weight matrices")
 	initCmd.Flags().StringVar(&dtype, "dtype", "F32", "stored dtype: F32 or BF16")
+	initCmd.Flags().StringVar(&tokPath, "tokenizer", "", "model directory or tokenizer.json whose tokenizer (with tokenizer_config.json and special_tokens_map.json) the new model gets")
 	initDev.add(initCmd.Flags())
 	initCmd.MarkFlagRequired("config")
 	initCmd.MarkFlagRequired("out")
