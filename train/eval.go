@@ -2,7 +2,9 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -104,6 +106,11 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 				if len(res.Examples) < 8 {
 					res.Examples = append(res.Examples, EvalExample{Prompt: g.text, Completion: c.Text, Correct: ok, Reward: g.totals[si]})
 				}
+				if t.evalDump != nil {
+					if err := t.dumpGeneration(g, si, ok); err != nil {
+						return nil, fmt.Errorf("eval: dump: %w", err)
+					}
+				}
 			}
 			if any {
 				passed++
@@ -163,3 +170,49 @@ func (t *Trainer) isCorrect(g *rolledGroup, si int) bool {
 
 // EvalExamples is the evaluation set of the run.
 func (t *Trainer) EvalExamples() []data.Example { return t.src.Eval }
+
+// DumpEvaluations makes the evaluations write every generation to w, one
+// JSON object a line (EvalDumpLine).
+func (t *Trainer) DumpEvaluations(w io.Writer) { t.evalDump = w }
+
+// EvalDumpLine is one generation of an evaluation as written by
+// DumpEvaluations (rltrain eval --dump).
+type EvalDumpLine struct {
+	ID           string              `json:"id"`
+	Sample       int                 `json:"sample"`
+	Prompt       string              `json:"prompt"` // as rendered, chat template included
+	Completion   string              `json:"completion"`
+	FinishReason string              `json:"finish_reason"` // stop or length
+	Tokens       int                 `json:"tokens"`
+	Reward       *float64            `json:"reward"`  // the combined reward; null when excluded
+	Rewards      map[string]*float64 `json:"rewards"` // each reward function's score; null when it failed
+	Correct      bool                `json:"correct"`
+	Answer       string              `json:"answer,omitempty"`
+}
+
+func finiteOrNil(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+func (t *Trainer) dumpGeneration(g *rolledGroup, si int, correct bool) error {
+	c := g.comps[si]
+	line := EvalDumpLine{ID: g.ex.ID, Sample: si, Prompt: g.text, Completion: c.Text, FinishReason: c.Finish.Public(),
+		Tokens: len(c.IDs), Correct: correct, Answer: g.ex.Answer, Rewards: map[string]*float64{}}
+	if !g.excl[si] {
+		line.Reward = finiteOrNil(g.totals[si])
+	}
+	for k, name := range t.rewards.Names() {
+		if k < len(g.comp) {
+			line.Rewards[name] = finiteOrNil(g.comp[k][si])
+		}
+	}
+	b, err := json.Marshal(line)
+	if err != nil {
+		return err
+	}
+	_, err = t.evalDump.Write(append(b, '\n'))
+	return err
+}

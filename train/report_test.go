@@ -2,6 +2,7 @@ package train
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"path/filepath"
 	"slices"
@@ -242,5 +243,44 @@ func TestConsoleLineKLAndFinishNames(t *testing.T) {
 		if got := f.Public(); got != want {
 			t.Errorf("finish %q shown as %q, want %q", f, got, want)
 		}
+	}
+}
+
+// Every evaluation generation is dumped with its rewards, and the dump
+// agrees with the reported accuracy.
+func TestEvalDump(t *testing.T) {
+	c := parseConfig(t, tinyYAML(t.TempDir()))
+	tr, err := New(c, Options{EvalOnly: true, Console: &bytes.Buffer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var dump bytes.Buffer
+	tr.DumpEvaluations(&dump)
+	res, err := tr.EvaluateSampled(tr.EvalExamples(), 2, 1.0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(dump.String()), "\n")
+	if len(lines) != 16 {
+		t.Fatalf("%d dump lines, want 8 prompts x 2 samples", len(lines))
+	}
+	correct := 0
+	for i, l := range lines {
+		var d EvalDumpLine
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatal(err)
+		}
+		score := d.Rewards["arithmetic"]
+		if d.Sample != i%2 || d.ID == "" || d.Prompt == "" || score == nil || d.Reward == nil || d.Answer == "" ||
+			(d.FinishReason != "stop" && d.FinishReason != "length") || d.Correct != (*score >= 0.5) {
+			t.Fatalf("line %d: %s", i, l)
+		}
+		if d.Correct {
+			correct++
+		}
+	}
+	if got := float64(correct) / 16; got != res.Accuracy {
+		t.Fatalf("dump has %v correct, accuracy %v", got, res.Accuracy)
 	}
 }

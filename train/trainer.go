@@ -88,6 +88,7 @@ type Trainer struct {
 	zeroStd      int       // consecutive steps with frac_reward_zero_std 1
 	noMixed      int       // consecutive DRPO steps without a mixed group
 	correctIndex int       // the reward that judges correctness; -1: the task's verifier
+	evalDump     io.Writer // every evaluation generation goes here as JSON (DumpEvaluations)
 }
 
 // State is what a checkpoint restores besides weights and optimizer

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +17,7 @@ func init() {
 	var samples, limit int
 	var temperature float64
 	var asJSON, show bool
-	var backend string
+	var backend, dump string
 	cmd := &cobra.Command{
 		Use:   "eval CONFIG [--model DIR]",
 		Short: "Evaluate a model on the config's held-out set: accuracy, mean reward, pass@k",
@@ -23,7 +25,10 @@ func init() {
 data.train, or a built-in task's eval stream) and score with the config's
 rewards. Greedy by default; --samples K with --temperature T > 0 samples K
 completions per prompt and reports pass@K. --model evaluates a checkpoint or
-Hugging Face directory instead of model.path.`,
+Hugging Face directory instead of model.path. --dump FILE writes every
+generation as a JSON line: id, sample, prompt (as rendered), completion,
+finish_reason, tokens, reward, rewards (each function's score), correct and
+answer.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if modelDir != "" {
@@ -48,9 +53,24 @@ Hugging Face directory instead of model.path.`,
 			if limit > 0 && limit < len(exs) {
 				exs = exs[:limit]
 			}
+			var dumpOut *bufio.Writer
+			if dump != "" {
+				f, err := os.Create(dump)
+				if err != nil {
+					return fmt.Errorf("--dump: %w", err)
+				}
+				defer f.Close()
+				dumpOut = bufio.NewWriter(f)
+				t.DumpEvaluations(dumpOut)
+			}
 			res, err := t.EvaluateSampled(exs, samples, temperature)
 			if err != nil {
 				return err
+			}
+			if dumpOut != nil {
+				if err := dumpOut.Flush(); err != nil {
+					return fmt.Errorf("--dump: %w", err)
+				}
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
@@ -77,5 +97,6 @@ Hugging Face directory instead of model.path.`,
 	cmd.Flags().IntVar(&limit, "limit", 0, "evaluate only the first N prompts")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the metrics as JSON")
 	cmd.Flags().BoolVar(&show, "show", false, "print a few scored completions")
+	cmd.Flags().StringVar(&dump, "dump", "", "write every generation with its rewards to this JSONL file")
 	rootCmd.AddCommand(cmd)
 }
