@@ -18,43 +18,103 @@ type Param struct {
 	Decay *bool
 }
 
+// Flat is a list of parameters stored back to back, in order, in one value
+// buffer and one gradient buffer (a model's Params and Grads, as llm.c lays
+// them out): Params[i].Value and .Grad are the views of the buffers that
+// follow Params[i−1]'s.
+type Flat struct {
+	Values, Grads kernels.Buf
+	Params        []Param
+}
+
 // AdamW is the optimizer over a list of parameters: torch.optim.AdamW's
 // update, decoupled weight decay only on parameters that no_decay does not
-// match, global grad-norm clipping and the learning-rate schedule.
+// match, global grad-norm clipping and the learning-rate schedule. The
+// moments are stored like the parameters, and each run of consecutive
+// parameters of a Flat group that share a weight-decay flag is updated by
+// one kernel call (the update of an element depends only on that flag and
+// the step's scalars, so this is the same arithmetic as one call per
+// tensor).
 type AdamW struct {
 	be     kernels.Backend
 	cfg    Optim
 	params []Param
-	m, v   []kernels.Buf
+	m, v   []kernels.Buf // views of the groups' moments, per parameter
 	decay  []bool
+	groups []group
 	step   int
 }
 
-// NewAdamW allocates zeroed moments for every parameter.
+// group is one Flat group's buffers and its runs of equal decay.
+type group struct {
+	values, grads, m, v kernels.Buf
+	runs                []decayRun
+}
+
+// decayRun is a range of a group's floats with one weight-decay flag.
+type decayRun struct {
+	off, n int
+	decay  bool
+}
+
+// NewAdamW allocates zeroed moments for every parameter; each parameter is
+// its own group.
 func NewAdamW(be kernels.Backend, cfg Optim, params []Param) (*AdamW, error) {
+	groups := make([]Flat, len(params))
+	for i, p := range params {
+		groups[i] = Flat{Values: p.Value, Grads: p.Grad, Params: params[i : i+1]}
+	}
+	return NewFlatAdamW(be, cfg, groups...)
+}
+
+// NewFlatAdamW allocates zeroed moments for parameters stored back to back
+// in each group.
+func NewFlatAdamW(be kernels.Backend, cfg Optim, groups ...Flat) (*AdamW, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	o := &AdamW{be: be, cfg: cfg, params: params}
+	o := &AdamW{be: be, cfg: cfg}
 	seen := map[string]bool{}
-	for _, p := range params {
-		if seen[p.Name] {
-			return nil, fmt.Errorf("adamw: parameter %q listed twice", p.Name)
+	for _, f := range groups {
+		g := group{values: f.Values, grads: f.Grads}
+		size := 0
+		for _, p := range f.Params {
+			if seen[p.Name] {
+				return nil, fmt.Errorf("adamw: parameter %q listed twice", p.Name)
+			}
+			seen[p.Name] = true
+			if p.Value.Len() != p.Grad.Len() {
+				return nil, fmt.Errorf("adamw: parameter %q has %d values but %d gradients", p.Name, p.Value.Len(), p.Grad.Len())
+			}
+			d, err := o.decays(p.Name)
+			if err != nil {
+				return nil, err
+			}
+			if p.Decay != nil {
+				d = *p.Decay
+			}
+			n := p.Value.Len()
+			if k := len(g.runs) - 1; k >= 0 && g.runs[k].decay == d {
+				g.runs[k].n += n
+			} else {
+				g.runs = append(g.runs, decayRun{off: size, n: n, decay: d})
+			}
+			size += n
+			o.params = append(o.params, p)
+			o.decay = append(o.decay, d)
 		}
-		seen[p.Name] = true
-		if p.Value.Len() != p.Grad.Len() {
-			return nil, fmt.Errorf("adamw: parameter %q has %d values but %d gradients", p.Name, p.Value.Len(), p.Grad.Len())
+		if f.Values.Len() != size || f.Grads.Len() != size {
+			return nil, fmt.Errorf("adamw: a group of %d parameter floats in buffers of %d values and %d gradients", size, f.Values.Len(), f.Grads.Len())
 		}
-		d, err := o.decays(p.Name)
-		if err != nil {
-			return nil, err
+		g.m, g.v = be.Alloc(size), be.Alloc(size)
+		off := 0
+		for _, p := range f.Params {
+			n := p.Value.Len()
+			o.m = append(o.m, be.View(g.m, off, n))
+			o.v = append(o.v, be.View(g.v, off, n))
+			off += n
 		}
-		if p.Decay != nil {
-			d = *p.Decay
-		}
-		o.decay = append(o.decay, d)
-		o.m = append(o.m, be.Alloc(p.Value.Len()))
-		o.v = append(o.v, be.Alloc(p.Value.Len()))
+		o.groups = append(o.groups, g)
 	}
 	return o, nil
 }
@@ -120,28 +180,32 @@ func (o *AdamW) Update(totalSteps int) (UpdateStats, error) {
 	return st, nil
 }
 
-// Step applies one AdamW update at learning rate lr without clipping.
+// Step applies one AdamW update at learning rate lr without clipping: one
+// kernel call per run of equal weight decay.
 func (o *AdamW) Step(lr float64) {
 	o.step++
-	for i, p := range o.params {
-		wd := 0.0
-		if o.decay[i] {
-			wd = o.cfg.WeightDecay
+	be := o.be
+	for _, g := range o.groups {
+		for _, r := range g.runs {
+			wd := 0.0
+			if r.decay {
+				wd = o.cfg.WeightDecay
+			}
+			be.AdamW(be.View(g.values, r.off, r.n), be.View(g.grads, r.off, r.n), be.View(g.m, r.off, r.n), be.View(g.v, r.off, r.n), r.n, kernels.AdamWParams{
+				LR: float32(lr), Beta1: float32(o.cfg.Betas[0]), Beta2: float32(o.cfg.Betas[1]),
+				Eps: float32(o.cfg.Eps), WeightDecay: float32(wd), Step: o.step,
+			})
 		}
-		o.be.AdamW(p.Value, p.Grad, o.m[i], o.v[i], p.Value.Len(), kernels.AdamWParams{
-			LR: float32(lr), Beta1: float32(o.cfg.Betas[0]), Beta2: float32(o.cfg.Betas[1]),
-			Eps: float32(o.cfg.Eps), WeightDecay: float32(wd), Step: o.step,
-		})
 	}
 }
 
 // Free releases the moment buffers; the optimizer is unusable afterwards.
 func (o *AdamW) Free() {
-	for i := range o.m {
-		o.be.Free(o.m[i])
-		o.be.Free(o.v[i])
+	for _, g := range o.groups {
+		o.be.Free(g.m)
+		o.be.Free(g.v)
 	}
-	o.m, o.v = nil, nil
+	o.groups, o.m, o.v = nil, nil, nil
 }
 
 // ZeroGrad clears every gradient buffer.

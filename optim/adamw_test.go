@@ -233,3 +233,108 @@ func to64(v []float32) []float64 {
 	}
 	return out
 }
+
+// countingBackend counts AdamW kernel calls.
+type countingBackend struct {
+	kernels.Backend
+	adamw int
+}
+
+func (c *countingBackend) AdamW(param, grad, m, v kernels.Buf, n int, hp kernels.AdamWParams) {
+	c.adamw++
+	c.Backend.AdamW(param, grad, m, v, n, hp)
+}
+
+// TestFlatAdamWMatchesPerTensor: parameters stored back to back are
+// updated with one kernel call per run of equal weight decay, to the same
+// bits as one call per tensor, over several steps with clipping; the
+// moments are views in the same order.
+func TestFlatAdamWMatchesPerTensor(t *testing.T) {
+	tensors := []struct {
+		name string
+		n    int
+	}{
+		{"model.embed_tokens.weight", 40}, {"model.layers.0.input_layernorm.weight", 8},
+		{"model.layers.0.self_attn.q_proj.weight", 64}, {"model.layers.0.self_attn.k_proj.weight", 32},
+		{"model.layers.0.self_attn.q_proj.bias", 8}, {"model.layers.0.self_attn.o_proj.weight", 64},
+		{"model.layers.0.mlp.down_proj.weight", 48}, {"model.norm.weight", 8}, {"lm_head.weight", 40},
+	}
+	cfg := DefaultOptim()
+	cfg.LR, cfg.WeightDecay, cfg.MaxGradNorm = 0.01, 0.1, 0.5
+	total := 0
+	for _, x := range tensors {
+		total += x.n
+	}
+	init := make([]float32, total)
+	for i := range init {
+		init[i] = float32(math.Sin(float64(i)))
+	}
+	grads := func(step int) []float32 {
+		g := make([]float32, total)
+		for i := range g {
+			g[i] = float32(math.Cos(float64(i*(step+3)))) * 0.3
+		}
+		return g
+	}
+	// Per tensor: separate buffers.
+	cb := &countingBackend{Backend: cpu.New(2)}
+	var sep []Param
+	off := 0
+	for _, x := range tensors {
+		sep = append(sep, Param{Name: x.name, Value: append(cpu.F32(nil), init[off:off+x.n]...), Grad: make(cpu.F32, x.n)})
+		off += x.n
+	}
+	o1, err := NewAdamW(cb, cfg, sep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Flat: one buffer each.
+	fb := &countingBackend{Backend: cpu.New(2)}
+	values, gbuf := append(cpu.F32(nil), init...), make(cpu.F32, total)
+	flat := Flat{Values: values, Grads: gbuf}
+	off = 0
+	for _, x := range tensors {
+		flat.Params = append(flat.Params, Param{Name: x.name, Value: values[off : off+x.n], Grad: gbuf[off : off+x.n]})
+		off += x.n
+	}
+	o2, err := NewFlatAdamW(fb, cfg, flat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := range 4 {
+		g := grads(step)
+		off = 0
+		for _, p := range sep {
+			copy(p.Grad.(cpu.F32), g[off:])
+			off += p.Value.Len()
+		}
+		copy(gbuf, g)
+		s1, err1 := o1.Update(4)
+		s2, err2 := o2.Update(4)
+		if err1 != nil || err2 != nil || s1 != s2 {
+			t.Fatalf("step %d: stats %+v (%v) and %+v (%v)", step, s1, err1, s2, err2)
+		}
+	}
+	off = 0
+	for i, p := range sep {
+		m1, v1 := o1.Moments(i)
+		m2, v2 := o2.Moments(i)
+		for j, x := range cpu.Data(p.Value) {
+			if values[off+j] != x || cpu.Data(m1)[j] != cpu.Data(m2)[j] || cpu.Data(v1)[j] != cpu.Data(v2)[j] {
+				t.Fatalf("%s[%d]: flat %v (m %v v %v), per tensor %v (m %v v %v)", p.Name, j, values[off+j], cpu.Data(m2)[j], cpu.Data(v2)[j], x, cpu.Data(m1)[j], cpu.Data(v1)[j])
+			}
+		}
+		if o1.Decays(i) != o2.Decays(i) {
+			t.Errorf("%s: decay %v flat, %v per tensor", p.Name, o2.Decays(i), o1.Decays(i))
+		}
+		off += p.Value.Len()
+	}
+	// Runs under the default no_decay patterns: embed norm | q k | bias |
+	// o down | norm | lm_head.
+	if cb.adamw != 4*len(tensors) || fb.adamw != 4*6 {
+		t.Errorf("%d and %d kernel calls in 4 steps, want %d per tensor and %d per run", cb.adamw, fb.adamw, 4*len(tensors), 4*6)
+	}
+	if _, err := NewFlatAdamW(fb, cfg, Flat{Values: make(cpu.F32, 3), Grads: make(cpu.F32, 3), Params: sep[:1]}); err == nil {
+		t.Error("a group whose parameters do not fill its buffers was accepted")
+	}
+}

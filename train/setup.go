@@ -192,15 +192,16 @@ func optimizer(o optim.Optim, lr float64, warmup int) optim.Optim {
 	return o
 }
 
-// modelParams lists a model's tensors as optimizer parameters.
-func modelParams(m *model.Model) []optim.Param {
+// modelParams lists a model's tensors as optimizer parameters, stored
+// back to back in its parameter and gradient buffers.
+func modelParams(m *model.Model) optim.Flat {
 	m.EnableGrads()
 	be := m.Backend()
-	var ps []optim.Param
+	f := optim.Flat{Values: m.Params, Grads: m.Grads}
 	for _, t := range m.Tensors() {
-		ps = append(ps, optim.Param{Name: t.Name, Value: be.View(m.Params, t.Offset, t.Size()), Grad: be.View(m.Grads, t.Offset, t.Size())})
+		f.Params = append(f.Params, optim.Param{Name: t.Name, Value: be.View(m.Params, t.Offset, t.Size()), Grad: be.View(m.Grads, t.Offset, t.Size())})
 	}
-	return ps
+	return f
 }
 
 // rewardSet builds the reward functions; with none configured, a built-in

@@ -186,7 +186,7 @@ func (t *Trainer) runSFT(ctx context.Context) error {
 // moments and step count and a resumed warm-up continues bit for bit.
 func (t *Trainer) newSFTOptimizer() error {
 	c := t.cfg
-	opt, err := optim.NewAdamW(t.be, optimizer(c.Optim, c.SFT.LR, c.SFT.WarmupSteps), modelParams(t.pol.Model))
+	opt, err := optim.NewFlatAdamW(t.be, optimizer(c.Optim, c.SFT.LR, c.SFT.WarmupSteps), modelParams(t.pol.Model))
 	if err != nil {
 		return fmt.Errorf("sft: %w", err)
 	}

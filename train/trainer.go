@@ -262,18 +262,18 @@ func (t *Trainer) metricsPath() string {
 }
 
 func (t *Trainer) newRLOptimizer() error {
-	params := modelParams(t.pol.Model)
+	params := []optim.Flat{modelParams(t.pol.Model)}
 	if t.vh != nil {
-		params = append(params,
-			optim.Param{Name: model.ValueWeightName, Value: t.vh.Weight(), Grad: t.vh.WeightGrad()},
-			optim.Param{Name: model.ValueBiasName, Value: t.vh.Bias(), Grad: t.vh.BiasGrad()})
+		params = append(params, optim.Flat{Values: t.vh.Params, Grads: t.vh.Grads, Params: []optim.Param{
+			{Name: model.ValueWeightName, Value: t.vh.Weight(), Grad: t.vh.WeightGrad()},
+			{Name: model.ValueBiasName, Value: t.vh.Bias(), Grad: t.vh.BiasGrad()}}})
 	}
 	if t.opt != nil {
 		// The warm-up's optimizer: its moments are not carried into RL.
 		t.opt.Free()
 		t.opt = nil
 	}
-	opt, err := optim.NewAdamW(t.be, t.cfg.Optim, params)
+	opt, err := optim.NewFlatAdamW(t.be, t.cfg.Optim, params...)
 	if err != nil {
 		return fmt.Errorf("optim: %w", err)
 	}
