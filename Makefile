@@ -6,7 +6,7 @@ BIN := bin/rltrain
 # or a CPU without AVX-512, uses the portable Go code. `make test` checks both.
 export GOEXPERIMENT ?= simd
 
-.PHONY: setup build test test-portable run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu gpu-standin standin-nccl
+.PHONY: setup build test test-portable run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu gpu-standin standin-nccl lint-workflows
 
 # Installs system packages and reference-test assets (idempotent).
 setup:
@@ -18,9 +18,15 @@ build:
 vet:
 	$(GO) vet ./...
 
-test: setup vet
+# actionlint checks .github/workflows (pinned; built from source by go run).
+ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+
+test: setup vet lint-workflows
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory test-portable
+
+lint-workflows:
+	$(GO) run $(ACTIONLINT) -no-color .github/workflows/*.yml
 
 # The kernels and the model again without the vector code paths.
 test-portable:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rltrain/rltrain/kernels/cuda"
 	"github.com/rltrain/rltrain/train"
 )
 
@@ -54,6 +55,11 @@ the backend's measured GEMM rate, and the KV cache budget.`,
 			}
 			m := t.Policy().Model
 			fmt.Fprintf(w, "model: %d parameters (%d layers, hidden %d, vocab %d) on %s\n", r.Params, m.Cfg.Layers, m.Cfg.Hidden, m.Cfg.Vocab, m.Backend().Name())
+			if cb, ok := m.Backend().(*cuda.Backend); ok {
+				if info, ok := cb.DeviceInfo(); ok {
+					fmt.Fprintf(w, "device: %s\n", info)
+				}
+			}
 			fmt.Fprintf(w, "step: %.3f s (mean of %d after %d warm-up)\n", r.StepSeconds, r.Steps, warmup)
 			keys := make([]string, 0, len(r.Timing))
 			for k := range r.Timing {

@@ -1,6 +1,7 @@
 package cudatest
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -364,4 +365,48 @@ func WriteModelBench(w io.Writer, name string, mb ModelBench) {
 	fmt.Fprintf(w, "  train micro-batch of %d tokens: %.1f ms, MFU %.1f%% of the %s peak\n", mb.TrainTokens, mb.StepSeconds*1e3, 100*mb.MFU, peak)
 	fmt.Fprintf(w, "  decode, batch %d: %.0f tokens/s = %.1f%% of the bandwidth-bound %.0f tokens/s\n",
 		mb.DecodeBatch, mb.DecodeTokensPS, 100*mb.DecodeTokensPS/mb.DecodeFloorTPS, mb.DecodeFloorTPS)
+}
+
+// BenchMetric is one figure of bench-gpu.json. Better is "lower" (times,
+// memory) or "higher" (MFU, tokens/s): scripts/bench_compare fails a run
+// whose figure is worse than the baseline's by more than 10%.
+type BenchMetric struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Better string  `json:"better"`
+	// Floor is the figure's bound on the FloorsFor device (seconds for a
+	// kernel, tokens/s for decoding), when it has one.
+	Floor float64 `json:"floor,omitempty"`
+}
+
+// BenchReport is make bench-gpu's output, bench-gpu.json.
+type BenchReport struct {
+	Device    string        `json:"device"`
+	FloorsFor string        `json:"floors_for"`
+	Metrics   []BenchMetric `json:"metrics"`
+}
+
+// AddKernels adds each timed kernel's seconds per call.
+func (r *BenchReport) AddKernels(res []BenchResult) {
+	for _, k := range res {
+		if k.Seconds > 0 {
+			r.Metrics = append(r.Metrics, BenchMetric{Name: "kernel/" + k.Name + "/seconds", Value: k.Seconds, Better: "lower", Floor: k.Floor})
+		}
+	}
+}
+
+// AddModel adds a model measurement: step time, MFU and decode tokens/s.
+func (r *BenchReport) AddModel(mb ModelBench) {
+	p := "model/" + string(mb.Precision) + "/"
+	r.Metrics = append(r.Metrics,
+		BenchMetric{Name: p + "train_step_seconds", Value: mb.StepSeconds, Better: "lower"},
+		BenchMetric{Name: p + "mfu", Value: mb.MFU, Better: "higher"},
+		BenchMetric{Name: p + "decode_tokens_per_s", Value: mb.DecodeTokensPS, Better: "higher", Floor: mb.DecodeFloorTPS})
+}
+
+// WriteJSON writes the report, indented.
+func (r *BenchReport) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
 }

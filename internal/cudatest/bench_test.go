@@ -2,6 +2,7 @@ package cudatest
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -23,11 +24,14 @@ func TestBenchHarnessOnEmulator(t *testing.T) {
 			t.Errorf("%s: time %v, floor %v", r.Name, r.Seconds, r.Floor)
 		}
 	}
+	rep := &BenchReport{Device: "emulator", FloorsFor: H100.Name}
+	rep.AddKernels(res)
 	for _, prec := range []cuda.Precision{cuda.PrecisionFP32, cuda.PrecisionBF16} {
 		mb, err := BenchModel(cuda.NewEmu(), cfg, H100, prec, 2, 8, 3, 4, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
+		rep.AddModel(mb)
 		WriteModelBench(&out, "tiny", mb)
 		if !(mb.DecodeTokensPS > 0) || !(mb.MFU > 0) || mb.Precision != prec {
 			t.Errorf("%s: incomplete model measurement %+v", prec, mb)
@@ -35,6 +39,33 @@ func TestBenchHarnessOnEmulator(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "attention_backward") || !strings.Contains(out.String(), "bf16 GEMMs") {
 		t.Errorf("incomplete report:\n%s", out.String())
+	}
+	// bench-gpu.json: what scripts/bench_compare reads.
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Device  string
+		Metrics []struct {
+			Name, Better string
+			Value        float64
+		}
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, m := range back.Metrics {
+		if names[m.Name] || !(m.Value > 0) || (m.Better != "lower" && m.Better != "higher") {
+			t.Errorf("bad metric %+v", m)
+		}
+		names[m.Name] = true
+	}
+	for _, want := range []string{"kernel/attention_backward/seconds", "model/bf16/mfu", "model/fp32/decode_tokens_per_s", "model/fp32/train_step_seconds"} {
+		if !names[want] {
+			t.Errorf("bench-gpu.json lacks %s:\n%s", want, js.String())
+		}
 	}
 }
 

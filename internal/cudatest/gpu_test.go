@@ -106,7 +106,8 @@ func TestGPUDriver(t *testing.T) {
 
 // TestBenchGPU is make bench-gpu: every kernel at Qwen2.5-0.5B shapes
 // against its floor, the training step's MFU, decode tokens/s against the
-// bandwidth bound, and peak device memory.
+// bandwidth bound, and peak device memory; printed, and written as JSON to
+// RLTRAIN_BENCH_JSON when set (scripts/cuda/gpu-ci.sh: bench-gpu.json).
 func TestBenchGPU(t *testing.T) {
 	if os.Getenv("RLTRAIN_BENCH_GPU") == "" {
 		t.Skip("set RLTRAIN_BENCH_GPU=1 to benchmark (make bench-gpu)")
@@ -127,23 +128,52 @@ func TestBenchGPU(t *testing.T) {
 			minFree = min(minFree, f)
 		}
 	}
+	rep := &BenchReport{Device: drv.Info().String(), FloorsFor: H100.Name}
 	fmt.Printf("device: %s; floors and ratios assume %s peaks\n", drv.Info(), H100.Name)
-	cfg := Qwen05B()
-	res, err := BenchKernels(drv, ShapeOf(cfg, 4096, 1024), H100, 20)
+	// RLTRAIN_BENCH_TINY: a tiny model instead, for checking the harness
+	// and its report end to end (make gpu-standin).
+	cfg, rows, seqLen, title := Qwen05B(), 4096, 1024, "kernels at Qwen2.5-0.5B shapes, 4096 tokens (4×1024)"
+	batch, seq, decBatch, promptLen, decSteps := 4, 512, 64, 128, 32
+	if os.Getenv("RLTRAIN_BENCH_TINY") != "" {
+		cfg, rows, seqLen, title = ModelConfigs()["qwen2"], 24, 12, "kernels of a tiny model"
+		batch, seq, decBatch, promptLen, decSteps = 2, 8, 3, 4, 2
+	}
+	res, err := BenchKernels(drv, ShapeOf(cfg, rows, seqLen), H100, 20)
 	sample()
 	if err != nil {
 		t.Fatal(err)
 	}
-	WriteResults(os.Stdout, "kernels at Qwen2.5-0.5B shapes, 4096 tokens (4×1024)", res)
+	WriteResults(os.Stdout, title, res)
+	rep.AddKernels(res)
 	for _, prec := range []cuda.Precision{cuda.PrecisionFP32, cuda.PrecisionBF16} {
-		mb, err := BenchModel(drv, cfg, H100, prec, 4, 512, 64, 128, 32)
+		if err := cuda.New(drv).SetPrecision(prec); err != nil {
+			fmt.Printf("%s: skipped: %v\n", prec, err)
+			continue
+		}
+		mb, err := BenchModel(drv, cfg, H100, prec, batch, seq, decBatch, promptLen, decSteps)
 		sample()
 		if err != nil {
 			t.Fatal(err)
 		}
-		WriteModelBench(os.Stdout, "Qwen2.5-0.5B (random weights)", mb)
+		WriteModelBench(os.Stdout, cfg.ModelType+" (random weights)", mb)
+		rep.AddModel(mb)
 	}
 	// Nothing is freed during the run, so the lowest free memory seen is the
 	// peak of this process.
-	fmt.Printf("peak device memory: %.2f GiB of %.2f GiB\n", float64(free0-minFree)/(1<<30), float64(total)/(1<<30))
+	peak := free0 - minFree
+	fmt.Printf("peak device memory: %.2f GiB of %.2f GiB\n", float64(peak)/(1<<30), float64(total)/(1<<30))
+	rep.Metrics = append(rep.Metrics, BenchMetric{Name: "peak_memory_bytes", Value: float64(max(peak, 1)), Better: "lower"})
+	if path := os.Getenv("RLTRAIN_BENCH_JSON"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rep.WriteJSON(f); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("wrote %s\n", path)
+	}
 }

@@ -115,6 +115,15 @@ func (g *GPU) load() error {
 // Info describes the device.
 func (g *GPU) Info() DeviceInfo { return g.info }
 
+// DeviceInfo describes the GPU the backend runs on (false on the
+// emulator).
+func (b *Backend) DeviceInfo() (DeviceInfo, bool) {
+	if g, ok := b.drv.(*trackingDriver).Driver.(*GPU); ok {
+		return g.Info(), true
+	}
+	return DeviceInfo{}, false
+}
+
 // ComputeCapability implements the optional capability check of
 // SetPrecision and SetTF32.
 func (g *GPU) ComputeCapability() (major, minor int) { return g.info.Major, g.info.Minor }

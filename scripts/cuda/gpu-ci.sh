@@ -77,9 +77,10 @@ if [ "$mode" != test ]; then
   echo "== benchmarks"
   out="${RLTRAIN_BENCH_JSON:-$PWD/bench-gpu.json}"
   (cd "$pkgdir" && RLTRAIN_BENCH_GPU=1 RLTRAIN_BENCH_JSON="$out" "$work/cudatest.test" -test.v -test.run '^TestBenchGPU$') || status=1
-  if [ -f bench/baseline-gpu.json ] && [ -f "$out" ]; then
-    echo "== against bench/baseline-gpu.json (a figure more than 10% worse fails)"
-    go run ./scripts/bench_compare -threshold 0.10 bench/baseline-gpu.json "$out" || status=1
+  baseline="${RLTRAIN_BENCH_BASELINE:-bench/baseline-gpu.json}"
+  if [ -f "$baseline" ] && [ -f "$out" ]; then
+    echo "== against $baseline (a figure more than 10% worse fails)"
+    go run ./scripts/bench_compare -threshold 0.10 "$baseline" "$out" || status=1
   fi
 fi
 exit "$status"

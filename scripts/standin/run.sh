@@ -75,6 +75,11 @@ version_reports_gpu() {
   "$rl" version | tee /dev/stderr | grep -q 'cuda: GPU 0: rltrain stand-in GPU (CPU emulator), compute capability 9.0.*driver CUDA 12.8; libcublas.so.12 12.0.0; kernels: PTX sm_75'
 }
 check "rltrain version names the GPU, driver, compute capability and cuBLAS" version_reports_gpu
+bench_reports_gpu() {
+  "$rl" bench configs/demo.yaml --set backend.type=cuda --set rollout.batch_size=2 --steps 1 --warmup 0 | tee /dev/stderr |
+    grep -q '^device: GPU 0: rltrain stand-in GPU (CPU emulator), compute capability 9.0.*libcublas.so.12'
+}
+check "rltrain bench names the device it measured" bench_reports_gpu
 
 # A short run of the demo: an SFT warm-up, then GRPO with evaluation and a
 # checkpoint every step.
@@ -248,6 +253,12 @@ cublas_fallback() { # .13 is tried first; when its cublasCreate fails, .12 is us
   STANDIN_CUBLAS_CREATE_FAIL=12 "$rl" version | grep -q "no usable cuBLAS.*libcublas.so.12: cublasCreate_v2: CUBLAS_STATUS_NOT_INITIALIZED"
 }
 check "cuBLAS: .13 first; a failing cublasCreate falls back to .12; none usable is explained" cublas_fallback
+
+bench_pipeline() { # make bench-gpu's harness and report on the stand-in (a tiny model)
+  RLTRAIN_GPU_STANDIN=1 RLTRAIN_BENCH_TINY=1 RLTRAIN_BENCH_JSON="$work/bench.json" RLTRAIN_BENCH_BASELINE="$work/bench.json" \
+    bash scripts/cuda/gpu-ci.sh bench && grep -q '"name": "model/fp32/mfu"' "$work/bench.json"
+}
+check "make bench-gpu's harness writes bench-gpu.json and compares it (tiny model)" bench_pipeline
 
 # ---- coverage -------------------------------------------------------------
 every_call_made() { # every function the binding resolves was called at least once
