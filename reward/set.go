@@ -157,61 +157,22 @@ func (s *Set) Score(ctx context.Context, samples []Sample) (*Result, error) {
 		return nil, err
 	}
 
-	var metricsMu sync.Mutex
 	for k, e := range s.entries {
-		vals := make([]float64, n)
-		failed := make([]bool, n)
-		out := outs[k]
-		berr := batchErrs[k]
-		if berr == nil && len(out.Values) != n {
-			berr = fmt.Errorf("returned %d scores for %d samples", len(out.Values), n)
-		}
-		if berr == nil && out.Errs != nil && len(out.Errs) != n {
-			berr = fmt.Errorf("returned %d errors for %d samples", len(out.Errs), n)
-		}
-		errCount := 0
-		fail := func(i int, err error) {
-			failed[i] = true
-			errCount++
-			s.logOnce(fmt.Sprintf("reward %q: %v", e.name, err))
-		}
-		for i := 0; i < n; i++ {
-			switch {
-			case berr != nil:
-				fail(i, berr)
-			case out.Errs != nil && out.Errs[i] != nil:
-				fail(i, out.Errs[i])
-			case !finite(out.Values[i]):
-				fail(i, fmt.Errorf("non-finite score %v", out.Values[i]))
-			default:
-				vals[i] = out.Values[i]
-			}
-		}
-		if e.shaping != nil {
-			applyShaping(e.shaping, samples, vals, failed)
-		}
-		for i := 0; i < n; i++ {
-			if !failed[i] {
-				continue
-			}
-			if e.fallback != nil {
-				vals[i] = *e.fallback
-			} else {
-				vals[i] = math.NaN()
+		vals, failed, errCount := s.component(e, outs[k], batchErrs[k], samples)
+		for i, f := range failed {
+			if f && e.fallback == nil {
 				res.Excluded[i] = true
 			}
 		}
 		res.Components[k] = vals
 		res.Failed[k] = failed
-		metricsMu.Lock()
 		res.Metrics["reward/errors/"+e.name] = float64(errCount)
 		mean, std := meanStd(vals, nil)
 		res.Metrics["rewards/"+e.name+"/mean"] = mean
 		res.Metrics["rewards/"+e.name+"/std"] = std
-		for m, v := range out.Metrics {
+		for m, v := range outs[k].Metrics {
 			res.Metrics["rewards/"+e.name+"/"+m] = v
 		}
-		metricsMu.Unlock()
 	}
 
 	for i := 0; i < n; i++ {
@@ -235,6 +196,54 @@ func (s *Set) Score(ctx context.Context, samples []Sample) (*Result, error) {
 	res.Metrics["reward_std"] = std
 	res.Metrics["reward/excluded"] = float64(excluded)
 	return res, nil
+}
+
+// component turns one reward's batch result into its column of scores: a
+// batch error, a sample's error or a non-finite score fails the sample
+// (logged once per message), shaping applies to the rest, and a failed
+// sample gets the reward's fallback, or NaN when it has none (the caller
+// then excludes it). It returns the column, which samples failed and how
+// many.
+func (s *Set) component(e *entry, out Scores, berr error, samples []Sample) (vals []float64, failed []bool, errCount int) {
+	n := len(samples)
+	vals, failed = make([]float64, n), make([]bool, n)
+	if berr == nil && len(out.Values) != n {
+		berr = fmt.Errorf("returned %d scores for %d samples", len(out.Values), n)
+	}
+	if berr == nil && out.Errs != nil && len(out.Errs) != n {
+		berr = fmt.Errorf("returned %d errors for %d samples", len(out.Errs), n)
+	}
+	fail := func(i int, err error) {
+		failed[i] = true
+		errCount++
+		s.logOnce(fmt.Sprintf("reward %q: %v", e.name, err))
+	}
+	for i := 0; i < n; i++ {
+		switch {
+		case berr != nil:
+			fail(i, berr)
+		case out.Errs != nil && out.Errs[i] != nil:
+			fail(i, out.Errs[i])
+		case !finite(out.Values[i]):
+			fail(i, fmt.Errorf("non-finite score %v", out.Values[i]))
+		default:
+			vals[i] = out.Values[i]
+		}
+	}
+	if e.shaping != nil {
+		applyShaping(e.shaping, samples, vals, failed)
+	}
+	for i, f := range failed {
+		if !f {
+			continue
+		}
+		if e.fallback != nil {
+			vals[i] = *e.fallback
+		} else {
+			vals[i] = math.NaN()
+		}
+	}
+	return vals, failed, errCount
 }
 
 func combine(mode string, w []float64, comps [][]float64, i int) float64 {
