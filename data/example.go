@@ -17,4 +17,7 @@ type Example struct {
 	System   string         `json:"system,omitempty"`
 	Answer   string         `json:"answer,omitempty"`
 	Fields   map[string]any `json:"fields,omitempty"`
+	// Where locates the example in its file for messages ("train.jsonl:12",
+	// "train.parquet row 12"); empty for generated examples.
+	Where string `json:"-"`
 }

@@ -68,15 +68,21 @@ func ReadJSONL(r io.Reader, name string, opts JSONLOptions) (*Dataset, error) {
 	ds := &Dataset{Source: name}
 	br := bufio.NewReaderSize(r, 1<<16)
 	for {
-		line, readErr := br.ReadBytes('\n')
-		if len(line) > 0 || readErr == nil {
+		line, tooLong, readErr := readLine(br, MaxLineBytes)
+		if len(line) > 0 || tooLong || readErr == nil {
 			ds.Lines++
 			if ds.Lines == 1 {
 				line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")) // UTF-8 byte-order mark
 			}
 			line = bytes.TrimSpace(line)
-			if len(line) > 0 {
-				ex, err := parseLine(line, opts)
+			if len(line) > 0 || tooLong {
+				var ex Example
+				var err error
+				if tooLong {
+					err = fmt.Errorf("line longer than %d bytes", MaxLineBytes)
+				} else {
+					ex, err = parseLine(line, opts)
+				}
 				if err != nil {
 					err = fmt.Errorf("%s:%d: %w", name, ds.Lines, err)
 					if !opts.SkipBadLines {
@@ -90,6 +96,7 @@ func ReadJSONL(r io.Reader, name string, opts JSONLOptions) (*Dataset, error) {
 					if ex.ID == "" {
 						ex.ID = strconv.Itoa(ds.Lines)
 					}
+					ex.Where = name + ":" + strconv.Itoa(ds.Lines)
 					ds.Examples = append(ds.Examples, ex)
 				}
 			}
@@ -108,6 +115,32 @@ func ReadJSONL(r io.Reader, name string, opts JSONLOptions) (*Dataset, error) {
 		return nil, fmt.Errorf("%s: no examples", name)
 	}
 	return ds, nil
+}
+
+// MaxLineBytes bounds one line of a JSONL prompt file: a prompt file is
+// read line by line, and a line longer than this (a file that is not JSONL,
+// a runaway field) is an error naming the line, found without holding it
+// in memory. Prompts are far shorter than any model's context at this size.
+const MaxLineBytes = 16 << 20
+
+// readLine reads the next line (with its newline) of at most max bytes.
+// A longer line is consumed to its end and reported as tooLong, without
+// its content.
+func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if !tooLong {
+			if len(line)+len(chunk) > max {
+				tooLong, line = true, nil
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return line, tooLong, err
+	}
 }
 
 // parseLine decodes one JSONL line and maps its fields (see record.go).

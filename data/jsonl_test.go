@@ -22,7 +22,7 @@ func TestReadJSONLValid(t *testing.T) {
 		{ID: "4", Prompt: "Name a color.", Answer: "red", System: "Be brief."},
 		{ID: "5", Prompt: "no answer"},
 	}
-	if !reflect.DeepEqual(ds.Examples, want) {
+	if !reflect.DeepEqual(withoutWhere(ds.Examples...), want) {
 		t.Fatalf("examples:\n got %#v\nwant %#v", ds.Examples, want)
 	}
 	if ds.Lines != 5 || ds.Skipped != 0 {
@@ -37,7 +37,7 @@ func TestReadJSONLMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Example{ID: "1", Messages: []Message{{"system", "S"}, {"user", "hi"}}, Answer: "x"}
-	if !reflect.DeepEqual(ds.Examples[0], want) {
+	if !reflect.DeepEqual(withoutWhere(ds.Examples[0])[0], want) {
 		t.Fatalf("got %#v, want %#v", ds.Examples[0], want)
 	}
 }
@@ -137,7 +137,7 @@ func TestReadJSONLConversational(t *testing.T) {
 			"data_source": "gsm8k", "reward_model": map[string]any{"ground_truth": 4.0, "style": "rule"}, "extra_info": map[string]any{"index": 17.0}}},
 		{ID: "6", Prompt: "x", Answer: "a", Fields: map[string]any{"completion": "c"}},
 	}
-	if !reflect.DeepEqual(ds.Examples, want) {
+	if !reflect.DeepEqual(withoutWhere(ds.Examples...), want) {
 		t.Fatalf("examples:\n got %#v\nwant %#v", ds.Examples, want)
 	}
 
@@ -173,5 +173,30 @@ func TestReadJSONLConversationalErrors(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want prefix %q", tc.in, err, tc.want)
 		}
+	}
+}
+
+// withoutWhere clears Example.Where (checked on its own) for comparisons.
+func withoutWhere(exs ...Example) []Example {
+	out := make([]Example, len(exs))
+	for i, ex := range exs {
+		ex.Where = ""
+		out[i] = ex
+	}
+	return out
+}
+
+func TestReadJSONLWhereAndLongLines(t *testing.T) {
+	in := "{\"prompt\": \"a\"}\n\n{\"prompt\": \"" + strings.Repeat("x", MaxLineBytes) + "\"}\n{\"prompt\": \"b\"}\n"
+	_, err := ReadJSONL(strings.NewReader(in), "p.jsonl", JSONLOptions{})
+	if err == nil || !strings.Contains(err.Error(), "p.jsonl:3: line longer than 16777216 bytes") {
+		t.Fatalf("error %v, want the long line named", err)
+	}
+	ds, err := ReadJSONL(strings.NewReader(in), "p.jsonl", JSONLOptions{SkipBadLines: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Examples) != 2 || ds.Examples[0].Where != "p.jsonl:1" || ds.Examples[1].Where != "p.jsonl:4" || ds.Skipped != 1 {
+		t.Errorf("examples %d (%q, %q), skipped %d", len(ds.Examples), ds.Examples[0].Where, ds.Examples[len(ds.Examples)-1].Where, ds.Skipped)
 	}
 }

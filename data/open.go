@@ -37,6 +37,53 @@ type Source struct {
 	TrainExamples []Example
 	// Skipped counts malformed lines skipped in the train and eval files.
 	Skipped int
+
+	// How the training examples are ordered, for Filter.
+	seed    uint64
+	shuffle bool
+}
+
+// Filter drops the examples of a prompt file (training and evaluation)
+// for which keep returns false, and rebuilds the training order from the
+// same seed; an error from keep ends it. It returns how many training and
+// evaluation examples were dropped. A built-in task's stream is left as is.
+func (s *Source) Filter(keep func(Example) (bool, error)) (droppedTrain, droppedEval int, err error) {
+	if s.Task != nil || s.TrainExamples == nil {
+		return 0, 0, nil
+	}
+	var kept []Example
+	for _, ex := range s.TrainExamples {
+		ok, err := keep(ex)
+		if err != nil {
+			return 0, 0, err
+		}
+		if ok {
+			kept = append(kept, ex)
+		}
+	}
+	var keptEval []Example
+	for _, ex := range s.Eval {
+		ok, err := keep(ex)
+		if err != nil {
+			return 0, 0, err
+		}
+		if ok {
+			keptEval = append(keptEval, ex)
+		}
+	}
+	droppedTrain, droppedEval = len(s.TrainExamples)-len(kept), len(s.Eval)-len(keptEval)
+	if droppedTrain == 0 && droppedEval == 0 {
+		return 0, 0, nil
+	}
+	if len(kept) == 0 {
+		return droppedTrain, droppedEval, fmt.Errorf("data: all %d training prompts were dropped", len(s.TrainExamples))
+	}
+	sampler, err := NewSampler(kept, s.seed, s.shuffle)
+	if err != nil {
+		return droppedTrain, droppedEval, fmt.Errorf("data: %w", err)
+	}
+	s.Train, s.TrainSize, s.TrainExamples, s.Eval = sampler, len(kept), kept, keptEval
+	return droppedTrain, droppedEval, nil
 }
 
 // Open loads or generates the prompts a Spec describes.
@@ -83,5 +130,6 @@ func Open(s Spec) (*Source, error) {
 		return nil, fmt.Errorf("data: %s: %w", s.Train, err)
 	}
 	src.Train, src.TrainSize, src.TrainExamples = sampler, len(examples), examples
+	src.seed, src.shuffle = s.Seed, s.Shuffle
 	return src, nil
 }

@@ -83,6 +83,7 @@ func ReadParquet(r io.ReaderAt, size int64, name string, opts JSONLOptions) (ds 
 			if ex.ID == "" {
 				ex.ID = strconv.Itoa(ds.Lines)
 			}
+			ex.Where = fmt.Sprintf("%s row %d", name, ds.Lines)
 			ds.Examples = append(ds.Examples, ex)
 		}
 		clear(buf[:n])

@@ -110,7 +110,7 @@ func TestReadParquetVerlSchema(t *testing.T) {
 			},
 		},
 	}
-	if !reflect.DeepEqual(ex, want) {
+	if !reflect.DeepEqual(withoutWhere(ex)[0], want) {
 		t.Fatalf("example:\n got %#v\nwant %#v", ex, want)
 	}
 	if ds.Examples[2].ID != "2" || ds.Examples[2].Answer != "5" {
@@ -145,7 +145,7 @@ func TestReadParquetFlatColumns(t *testing.T) {
 		{ID: "1", Prompt: "2+2=", Answer: "4", System: "Be brief.", Fields: map[string]any{"level": 1.5}},
 		{ID: "2", Prompt: "3*3=", Answer: "9", Fields: map[string]any{"level": 2.0}},
 	}
-	if !reflect.DeepEqual(ds.Examples, want) {
+	if !reflect.DeepEqual(withoutWhere(ds.Examples...), want) {
 		t.Fatalf("examples:\n got %#v\nwant %#v", ds.Examples, want)
 	}
 }

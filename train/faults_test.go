@@ -311,3 +311,66 @@ func TestCheckpointDirMode(t *testing.T) {
 		t.Errorf("checkpoint directory mode %v, want 0755", st.Mode().Perm())
 	}
 }
+
+// longPromptData writes a JSONL file of short prompts with one far longer
+// than the tiny model's 24 positions at line 7.
+func longPromptData(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for i := 1; i <= 12; i++ {
+		p := fmt.Sprintf("%d+1=", i)
+		if i == 7 {
+			p = strings.Repeat("9", 200) + "+1="
+		}
+		fmt.Fprintf(&b, "{\"prompt\": %q, \"answer\": \"%d\"}\n", p, i+1)
+	}
+	path := filepath.Join(t.TempDir(), "train.jsonl")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestOverLongPrompt: a prompt longer than the model's context used to stop
+// the run at the step that sampled it, on every resume. It is now handled
+// when the data is loaded, as data.truncation says.
+func TestOverLongPrompt(t *testing.T) {
+	file := longPromptData(t)
+	cfg := func(out string, sets ...string) *config.Config {
+		base := []string{"data.task=", "data.task_params={}", "data.train=" + file, "data.eval_size=0", "sft.steps=0",
+			"reward=[{type: exact_match}]", "rollout.batch_size=12", "rollout.group_size=2", "train.steps=2", "checkpoint.every=0"}
+		return parseConfig(t, tinyYAML(out), append(base, sets...)...)
+	}
+	// skip (the default): dropped at load, reported once, counted.
+	out := t.TempDir()
+	var log bytes.Buffer
+	runConfig(t, cfg(out), Options{Console: &log})
+	if want := "data: skipped 1 prompts longer than 23 tokens (1 training, 0 evaluation; data.truncation: skip); the first: " + file + ":7 (id 7), 203 tokens"; strings.Count(log.String(), want) != 1 {
+		t.Errorf("log does not say once %q:\n%s", want, log.String())
+	}
+	ms := comparableMetrics(t, filepath.Join(out, "metrics.jsonl"))
+	if len(ms) != 2 || ms[0]["data/skipped_long_prompts"] != 1 {
+		t.Errorf("metrics %v: want data/skipped_long_prompts 1 on every step", ms)
+	}
+	// error: refused when the trainer is built (what --dry-run does).
+	_, err := New(cfg(t.TempDir(), "data.truncation=error"), Options{Console: &bytes.Buffer{}})
+	if want := file + ":7 (id 7): the prompt has 203 tokens, more than the 23"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("truncation error: %v, want %q", err, want)
+	}
+	// left and right: kept, truncated when sampled, counted per step.
+	for _, side := range []string{"left", "right"} {
+		out := t.TempDir()
+		log.Reset()
+		runConfig(t, cfg(out, "data.truncation="+side, "data.max_prompt_length=20"), Options{Console: &log})
+		if !strings.Contains(log.String(), "data: 1 prompts are longer than 20 tokens") {
+			t.Errorf("%s: log:\n%s", side, log.String())
+		}
+		ms := comparableMetrics(t, filepath.Join(out, "metrics.jsonl"))
+		if len(ms) != 2 || ms[0]["prompts/truncated"]+ms[1]["prompts/truncated"] < 1 {
+			t.Errorf("%s: metrics %v: want the truncation counted", side, ms)
+		}
+	}
+	if _, err := New(cfg(t.TempDir(), "data.max_prompt_length=24"), Options{Console: &bytes.Buffer{}}); err == nil || !strings.Contains(err.Error(), "leaves no room") {
+		t.Errorf("max_prompt_length beyond the context: %v", err)
+	}
+}

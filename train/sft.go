@@ -55,6 +55,24 @@ func (t *Trainer) sftFileExamples() ([]data.Example, error) {
 			return nil, fmt.Errorf("sft: %w", err)
 		}
 	}
+	// data.truncation applies to the warm-up's prompts too.
+	keep, long, first := t.promptFilter()
+	kept := examples[:0:0]
+	for _, ex := range examples {
+		ok, err := keep(ex)
+		if err != nil {
+			return nil, fmt.Errorf("sft: %w", err)
+		}
+		if ok {
+			kept = append(kept, ex)
+		}
+	}
+	if dropped := len(examples) - len(kept); dropped > 0 {
+		t.logf("sft: skipped %d prompts longer than %d tokens (data.truncation: skip); the first: %s", dropped, t.promptMax, *first)
+	} else if *long > 0 {
+		t.logf("sft: %d prompts are longer than %d tokens and will be truncated (data.truncation: %s); the first: %s", *long, t.promptMax, t.cfg.Data.Truncation, *first)
+	}
+	examples = kept
 	for _, ex := range examples {
 		if ex.Answer == "" {
 			return nil, fmt.Errorf("sft: %s: example %s has no target completion (field %q, TRL's completion, or a final assistant message)", path, ex.ID, opts.AnswerField)
@@ -93,7 +111,12 @@ func (t *Trainer) sftRows(exs []data.Example, packing bool, maxLen int) ([]sftRo
 		if err != nil {
 			return nil, err
 		}
-		p := t.pol.encodePrompt(ex, text, t.chat)
+		n := t.truncated // the warm-up's truncations are not the RL step's
+		p, err := t.fitPrompt(ex, t.pol.encodePrompt(ex, text, t.chat))
+		t.truncated = n
+		if err != nil {
+			return nil, err
+		}
 		a := toInt32(t.pol.Tok.Encode(ex.Answer, false))
 		ids := append(append(append([]int32(nil), p...), a...), t.pol.EOS[0])
 		loss := make([]bool, len(ids))

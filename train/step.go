@@ -161,7 +161,10 @@ func (t *Trainer) generate(exs []data.Example, firstIndex uint64, opts rollout.O
 		if err != nil {
 			return nil, rollout.Stats{}, err
 		}
-		ids := t.pol.encodePrompt(ex, text, t.chat)
+		ids, err := t.fitPrompt(ex, t.pol.encodePrompt(ex, text, t.chat))
+		if err != nil {
+			return nil, rollout.Stats{}, err
+		}
 		if len(ids) == 0 {
 			return nil, rollout.Stats{}, fmt.Errorf("example %s: the prompt encodes to no tokens", ex.ID)
 		}

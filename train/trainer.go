@@ -75,10 +75,14 @@ type Trainer struct {
 	ckptTime float64 // seconds the last checkpoint took, logged with the next step
 	barOn    bool    // a progress bar is drawn on the console
 
-	lock      *runLock     // the run directory's lock; nil for EvalOnly
-	clearOld  bool         // Overwrite: Run deletes the previous run's checkpoints
-	sftStream data.Stream  // the warm-up's examples while it runs
-	sftResume *data.Cursor // warm-up position restored from a checkpoint
+	lock     *runLock // the run directory's lock; nil for EvalOnly
+	clearOld bool     // Overwrite: Run deletes the previous run's checkpoints
+
+	promptMax   int          // longest prompt in tokens (0: unknown)
+	skippedLong int          // prompts dropped at load for being longer
+	truncated   int          // prompts truncated since the last step's metrics
+	sftStream   data.Stream  // the warm-up's examples while it runs
+	sftResume   *data.Cursor // warm-up position restored from a checkpoint
 
 	report       reporter  // TensorBoard writers (log.report_to)
 	resumedAt    int       // the RL step this process resumed from (0: fresh)
@@ -178,6 +182,9 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 	t.chat = cfg.Model.ChatTemplate != ""
 	if note := t.pol.Tok.ChatTemplateNote(); note != "" {
 		t.logf("chat template: %s", note)
+	}
+	if err := t.checkPromptLengths(); err != nil {
+		return nil, err
 	}
 	t.alg = cfg.Algorithm
 	if t.rewards, err = rewardSet(cfg, t.src.Task, func(msg string) { t.logf("%s", msg) }); err != nil {
@@ -404,6 +411,7 @@ func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 			return sum, fmt.Errorf("step %d: %w", t.state.Step+1, err)
 		}
 		m := st.metrics
+		t.promptMetrics(m)
 		t.state.Step++
 		stepsRun++
 		if t.badRun == 0 { // the step updated the model

@@ -210,3 +210,20 @@ func TestLogprobsLimits(t *testing.T) {
 		}
 	}
 }
+
+// --dry-run finds an over-long prompt when data.truncation is error.
+func TestDryRunFindsLongPrompt(t *testing.T) {
+	dir := t.TempDir()
+	data := writeFile(t, dir, "train.jsonl", "{\"prompt\": \"1+1=\", \"answer\": \"2\"}\n{\"prompt\": \""+strings.Repeat("7", 100)+"\", \"answer\": \"1\"}\n")
+	cfg := writeFile(t, dir, "cfg.yaml", `model:
+  init: {hidden: 32, layers: 1, heads: 2, kv_heads: 1, ffn: 64, max_seq: 24}
+data: {train: `+data+`, truncation: error}
+rollout: {max_new_tokens: 4}
+reward: [{type: exact_match}]
+train: {out_dir: `+filepath.Join(dir, "out")+`}
+`)
+	_, err := execute(t, "run", cfg, "--dry-run")
+	if want := data + ":2 (id 2): the prompt has 100 tokens"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("dry run: %v, want %q", err, want)
+	}
+}

@@ -85,6 +85,11 @@ type Data struct {
 	EvalFraction  float64        `yaml:"eval_fraction" default:"0" doc:"Fraction of data.train held out for evaluation when data.eval is empty."`
 	EvalSize      int            `yaml:"eval_size" default:"0" doc:"Number of evaluation examples: held out of data.train, or generated for a built-in task."`
 	Shuffle       bool           `yaml:"shuffle" default:"true" doc:"Shuffle the training prompts every epoch (seeded by train.seed)."`
+	// Checked when the data is loaded (so --dry-run finds them), not when a
+	// prompt is sampled: an over-long prompt used to stop the run at the
+	// same step on every resume.
+	MaxPromptLength int    `yaml:"max_prompt_length" default:"0" doc:"Longest prompt in tokens, chat template included (TRL's and verl's max_prompt_length); 0 means the model's context (max_position_embeddings, or model.init.max_seq) less one token for the completion. Longer prompts are handled as data.truncation says."`
+	Truncation      string `yaml:"truncation" default:"skip" enum:"error,left,right,skip" doc:"A prompt longer than data.max_prompt_length: skip drops it when the data is loaded (counted in the metric data/skipped_long_prompts and reported once with its file and line); error stops the run at load, naming the file and line; left keeps its last tokens and right its first (counted per step in prompts/truncated)."`
 }
 
 // Rollout configures sampling: the engine's own options and dynamic

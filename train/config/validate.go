@@ -99,6 +99,7 @@ func (v *validator) data() {
 	}
 	v.Within("data.eval_fraction", d.EvalFraction, 0, 1, false)
 	v.AtLeast("data.eval_size", d.EvalSize, 0)
+	v.AtLeast("data.max_prompt_length", d.MaxPromptLength, 0)
 	if d.EvalFraction > 0 && d.EvalSize > 0 && d.Task == "" {
 		v.Bad("data.eval_size", "set data.eval_fraction or data.eval_size, not both")
 	}
