@@ -72,7 +72,9 @@ func (t *Trainer) promptFilter() (keep func(data.Example) (bool, error), long *i
 		}
 		text, err := t.pol.promptText(ex, t.chat)
 		if err != nil {
-			return false, fmt.Errorf("data: %s: %w", where(ex), err)
+			// Not a length problem: --dry-run and the step that samples
+			// the example report it.
+			return true, nil
 		}
 		n := len(t.pol.encodePrompt(ex, text, t.chat))
 		if n <= limit {
