@@ -122,7 +122,8 @@ type Fused interface {
 	TokenLogProbs(logp, entropy, lse, hidden, w Buf, targets []int32, n, d, vocab int, invTemp float32)
 	// TokenLogProbsBackward accumulates into dHidden[n, d] and dW[vocab, d]
 	// the gradient of Σ dlogp[i]*logp[i] + dEntropy[i]*entropy[i]; dEntropy
-	// and entropy may be nil when the entropy is unused.
+	// and entropy may be nil when the entropy is unused, and dW when the
+	// LM head is frozen.
 	TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w, lse, entropy Buf, targets []int32, n, d, vocab int, invTemp float32)
 	// TokenLogProbsGrad is TokenLogProbs and TokenLogProbsBackward in one
 	// pass, for objectives whose dL/dℓ of a token needs only that token's
@@ -146,7 +147,9 @@ type LogProbsGradArgs struct {
 	// DLogp and DEntropy are filled by Grad, chunk by chunk.
 	DLogp, DEntropy Buf
 	Hidden, W       Buf
-	// DHidden [N, D] and DW [Vocab, D] are accumulated into (+=).
+	// DHidden [N, D] and DW [Vocab, D] are accumulated into (+=); DW is
+	// nil when the LM head is frozen (a LoRA adapter trains), and its
+	// product is then skipped.
 	DHidden, DW Buf
 	Targets     []int32
 	N, D, Vocab int

@@ -13,6 +13,8 @@ type decodeBufs struct {
 	x, ln, rstd, qkv, pre, qr, kr     kernels.Buf
 	attn, mid, gu, act, cos, sin, out kernels.Buf
 	logits                            kernels.Buf
+	xa                                kernels.Buf // x·Aᵀ of an adapter's group
+	xaCap                             int
 }
 
 func (c *KVCache) decodeBufs(n int) *decodeBufs { return c.partBufs(0, n) }
@@ -39,6 +41,9 @@ func (c *KVCache) partBufs(p, n int) *decodeBufs {
 func (d *decodeBufs) free(be kernels.Backend) {
 	for _, b := range []kernels.Buf{d.x, d.ln, d.rstd, d.qkv, d.pre, d.qr, d.kr, d.attn, d.mid, d.gu, d.act, d.cos, d.sin, d.out, d.logits} {
 		be.Free(b)
+	}
+	if d.xa != nil {
+		be.Free(d.xa)
 	}
 }
 
@@ -255,10 +260,24 @@ func (m *Model) decodeRows(d *decodeBufs, c *KVCache, st decodeStep, dst []float
 
 	be.Embed(x, m.w.embed, st.tokens, D)
 	scale := float32(1 / sqrt(float64(hd)))
+	if m.lora != nil && d.xaCap < d.cap*maxLoRAParts*m.lora.lay.r {
+		// Every group's x·Aᵀ goes through one scratch buffer: nothing
+		// keeps it for a backward pass.
+		if d.xa != nil {
+			be.Free(d.xa)
+		}
+		d.xaCap = d.cap * maxLoRAParts * m.lora.lay.r
+		d.xa = be.Alloc(d.xaCap)
+	}
 	for l, w := range m.w.layers {
 		b := blockBufs{in: x, out: x, ln1: ln, rstd1: d.rstd, pre: v(d.pre, C), qkv: qkv, qRstd: d.qr, kRstd: d.kr,
 			attn: attn, mid: mid, ln2: ln, rstd2: d.rstd, gateUp: gu, act: act, cos: d.cos, sin: d.sin}
-		m.blockForward(w, n, b, func(qkv, attn kernels.Buf) {
+		var ad *loraBlock
+		if m.lora != nil {
+			ad = &m.lora.w[l]
+			b.xa = [numGroups]kernels.Buf{d.xa, d.xa, d.xa, d.xa}
+		}
+		m.blockForward(w, ad, n, b, func(qkv, attn kernels.Buf) {
 			be.CacheWrite(c.k[l], width, qkv, C, cfg.Heads*hd, st.slots)
 			be.CacheWrite(c.v[l], width, qkv, C, (cfg.Heads+cfg.KVHeads)*hd, st.slots)
 			be.AttentionDecode(attn, qkv, C, c.k[l], c.v[l], st.all, st.lens, cfg.Heads, cfg.KVHeads, hd, scale)

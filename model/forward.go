@@ -51,6 +51,9 @@ type layerActs struct {
 	attn, lse       kernels.Buf
 	mid, ln2, rstd2 kernels.Buf
 	gateUp, act     kernels.Buf
+	// loraXA holds x·Aᵀ of each adapted group ([rows × parts·r]; nil for
+	// a group without adapted parts), kept for the adapter's backward.
+	loraXA [numGroups]kernels.Buf
 }
 
 // Workspace holds the activations of one forward pass (kept for the
@@ -75,6 +78,11 @@ type Workspace struct {
 	// the output rows' final hidden states and their gradient, gathered
 	// from spans of rows (Output.Spans)
 	cfinal, cdfinal kernels.Buf
+	// lora is the adapter the buffers were sized for; dxa is the
+	// adapter's backward scratch and dnorm stands in for the gradient of
+	// a frozen norm's weight.
+	lora       *Adapter
+	dxa, dnorm kernels.Buf
 }
 
 // NewWorkspace returns an empty workspace for m.
@@ -90,7 +98,7 @@ func (ws *Workspace) Free() {
 }
 
 func (ws *Workspace) alloc(n int) {
-	if n <= ws.cap {
+	if n <= ws.cap && ws.lora == ws.m.lora {
 		return
 	}
 	ws.Free()
@@ -118,6 +126,13 @@ func (ws *Workspace) alloc(n int) {
 		a.attn, a.lse = get(n*A), get(n*c.Heads)
 		a.mid, a.ln2, a.rstd2 = get(n*D), get(n*D), get(n)
 		a.gateUp, a.act = get(n*2*F), get(n*F)
+		if ad := ws.m.lora; ad != nil {
+			for g, grp := range ad.w[i] {
+				if grp.a != nil {
+					a.loraXA[g] = get(n * len(grp.parts) * ad.lay.r)
+				}
+			}
+		}
 	}
 	ws.final, ws.frstd = get(n*D), get(n)
 	ws.cos, ws.sin = get(n*c.HeadDim/2), get(n*c.HeadDim/2)
@@ -130,6 +145,13 @@ func (ws *Workspace) alloc(n int) {
 		ws.dqkvPre = get(n * C)
 	}
 	ws.dgu, ws.dact = get(n*2*F), get(n*F)
+	ws.lora = ws.m.lora
+	if ws.lora != nil {
+		ws.dxa = get(n * maxLoRAParts * ws.lora.lay.r)
+	}
+	if ws.m.frozenBase() {
+		ws.dnorm = get(max(D, c.HeadDim))
+	}
 }
 
 // view returns the first n rows (of the given width) of a workspace buffer.
@@ -181,7 +203,12 @@ func (m *Model) Forward(ws *Workspace, batch Batch) (kernels.Buf, error) {
 		if c.QKNorm {
 			b.pre = ws.view(a.qkvPre, C)
 		}
-		m.blockForward(w, N, b, func(qkv, attn kernels.Buf) { be.Attention(attn, a.lse, qkv, shape) })
+		var ad *loraBlock
+		if m.lora != nil {
+			ad = &m.lora.w[l]
+			b.xa = a.loraXA
+		}
+		m.blockForward(w, ad, N, b, func(qkv, attn kernels.Buf) { be.Attention(attn, a.lse, qkv, shape) })
 	}
 	final := ws.view(ws.final, D)
 	be.RMSNorm(final, ws.frstd, ws.view(ws.resid[c.Layers], D), m.w.norm, N, D, eps)
@@ -191,38 +218,65 @@ func (m *Model) Forward(ws *Workspace, batch Batch) (kernels.Buf, error) {
 // Backward propagates dFinal (the gradient of the loss with respect to the
 // final normalised hidden states of the last Forward on ws, [rows ×
 // hidden]; LossGrad returns it) through the model, accumulating parameter
-// gradients into m.Grads.
+// gradients into m.Grads — or, with an adapter attached, only the
+// adapter's gradients into its Grads: the frozen base weights get no
+// gradient products at all.
 func (m *Model) Backward(ws *Workspace, dFinal kernels.Buf) {
-	m.EnableGrads()
+	frozen := m.frozenBase()
+	if !frozen {
+		m.EnableGrads()
+	}
+	dw := m.dw
+	if frozen {
+		dw = ws.frozenGrads()
+	}
+	ad := m.lora
+	if ad != nil {
+		ad.EnableGrads()
+	}
 	be, c := m.be, m.Cfg
 	N, D, C, A, F, hd := ws.n, c.Hidden, c.qkvWidth(), c.Heads*c.HeadDim, c.FFN, c.HeadDim
 	dres, dln := ws.view(ws.dres, D), ws.view(ws.dln, D)
 	be.Zero(dres)
-	be.RMSNormBackward(dres, m.dw.norm, dFinal, ws.view(ws.resid[c.Layers], D), m.w.norm, ws.frstd, N, D)
+	be.RMSNormBackward(dres, dw.norm, dFinal, ws.view(ws.resid[c.Layers], D), m.w.norm, ws.frstd, N, D)
 	var ranges [][2]int
-	if m.GradReady != nil {
+	if m.GradReady != nil && !frozen {
 		ranges = m.GradRanges()
 	}
 	m.gradReady(ranges, 0)
 	shape := ws.attnShape()
 	for l := c.Layers - 1; l >= 0; l-- {
-		w, g, a := m.w.layers[l], m.dw.layers[l], &ws.layers[l]
+		w, g, a := m.w.layers[l], dw.layers[l], &ws.layers[l]
 		in := ws.view(ws.resid[l], D)
 		ln1, qkv, attn, mid, ln2 := ws.view(a.ln1, D), ws.view(a.qkv, C), ws.view(a.attn, A), ws.view(a.mid, D), ws.view(a.ln2, D)
 		gu, act := ws.view(a.gateUp, 2*F), ws.view(a.act, F)
 		dact, dgu, dattn, dqkv := ws.view(ws.dact, F), ws.view(ws.dgu, 2*F), ws.view(ws.dattn, A), ws.view(ws.dqkv, C)
+		lora := func(grp int, x, dy, dx kernels.Buf) {
+			if ad != nil {
+				ad.backward(grp, l, N, x, a.loraXA[grp], dy, ws.dxa, dx)
+			}
+		}
 
 		// MLP: out = mid + down(swiglu(gateUp(norm(mid))))
 		be.Gemm(false, false, N, F, D, 1, dres, D, w.mlp.down, F, 0, dact, F)
-		be.Gemm(true, false, D, F, N, 1, dres, D, act, F, 1, g.mlp.down, F)
+		if g.mlp.down != nil {
+			be.Gemm(true, false, D, F, N, 1, dres, D, act, F, 1, g.mlp.down, F)
+		}
+		lora(groupDown, act, dres, dact)
 		be.SwiGLUBackward(dgu, dact, gu, N, F)
 		be.Gemm(false, false, N, D, 2*F, 1, dgu, 2*F, w.mlp.gateUp, D, 0, dln, D)
-		be.Gemm(true, false, 2*F, D, N, 1, dgu, 2*F, ln2, D, 1, g.mlp.gateUp, D)
+		if g.mlp.gateUp != nil {
+			be.Gemm(true, false, 2*F, D, N, 1, dgu, 2*F, ln2, D, 1, g.mlp.gateUp, D)
+		}
+		lora(groupGateUp, ln2, dgu, dln)
 		be.RMSNormBackward(dres, g.mlp.norm, dln, mid, w.mlp.norm, a.rstd2, N, D)
 
 		// Attention: mid = in + o(attn(rope(qkv(norm(in)))))
 		be.Gemm(false, false, N, A, D, 1, dres, D, w.attn.out, A, 0, dattn, A)
-		be.Gemm(true, false, D, A, N, 1, dres, D, attn, A, 1, g.attn.out, A)
+		if g.attn.out != nil {
+			be.Gemm(true, false, D, A, N, 1, dres, D, attn, A, 1, g.attn.out, A)
+		}
+		lora(groupO, attn, dres, dattn)
 		be.AttentionBackward(dqkv, dattn, qkv, attn, a.lse, shape)
 		be.RoPE(dqkv, C, ws.cos, ws.sin, N, c.Heads+c.KVHeads, hd, true)
 		dproj := dqkv
@@ -239,12 +293,35 @@ func (m *Model) Backward(ws *Workspace, dFinal kernels.Buf) {
 			be.BiasBackward(g.attn.qkvBias, dproj, N, C)
 		}
 		be.Gemm(false, false, N, D, C, 1, dproj, C, w.attn.qkv, D, 0, dln, D)
-		be.Gemm(true, false, C, D, N, 1, dproj, C, ln1, D, 1, g.attn.qkv, D)
+		if g.attn.qkv != nil {
+			be.Gemm(true, false, C, D, N, 1, dproj, C, ln1, D, 1, g.attn.qkv, D)
+		}
+		lora(groupQKV, ln1, dproj, dln)
 		be.RMSNormBackward(dres, g.attn.norm, dln, in, w.attn.norm, a.rstd1, N, D)
 		m.gradReady(ranges, c.Layers-l)
 	}
-	be.EmbedBackward(m.dw.embed, dres, ws.batch.IDs, D)
+	if !frozen {
+		be.EmbedBackward(m.dw.embed, dres, ws.batch.IDs, D)
+	}
 	m.gradReady(ranges, c.Layers+1)
+}
+
+// frozenGrads stands in for the gradient views of a frozen model: the
+// norms' weight gradients, which the norm kernels always compute, go to a
+// scratch buffer that nothing reads; every other tensor's is nil and its
+// product skipped.
+func (ws *Workspace) frozenGrads() weights {
+	be, c := ws.m.be, ws.m.Cfg
+	d, h := be.View(ws.dnorm, 0, c.Hidden), be.View(ws.dnorm, 0, c.HeadDim)
+	be.Zero(ws.dnorm)
+	w := weights{norm: d, layers: make([]block, c.Layers)}
+	for i := range w.layers {
+		w.layers[i] = block{attn: attention{norm: d}, mlp: mlp{norm: d}}
+		if c.QKNorm {
+			w.layers[i].attn.qNorm, w.layers[i].attn.kNorm = h, h
+		}
+	}
+	return w
 }
 
 // NextTokenTargets returns, for a batch, the target of each row position:
@@ -275,13 +352,17 @@ type blockBufs struct {
 	ln2, rstd2   kernels.Buf
 	gateUp, act  kernels.Buf
 	cos, sin     kernels.Buf
+	// xa receives x·Aᵀ of each adapted group (with an adapter only).
+	xa [numGroups]kernels.Buf
 }
 
 // blockForward runs one pre-norm transformer block: out = mid +
 // MLP(norm(mid)), mid = in + O(attend(RoPE(QKV(norm(in))))). attend turns
 // the fused, rotated qkv rows into attention outputs (full causal attention
-// in training, the KV cache when decoding).
-func (m *Model) blockForward(w block, n int, b blockBufs, attend func(qkv, attn kernels.Buf)) {
+// in training, the KV cache when decoding). ad, when not nil, is the
+// block's LoRA adapter: each adapted projection adds s·(x·Aᵀ)·Bᵀ to its
+// output before anything reads it (a q/k norm, the residual sum).
+func (m *Model) blockForward(w block, ad *loraBlock, n int, b blockBufs, attend func(qkv, attn kernels.Buf)) {
 	be, c := m.be, m.Cfg
 	D, C, A, F, hd := c.Hidden, c.qkvWidth(), c.Heads*c.HeadDim, c.FFN, c.HeadDim
 	eps := float32(c.RMSEps)
@@ -294,6 +375,12 @@ func (m *Model) blockForward(w block, n int, b blockBufs, attend func(qkv, attn 
 	if w.attn.qkvBias != nil {
 		be.AddBias(proj, w.attn.qkvBias, n, C)
 	}
+	lora := func(g int, x, out kernels.Buf) {
+		if ad != nil {
+			m.lora.forward(&ad[g], n, x, b.xa[g], out)
+		}
+	}
+	lora(groupQKV, b.ln1, proj)
 	if c.QKNorm {
 		be.Copy(b.qkv, proj)
 		be.RMSNormHeads(b.qkv, b.qRstd, proj, C, 0, w.attn.qNorm, n, c.Heads, hd, eps)
@@ -302,11 +389,14 @@ func (m *Model) blockForward(w block, n int, b blockBufs, attend func(qkv, attn 
 	be.RoPE(b.qkv, C, b.cos, b.sin, n, c.Heads+c.KVHeads, hd, false)
 	attend(b.qkv, b.attn)
 	be.Gemm(false, true, n, D, A, 1, b.attn, A, w.attn.out, A, 0, b.mid, D)
+	lora(groupO, b.attn, b.mid)
 	be.Add(b.mid, b.mid, b.in)
 
 	be.RMSNorm(b.ln2, b.rstd2, b.mid, w.mlp.norm, n, D, eps)
 	be.Gemm(false, true, n, 2*F, D, 1, b.ln2, D, w.mlp.gateUp, D, 0, b.gateUp, 2*F)
+	lora(groupGateUp, b.ln2, b.gateUp)
 	be.SwiGLU(b.act, b.gateUp, n, F)
 	be.Gemm(false, true, n, D, F, 1, b.act, F, w.mlp.down, F, 0, b.out, D)
+	lora(groupDown, b.act, b.out)
 	be.Add(b.out, b.out, b.mid)
 }

@@ -29,7 +29,15 @@ type Model struct {
 	// w and dw are the typed views of Params and Grads (dw once
 	// EnableGrads has run).
 	w, dw weights
+	// lora is the attached adapter (Attach); frozen marks a view of the
+	// weights that is never trained (Base).
+	lora   *Adapter
+	frozen bool
 }
+
+// frozenBase reports whether the model's own weights are frozen: an
+// adapter is attached (only it trains), or m is a Base view.
+func (m *Model) frozenBase() bool { return m.lora != nil || m.frozen }
 
 // New allocates a model with zero parameters.
 func New(cfg Config, be kernels.Backend) (*Model, error) {
@@ -61,7 +69,7 @@ func (m *Model) GradRanges() [][2]int {
 
 // gradReady reports range i of GradRanges finished.
 func (m *Model) gradReady(ranges [][2]int, i int) {
-	if m.GradReady != nil {
+	if m.GradReady != nil && ranges != nil {
 		m.GradReady(ranges[i][0], ranges[i][1])
 	}
 }

@@ -104,7 +104,11 @@ func (m *Model) LossGrad(ws *Workspace, o Output, loss TokenLoss) (OutputGrad, e
 	if err != nil {
 		return OutputGrad{}, err
 	}
-	m.EnableGrads()
+	var dW kernels.Buf // nil: the frozen LM head gets no gradient
+	if !m.frozenBase() {
+		m.EnableGrads()
+		dW = m.dw.lmHead
+	}
 	be, c := m.be, m.Cfg
 	dHidden := ws.view(ws.dfinal, c.Hidden)
 	if o.Spans != nil {
@@ -114,7 +118,7 @@ func (m *Model) LossGrad(ws *Workspace, o Output, loss TokenLoss) (OutputGrad, e
 	a := &kernels.LogProbsGradArgs{
 		Logp: be.View(ws.logp, 0, n), LSE: be.View(ws.lse, 0, n), DLogp: be.View(ws.dlogp, 0, n),
 		Hidden: hidden, W: m.LMHead(),
-		DHidden: dHidden, DW: m.dw.lmHead,
+		DHidden: dHidden, DW: dW,
 		Targets: o.Targets, N: n, D: c.Hidden, Vocab: c.Vocab, InvTemp: o.InvTemp,
 	}
 	if o.Entropy {

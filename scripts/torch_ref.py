@@ -8,7 +8,9 @@ logits, loss, per-token log-probs and every gradient for the Go tests to
 compare against. It needs only Debian's python3-torch and python3-numpy.
 
 Commands:
-  forward   logits/loss/logprobs (+ gradients) for a right-padded batch
+  forward   logits/loss/logprobs (+ gradients) for a right-padded batch;
+            with --adapter DIR, through a PEFT LoRA adapter (W + s*B*A on each
+            targeted projection) and the gradients of its A and B matrices
   init      random weights for a config (tests and benchmarks)
   generate  greedy continuation, KV-cached (or recomputed with --no-cache)
   selftest  fast internal consistency checks (< 30 s)
@@ -422,6 +424,93 @@ def save_model(model, raw_config, out_dir):
 
 
 # --------------------------------------------------------------------------
+# LoRA adapters, as Hugging Face PEFT defines them: a targeted nn.Linear
+# computes base(x) + scaling * lora_B(lora_A(x)), scaling = lora_alpha / r
+# (lora_alpha / sqrt(r) with use_rslora), the base weights frozen.
+
+
+class LoRALinear(nn.Module):
+    def __init__(self, base, r, scaling):
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.Linear(base.in_features, r, bias=False)
+        self.lora_B = nn.Linear(r, base.out_features, bias=False)
+        self.scaling = scaling
+
+    def forward(self, x):
+        return self.base(x) + self.lora_B(self.lora_A(x)) * self.scaling
+
+
+def lora_targets(model, acfg):
+    """Names of the nn.Linear modules an adapter_config selects: a list
+    entry matches a module named it or ending in "." + it, a string is a
+    regex over the whole name, "all-linear" is every linear layer but the
+    output layer; layers_to_transform keeps the listed layer indices."""
+    import re
+    tm = acfg.get("target_modules")
+    layers = acfg.get("layers_to_transform")
+    if isinstance(layers, int):
+        layers = [layers]
+    out = []
+    for name, mod in model.named_modules():
+        if not isinstance(mod, nn.Linear) or name == "lm_head":
+            continue
+        if tm == "all-linear":
+            hit = True
+        elif isinstance(tm, str):
+            hit = re.fullmatch(tm, name) is not None
+        else:
+            hit = any(name == t or name.endswith("." + t) for t in tm)
+        if hit and layers is not None:
+            m = re.match(r".*\.layers\.(\d+)\.", name)
+            hit = m is not None and int(m.group(1)) in layers
+        if hit:
+            out.append(name)
+    return out
+
+
+def apply_adapter(model, adapter_dir):
+    """Wraps the targeted projections of model with the adapter's A and B
+    (read from adapter_model.safetensors), freezes every other parameter,
+    and returns {PEFT tensor name: parameter} of the adapter."""
+    acfg = read_json(os.path.join(adapter_dir, "adapter_config.json"))
+    for key, default in (("use_dora", False), ("bias", "none"), ("modules_to_save", None)):
+        if acfg.get(key, default) not in (default, None, []):
+            raise RefError("adapter: %s=%r is not implemented by this reference" % (key, acfg[key]))
+    r = int(acfg["r"])
+    alpha = float(acfg.get("lora_alpha", 8))
+    scaling = alpha / math.sqrt(r) if acfg.get("use_rslora") else alpha / r
+    tensors = safetensors_np.load(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    dtype = model.model.embed_tokens.weight.dtype
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = {}
+    modules = dict(model.named_modules())
+    for name in lora_targets(model, acfg):
+        parent_name, _, leaf = name.rpartition(".")
+        base = modules[name]
+        wrapped = LoRALinear(base, r, scaling).to(dtype)
+        for ab, lin in (("lora_A", wrapped.lora_A), ("lora_B", wrapped.lora_B)):
+            key = "base_model.model.%s.%s.weight" % (name, ab)
+            if key not in tensors:
+                raise RefError("adapter: missing tensor %s" % key)
+            arr = tensors[key]
+            if tuple(arr.shape) != tuple(lin.weight.shape):
+                raise RefError("adapter: %s has shape %s, want %s" % (key, list(arr.shape), list(lin.weight.shape)))
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(np.array(arr, dtype=np.float32)).to(dtype))
+            lin.weight.requires_grad_(True)
+            params[key] = lin.weight
+        setattr(modules[parent_name], leaf, wrapped)
+    unused = sorted(set(tensors) - set(params))
+    if unused:
+        raise RefError("adapter: unused tensors: %s" % ", ".join(unused[:8]))
+    if not params:
+        raise RefError("adapter: target_modules selects nothing")
+    return params
+
+
+# --------------------------------------------------------------------------
 # Forward, loss, log-probs
 
 
@@ -527,6 +616,7 @@ def read_json(path):
 def cmd_forward(args):
     dtype = torch.float64 if args.double else torch.float32
     model = load_model(args.model, dtype)
+    adapter = apply_adapter(model, args.adapter) if getattr(args, "adapter", None) else None
     ids, lens = parse_batch(read_json(args.input), model.cfg.vocab)
     torch.set_grad_enabled(args.grads)
     hidden = [] if args.hidden_states else None
@@ -543,8 +633,13 @@ def cmd_forward(args):
             out[name] = torch.where(valid, h.detach(), torch.zeros((), dtype=h.dtype)).float().numpy()
     if args.grads:
         loss.backward()
-        for name, g in param_grads(model).items():
-            out["grad." + name] = g.float().numpy()
+        if adapter is not None:
+            # Only the adapter trains: the gradients of its A and B.
+            for name, p in adapter.items():
+                out["grad." + name] = p.grad.float().numpy()
+        else:
+            for name, g in param_grads(model).items():
+                out["grad." + name] = g.float().numpy()
     safetensors_np.save(args.out, out)
 
 
@@ -875,8 +970,82 @@ def cmd_selftest(args):
                 continue
             selftest_model(c, name, raw, tmp)
         selftest_cli(c, tmp)
+        selftest_lora(c, tmp)
     print("%s: %d failure(s) in %.1f s" % ("FAIL" if c.failures else "PASS", c.failures, time.time() - start))
     return 1 if c.failures else 0
+
+
+def selftest_lora(c, tmp):
+    """The adapter wrapper: B = 0 is the base model, gradients match finite
+    differences, and merging W + s*B*A gives the same logits."""
+    print("lora")
+    model_dir = os.path.join(tmp, "qwen2_bias_tied")
+    adir = os.path.join(tmp, "adapter")
+    os.makedirs(adir, exist_ok=True)
+    acfg = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 3, "lora_alpha": 5.0,
+            "target_modules": ["q_proj", "v_proj", "o_proj", "down_proj"], "layers_to_transform": [1]}
+    with open(os.path.join(adir, "adapter_config.json"), "w") as f:
+        json.dump(acfg, f)
+    base = load_model(model_dir, torch.float64)
+    names = lora_targets(base, acfg)
+    c.check(names == ["model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.v_proj",
+                      "model.layers.1.self_attn.o_proj", "model.layers.1.mlp.down_proj"],
+            "target_modules and layers_to_transform select the named projections of layer 1")
+    mods = dict(base.named_modules())
+    g = torch.Generator().manual_seed(5)
+
+    def write(zero_b):
+        t = {}
+        for n in names:
+            lin = mods[n]
+            a = 0.3 * torch.randn(3, lin.in_features, generator=g, dtype=torch.float64)
+            b = 0.3 * torch.randn(lin.out_features, 3, generator=g, dtype=torch.float64)
+            t["base_model.model.%s.lora_A.weight" % n] = a.float().numpy()
+            t["base_model.model.%s.lora_B.weight" % n] = (0 * b if zero_b else b).float().numpy()
+        safetensors_np.save(os.path.join(adir, "adapter_model.safetensors"), t)
+        return t
+
+    ids = torch.tensor([[1, 5, 9, 2, 7, 3], [4, 8, 6, 0, 0, 0]])
+    lens = torch.tensor([6, 3])
+    write(True)
+    m = load_model(model_dir, torch.float64)
+    apply_adapter(m, adir)
+    with torch.no_grad():
+        same = torch.equal(forward_outputs(m, ids, lens)[0], forward_outputs(base, ids, lens)[0])
+    c.check(same, "B = 0: the adapted model is the base model")
+
+    t = write(False)
+    m = load_model(model_dir, torch.float64)
+    params = apply_adapter(m, adir)
+    loss = forward_outputs(m, ids, lens)[1]
+    loss.backward()
+    c.check(all(p.grad is None for n, p in m.named_parameters() if "lora_" not in n),
+            "only the adapter's parameters get gradients")
+    worst = 0.0
+    with torch.no_grad():
+        for key, p in params.items():
+            flat, gflat = p.view(-1), p.grad.reshape(-1)
+            for j in (int(gflat.abs().argmax()), flat.numel() // 2):
+                old = float(flat[j])
+                h = 1e-5
+                flat[j] = old + h
+                up = float(forward_outputs(m, ids, lens)[1])
+                flat[j] = old - h
+                down = float(forward_outputs(m, ids, lens)[1])
+                flat[j] = old
+                fd = (up - down) / (2 * h)
+                worst = max(worst, abs(fd - float(gflat[j])) / max(abs(fd), 1e-4))
+    c.check(worst < 1e-6, "A and B gradients match central differences (float64, worst rel %.1e < 1e-6)" % worst)
+
+    merged = load_model(model_dir, torch.float64)
+    mm = dict(merged.named_modules())
+    with torch.no_grad():
+        for n in names:
+            a = torch.from_numpy(np.array(t["base_model.model.%s.lora_A.weight" % n])).double()
+            b = torch.from_numpy(np.array(t["base_model.model.%s.lora_B.weight" % n])).double()
+            mm[n].weight += (5.0 / 3) * (b @ a)
+        diff = _rel(forward_outputs(merged, ids, lens)[0], forward_outputs(m, ids, lens)[0])
+    c.check(diff < 1e-12, "W + s*B*A merged gives the adapted logits (float64, rel %.1e)" % diff)
 
 
 def selftest_cli(c, tmp):
@@ -961,6 +1130,9 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="output .safetensors (F32)")
     p.add_argument("--grads", action="store_true", help="also write grad.<tensor name> for every weight")
     p.add_argument("--double", action="store_true", help="compute in float64 (outputs still F32)")
+    p.add_argument("--adapter", default=None,
+                   help="PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors); "
+                        "--grads then writes grad.<adapter tensor name> for its A and B only")
     p.add_argument("--hidden-states", action="store_true",
                    help="also write hidden.0 (embeddings), hidden.<i> (after layer i-1) and "
                         "hidden.norm (final norm), zero at padding, to find where a port diverges")

@@ -44,6 +44,10 @@ func TestGPUKernels(t *testing.T) { Kernels(t, openGPU(t)) }
 // TestGPUModel: 20 GRPO steps of tiny models against the CPU.
 func TestGPUModel(t *testing.T) { Model(t, openGPU(t), 20) }
 
+// TestGPULoRA: 10 GRPO steps training tiny models' LoRA adapters, and
+// decoding through them, against the CPU.
+func TestGPULoRA(t *testing.T) { LoRA(t, openGPU(t), 10) }
+
 // TestGPUModelBF16: tiny models with bf16 GEMM operands against the fp32
 // CPU (skipped on devices older than compute capability 8.0).
 func TestGPUModelBF16(t *testing.T) { ModelBF16(t, openGPU(t), 5) }

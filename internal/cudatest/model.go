@@ -102,12 +102,42 @@ type grpoTrace struct {
 // fixed batch: two groups of completions with ±1 advantages per sequence,
 // the first step's log-probs (shifted) standing in for the rollout policy.
 func runGRPO(t *testing.T, cfg model.Config, be kernels.Backend, params []float32, steps int) grpoTrace {
+	return runGRPOWith(t, cfg, be, params, nil, steps)
+}
+
+// loraSetup is an adapter to attach: its configuration and parameters.
+type loraSetup struct {
+	cfg    model.LoRAConfig
+	params []float32
+}
+
+// runGRPOWith is runGRPO, training only an attached adapter when lora is
+// not nil (the base weights frozen, as a LoRA run does).
+func runGRPOWith(t *testing.T, cfg model.Config, be kernels.Backend, params []float32, lora *loraSetup, steps int) grpoTrace {
 	m, err := model.New(cfg, be)
 	if err != nil {
 		t.Fatal(err)
 	}
 	be.Upload(m.Params, params)
-	m.EnableGrads()
+	// The trained parameters and their gradients: the model's, or the
+	// adapter's.
+	train := func() (kernels.Buf, kernels.Buf, int) { return m.Params, m.Grads, m.NumParams() }
+	zero := m.ZeroGrads
+	if lora != nil {
+		a, err := model.NewAdapter(cfg, lora.cfg, be)
+		if err != nil {
+			t.Fatal(err)
+		}
+		be.Upload(a.Params, lora.params)
+		if err := m.Attach(a); err != nil {
+			t.Fatal(err)
+		}
+		a.EnableGrads()
+		train = func() (kernels.Buf, kernels.Buf, int) { return a.Params, a.Grads, a.NumParams() }
+		zero = a.ZeroGrads
+	} else {
+		m.EnableGrads()
+	}
 	r := rand.New(rand.NewPCG(17, 4))
 	batch := model.Batch{B: 4, T: 9, Lens: []int{9, 6, 1, 8}}
 	batch.IDs = make([]int32, batch.B*batch.T)
@@ -144,7 +174,8 @@ func runGRPO(t *testing.T, cfg model.Config, be kernels.Backend, params []float3
 		}
 	}
 	up := func(v []float32) kernels.Buf { x := be.Alloc(len(v)); be.Upload(x, v); return x }
-	mBuf, vBuf := be.Alloc(m.NumParams()), be.Alloc(m.NumParams())
+	_, _, nTrain := train()
+	mBuf, vBuf := be.Alloc(nTrain), be.Alloc(nTrain)
 	ws := m.NewWorkspace()
 	var tr grpoTrace
 	var old []float32
@@ -176,17 +207,18 @@ func runGRPO(t *testing.T, cfg model.Config, be kernels.Backend, params []float3
 		dl, de := make([]float32, n), make([]float32, n)
 		be.Download(dl, args.DLogp)
 		be.Download(de, args.DEntropy)
-		m.ZeroGrads()
+		zero()
 		g, err := m.LossGrad(ws, out, m.KnownGrad(dl, de))
 		if err != nil {
 			t.Fatal(err)
 		}
 		m.Backward(ws, g.DFinal)
+		p, gr, np := train()
 		if step == 1 {
-			tr.grads = make([]float32, m.NumParams())
-			be.Download(tr.grads, m.Grads)
+			tr.grads = make([]float32, np)
+			be.Download(tr.grads, gr)
 		}
-		be.AdamW(m.Params, m.Grads, mBuf, vBuf, m.NumParams(), kernels.AdamWParams{LR: 3e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01, Step: step})
+		be.AdamW(p, gr, mBuf, vBuf, np, kernels.AdamWParams{LR: 3e-3, Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.01, Step: step})
 		for _, b := range []kernels.Buf{args.Logp, args.OldLogp, args.RefLogp, args.Adv, args.Mask, args.Entropy, args.DLogp, args.DEntropy} {
 			be.Free(b)
 		}
@@ -197,11 +229,27 @@ func runGRPO(t *testing.T, cfg model.Config, be kernels.Backend, params []float3
 // runDecode prefills two prompts, forks one, and decodes a few greedy
 // steps, returning each step's logits.
 func runDecode(t *testing.T, cfg model.Config, be kernels.Backend, params []float32) [][]float32 {
+	return runDecodeWith(t, cfg, be, params, nil)
+}
+
+// runDecodeWith is runDecode through an attached adapter when lora is not
+// nil.
+func runDecodeWith(t *testing.T, cfg model.Config, be kernels.Backend, params []float32, lora *loraSetup) [][]float32 {
 	m, err := model.New(cfg, be)
 	if err != nil {
 		t.Fatal(err)
 	}
 	be.Upload(m.Params, params)
+	if lora != nil {
+		a, err := model.NewAdapter(cfg, lora.cfg, be)
+		if err != nil {
+			t.Fatal(err)
+		}
+		be.Upload(a.Params, lora.params)
+		if err := m.Attach(a); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cache, err := m.NewKVCache(1<<20, 4)
 	if err != nil {
 		t.Fatal(err)

@@ -161,7 +161,9 @@ func (b *Backend) logProbsBackwardCached(dh, dws, g, h, ws, p []float32, targets
 		}
 	})
 	parallelGemm(b.threads, false, false, n, d, vocab, 1, p, vocab, ws, d, 1, dh, d)
-	parallelGemm(b.threads, true, false, vocab, d, n, 1, p, vocab, h, d, 1, dws, d)
+	if dws != nil {
+		parallelGemm(b.threads, true, false, vocab, d, n, 1, p, vocab, h, d, 1, dws, d)
+	}
 }
 
 func checkTargets(targets []int32, n, vocab int) {

@@ -105,7 +105,7 @@ func (b *Backend) TokenLogProbsGrad(a *kernels.LogProbsGradArgs) {
 		// dW += dZᵀ·h, in vocabulary slices: for a transposed A operand
 		// OpenBLAS copies the whole of it (measured: +126 MB for one
 		// 208 × 151,936 chunk), so each call gets a narrow slice.
-		for v0 := 0; v0 < vocab; v0 += onePassDWSlice {
+		for v0 := 0; dws != nil && v0 < vocab; v0 += onePassDWSlice {
 			w := min(onePassDWSlice, vocab-v0)
 			parallelGemm(b.threads, true, false, w, d, m, 1, zc[v0:], vocab, hc, d, 1, dws[v0*d:], d)
 		}

@@ -110,6 +110,8 @@ func (b *Backend) tokenLogProbsBackwardVocab(dh, dws, g, ge, ent, h, ws, ls []fl
 		})
 		// dHidden += dZ·W[v0:v0+w] ; dW[v0:v0+w] += dZᵀ·h
 		parallelGemm(b.threads, false, false, n, d, w, 1, zc, w, ws[v0*d:], d, 1, dh, d)
-		parallelGemm(b.threads, true, false, w, d, n, 1, zc, w, h, d, 1, dws[v0*d:], d)
+		if dws != nil {
+			parallelGemm(b.threads, true, false, w, d, n, 1, zc, w, h, d, 1, dws[v0*d:], d)
+		}
 	}
 }

@@ -18,6 +18,10 @@ func TestKernelsMatchCPU(t *testing.T) { cudatest.Kernels(t, emu) }
 // decoding) on the emulated driver against the CPU backend.
 func TestModelMatchesCPU(t *testing.T) { cudatest.Model(t, emu, 5) }
 
+// TestLoRAMatchesCPU trains tiny models' LoRA adapters (3 GRPO steps) and
+// decodes through them on the emulated driver against the CPU backend.
+func TestLoRAMatchesCPU(t *testing.T) { cudatest.LoRA(t, emu, 3) }
+
 // TestBF16 checks the bf16 building blocks on the emulated driver.
 func TestBF16(t *testing.T) { cudatest.BF16(t, emu) }
 

@@ -72,7 +72,9 @@ func (b *Backend) TokenLogProbsBackward(dHidden, dW, dlogp, dEntropy, hidden, w,
 		b.launch("logprob_grad_rows", D1(m), D1(256), 0, ArgPtr(z), ArgPtr(dev(lse)), ArgPtr(dev(dlogp)), ArgPtr(dev(dEntropy)),
 			ArgPtr(dev(entropy)), ArgPtr(tg), ArgInt(vocab), ArgInt(r0), ArgF32(invTemp))
 		b.gemm(false, false, m, d, vocab, 1, z, vocab, dev(w), d, 1, dev(dHidden)+DevPtr(4*r0*d), d)
-		b.gemm(true, false, vocab, d, m, 1, z, vocab, h, d, 1, dev(dW), d)
+		if dW != nil {
+			b.gemm(true, false, vocab, d, m, 1, z, vocab, h, d, 1, dev(dW), d)
+		}
 	}
 }
 
@@ -114,6 +116,8 @@ func (b *Backend) TokenLogProbsGrad(a *kernels.LogProbsGradArgs) {
 		b.launch("logprob_grad_rows", D1(m), D1(256), 0, ArgPtr(z), ArgPtr(dev(a.LSE)), ArgPtr(dev(a.DLogp)), ArgPtr(dev(dEntropy)),
 			ArgPtr(dev(gradEntropy)), ArgPtr(tg), ArgInt(vocab), ArgInt(r0), ArgF32(a.InvTemp))
 		b.gemm(false, false, m, d, vocab, 1, z, vocab, dev(a.W), d, 1, dev(a.DHidden)+DevPtr(4*r0*d), d)
-		b.gemm(true, false, vocab, d, m, 1, z, vocab, h, d, 1, dev(a.DW), d)
+		if a.DW != nil {
+			b.gemm(true, false, vocab, d, m, 1, z, vocab, h, d, 1, dev(a.DW), d)
+		}
 	}
 }
