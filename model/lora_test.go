@@ -317,7 +317,6 @@ func TestLoRAMerge(t *testing.T) {
 	}
 }
 
-
 // TestLoRABadAdapters: adapters rltrain cannot honour are refused with an
 // error that names the option, module, tensor or shape at fault.
 func TestLoRABadAdapters(t *testing.T) {
@@ -399,4 +398,3 @@ func TestLoRABadAdapters(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
