@@ -310,6 +310,14 @@ func (t *Trainer) loadOptimizer(path string) error {
 func (t *Trainer) saveCheckpoint() (string, error) { return t.saveCheckpointWithMetric(nil) }
 
 func (t *Trainer) saveCheckpointWithMetric(m map[string]float64) (string, error) {
+	// Data-parallel ranks must hold the same weights; rank 0 writes them.
+	if err := t.checkWeightsSame(); err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	if !t.leader() {
+		t.lastCkp = t.state.Step
+		return "", nil
+	}
 	if err := t.metrics.Sync(); err != nil {
 		return "", fmt.Errorf("checkpoint: metrics: %w", err)
 	}

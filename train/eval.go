@@ -78,7 +78,8 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 	var correct, rewardSum, lenSum float64
 	var rewardN int
 	passed := 0
-	chunk := max(1, t.engine.Cfg.BatchLimit()/k)
+	// Each rank samples its share of every chunk (generate splits it).
+	chunk := max(1, t.engine.Cfg.BatchLimit()/k) * t.world().Size()
 	for lo := 0; lo < len(exs); lo += chunk {
 		part := exs[lo:min(lo+chunk, len(exs))]
 		// Eval streams use their own index range so they never share a

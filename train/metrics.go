@@ -185,6 +185,12 @@ func copyHead(src, dst string, size int64) error {
 	return err
 }
 
+// discardMetrics is the metrics log of a rank other than 0 in a
+// data-parallel run: it counts lines and writes nothing.
+func discardMetrics(keep int) *metricsLog {
+	return &metricsLog{w: bufio.NewWriter(io.Discard), lines: keep}
+}
+
 // Write appends the metrics of one step (non-finite values are written as
 // null, which JSON can carry) and flushes.
 func (l *metricsLog) Write(step int, m map[string]float64) error {
@@ -204,10 +210,16 @@ func (l *metricsLog) Sync() error {
 	if err := l.w.Flush(); err != nil {
 		return err
 	}
+	if l.f == nil {
+		return nil
+	}
 	return l.f.Sync()
 }
 
 func (l *metricsLog) Close() error {
+	if l.f == nil {
+		return nil
+	}
 	if err := l.w.Flush(); err != nil {
 		l.f.Close()
 		return err

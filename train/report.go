@@ -39,7 +39,7 @@ func (t *Trainer) reportsTo(sink string) bool {
 // steps after the checkpoint a resumed run redoes).
 func (t *Trainer) tbWriter(phase string, resumeStep int) *tensorboard.Writer {
 	r := &t.report
-	if !t.reportsTo("tensorboard") || r.failed {
+	if !t.reportsTo("tensorboard") || r.failed || !t.leader() {
 		return nil
 	}
 	w := &r.rl

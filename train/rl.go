@@ -208,7 +208,7 @@ func (t *Trainer) updateKLCoef(meanKL float64, n int, m map[string]float64) {
 // reward sits on the last token; with kl_in: reward each token also pays
 // β·(ℓ − ℓ_ref).
 func (t *Trainer) gaeAdvantages(seqs []*seq, totals []float64, micro int, invTemp float32, m map[string]float64) error {
-	lps, vals, err := sequenceLogProbsValues(t.pol.Model, t.ws, seqs, micro, invTemp, t.vh)
+	lps, vals, err := t.shardedPass(t.pol.Model, t.ws, seqs, micro, invTemp, t.vh)
 	if err != nil {
 		return err
 	}

@@ -165,7 +165,11 @@ func (t *Trainer) runSFT(ctx context.Context) error {
 	start := time.Now()
 	ran, updated := 0, 0
 	for t.state.SFTStep < c.SFT.Steps {
-		if ctx.Err() != nil {
+		stop, err := t.anyRank(ctx.Err() != nil)
+		if err != nil {
+			return err
+		}
+		if stop {
 			return nil
 		}
 		rows, err := t.sftRows(stream.Next(c.SFT.BatchSize), c.SFT.Packing, maxLen)
@@ -220,7 +224,6 @@ func (t *Trainer) newSFTOptimizer() error {
 // sftStep accumulates the gradient of the token-mean cross-entropy over
 // rows and returns the loss.
 func (t *Trainer) sftStep(rows []sftRow) (float64, error) {
-	m := t.pol.Model
 	T, count := 0, 0
 	for _, r := range rows {
 		T = max(T, len(r.ids))
@@ -232,6 +235,42 @@ func (t *Trainer) sftStep(rows []sftRow) (float64, error) {
 	}
 	if count == 0 {
 		return 0, fmt.Errorf("no answer tokens in the batch")
+	}
+	// Data parallel: the count above is the whole batch's; this rank runs
+	// its share of the rows and the losses and gradients are summed.
+	lo, hi := t.myShard(len(rows))
+	rows = rows[lo:hi]
+	T = 0
+	for _, r := range rows {
+		T = max(T, len(r.ids))
+	}
+	gs := t.gradSync()
+	gs.arm()
+	loss, err := t.sftRowsLoss(rows, T, count)
+	gs.disarm()
+	if err != nil {
+		return 0, err
+	}
+	if t.world().Size() > 1 {
+		v := []float64{loss}
+		if err := t.sumFloats(v); err != nil {
+			return 0, fmt.Errorf("sum the loss across ranks: %w", err)
+		}
+		if err := t.gradSync().finish(); err != nil {
+			return 0, err
+		}
+		loss = v[0]
+	}
+	return loss / float64(count), nil
+}
+
+// sftRowsLoss runs forward and backward over rows (padded to T) with the
+// answer-token count of the whole batch, and returns the summed negative
+// log-likelihood of their answer tokens.
+func (t *Trainer) sftRowsLoss(rows []sftRow, T, count int) (float64, error) {
+	m := t.pol.Model
+	if len(rows) == 0 {
+		return 0, nil
 	}
 	b := model.Batch{B: len(rows), T: T, IDs: make([]int32, len(rows)*T), Lens: make([]int, len(rows))}
 	targets := make([]int32, len(rows)*T)
@@ -270,7 +309,7 @@ func (t *Trainer) sftStep(rows []sftRow) (float64, error) {
 			loss -= float64(logp[i])
 		}
 	}
-	return loss / float64(count), nil
+	return loss, nil
 }
 
 // sftTokens counts the target tokens of a batch.

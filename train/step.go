@@ -171,8 +171,24 @@ func (t *Trainer) generate(exs []data.Example, firstIndex uint64, opts rollout.O
 		groups[i] = &rolledGroup{ex: ex, text: text, prompt: ids}
 		prompts[i] = rollout.Prompt{IDs: ids, Index: firstIndex + uint64(i)}
 	}
-	comps, st, err := t.engine.GenerateWith(prompts, opts)
+	// Each rank samples a contiguous share of the prompts and every rank
+	// gathers all the completions. The sampling streams are keyed by the
+	// global prompt index, so which rank samples a prompt does not change
+	// its completions.
+	plo, phi := t.myShard(len(prompts))
+	var comps []rollout.Completion
+	var st rollout.Stats
+	if phi > plo {
+		var err error
+		if comps, st, err = t.engine.GenerateWith(prompts[plo:phi], opts); err != nil {
+			return nil, st, fmt.Errorf("rollout: %w", err)
+		}
+	}
+	comps, err := t.gatherCompletions(comps, plo)
 	if err != nil {
+		return nil, st, fmt.Errorf("rollout: %w", err)
+	}
+	if st, err = t.reduceStats(st); err != nil {
 		return nil, st, fmt.Errorf("rollout: %w", err)
 	}
 	// Completions come ordered by prompt, then sample.
@@ -201,7 +217,7 @@ func (t *Trainer) score(ctx context.Context, groups []*rolledGroup) (map[string]
 				FinishReason: finish, Fields: fields, Group: gi})
 		}
 	}
-	res, err := t.rewards.Score(ctx, samples)
+	res, err := t.scoreAll(ctx, samples)
 	if err != nil {
 		return nil, fmt.Errorf("reward: %w", err)
 	}
@@ -321,7 +337,7 @@ func (t *Trainer) reference(s *rlStep) error {
 	}
 	start := time.Now()
 	ws := t.ref.NewWorkspace()
-	lps, err := sequenceLogProbs(t.ref, ws, s.seqs, s.micro, s.invTemp)
+	lps, err := t.shardedLogProbs(t.ref, ws, s.seqs, s.micro, s.invTemp)
 	ws.Free()
 	if err != nil {
 		return err
@@ -382,7 +398,7 @@ func (t *Trainer) oldPolicy(s *rlStep) error {
 		return nil
 	}
 	start := time.Now()
-	lps, err := sequenceLogProbs(t.pol.Model, t.ws, s.seqs, s.micro, s.invTemp)
+	lps, err := t.shardedLogProbs(t.pol.Model, t.ws, s.seqs, s.micro, s.invTemp)
 	if err != nil {
 		return err
 	}
@@ -499,6 +515,17 @@ func (t *Trainer) update(s *rlStep) error {
 	} else {
 		t.badRun = 0
 	}
+	if err := t.reduceUpdateStats(&losses.policy, &losses.valueLoss, &losses.drpo.Objective, &losses.drpo.KL); err != nil {
+		return err
+	}
+	if w := t.world(); w.Size() > 1 {
+		rs := t.gradSync().stats()
+		m["timing_s/allreduce"] = seconds(rs.Busy)
+		m["timing_s/allreduce_wait"] = seconds(rs.Waited)
+		if rs.Busy > 0 {
+			m["perf/allreduce_overlap"] = rs.Overlapped.Seconds() / rs.Busy.Seconds()
+		}
+	}
 	for k, v := range losses.policy.Map() {
 		m[k] = v
 	}
@@ -513,24 +540,43 @@ func (t *Trainer) update(s *rlStep) error {
 	return nil
 }
 
-// accumulate runs a minibatch's micro-batches, adding their gradients, and
-// reports whether every loss was finite (it stops at the first that is
-// not).
+// accumulate runs this rank's share of a minibatch's micro-batches (whole
+// groups; all of them in one process), adding their gradients, then sums
+// the gradients across ranks; it reports whether every loss was finite on
+// every rank (a rank stops at its first that is not).
 func (t *Trainer) accumulate(s *rlStep, mb minibatch, losses *stepLosses) (bool, error) {
-	for _, c := range chunks(len(mb.seqs), s.micro) {
-		st, err := t.updateMicro(mb.seqs[c[0]:c[1]], mb.norm, mb.prompts, s.haveOld, s.invTemp)
+	gs := t.gradSync()
+	mine := t.minibatchShare(mb.seqs)
+	ok := true
+	mcs := chunks(len(mine), s.micro)
+	for i, c := range mcs {
+		if i == len(mcs)-1 {
+			// Gradients are final during the last backward pass: their
+			// sums across ranks start as its layers finish.
+			gs.arm()
+		}
+		st, err := t.updateMicro(mine[c[0]:c[1]], mb.norm, mb.prompts, s.haveOld, s.invTemp)
+		gs.disarm()
 		if err != nil {
 			return false, err
 		}
 		if !finite(st.policy.Loss) || !finite(st.drpo.Loss) || !finite(st.valueLoss) {
-			return false, nil
+			ok = false
+			break
 		}
 		losses.policy.Add(st.policy)
 		losses.drpo.Objective += st.drpo.Objective
 		losses.drpo.KL += st.drpo.KL
 		losses.valueLoss += st.valueLoss
 	}
-	return true, nil
+	if err := gs.finish(); err != nil {
+		return false, err
+	}
+	if gradsSummed != nil {
+		gradsSummed(t)
+	}
+	bad, err := t.anyRank(!ok)
+	return !bad, err
 }
 
 // finish records the step's throughput: every token the step ran through
@@ -540,6 +586,7 @@ func (t *Trainer) finish(s *rlStep) {
 	tokens += float64(t.trainTokens(s))
 	s.metrics["perf/throughput"] = tokens / time.Since(s.start).Seconds()
 	s.metrics["perf/generated_tokens"] = float64(s.stats.GeneratedTokens)
+	s.metrics["perf/world_size"] = float64(t.world().Size())
 }
 
 // trainTokens counts the tokens a step ran forward and backward.

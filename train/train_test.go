@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rltrain/rltrain/model/safetensors"
+	"github.com/rltrain/rltrain/internal/dist"
 	"github.com/rltrain/rltrain/train/config"
 	"github.com/rltrain/rltrain/train/metrics"
 )
@@ -105,9 +106,13 @@ func TestMain(m *testing.M) {
 	// a test can SIGKILL a real training process.
 	if path := os.Getenv("RLTRAIN_TEST_CONFIG"); path != "" {
 		c, err := config.Load(path, nil)
+		var comm dist.Comm
 		if err == nil {
 			var tr *Trainer
-			tr, err = New(c, Options{Console: os.Stderr, Resume: os.Getenv("RLTRAIN_TEST_RESUME")})
+			if comm, err = dist.Open(dist.Options{}); err == nil {
+				testRankSetup(comm)
+				tr, err = New(c, Options{Console: os.Stderr, Resume: os.Getenv("RLTRAIN_TEST_RESUME"), Comm: comm})
+			}
 			if err == nil {
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				var sum *Summary
@@ -116,11 +121,17 @@ func TestMain(m *testing.M) {
 				if err == nil && sum.Interrupted {
 					fmt.Fprintf(os.Stderr, "interrupted at step %d, checkpoint %s\n", sum.Steps, sum.LastCheckpoint)
 				}
+				if cerr := tr.Close(); err == nil {
+					err = cerr
+				}
 			}
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
+		}
+		if comm != nil {
+			comm.Close()
 		}
 		os.Exit(0)
 	}

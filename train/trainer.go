@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rltrain/rltrain/data"
+	"github.com/rltrain/rltrain/internal/dist"
 	"github.com/rltrain/rltrain/kernels"
 	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/optim"
@@ -43,6 +44,10 @@ type Options struct {
 	// SFTOnly makes Run stop after the supervised warm-up, saving it as a
 	// checkpoint.
 	SFTOnly bool
+	// Comm is the group of ranks of a data-parallel run (nil: this process
+	// alone). Every rank builds a trainer with the same config; rank 0
+	// writes checkpoints, metrics and the console log.
+	Comm dist.Comm
 }
 
 // maxBadSteps is how many consecutive updates with a non-finite loss or
@@ -83,6 +88,9 @@ type Trainer struct {
 	truncated   int          // prompts truncated since the last step's metrics
 	sftStream   data.Stream  // the warm-up's examples while it runs
 	sftResume   *data.Cursor // warm-up position restored from a checkpoint
+
+	comm dist.Comm // the ranks of a data-parallel run (nil: alone)
+	sync *gradSync // gradient sums across ranks (made on first use)
 
 	report       reporter  // TensorBoard writers (log.report_to)
 	resumedAt    int       // the RL step this process resumed from (0: fresh)
@@ -133,7 +141,7 @@ var Version = "dev"
 // train.out_dir refuses to start instead of deleting the first one's saves.
 func New(cfg *config.Config, opts Options) (*Trainer, error) {
 	var lock *runLock
-	if !opts.EvalOnly {
+	if !opts.EvalOnly && (opts.Comm == nil || opts.Comm.Rank() == 0) {
 		var err error
 		if lock, err = lockRun(outDirs(cfg)); err != nil {
 			return nil, err
@@ -150,9 +158,12 @@ func New(cfg *config.Config, opts Options) (*Trainer, error) {
 
 // build is New after the lock is taken.
 func build(cfg *config.Config, opts Options) (*Trainer, error) {
-	t := &Trainer{cfg: cfg, opts: opts, log: opts.Console}
+	t := &Trainer{cfg: cfg, opts: opts, log: opts.Console, comm: opts.Comm}
 	if t.log == nil {
 		t.log = os.Stderr
+	}
+	if !t.leader() {
+		t.log = io.Discard
 	}
 	t.outDir, t.ckptDir = outDirs(cfg)
 	var resumeDir string
@@ -161,13 +172,17 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 		if resumeDir, err = t.resumeDir(); err != nil {
 			return nil, err
 		}
+		// Every rank resumes from the checkpoint rank 0 picked.
+		if err := t.broadcastGob(&resumeDir); err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
 	}
 	if resumeDir != "" {
 		if err := t.checkResumeConfig(resumeDir); err != nil {
 			return nil, err
 		}
 	}
-	if t.be, err = NewBackend(cfg.Backend); err != nil {
+	if t.be, err = NewBackend(t.rankBackend(cfg.Backend)); err != nil {
 		return nil, err
 	}
 	if t.src, err = data.Open(cfg.DataSpec()); err != nil {
@@ -221,8 +236,10 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 		}
 		t.resumedAt, t.sftResumedAt = t.state.Step, t.state.SFTStep
 	} else if opts.Overwrite {
-		t.clearOld = true // at the start of Run: a dry run deletes nothing
-	} else {
+		// At the start of Run: a dry run deletes nothing. Rank 0 alone
+		// owns the run directory.
+		t.clearOld = t.leader()
+	} else if t.leader() {
 		if dirs, _ := completeCheckpoints(t.ckptDir); len(dirs) > 0 {
 			return nil, fmt.Errorf("%s already holds checkpoints (newest %s): use --resume to continue the run, or a new train.out_dir", t.ckptDir, filepath.Base(dirs[len(dirs)-1]))
 		}
@@ -232,7 +249,9 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 			return nil, err
 		}
 	}
-	if t.metrics, err = t.openRunMetrics(resumeDir); err != nil {
+	if !t.leader() {
+		t.metrics = discardMetrics(t.state.MetricLines)
+	} else if t.metrics, err = t.openRunMetrics(resumeDir); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -304,6 +323,9 @@ func (t *Trainer) Close() error {
 	if t.ws != nil {
 		t.ws.Free()
 	}
+	if t.sync != nil && t.sync.red != nil {
+		t.sync.red.Close()
+	}
 	var errs []error
 	if t.rewards != nil {
 		errs = append(errs, t.rewards.Close())
@@ -355,8 +377,11 @@ func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 		if err := t.runSFT(ctx); err != nil {
 			return sum, err
 		}
-		if ctx.Err() != nil || t.opts.SFTOnly {
-			sum.Interrupted = ctx.Err() != nil
+		// The warm-up stops early only when a signal stopped it (on any
+		// rank of a data-parallel run).
+		interrupted := t.state.SFTStep < t.cfg.SFT.Steps
+		if interrupted || t.opts.SFTOnly {
+			sum.Interrupted = interrupted
 			sum.Phase, sum.SFTSteps = "sft", t.state.SFTStep
 			if !sum.Interrupted && len(t.src.Eval) > 0 {
 				ev, err := t.Evaluate(t.src.Eval)
@@ -399,7 +424,13 @@ func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 	t.barOn = bar.on
 	t.stepStart, t.stepStartAt = time.Now(), t.state.Step
 	for t.state.Step < total {
-		if ctx.Err() != nil {
+		// Every rank stops at the same step: a signal may reach them at
+		// different times.
+		stop, err := t.anyRank(ctx.Err() != nil)
+		if err != nil {
+			return sum, err
+		}
+		if stop {
 			sum.Interrupted = true
 			break
 		}
@@ -418,6 +449,9 @@ func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 			stepsUpdated++
 		}
 		step := t.state.Step
+		if stepDone != nil {
+			stepDone(t, step, st)
+		}
 		last := step == total
 		if ev := t.cfg.Train.EvalEvery; len(t.src.Eval) > 0 && ((ev > 0 && step%ev == 0) || last) {
 			start := time.Now()

@@ -85,7 +85,7 @@ func loadConfig(path string, sets []string) (*config.Config, error) {
 	return config.Load(path, sets)
 }
 
-func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runFlags) error {
+func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runFlags) (err error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -96,18 +96,38 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runF
 	if err != nil {
 		return err
 	}
-	if dist.Launched() {
-		return fmt.Errorf("started by an MPI launcher: data-parallel training is not wired into the trainer yet; run one process")
+	comm, err := dist.Open(dist.Options{})
+	if err != nil {
+		return err
+	}
+	if comm.Size() > 1 {
+		// A failing rank ends the whole job at once (the others would
+		// wait for it at their next collective); the run's results are
+		// printed by rank 0.
+		defer func() {
+			if err != nil {
+				comm.Abort(1, fmt.Sprintf("rank %d: %v", comm.Rank(), err))
+			}
+			comm.Close()
+		}()
+		if comm.Rank() != 0 {
+			stdout = io.Discard
+		}
+		if comm.Rank() == 0 {
+			fmt.Fprintf(stderr, "data parallel: %s\n", comm)
+		}
 	}
 	train.Version = version
-	t, err := train.New(cfg, train.Options{Resume: f.resume, Overwrite: f.overwrite, Console: stderr, Progress: isTerminal(stderr), SFTOnly: f.sftOnly})
+	t, err := train.New(cfg, train.Options{Resume: f.resume, Overwrite: f.overwrite, Console: stderr, Progress: isTerminal(stderr), SFTOnly: f.sftOnly, Comm: comm})
 	if err != nil {
 		return err
 	}
 	defer t.Close()
 	m := t.Policy().Model
-	fmt.Fprintf(stderr, "model %s: %d parameters, %d layers, hidden %d, vocab %d; backend %s\n",
-		m.Cfg.Architecture, m.NumParams(), m.Cfg.Layers, m.Cfg.Hidden, m.Cfg.Vocab, m.Backend().Name())
+	if comm.Rank() == 0 {
+		fmt.Fprintf(stderr, "model %s: %d parameters, %d layers, hidden %d, vocab %d; backend %s\n",
+			m.Cfg.Architecture, m.NumParams(), m.Cfg.Layers, m.Cfg.Hidden, m.Cfg.Vocab, m.Backend().Name())
+	}
 	if f.dryRun {
 		// Every prompt is rendered and tokenized as training would, so a
 		// dataset that cannot train fails here, not at the first eval.
