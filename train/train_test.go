@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rltrain/rltrain/model/safetensors"
 	"github.com/rltrain/rltrain/internal/dist"
+	"github.com/rltrain/rltrain/model/safetensors"
 	"github.com/rltrain/rltrain/train/config"
 	"github.com/rltrain/rltrain/train/metrics"
 )
