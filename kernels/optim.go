@@ -44,6 +44,23 @@ const (
 	KLK3
 )
 
+// ISLevel is the level of the importance ratio in the clipped surrogate
+// (TRL's importance_sampling_level).
+type ISLevel int
+
+const (
+	// ISToken uses each token's ratio ρ_t = exp(ℓ_t − ℓ_old,t) (PPO, GRPO).
+	ISToken ISLevel = iota
+	// ISSequence uses the sequence's ratio s = exp(mean_t(ℓ_t − ℓ_old,t))
+	// for every token of the sequence, differentiated through the mean
+	// (GSPO): ∂s/∂ℓ_t = s/|o|.
+	ISSequence
+	// ISSequenceToken uses s's value with a per-token straight-through
+	// gradient, sg[s]·π_t/sg[π_t] (GSPO-token): ∂/∂ℓ_t = s for token t only.
+	// With one advantage per sequence it gives GSPO's gradient.
+	ISSequenceToken
+)
+
 // AggMode is how per-token losses are combined into one scalar.
 type AggMode int
 
@@ -71,7 +88,8 @@ type Normalizers struct {
 }
 
 // PolicyLossParams are the host-side scalars of PolicyLoss. Per token, with
-// ρ = exp(ℓ − ℓ_old) and w the token's aggregation weight, the loss is
+// ρ = exp(ℓ − ℓ_old) (or the sequence's ratio, see ISLevel) and w the
+// token's aggregation weight, the loss is
 //
 //	w · (tis · pg + Beta·kl − EntropyCoef·H)
 //	pg = max(−Aρ, −A·clip(ρ, 1−EpsLow, 1+EpsHigh)), then min(pg, −C·A) for A < 0
@@ -95,8 +113,12 @@ type PolicyLossParams struct {
 	TISCap float32
 	// MaskTruncated drops every sequence flagged in Truncated.
 	MaskTruncated bool
-	Agg           AggMode
-	Norm          Normalizers
+	// IS selects token- or sequence-level importance ratios; the sequence
+	// levels take each sequence's mean log-ratio from
+	// PolicyLossArgs.SeqLogRatio.
+	IS   ISLevel
+	Agg  AggMode
+	Norm Normalizers
 }
 
 // PolicyLossArgs gathers the buffers of one PolicyLoss call. All per-token
@@ -117,6 +139,11 @@ type PolicyLossArgs struct {
 	// EpsLow and EpsHigh, when non-nil, give per-token clip ranges that
 	// override the scalars.
 	EpsLow, EpsHigh Buf
+	// SeqLogRatio holds one float per sequence, mean_t(ℓ_t − ℓ_old,t) over
+	// its loss tokens, for the sequence levels of P.IS (it needs every
+	// token's ℓ, so the caller computes it before a chunked call). nil
+	// means every ratio is 1 (on-policy: ℓ_old is ℓ).
+	SeqLogRatio Buf
 
 	DLogp    Buf // output: dL/dℓ
 	DEntropy Buf // output: dL/dH; optional

@@ -43,7 +43,11 @@ type Algorithm struct {
 	ScaleRewards string  `yaml:"scale_rewards" default:"group" enum:"group,batch,none" doc:"grpo: divide advantages by the reward std of the group, of the batch, or not at all."`
 	Epsilon      float64 `yaml:"epsilon" default:"0.2" doc:"Clip range of the probability ratio (lower, and upper unless epsilon_high is set)."`
 	EpsilonHigh  float64 `yaml:"epsilon_high" default:"0" doc:"Upper clip range (DAPO clip-higher uses 0.28); 0 means algorithm.epsilon."`
-	ClipRatioC   float64 `yaml:"clip_ratio_c" default:"3.0" doc:"Dual-clip bound c: the loss of a negative-advantage token is at most c·|A|; values <= 1 disable it."`
+	// ImportanceSamplingLevel is TRL's option of the same name: sequence
+	// is GSPO (Qwen, arXiv 2507.18071; verl's loss_mode: gspo),
+	// sequence_token its GSPO-token variant.
+	ImportanceSamplingLevel string  `yaml:"importance_sampling_level" default:"token" enum:"token,sequence,sequence_token" doc:"Importance ratio of the clipped surrogate: per token (PPO/GRPO), per sequence exp(mean_t(logp - logp_old)) (GSPO, usually with epsilon 3e-4, epsilon_high 4e-4 and loss_agg_mode seq-mean-token-mean), or sequence_token (GSPO-token: the sequence ratio's value, each token's own gradient)."`
+	ClipRatioC              float64 `yaml:"clip_ratio_c" default:"3.0" doc:"Dual-clip bound c: the loss of a negative-advantage token is at most c·|A|; values <= 1 disable it."`
 	// Beta > 0 loads a frozen reference model (the starting policy).
 	Beta        float64 `yaml:"beta" default:"0" doc:"KL coefficient against a frozen reference model; 0 loads no reference."`
 	KLEstimator string  `yaml:"kl_estimator" default:"k3" enum:"k1,k2,k3" doc:"KL estimator."`
@@ -105,6 +109,9 @@ func (a Algorithm) Check(c *option.Checker) {
 	if a.TargetKL > 0 && a.KLIn != "reward" {
 		c.Bad("target_kl", "adaptive KL needs algorithm.kl_in: reward")
 	}
+	if a.ImportanceSamplingLevel != "token" && a.Loss != LossPPO {
+		c.Bad("importance_sampling_level", "applies to algorithm.loss: ppo, not %q", a.Loss)
+	}
 	if a.TargetKL > 0 && a.Beta == 0 {
 		c.Bad("target_kl", "adaptive KL needs an initial algorithm.beta > 0")
 	}
@@ -134,6 +141,20 @@ func ParseAggMode(s string) (kernels.AggMode, error) {
 		return kernels.AggSeqMeanTokenSumNorm, nil
 	}
 	return 0, fmt.Errorf("algorithm.loss_agg_mode: unknown mode %q (want token-mean, seq-mean-token-mean, seq-mean-token-sum or seq-mean-token-sum-norm)", s)
+}
+
+// ParseISLevel maps an importance_sampling_level name to the kernel's
+// level.
+func ParseISLevel(s string) (kernels.ISLevel, error) {
+	switch s {
+	case "token":
+		return kernels.ISToken, nil
+	case "sequence":
+		return kernels.ISSequence, nil
+	case "sequence_token":
+		return kernels.ISSequenceToken, nil
+	}
+	return 0, fmt.Errorf("algorithm.importance_sampling_level: unknown level %q (want token, sequence or sequence_token)", s)
 }
 
 // ParseKLEstimator maps a kl_estimator name to the kernel's estimator;

@@ -42,6 +42,10 @@ func (a Algorithm) PolicyParams(norm kernels.Normalizers) (kernels.PolicyLossPar
 	if err != nil {
 		return kernels.PolicyLossParams{}, err
 	}
+	is, err := ParseISLevel(a.ImportanceSamplingLevel)
+	if err != nil {
+		return kernels.PolicyLossParams{}, err
+	}
 	if a.Loss != LossPPO {
 		return kernels.PolicyLossParams{}, fmt.Errorf("policy params: algorithm.loss is %q, not %q", a.Loss, LossPPO)
 	}
@@ -53,6 +57,7 @@ func (a Algorithm) PolicyParams(norm kernels.Normalizers) (kernels.PolicyLossPar
 		EntropyCoef:   float32(a.EntropyCoef),
 		TISCap:        float32(a.TISCap),
 		MaskTruncated: a.MaskTruncated,
+		IS:            is,
 		Agg:           agg,
 		Norm:          norm,
 	}
@@ -60,6 +65,29 @@ func (a Algorithm) PolicyParams(norm kernels.Normalizers) (kernels.PolicyLossPar
 		p.Beta = float32(a.Beta)
 	}
 	return p, nil
+}
+
+// SeqLogRatios returns each sequence's mean log-ratio mean_t(ℓ_t −
+// ℓ_old,t) over its loss tokens (0 for a sequence without any), the input
+// of the sequence-level importance ratios (kernels.PolicyLossArgs.
+// SeqLogRatio). It needs every token's ℓ, so it runs before the chunked
+// loss pass.
+func SeqLogRatios(be kernels.Optim, logp, old, mask kernels.Buf, offsets []int) []float32 {
+	n := len(offsets) - 1
+	if n <= 0 {
+		return nil
+	}
+	sumL, sumOld, tokens := make([]float64, n), make([]float64, n), make([]float64, n)
+	be.SegmentSums(sumL, logp, mask, offsets)
+	be.SegmentSums(sumOld, old, mask, offsets)
+	be.SegmentSums(tokens, mask, mask, offsets)
+	out := make([]float32, n)
+	for i := range out {
+		if tokens[i] > 0 {
+			out[i] = float32((sumL[i] - sumOld[i]) / tokens[i])
+		}
+	}
+	return out
 }
 
 // PolicyMetrics accumulates PolicyLoss statistics over the micro-batches

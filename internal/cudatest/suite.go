@@ -511,7 +511,12 @@ func policyLossMatchesCPU(t *testing.T, drv cuda.Driver) {
 		{EpsLow: 0.2, EpsHigh: 0.2, Beta: 0.1, KL: kernels.KLK3, Agg: kernels.AggSeqMeanTokenMean, EntropyCoef: 0.01},
 		{EpsLow: 0.1, EpsHigh: 0.3, Beta: 0.05, KL: kernels.KLK2, Agg: kernels.AggSeqMeanTokenSum, TISCap: 2, MaskTruncated: true},
 		{EpsLow: 0.2, EpsHigh: 0.2, Beta: 1, KL: kernels.KLK1, Agg: kernels.AggSeqMeanTokenSumNorm, EntropyCoef: 0.1},
+		{EpsLow: 0.1, EpsHigh: 0.2, ClipRatioC: 3, Agg: kernels.AggSeqMeanTokenMean, IS: kernels.ISSequence, TISCap: 2},
+		{EpsLow: 0.1, EpsHigh: 0.2, ClipRatioC: 3, Beta: 0.1, KL: kernels.KLK3, Agg: kernels.AggTokenMean, IS: kernels.ISSequenceToken},
 	}
+	// Per-sequence mean log-ratios for the sequence levels: inside the clip
+	// range, outside it on either side, and beyond the log-ratio bound.
+	seqLR := []float32{0.05, -0.5, 0.4, 25, -0.01, 0.3}
 	for ci, prm := range cases {
 		prm.Norm = kernels.Normalizers{Tokens: 123, Seqs: 4, MaxLen: 92}
 		mk := func(be kernels.Backend, perTokEps bool) (*kernels.PolicyLossArgs, kernels.Buf, kernels.Buf) {
@@ -528,6 +533,9 @@ func policyLossMatchesCPU(t *testing.T, drv cuda.Driver) {
 				Logp: buf(logp), OldLogp: buf(old), RolloutLogp: buf(rnd(1)), RefLogp: buf(rnd(1)), Adv: buf(rnd(1)),
 				Mask: buf(mask), Entropy: buf(rnd(1)), DLogp: be.Alloc(ntok), DEntropy: be.Alloc(ntok),
 				Offsets: offsets, Truncated: []bool{false, false, true, false, false, false}, P: prm,
+			}
+			if prm.IS != kernels.ISToken {
+				a.SeqLogRatio = buf(seqLR)
 			}
 			if perTokEps {
 				a.EpsLow, a.EpsHigh = buf(rnd(0.05)), buf(rnd(0.05))

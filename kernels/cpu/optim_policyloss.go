@@ -112,6 +112,12 @@ func clippedSurrogate(lr, A, eL, eH, dualC float64) surrogate {
 	return s
 }
 
+// tisWeight is truncated importance sampling's min(exp(ℓ_old −
+// ℓ_rollout), cap).
+func tisWeight(old, roll, cap float32) float64 {
+	return math.Min(math.Exp(math.Min(optimMaxLogRatio, float64(old)-float64(roll))), float64(cap))
+}
+
 // policyLossSeq handles the tokens of sequence i, adding its metrics to st.
 func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats) {
 	p := &a.P
@@ -151,6 +157,41 @@ func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats
 	entCoef := float64(p.EntropyCoef)
 	dualC := float64(p.ClipRatioC)
 
+	// Sequence levels: one log-ratio for every token of the sequence (0,
+	// ratio 1, without SeqLogRatio: on-policy).
+	seqLevel := p.IS != kernels.ISToken
+	var seqLR float64
+	if seqLevel && a.SeqLogRatio != nil {
+		seqLR = float64(Data(a.SeqLogRatio)[i])
+	}
+	// GSPO's dL/dℓ_t is the same for every token t of the sequence:
+	// (1/|o|)·Σ_u m_u·isw_u·∂pg_u/∂log s, summed over the whole sequence
+	// (not only this call's range), times the aggregation weight.
+	var seqGrad float64
+	if p.IS == kernels.ISSequence {
+		s0, s1 := a.Offsets[i], a.Offsets[i+1]
+		allMask, allAdv := Data(a.Mask)[s0:s1], Data(a.Adv)[s0:s1]
+		allEpsLo, allEpsHi := part(a.EpsLow, s0, s1), part(a.EpsHigh, s0, s1)
+		for u, m := range allMask {
+			if m == 0 {
+				continue
+			}
+			eL, eH := float64(p.EpsLow), float64(p.EpsHigh)
+			if allEpsLo != nil {
+				eL = float64(allEpsLo[u])
+			}
+			if allEpsHi != nil {
+				eH = float64(allEpsHi[u])
+			}
+			dpg := clippedSurrogate(seqLR, float64(allAdv[u]), eL, eH, dualC).dpg
+			if roll != nil {
+				dpg *= tisWeight(Data(a.OldLogp)[s0+u], Data(a.RolloutLogp)[s0+u], p.TISCap)
+			}
+			seqGrad += float64(m) * dpg
+		}
+		seqGrad /= seqTokens
+	}
+
 	for t, m32 := range mask {
 		if m32 == 0 {
 			continue
@@ -167,7 +208,11 @@ func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats
 			eH = float64(epsHi[t])
 		}
 
-		s := clippedSurrogate(l-float64(old[t]), A, eL, eH, dualC)
+		lr := seqLR
+		if !seqLevel {
+			lr = l - float64(old[t])
+		}
+		s := clippedSurrogate(lr, A, eL, eH, dualC)
 		pg, dpg, rho := s.pg, s.dpg, s.rho
 		if s.low {
 			st.ClipLow += m
@@ -179,13 +224,15 @@ func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats
 			st.DualClip += m
 		}
 		if roll != nil {
-			isw := math.Exp(math.Min(optimMaxLogRatio, float64(old[t])-float64(roll[t])))
+			isw := tisWeight(old[t], roll[t], p.TISCap)
 			if isw >= float64(p.TISCap) {
-				isw = float64(p.TISCap)
 				st.TISCapped += m
 			}
 			pg *= isw
 			dpg *= isw
+		}
+		if p.IS == kernels.ISSequence {
+			dpg = seqGrad
 		}
 
 		var kl, dkl float64

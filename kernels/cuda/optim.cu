@@ -81,14 +81,45 @@ __device__ __forceinline__ void kl_est(int est, double x, double* kl, double* dk
   }
 }
 
+// clipped_surrogate: a token's pg = max(-A*rho, -A*clip(rho, 1-eL, 1+eH)),
+// capped at -c*A for A < 0 when c > 1 (dual clip); *dpg is its derivative
+// with respect to log rho. Returns whether the dual cap applied.
+__device__ __forceinline__ bool clipped_surrogate(double A, double rho, double eL, double eH, double c, double* pg,
+                                                  double* dpg) {
+  const double unclipped = -A * rho;
+  const double cr = rho > 1 + eH ? 1 + eH : rho;
+  const double clipped = -A * (cr < 1 - eL ? 1 - eL : cr);
+  *pg = unclipped;
+  *dpg = -A * rho;
+  if (clipped > unclipped) {
+    *pg = clipped;
+    *dpg = 0;
+  }
+  if (c > 1 && A < 0 && *pg > -c * A) {
+    *pg = -c * A;
+    *dpg = 0;
+    return true;
+  }
+  return false;
+}
+
+__device__ __forceinline__ double tis_weight(float old, float roll, float cap) {
+  const double d = (double)old - roll;
+  const double isw = exp(d < MAX_LOG_RATIO ? d : MAX_LOG_RATIO);
+  return isw < cap ? isw : cap;
+}
+
 // policy_loss: one block per sequence. dlogp and dent are zeroed
 // beforehand; optional inputs are null. stats receives ST_COUNT doubles per
 // sequence. Only tokens in [rlo, rhi) are read and written; the weights
 // still use whole sequences, and a sequence counts in ST_SEQ in the call
-// whose range holds its first token.
+// whose range holds its first token. isLevel 1 (GSPO) and 2 (GSPO-token)
+// use the sequence's ratio exp(seqLR[i]) (1 when seqLR is null) for every
+// token; see kernels.ISLevel.
 extern "C" __global__ void policy_loss(double* stats, float* dlogp, float* dent, const float* logp,
                                        const float* old, const float* roll, const float* ref, const float* adv,
                                        const float* mask, const float* ent, const float* epsLo, const float* epsHi,
+                                       const float* seqLR, int isLevel,
                                        const int* offsets, const int* truncated, float epsLow, float epsHigh,
                                        float clipC, float beta, int klEst, float entCoef, float tisCap, int agg,
                                        double normTokens, int normSeqs, int normMaxLen, int rlo, int rhi) {
@@ -112,6 +143,28 @@ extern "C" __global__ void policy_loss(double* stats, float* dlogp, float* dent,
   } else {
     w = (double)normSeqs * normMaxLen > 0 ? 1 / ((double)normSeqs * normMaxLen) : 0;
   }
+  // Sequence levels: one ratio for the whole sequence; GSPO's gradient is
+  // the same for every token: (1/|o|) * sum_u m_u*isw_u*dpg_u over the whole
+  // sequence, times the aggregation weight.
+  double seqRho = 1, seqGrad = 0;
+  bool seqIn = true;
+  if (isLevel != 0) {
+    double lr = seqLR ? seqLR[i] : 0;
+    seqIn = fabs(lr) <= MAX_LOG_RATIO;
+    lr = lr > MAX_LOG_RATIO ? MAX_LOG_RATIO : lr < -MAX_LOG_RATIO ? -MAX_LOG_RATIO : lr;
+    seqRho = exp(lr);
+  }
+  if (isLevel == 1 && !skip) {
+    double g = 0;
+    for (int u = lo + threadIdx.x; seqIn && u < hi; u += blockDim.x) {
+      if (mask[u] == 0) continue;
+      double pg, dpg;
+      clipped_surrogate(adv[u], seqRho, epsLo ? epsLo[u] : epsLow, epsHi ? epsHi[u] : epsHigh, clipC, &pg, &dpg);
+      if (roll) dpg *= tis_weight(old[u], roll[u], tisCap);
+      g += (double)mask[u] * dpg;
+    }
+    seqGrad = block_sum(g, scratch) / seqTokens;
+  }
   const int tlo = lo > rlo ? lo : rlo, thi = hi < rhi ? hi : rhi;
   for (int t = tlo + threadIdx.x; !skip && t < thi; t += blockDim.x) {
     const float m32 = mask[t];
@@ -119,36 +172,26 @@ extern "C" __global__ void policy_loss(double* stats, float* dlogp, float* dent,
     const double m = m32, wt = w * m;
     const double l = logp[t], A = adv[t];
     const double eL = epsLo ? epsLo[t] : epsLow, eH = epsHi ? epsHi[t] : epsHigh;
-    double lr = l - old[t];
-    const bool lrIn = fabs(lr) <= MAX_LOG_RATIO;
-    lr = lr > MAX_LOG_RATIO ? MAX_LOG_RATIO : lr < -MAX_LOG_RATIO ? -MAX_LOG_RATIO : lr;
-    const double rho = exp(lr);
-    const double unclipped = -A * rho;
-    const double cr = rho > 1 + eH ? 1 + eH : rho;
-    const double clipped = -A * (cr < 1 - eL ? 1 - eL : cr);
-    double pg = unclipped, dpg = -A * rho;
-    if (clipped > unclipped) {
-      pg = clipped;
-      dpg = 0;
+    double rho = seqRho;
+    bool lrIn = seqIn;
+    if (isLevel == 0) {
+      double lr = l - old[t];
+      lrIn = fabs(lr) <= MAX_LOG_RATIO;
+      lr = lr > MAX_LOG_RATIO ? MAX_LOG_RATIO : lr < -MAX_LOG_RATIO ? -MAX_LOG_RATIO : lr;
+      rho = exp(lr);
     }
+    double pg, dpg;
+    if (clipped_surrogate(A, rho, eL, eH, clipC, &pg, &dpg)) acc[ST_DUAL] += m;
     if (A < 0 && rho < 1 - eL) acc[ST_CLIPLOW] += m;
     if (A > 0 && rho > 1 + eH) acc[ST_CLIPHIGH] += m;
-    if (clipC > 1 && A < 0 && pg > -(double)clipC * A) {
-      pg = -(double)clipC * A;
-      dpg = 0;
-      acc[ST_DUAL] += m;
-    }
     if (!lrIn) dpg = 0;
     if (roll) {
-      double d = (double)old[t] - roll[t];
-      double isw = exp(d < MAX_LOG_RATIO ? d : MAX_LOG_RATIO);
-      if (isw >= tisCap) {
-        isw = tisCap;
-        acc[ST_TIS] += m;
-      }
+      const double isw = tis_weight(old[t], roll[t], tisCap);
+      if (isw >= tisCap) acc[ST_TIS] += m;
       pg *= isw;
       dpg *= isw;
     }
+    if (isLevel == 1) dpg = seqGrad;
     double kl = 0, dkl = 0;
     if (ref) {
       kl_est(klEst, (double)ref[t] - l, &kl, &dkl);
