@@ -79,8 +79,19 @@ func (t *Trainer) updateMicro(seqs []*seq, norm kernels.Normalizers, prompts int
 	if params.TISCap > 0 {
 		args.RolloutLogp = up(rb.compact(func(s *seq) []float32 { return s.rolloutLogp }))
 	}
-	// The clipped surrogate's dL/dℓ of a token needs only that token, so
-	// the output layer runs forward and backward in one pass.
+	if params.IS != kernels.ISToken && haveOld {
+		// GSPO's ratio needs every token of a sequence: one forward pass of
+		// the output layer for the sequences' mean log-ratios first. (On
+		// policy, with ℓ_old = ℓ, every ratio is 1 and nil says so.)
+		logp, _, err := t.pol.Model.LogProbs(t.ws, out)
+		if err != nil {
+			return microStats{}, err
+		}
+		args.SeqLogRatio = up(optim.SeqLogRatios(be, up(logp), args.OldLogp, args.Mask, args.Offsets))
+	}
+	// The clipped surrogate's dL/dℓ of a token needs only that token (and,
+	// for GSPO, its sequence's ratio, known by now), so the output layer
+	// runs forward and backward in one pass.
 	out.Entropy, out.EntropyGrad = true, t.alg.EntropyCoef != 0
 	loss := optim.NewPolicyLoss(be, args)
 	g, err := t.pol.Model.LossGrad(t.ws, out, loss)

@@ -15,7 +15,8 @@ import (
 // PolicyLoss in the row layout, then the output layer's backward. Loss to
 // 1e-6 relative, every parameter gradient to 1e-5 of the largest, over
 // objectives with KL to a reference, entropy bonus, TIS, truncation masks,
-// an excluded sequence, on- and off-policy ℓ_old.
+// an excluded sequence, on- and off-policy ℓ_old, and GSPO's sequence
+// ratios (computed here from the downloaded log-probs).
 func TestUpdateMatchesTwoCallReference(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -25,6 +26,9 @@ func TestUpdateMatchesTwoCallReference(t *testing.T) {
 		{"grpo on-policy", nil, false},
 		{"kl+entropy seq-mean-token-mean", []string{"algorithm.beta=0.05", "algorithm.kl_estimator=k2", "algorithm.entropy_coef=0.02", "algorithm.loss_agg_mode=seq-mean-token-mean"}, true},
 		{"dapo tis", []string{"algorithm.epsilon_high=0.28", "algorithm.tis_cap=2", "algorithm.mask_truncated=true", "algorithm.loss_agg_mode=seq-mean-token-sum-norm"}, true},
+		{"gspo on-policy", []string{"algorithm.importance_sampling_level=sequence"}, false},
+		{"gspo tis", []string{"algorithm.importance_sampling_level=sequence", "algorithm.epsilon=0.05", "algorithm.tis_cap=2", "algorithm.loss_agg_mode=seq-mean-token-mean"}, true},
+		{"gspo-token kl", []string{"algorithm.importance_sampling_level=sequence_token", "algorithm.epsilon=0.05", "algorithm.beta=0.05"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := parseConfig(t, tinyYAML(t.TempDir()), tc.sets...)
@@ -130,6 +134,21 @@ func twoCallUpdate(t *testing.T, tr *Trainer, seqs []*seq, norm kernels.Normaliz
 		Entropy: ent, Offsets: offsets, Truncated: truncated, P: params,
 		RefLogp:     upload(be, scatter(func(s *seq) []float32 { return s.refLogp })),
 		RolloutLogp: upload(be, scatter(func(s *seq) []float32 { return s.rolloutLogp })),
+	}
+	if params.IS != kernels.ISToken {
+		lp, ol := download(be, logp), download(be, old)
+		ratios := make([]float32, len(seqs))
+		for i := range seqs {
+			var sum, cnt float64
+			for r := offsets[i]; r < offsets[i+1]; r++ {
+				sum += float64(mask[r]) * (float64(lp[r]) - float64(ol[r]))
+				cnt += float64(mask[r])
+			}
+			if cnt > 0 {
+				ratios[i] = float32(sum / cnt)
+			}
+		}
+		args.SeqLogRatio = upload(be, ratios)
 	}
 	if params.EntropyCoef != 0 {
 		args.DEntropy = be.Alloc(n)

@@ -57,6 +57,7 @@ var foreignNames = map[string]foreignName{
 	"kl_loss_type":               verl("algorithm.kl_estimator", "verl's low_var_kl is k3"),
 	"kl_penalty":                 verl("algorithm.kl_estimator"),
 	"adv_estimator":              verl("algorithm.advantage"),
+	"loss_mode":                  verl("algorithm.importance_sampling_level", "loss_mode: gspo is importance_sampling_level: sequence (verl aggregates it seq-mean-token-mean: set algorithm.loss_agg_mode)"),
 	"loss_type":                  trl("algorithm.loss_agg_mode", "TRL's grpo is seq-mean-token-mean, bnpo and dapo are token-mean; dr_grpo is algorithm.advantage: dr_grpo"),
 	"clip_ratio":                 verl("algorithm.epsilon"),
 	"clip_ratio_low":             verl("algorithm.epsilon"),
