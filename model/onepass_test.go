@@ -43,14 +43,7 @@ func TestLossGradEqualsTwoCalls(t *testing.T) {
 				what      string
 				got, want []float32
 			}{{"log-probs", lp1, lp2}, {"gradients", g1, g2}} {
-				var num, den float64
-				for i := range c.want {
-					num = math.Max(num, math.Abs(float64(c.got[i]-c.want[i])))
-					den = math.Max(den, math.Abs(float64(c.want[i])))
-				}
-				if den == 0 || num > 1e-5*den {
-					t.Errorf("%s: one pass differs from two calls by %.3g (largest %.3g)", c.what, num, den)
-				}
+				sameUpTo(t, c.what+": one pass against two calls", c.got, c.want, 1e-5)
 			}
 		})
 	}
@@ -108,12 +101,5 @@ func TestOutputSpans(t *testing.T) {
 	lossGrad(t, m, ws, out, dlogpCompact)
 	g := make([]float32, m.Grads.Len())
 	m.be.Download(g, m.Grads)
-	var num, den float64
-	for i := range want {
-		num = math.Max(num, math.Abs(float64(g[i]-want[i])))
-		den = math.Max(den, math.Abs(float64(want[i])))
-	}
-	if den == 0 || num > 1e-5*den {
-		t.Errorf("gradients with spans differ from the full-row path by %.3g (largest %.3g)", num, den)
-	}
+	sameUpTo(t, "gradients with spans against the full-row path", g, want, 1e-5)
 }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math"
 	"testing"
 
 	"github.com/rltrain/rltrain/kernels"
@@ -53,6 +54,20 @@ func lossGrad(t *testing.T, m *Model, ws *Workspace, o Output, dlogp []float32) 
 	}
 	m.Backward(ws, g.DFinal)
 	return download(m.be, g.Logp)
+}
+
+// sameUpTo fails the test unless got is within tol·max|want| of want
+// everywhere (an all-zero want fails too: it would prove nothing).
+func sameUpTo(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
+	var num, den float64
+	for i := range want {
+		num = math.Max(num, math.Abs(float64(got[i]-want[i])))
+		den = math.Max(den, math.Abs(float64(want[i])))
+	}
+	if den == 0 || num > tol*den {
+		t.Errorf("%s: differ by %.3g (largest %.3g)", what, num, den)
+	}
 }
 
 func download(be kernels.Backend, b kernels.Buf) []float32 {

@@ -166,13 +166,6 @@ func TestValueHeadSpans(t *testing.T) {
 		what      string
 		got, want []float32
 	}{{"head gradients", h2, h1}, {"hidden gradients", d2, d1}} {
-		var num, den float64
-		for i := range c.want {
-			num = math.Max(num, math.Abs(float64(c.got[i]-c.want[i])))
-			den = math.Max(den, math.Abs(float64(c.want[i])))
-		}
-		if den == 0 || num > 1e-6*den {
-			t.Errorf("%s over spans differ from all rows by %.3g (largest %.3g)", c.what, num, den)
-		}
+		sameUpTo(t, c.what+" over spans against all rows", c.got, c.want, 1e-6)
 	}
 }

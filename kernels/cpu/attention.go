@@ -47,13 +47,17 @@ func seqLen(s kernels.AttnShape, bi int) int {
 	return s.Lens[bi]
 }
 
+// attnDims returns the head size, the fused qkv row stride, the output row
+// stride and the query heads per KV head of s.
+func attnDims(s kernels.AttnShape) (hd, stride, ostride, group int) {
+	hd = s.HeadDim
+	return hd, (s.Heads + 2*s.KVHeads) * hd, s.Heads * hd, s.Heads / s.KVHeads
+}
+
 // Attention implements kernels.Dense.
 func (b *Backend) Attention(out, lse, qkv kernels.Buf, s kernels.AttnShape) {
 	o, l, x := Data(out), Data(lse), Data(qkv)
-	hd := s.HeadDim
-	stride := (s.Heads + 2*s.KVHeads) * hd
-	ostride := s.Heads * hd
-	group := s.Heads / s.KVHeads
+	hd, stride, ostride, group := attnDims(s)
 	b.forEachKVGroup(s, func(t attnTask, scratch []float32) {
 		T := seqLen(s, t.b)
 		base := t.b * s.SeqLen
@@ -100,10 +104,7 @@ func (b *Backend) Attention(out, lse, qkv kernels.Buf, s kernels.AttnShape) {
 // dQ = scale·dS K, dK += scale·dSᵀ Q.
 func (b *Backend) AttentionBackward(dqkv, dout, qkv, out, lse kernels.Buf, s kernels.AttnShape) {
 	dx, dy, x, o, l := Data(dqkv), Data(dout), Data(qkv), Data(out), Data(lse)
-	hd := s.HeadDim
-	stride := (s.Heads + 2*s.KVHeads) * hd
-	ostride := s.Heads * hd
-	group := s.Heads / s.KVHeads
+	hd, stride, ostride, group := attnDims(s)
 	b.forEachKVGroup(s, func(t attnTask, scratch []float32) {
 		T := seqLen(s, t.b)
 		base := t.b * s.SeqLen
