@@ -39,6 +39,9 @@ type Config struct {
 	Combine   string        `yaml:"combine" default:"sum" enum:"sum,min" doc:"How weighted rewards combine: their sum, or their minimum (the worst case over an ensemble)."`
 	Shaping   *Shaping      `yaml:"shaping" doc:"Optional bounded shaping of the combined reward (as reward.functions.N.shaping); unset or {} for none."`
 	Timeout   time.Duration `yaml:"timeout" default:"60s" doc:"Time limit of one reward's scoring call on a batch, unless the reward sets its own."`
+	// MaxFailedSteps is read by the trainer: a reward that fails on every
+	// sample (a missing program, say) must not pass for a reward of 0.
+	MaxFailedSteps int `yaml:"max_failed_steps" default:"3" resume:"harmless" doc:"Consecutive RL steps in which every sample was excluded (the rewards failed on all of them) before the run stops with an error; such steps log reward as null and warn. 0 never stops."`
 }
 
 // Spec configures one reward function.
@@ -145,6 +148,7 @@ func (c Config) Check(ck *option.Checker) {
 	if c.Timeout < 0 {
 		ck.Bad("timeout", "must be >= 0, got %s", c.Timeout)
 	}
+	ck.AtLeast("max_failed_steps", c.MaxFailedSteps, 0)
 	names := map[string]int{}
 	for i, s := range c.Functions {
 		p := fmt.Sprintf("functions.%d", i)

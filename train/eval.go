@@ -76,7 +76,7 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 		return res, nil
 	}
 	var correct, rewardSum, lenSum float64
-	var rewardN int
+	var rewardN, judged int
 	passed := 0
 	// Each rank samples its share of every chunk (generate splits it).
 	chunk := max(1, t.engine.Cfg.BatchLimit()/k) * t.world().Size()
@@ -95,6 +95,9 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 			any := false
 			for si, c := range g.comps {
 				ok := t.isCorrect(g, si)
+				if t.judged(g, si) {
+					judged++
+				}
 				if ok {
 					correct++
 					any = true
@@ -122,8 +125,15 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 	res.Accuracy = correct / n
 	res.PassAtK = float64(passed) / float64(len(exs))
 	res.MeanLength = lenSum / n
+	res.MeanReward = math.NaN()
 	if rewardN > 0 {
 		res.MeanReward = rewardSum / float64(rewardN)
+	}
+	if judged == 0 {
+		// Every sample's judging reward failed: there is no accuracy to
+		// report (null in metrics.jsonl), not an accuracy of zero.
+		res.Accuracy, res.PassAtK = math.NaN(), math.NaN()
+		t.logf("eval: %s failed on every sample; accuracy is unknown (see the reward errors above)", t.correctName())
 	}
 	return res, nil
 }
@@ -153,6 +163,15 @@ func (t *Trainer) correctName() string {
 		return t.rewards.Names()[t.correctIndex]
 	}
 	return "the first reward"
+}
+
+// judged reports whether sample si of a group could be judged: its
+// eval.correct_reward did not fail on it (a task's verifier never fails).
+func (t *Trainer) judged(g *rolledGroup, si int) bool {
+	if t.correctIndex < 0 {
+		return true
+	}
+	return t.correctIndex < len(g.comp) && !math.IsNaN(g.comp[t.correctIndex][si])
 }
 
 // isCorrect judges sample si of a group: its eval.correct_reward score is

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rltrain/rltrain/model/safetensors"
 	"github.com/rltrain/rltrain/train/config"
+	"github.com/rltrain/rltrain/train/metrics"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while a child process writes
@@ -373,4 +374,47 @@ func TestOverLongPrompt(t *testing.T) {
 	if _, err := New(cfg(t.TempDir(), "data.max_prompt_length=24"), Options{Console: &bytes.Buffer{}}); err == nil || !strings.Contains(err.Error(), "leaves no room") {
 		t.Errorf("max_prompt_length beyond the context: %v", err)
 	}
+}
+
+// TestEveryRewardFails: when the rewards fail on every sample (the reward
+// program is missing), the step's reward and the evaluation's accuracy are
+// null, not 0; each such step warns, and after reward.max_failed_steps in
+// a row the run stops with an error instead of exiting 0.
+func TestEveryRewardFails(t *testing.T) {
+	sets := []string{"train.steps=5", "sft.steps=0", "checkpoint.every=1",
+		"reward=[{name: ext, type: external, params: {command: [" + filepath.Join(t.TempDir(), "missing-grader") + "]}}]",
+		"eval.correct_reward=ext"}
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), sets...)
+	var log bytes.Buffer
+	tr, err := New(c, Options{Console: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tr.Run(context.Background())
+	tr.Close()
+	if want := "step 3: the rewards failed on every sample for 3 steps in a row (reward.max_failed_steps); stopping: the last checkpoint is step 2"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("run: %v, want %q\n%s", err, want, log.String())
+	}
+	if !strings.Contains(log.String(), "step 1: every sample was excluded") || !strings.Contains(log.String(), "accuracy is unknown") {
+		t.Errorf("no warning:\n%s", log.String())
+	}
+	ms, err := metrics.Read(filepath.Join(out, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 3 { // the baseline evaluation and steps 1 and 2
+		t.Fatalf("%d metric lines, want 3", len(ms))
+	}
+	if v, ok := ms[0]["eval/accuracy"]; !ok || !math.IsNaN(v) {
+		t.Errorf("eval/accuracy %v (present %v), want null", v, ok)
+	}
+	for _, m := range ms[1:] {
+		if v, ok := m["reward"]; !ok || !math.IsNaN(v) {
+			t.Errorf("step %v: reward %v, want null", m["step"], v)
+		}
+	}
+	// 0 never stops.
+	c = parseConfig(t, tinyYAML(t.TempDir()), append(sets, "reward.max_failed_steps=0", "train.steps=4")...)
+	runConfig(t, c, Options{})
 }

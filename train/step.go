@@ -305,6 +305,10 @@ func (t *Trainer) sequences(s *rlStep) {
 	m["completions/clipped_ratio"] = clipped / ns
 	rs := optim.RewardStats(s.totals, s.groupOf)
 	m["reward"], m["reward_std"], m["frac_reward_zero_std"] = rs.Reward, rs.RewardStd, rs.FracZeroStd
+	if rs.Excluded == len(s.seqs) {
+		// No sample has a reward: null in metrics.jsonl, not 0.
+		m["reward"], m["reward_std"] = math.NaN(), math.NaN()
+	}
 	if rs.Excluded > 0 {
 		m["reward/excluded"] = float64(rs.Excluded)
 	}

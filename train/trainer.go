@@ -83,6 +83,7 @@ type Trainer struct {
 	lock     *runLock // the run directory's lock; nil for EvalOnly
 	clearOld bool     // Overwrite: Run deletes the previous run's checkpoints
 
+	failedSteps int          // consecutive steps with every sample excluded
 	promptMax   int          // longest prompt in tokens (0: unknown)
 	skippedLong int          // prompts dropped at load for being longer
 	truncated   int          // prompts truncated since the last step's metrics
@@ -443,6 +444,9 @@ func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 		}
 		m := st.metrics
 		t.promptMetrics(m)
+		if err := t.checkRewardFailures(st); err != nil {
+			return sum, err
+		}
 		t.state.Step++
 		stepsRun++
 		if t.badRun == 0 { // the step updated the model
@@ -511,6 +515,27 @@ func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 		sum.LastCheckpoint = dir
 	}
 	return sum, nil
+}
+
+// checkRewardFailures warns about a step in which the rewards failed on
+// every sample (it trained on nothing; its reward is null, not 0) and
+// stops the run after reward.max_failed_steps of them in a row.
+func (t *Trainer) checkRewardFailures(st *rlStep) error {
+	if len(st.seqs) == 0 || int(st.metrics["reward/excluded"]) < len(st.seqs) {
+		t.failedSteps = 0
+		return nil
+	}
+	t.failedSteps++
+	limit := t.cfg.Reward.MaxFailedSteps
+	t.logf("step %d: every sample was excluded: the rewards failed on all %d completions (see the reward errors above); the step learned nothing (%d in a row; reward.max_failed_steps %d)", t.state.Step+1, len(st.seqs), t.failedSteps, limit)
+	if limit > 0 && t.failedSteps >= limit {
+		last := "no checkpoint was written"
+		if t.lastCkp > 0 {
+			last = fmt.Sprintf("the last checkpoint is step %d", t.lastCkp)
+		}
+		return fmt.Errorf("step %d: the rewards failed on every sample for %d steps in a row (reward.max_failed_steps); stopping: %s", t.state.Step+1, t.failedSteps, last)
+	}
+	return nil
 }
 
 // writeMetrics appends the step's metrics line and prints the console line.
