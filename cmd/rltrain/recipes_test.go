@@ -56,9 +56,15 @@ func TestGPURecipes(t *testing.T) {
 				arch = "Qwen3ForCausalLM"
 			}
 			dir := tinyQwen(t, arch)
+			data := trainPath
+			if strings.HasSuffix(orig.Data.Train, ".parquet") {
+				// A recipe for verl's parquet files gets a stand-in in that schema.
+				data = filepath.Join(t.TempDir(), "train.parquet")
+				writeVerlGSM8K(t, data, "train", 3)
+			}
 			var stdout, stderr bytes.Buffer
 			err = runTrain(context.Background(), &stdout, &stderr, p, runFlags{sets: []string{
-				"model.path=" + dir, "data.train=" + trainPath, "data.eval=" + trainPath, "backend.type=cpu", "backend.precision=fp32",
+				"model.path=" + dir, "data.train=" + data, "data.eval=" + data, "backend.type=cpu", "backend.precision=fp32",
 				"train.steps=1", "rollout.batch_size=2", "rollout.group_size=2", "rollout.max_new_tokens=4",
 				"train.micro_batch_size=2", "train.out_dir=" + t.TempDir(), "checkpoint.every=0",
 			}})

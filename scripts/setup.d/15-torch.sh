@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages: OpenBLAS for the CPU GEMM, PyTorch and NumPy for the
-# reference scripts the tests compare against. libgl1 is listed because
+# PyTorch and NumPy for the reference scripts the tests and benchmarks
+# compare against (make test, make bench). libgl1 is listed because
 # Debian's torch 1.13 imports OpenCV libraries that load libGL.so.1 while
 # installing with --no-install-recommends does not pull it in.
 set -euo pipefail
-want=(libopenblas-dev python3-torch python3-numpy libgl1)
+want=(python3-torch python3-numpy libgl1)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
