@@ -406,14 +406,21 @@ func rankPID(launcher, rank int) int {
 // TestDataParallelRankKilled SIGKILLs rank 1 of a two-rank run in the
 // middle of its steps (rank 0 writes a checkpoint after every step, so it
 // is often writing one): the job ends non-zero within 60 s, and the
-// newest complete checkpoint is intact and resumable.
+// newest complete checkpoint is intact and resumable. Then the same with
+// rank 1 stopped (SIGSTOP: a hung rank) and a 3 s collective timeout:
+// rank 0's watchdog aborts the job.
 func TestDataParallelRankKilled(t *testing.T) {
+	t.Run("killed", func(t *testing.T) { rankFails(t, syscall.SIGKILL, "") })
+	t.Run("hung", func(t *testing.T) { rankFails(t, syscall.SIGSTOP, "another rank died or hangs") })
+}
+
+func rankFails(t *testing.T, sig syscall.Signal, wantLog string) {
 	mpirun, err := dist.Mpirun()
 	if err != nil {
 		t.Skip(err.Error() + "; the data-parallel tests need it")
 	}
 	out := t.TempDir()
-	c := dpConfig(t, "grpo", out, "sft.steps=0", "train.steps=1000", "checkpoint.every=1", "checkpoint.keep_last=3", "data.eval_size=0")
+	c := dpConfig(t, "grpo", out, "sft.steps=0", "train.steps=1000", "checkpoint.every=1", "checkpoint.keep_last=3", "data.eval_size=0", "train.collective_timeout=3s")
 	path := filepath.Join(t.TempDir(), "cfg.yaml")
 	yml, err := c.YAML()
 	if err != nil {
@@ -452,20 +459,24 @@ func TestDataParallelRankKilled(t *testing.T) {
 		t.Fatalf("rank 1 not found among mpirun's children")
 	}
 	killed := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(pid, sig); err != nil {
 		t.Fatal(err)
 	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
 	select {
 	case err := <-done:
 		took := time.Since(killed)
 		if err == nil {
-			t.Fatalf("the job exited 0 after rank 1 was killed\n%s", log.String())
+			t.Fatalf("the job exited 0 after rank 1 got %v\n%s", sig, log.String())
 		}
-		t.Logf("rank 1 killed: the job ended in %v (%v)", took.Round(time.Millisecond), err)
+		if wantLog != "" && !strings.Contains(log.String(), wantLog) {
+			t.Errorf("the job's log lacks %q:\n%s", wantLog, log.String())
+		}
+		t.Logf("rank 1 got %v: the job ended in %v (%v)", sig, took.Round(time.Millisecond), err)
 	case <-time.After(60 * time.Second):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		syscall.Kill(pid, syscall.SIGKILL)
 		cmd.Process.Kill()
-		t.Fatalf("the job still ran 60 s after rank 1 was killed\n%s", log.String())
+		t.Fatalf("the job still ran 60 s after rank 1 got %v\n%s", sig, log.String())
 	}
 	last, err := LatestCheckpoint(ckpts)
 	if err != nil {
@@ -476,7 +487,7 @@ func TestDataParallelRankKilled(t *testing.T) {
 		t.Fatalf("newest complete checkpoint %s: %v", last, err)
 	}
 	// Resumable: one process continues from it for two steps.
-	c2 := dpConfig(t, "grpo", out, "sft.steps=0", fmt.Sprintf("train.steps=%d", st.Step+2), "checkpoint.every=1", "checkpoint.keep_last=3", "data.eval_size=0")
+	c2 := dpConfig(t, "grpo", out, "sft.steps=0", fmt.Sprintf("train.steps=%d", st.Step+2), "checkpoint.every=1", "checkpoint.keep_last=3", "data.eval_size=0", "train.collective_timeout=3s")
 	sum := runConfig(t, c2, Options{Resume: "latest"})
 	if sum.Steps != st.Step+2 {
 		t.Fatalf("resumed from %s (step %d) and ran to step %d, want %d", last, st.Step, sum.Steps, st.Step+2)

@@ -109,7 +109,7 @@ func TestMain(m *testing.M) {
 		var comm dist.Comm
 		if err == nil {
 			var tr *Trainer
-			if comm, err = dist.Open(dist.Options{}); err == nil {
+			if comm, err = dist.Open(dist.Options{Timeout: c.Train.CollectiveTimeout}); err == nil {
 				testRankSetup(comm)
 				tr, err = New(c, Options{Console: os.Stderr, Resume: os.Getenv("RLTRAIN_TEST_RESUME"), Comm: comm})
 			}

@@ -96,7 +96,7 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runF
 	if err != nil {
 		return err
 	}
-	comm, err := dist.Open(dist.Options{})
+	comm, err := dist.Open(dist.Options{Timeout: cfg.Train.CollectiveTimeout})
 	if err != nil {
 		return err
 	}

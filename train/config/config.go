@@ -25,6 +25,7 @@ import (
 	"github.com/rltrain/rltrain/optim"
 	"github.com/rltrain/rltrain/reward"
 	"github.com/rltrain/rltrain/rollout"
+	"time"
 )
 
 // Config is a whole run.
@@ -115,6 +116,8 @@ type Train struct {
 	MiniBatchSize  int    `yaml:"mini_batch_size" default:"0" doc:"Completions per optimizer update; 0 means the whole step (batch_size x group_size)."`
 	MicroBatchSize int    `yaml:"micro_batch_size" default:"0" doc:"Completions per forward/backward pass (gradient accumulation); 0 means train.mini_batch_size."`
 	EvalEvery      int    `yaml:"eval_every" default:"0" resume:"harmless" doc:"Steps between evaluations; 0 evaluates only at the end."`
+	// CollectiveTimeout bounds a data-parallel rank's wait for the others.
+	CollectiveTimeout time.Duration `yaml:"collective_timeout" default:"30m" resume:"harmless" doc:"Data-parallel runs (under mpirun or srun): the longest one rank waits for the others in a collective (gradient sums, gathers, the checkpoint before the next step) before it aborts the whole job, so a rank that hangs ends the run instead of the job's wall clock. Long enough for rank 0 to write a checkpoint."`
 }
 
 // SFT configures the supervised warm-up.

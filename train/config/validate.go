@@ -148,6 +148,9 @@ func (v *validator) train() {
 	v.AtLeast("train.mini_batch_size", t.MiniBatchSize, 0)
 	v.AtLeast("train.micro_batch_size", t.MicroBatchSize, 0)
 	v.AtLeast("train.eval_every", t.EvalEvery, 0)
+	if t.CollectiveTimeout <= 0 {
+		v.Bad("train.collective_timeout", "must be above 0, got %s", t.CollectiveTimeout)
+	}
 	if t.Steps == 0 && v.c.SFT.Steps == 0 {
 		v.Bad("train.steps", "nothing to do: train.steps and sft.steps are both 0")
 	}
