@@ -17,9 +17,6 @@ type Tensor struct {
 	Name   string // Hugging Face name
 	Offset int    // in floats
 	Shape  []int
-	// Decay is false for norms, biases and embeddings, which AdamW does not
-	// decay by default.
-	Decay bool
 }
 
 // Size is the number of floats in t.
@@ -100,8 +97,8 @@ func (c Config) tensorLayout() []Tensor { return c.layout().tensors }
 
 func (c Config) layout() layout {
 	var l layout
-	add := func(name string, decay bool, shape ...int) span {
-		t := Tensor{Name: name, Offset: l.size, Shape: shape, Decay: decay}
+	add := func(name string, shape ...int) span {
+		t := Tensor{Name: name, Offset: l.size, Shape: shape}
 		l.tensors = append(l.tensors, t)
 		l.size += t.Size()
 		return span{t.Offset, t.Size()}
@@ -110,37 +107,37 @@ func (c Config) layout() layout {
 	// their biases), gate and up are stored as one matrix each.
 	fused := func(s *span) { s.n = l.size - s.off }
 	D, hd := c.Hidden, c.HeadDim
-	l.embed = add("model.embed_tokens.weight", false, c.Vocab, D)
+	l.embed = add("model.embed_tokens.weight", c.Vocab, D)
 	for i := 0; i < c.Layers; i++ {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		var lo blockSpans
-		lo.attnNorm = add(p+"input_layernorm.weight", false, D)
-		lo.qkv = add(p+"self_attn.q_proj.weight", true, c.Heads*hd, D)
-		add(p+"self_attn.k_proj.weight", true, c.KVHeads*hd, D)
-		add(p+"self_attn.v_proj.weight", true, c.KVHeads*hd, D)
+		lo.attnNorm = add(p+"input_layernorm.weight", D)
+		lo.qkv = add(p+"self_attn.q_proj.weight", c.Heads*hd, D)
+		add(p+"self_attn.k_proj.weight", c.KVHeads*hd, D)
+		add(p+"self_attn.v_proj.weight", c.KVHeads*hd, D)
 		fused(&lo.qkv)
 		if c.AttnBias {
-			lo.qkvBias = add(p+"self_attn.q_proj.bias", false, c.Heads*hd)
-			add(p+"self_attn.k_proj.bias", false, c.KVHeads*hd)
-			add(p+"self_attn.v_proj.bias", false, c.KVHeads*hd)
+			lo.qkvBias = add(p+"self_attn.q_proj.bias", c.Heads*hd)
+			add(p+"self_attn.k_proj.bias", c.KVHeads*hd)
+			add(p+"self_attn.v_proj.bias", c.KVHeads*hd)
 			fused(&lo.qkvBias)
 		}
 		if c.QKNorm {
-			lo.qNorm = add(p+"self_attn.q_norm.weight", false, hd)
-			lo.kNorm = add(p+"self_attn.k_norm.weight", false, hd)
+			lo.qNorm = add(p+"self_attn.q_norm.weight", hd)
+			lo.kNorm = add(p+"self_attn.k_norm.weight", hd)
 		}
-		lo.o = add(p+"self_attn.o_proj.weight", true, D, c.Heads*hd)
-		lo.mlpNorm = add(p+"post_attention_layernorm.weight", false, D)
-		lo.gateUp = add(p+"mlp.gate_proj.weight", true, c.FFN, D)
-		add(p+"mlp.up_proj.weight", true, c.FFN, D)
+		lo.o = add(p+"self_attn.o_proj.weight", D, c.Heads*hd)
+		lo.mlpNorm = add(p+"post_attention_layernorm.weight", D)
+		lo.gateUp = add(p+"mlp.gate_proj.weight", c.FFN, D)
+		add(p+"mlp.up_proj.weight", c.FFN, D)
 		fused(&lo.gateUp)
-		lo.down = add(p+"mlp.down_proj.weight", true, D, c.FFN)
+		lo.down = add(p+"mlp.down_proj.weight", D, c.FFN)
 		l.layers = append(l.layers, lo)
 	}
-	l.norm = add("model.norm.weight", false, D)
+	l.norm = add("model.norm.weight", D)
 	l.lmHead = l.embed
 	if !c.TieEmbeddings {
-		l.lmHead = add("lm_head.weight", true, c.Vocab, D)
+		l.lmHead = add("lm_head.weight", c.Vocab, D)
 	}
 	return l
 }

@@ -12,10 +12,11 @@ import (
 type Param struct {
 	Name        string
 	Value, Grad kernels.Buf
-	// Decay, when non-nil, says whether the tensor is decayed and
-	// overrides the optim.no_decay patterns (e.g. the model's own
-	// per-tensor flag).
-	Decay *bool
+	// Shape decides weight decay: as nanoGPT does, AdamW decays the
+	// tensors of two or more dimensions (the matrices of matmuls and
+	// embeddings), never norms and biases, except those whose Name an
+	// optim.no_decay pattern matches.
+	Shape []int
 }
 
 // Flat is a list of parameters stored back to back, in order, in one value
@@ -28,8 +29,8 @@ type Flat struct {
 }
 
 // AdamW is the optimizer over a list of parameters: torch.optim.AdamW's
-// update, decoupled weight decay only on parameters that no_decay does not
-// match, global grad-norm clipping and the learning-rate schedule. The
+// update, decoupled weight decay on the tensors of two or more dimensions
+// that no_decay does not match, global grad-norm clipping and the learning-rate schedule. The
 // moments are stored like the parameters, and each run of consecutive
 // parameters of a Flat group that share a weight-decay flag is updated by
 // one kernel call (the update of an element depends only on that flag and
@@ -86,12 +87,9 @@ func NewFlatAdamW(be kernels.Backend, cfg Optim, groups ...Flat) (*AdamW, error)
 			if p.Value.Len() != p.Grad.Len() {
 				return nil, fmt.Errorf("adamw: parameter %q has %d values but %d gradients", p.Name, p.Value.Len(), p.Grad.Len())
 			}
-			d, err := o.decays(p.Name)
+			d, err := o.decays(p)
 			if err != nil {
 				return nil, err
-			}
-			if p.Decay != nil {
-				d = *p.Decay
 			}
 			n := p.Value.Len()
 			if k := len(g.runs) - 1; k >= 0 && g.runs[k].decay == d {
@@ -119,9 +117,13 @@ func NewFlatAdamW(be kernels.Backend, cfg Optim, groups ...Flat) (*AdamW, error)
 	return o, nil
 }
 
-func (o *AdamW) decays(name string) (bool, error) {
+// decays applies the weight-decay rule to p (see Param.Shape).
+func (o *AdamW) decays(p Param) (bool, error) {
+	if len(p.Shape) < 2 {
+		return false, nil
+	}
 	for _, pat := range o.cfg.NoDecay {
-		ok, err := matchName(pat, name)
+		ok, err := matchName(pat, p.Name)
 		if err != nil {
 			return false, fmt.Errorf("optim.no_decay: pattern %q: %w", pat, err)
 		}

@@ -67,21 +67,22 @@ func TestClipGradNorm(t *testing.T) {
 func TestAdamWNoDecay(t *testing.T) {
 	names := []struct {
 		name  string
+		shape []int
 		decay bool
 	}{
-		{"model.embed_tokens.weight", false},
-		{"model.layers.0.input_layernorm.weight", false},
-		{"model.layers.0.self_attn.q_proj.bias", false},
-		{"model.norm.weight", false},
-		{"model.layers.0.mlp.down_proj.weight", true},
-		{"lm_head.weight", true},
+		{"model.embed_tokens.weight", []int{1, 2}, false},
+		{"model.layers.0.input_layernorm.weight", []int{2}, false},
+		{"model.layers.0.self_attn.q_proj.bias", []int{2}, false},
+		{"model.norm.weight", []int{2}, false},
+		{"model.layers.0.mlp.down_proj.weight", []int{2, 1}, true},
+		{"lm_head.weight", []int{1, 2}, true},
 	}
 	b := cpu.New(1)
 	cfg := DefaultOptim()
 	cfg.LR, cfg.WeightDecay, cfg.MaxGradNorm = 0.1, 0.1, 0
 	var params []Param
 	for _, n := range names {
-		params = append(params, Param{Name: n.name, Value: cpu.F32{2, -4}, Grad: make(cpu.F32, 2)})
+		params = append(params, Param{Name: n.name, Shape: n.shape, Value: cpu.F32{2, -4}, Grad: make(cpu.F32, 2)})
 	}
 	o, err := NewAdamW(b, cfg, params)
 	if err != nil {
@@ -100,10 +101,14 @@ func TestAdamWNoDecay(t *testing.T) {
 			t.Errorf("%s: decays %v values %v, want decay %v values %v", n.name, o.Decays(i), v, n.decay, []float32{2 * want, -4 * want})
 		}
 	}
-	yes := true
-	forced, err := NewAdamW(b, cfg, []Param{{Name: "model.norm.weight", Value: cpu.F32{1}, Grad: cpu.F32{0}, Decay: &yes}})
-	if err != nil || !forced.Decays(0) {
-		t.Errorf("an explicit decay flag did not override the patterns (err %v)", err)
+	// The patterns exempt matrices too; a vector is never decayed.
+	cfg.NoDecay = []string{"*down_proj*"}
+	exempt, err := NewAdamW(b, cfg, []Param{
+		{Name: "model.layers.0.mlp.down_proj.weight", Shape: []int{2, 1}, Value: cpu.F32{1, 1}, Grad: cpu.F32{0, 0}},
+		{Name: "model.layers.0.input_layernorm.weight", Shape: []int{2}, Value: cpu.F32{1, 1}, Grad: cpu.F32{0, 0}},
+		{Name: "model.embed_tokens.weight", Shape: []int{1, 2}, Value: cpu.F32{1, 1}, Grad: cpu.F32{0, 0}}})
+	if err != nil || exempt.Decays(0) || exempt.Decays(1) || !exempt.Decays(2) {
+		t.Errorf("no_decay [*down_proj*]: decays %v %v %v, want false false true (err %v)", exempt.Decays(0), exempt.Decays(1), exempt.Decays(2), err)
 	}
 	if o.StepCount() != 1 {
 		t.Errorf("step count %d, want 1", o.StepCount())
@@ -245,6 +250,15 @@ func (c *countingBackend) AdamW(param, grad, m, v kernels.Buf, n int, hp kernels
 	c.Backend.AdamW(param, grad, m, v, n, hp)
 }
 
+// testShape is a Llama tensor's shape with n elements: norms and biases
+// are vectors, the rest [n/8 × 8] matrices.
+func testShape(name string, n int) []int {
+	if strings.HasSuffix(name, "norm.weight") || strings.HasSuffix(name, ".bias") {
+		return []int{n}
+	}
+	return []int{n / 8, 8}
+}
+
 // TestFlatAdamWMatchesPerTensor: parameters stored back to back are
 // updated with one kernel call per run of equal weight decay, to the same
 // bits as one call per tensor, over several steps with clipping; the
@@ -281,7 +295,7 @@ func TestFlatAdamWMatchesPerTensor(t *testing.T) {
 	var sep []Param
 	off := 0
 	for _, x := range tensors {
-		sep = append(sep, Param{Name: x.name, Value: append(cpu.F32(nil), init[off:off+x.n]...), Grad: make(cpu.F32, x.n)})
+		sep = append(sep, Param{Name: x.name, Shape: testShape(x.name, x.n), Value: append(cpu.F32(nil), init[off:off+x.n]...), Grad: make(cpu.F32, x.n)})
 		off += x.n
 	}
 	o1, err := NewAdamW(cb, cfg, sep)
@@ -294,7 +308,7 @@ func TestFlatAdamWMatchesPerTensor(t *testing.T) {
 	flat := Flat{Values: values, Grads: gbuf}
 	off = 0
 	for _, x := range tensors {
-		flat.Params = append(flat.Params, Param{Name: x.name, Value: values[off : off+x.n], Grad: gbuf[off : off+x.n]})
+		flat.Params = append(flat.Params, Param{Name: x.name, Shape: testShape(x.name, x.n), Value: values[off : off+x.n], Grad: gbuf[off : off+x.n]})
 		off += x.n
 	}
 	o2, err := NewFlatAdamW(fb, cfg, flat)

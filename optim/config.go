@@ -179,7 +179,7 @@ type Optim struct {
 	Eps         float64   `yaml:"eps" default:"1e-8" doc:"AdamW epsilon."`
 	WeightDecay float64   `yaml:"weight_decay" default:"0.01" doc:"Decoupled weight decay."`
 	// NoDecay patterns are path.Match globs over parameter names.
-	NoDecay     []string `yaml:"no_decay" default:"*norm*,*bias,*embed*" doc:"Glob patterns of parameter names exempt from weight decay."`
+	NoDecay     []string `yaml:"no_decay" default:"*norm*,*bias,*embed*" doc:"Weight decay applies to the tensors of two or more dimensions (matrices, not norms or biases), except those whose names these glob patterns match."`
 	WarmupSteps int      `yaml:"warmup_steps" default:"0" doc:"Linear warm-up steps from 0 to optim.lr."`
 	Schedule    string   `yaml:"schedule" default:"constant" enum:"constant,linear,cosine" doc:"Learning-rate decay after warm-up."`
 	MinLRRatio  float64  `yaml:"min_lr_ratio" default:"0" doc:"Final learning rate of linear and cosine schedules, as a fraction of optim.lr."`

@@ -607,7 +607,7 @@ func TestMicroBatchInvariance(t *testing.T) {
 		norm := BatchNormalizers(b.seqs(), 10, obj.algo.MaskTruncated)
 		w := append(cpu.F32(nil), b.w...)
 		dw := make(cpu.F32, len(w))
-		opt, err := NewAdamW(be, cfg, []Param{{Name: "lm_head.weight", Value: w, Grad: dw}})
+		opt, err := NewAdamW(be, cfg, []Param{{Name: "lm_head.weight", Shape: []int{b.vocab, b.d}, Value: w, Grad: dw}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -199,7 +199,7 @@ func modelParams(m *model.Model) optim.Flat {
 	be := m.Backend()
 	f := optim.Flat{Values: m.Params, Grads: m.Grads}
 	for _, t := range m.Tensors() {
-		f.Params = append(f.Params, optim.Param{Name: t.Name, Value: be.View(m.Params, t.Offset, t.Size()), Grad: be.View(m.Grads, t.Offset, t.Size())})
+		f.Params = append(f.Params, optim.Param{Name: t.Name, Shape: t.Shape, Value: be.View(m.Params, t.Offset, t.Size()), Grad: be.View(m.Grads, t.Offset, t.Size())})
 	}
 	return f
 }

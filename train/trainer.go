@@ -292,8 +292,9 @@ func (t *Trainer) newRLOptimizer() error {
 	params := []optim.Flat{modelParams(t.pol.Model)}
 	if t.vh != nil {
 		params = append(params, optim.Flat{Values: t.vh.Params, Grads: t.vh.Grads, Params: []optim.Param{
-			{Name: model.ValueWeightName, Value: t.vh.Weight(), Grad: t.vh.WeightGrad()},
-			{Name: model.ValueBiasName, Value: t.vh.Bias(), Grad: t.vh.BiasGrad()}}})
+			// A [1 × hidden] linear layer, as its checkpoint stores it.
+			{Name: model.ValueWeightName, Shape: []int{1, t.pol.Model.Cfg.Hidden}, Value: t.vh.Weight(), Grad: t.vh.WeightGrad()},
+			{Name: model.ValueBiasName, Shape: []int{1}, Value: t.vh.Bias(), Grad: t.vh.BiasGrad()}}})
 	}
 	if t.opt != nil {
 		// The warm-up's optimizer: its moments are not carried into RL.
