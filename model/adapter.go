@@ -101,7 +101,7 @@ func newAdapterLayout(c Config, r int, targets [][numProj]bool) adapterLayout {
 		groupDown:   {F, D, []member{{projDown, 0, D}}},
 	}
 	add := func(name string, shape ...int) span {
-		t := Tensor{Name: name, Offset: l.size, Shape: shape, Decay: true}
+		t := Tensor{Name: name, Offset: l.size, Shape: shape}
 		l.tensors = append(l.tensors, t)
 		l.size += t.Size()
 		return span{t.Offset, t.Size()}
