@@ -21,23 +21,32 @@ import (
 //
 // Protocol: the program reads one JSON object per line on stdin,
 //
-//	{"index": 3, "group": 1, "prompt": "…", "completion": "…",
+//	{"id": 17, "index": 3, "group": 1, "prompt": "…", "completion": "…",
 //	 "finish_reason": "stop", "num_tokens": 212, "fields": {…}}
 //
-// and answers each with one line on stdout: a number, or an object
-// {"score": 0.5, "metrics": {"name": 1.0}} or {"error": "why"}. Programs
-// are long-lived; Workers of them serve requests concurrently. A program
-// that exceeds Timeout on a request is killed (with its process group) and
-// restarted for the next request; one that exits or prints a line that is
-// not a valid answer is restarted too. Either way the sample is marked
+// and answers each with one line on stdout: an object
+// {"id": 17, "score": 0.5, "metrics": {"name": 1.0}} or
+// {"id": 17, "error": "why"}, or a bare number. Echoing the request's id
+// (unique for the run) is optional but recommended: an answer whose id is
+// not the request's is rejected, so a program that prints a stray line
+// cannot shift its scores onto the wrong samples. Programs are long-lived;
+// Workers of them serve requests concurrently. The first request after a
+// (re)start may take StartupTimeout longer than Timeout, for the program to
+// load. A program that exceeds its time on a request is killed (with its
+// process group) and restarted for the next request; one that exits, prints
+// a line that is not a valid answer, answers another request or prints a
+// line nobody asked for is restarted too. Either way the sample is marked
 // failed and the run goes on.
 type ExternalParams struct {
-	Command      []string `json:"command"`        // argv; required
-	Dir          string   `json:"dir"`            // working directory; default the current one
-	Env          []string `json:"env"`            // extra KEY=VALUE entries
-	Workers      int      `json:"workers"`        // processes; default 2
-	Timeout      Duration `json:"timeout"`        // per request; default 10s
-	MaxLineBytes int      `json:"max_line_bytes"` // longest accepted answer line; default 1 MiB
+	Command []string `json:"command"` // argv; required
+	Dir     string   `json:"dir"`     // working directory; default the current one
+	Env     []string `json:"env"`     // extra KEY=VALUE entries
+	Workers int      `json:"workers"` // processes; default 2
+	Timeout Duration `json:"timeout"` // per request; default 10s
+	// StartupTimeout is the extra time the first request after a start
+	// may take (loading a model, say); default 60s.
+	StartupTimeout Duration `json:"startup_timeout"`
+	MaxLineBytes   int      `json:"max_line_bytes"` // longest accepted answer line; default 1 MiB
 	// MaxCrashes is how many consecutive failures (crash, timeout,
 	// garbage) end a batch early: the remaining samples fail at once
 	// instead of restarting a broken program thousands of times. Default 8.
@@ -46,7 +55,7 @@ type ExternalParams struct {
 
 // DefaultExternalParams returns external's defaults.
 func DefaultExternalParams() ExternalParams {
-	return ExternalParams{Workers: 2, Timeout: Duration(10 * time.Second), MaxLineBytes: 1 << 20, MaxCrashes: 8}
+	return ExternalParams{Workers: 2, Timeout: Duration(10 * time.Second), StartupTimeout: Duration(time.Minute), MaxLineBytes: 1 << 20, MaxCrashes: 8}
 }
 
 // External is a reward served by a pool of user processes. Range: whatever
@@ -58,6 +67,7 @@ type External struct {
 	closed atomic.Bool
 	mu     sync.Mutex
 	all    []*extProc
+	nextID atomic.Uint64 // request ids, unique for the reward's life
 }
 
 // NewExternal validates params and builds the reward. Processes start on
@@ -71,6 +81,9 @@ func NewExternal(p ExternalParams) (*External, error) {
 	}
 	if p.Timeout <= 0 {
 		return nil, fmt.Errorf("param \"timeout\": want > 0")
+	}
+	if p.StartupTimeout < 0 {
+		return nil, fmt.Errorf("param \"startup_timeout\": want >= 0")
 	}
 	if p.MaxLineBytes <= 0 {
 		return nil, fmt.Errorf("param \"max_line_bytes\": want > 0")
@@ -88,6 +101,7 @@ func NewExternal(p ExternalParams) (*External, error) {
 }
 
 type extRequest struct {
+	ID           uint64         `json:"id"`
 	Index        int            `json:"index"`
 	Group        int            `json:"group"`
 	Prompt       string         `json:"prompt"`
@@ -98,6 +112,7 @@ type extRequest struct {
 }
 
 type extAnswer struct {
+	ID      *uint64            `json:"id"`
 	Score   *float64           `json:"score"`
 	Error   string             `json:"error"`
 	Metrics map[string]float64 `json:"metrics"`
@@ -216,19 +231,25 @@ func (e *External) call(ctx context.Context, i int, s *Sample) (v float64, metri
 	if fields == nil {
 		fields = map[string]any{} // programs can rely on an object
 	}
+	id := e.nextID.Add(1)
 	req, err := json.Marshal(extRequest{
-		Index: i, Group: s.Group, Prompt: s.Prompt, Completion: validUTF8(s.Completion),
+		ID: id, Index: i, Group: s.Group, Prompt: s.Prompt, Completion: validUTF8(s.Completion),
 		FinishReason: s.FinishReason, NumTokens: len(s.CompletionIDs), Fields: fields,
 	})
 	if err != nil {
 		return 0, nil, false, fmt.Errorf("encode request: %w", err)
 	}
-	line, err := pr.roundTrip(ctx, append(req, '\n'), time.Duration(e.p.Timeout))
+	timeout := time.Duration(e.p.Timeout)
+	if pr.fresh {
+		timeout += time.Duration(e.p.StartupTimeout)
+	}
+	line, err := pr.roundTrip(ctx, append(req, '\n'), timeout)
 	if err != nil {
 		pr.kill()
 		return 0, nil, true, err
 	}
-	v, metrics, err = parseExtAnswer(line)
+	pr.fresh = false
+	v, metrics, err = parseExtAnswer(line, id)
 	var perr programError
 	if errors.As(err, &perr) {
 		return 0, nil, false, err
@@ -245,7 +266,8 @@ type programError struct{ msg string }
 
 func (p programError) Error() string { return "program reported: " + p.msg }
 
-func parseExtAnswer(line []byte) (float64, map[string]float64, error) {
+// parseExtAnswer reads the answer to request id.
+func parseExtAnswer(line []byte, id uint64) (float64, map[string]float64, error) {
 	line = bytes.TrimSpace(line)
 	if len(line) > 0 && line[0] == '{' {
 		var a extAnswer
@@ -253,6 +275,9 @@ func parseExtAnswer(line []byte) (float64, map[string]float64, error) {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&a); err != nil {
 			return 0, nil, fmt.Errorf("bad answer line %s: %w", quoteShort(line), err)
+		}
+		if a.ID != nil && *a.ID != id {
+			return 0, nil, fmt.Errorf("answer %s is for request %d, not %d: the program wrote more (or fewer) lines than it was asked for", quoteShort(line), *a.ID, id)
 		}
 		if a.Error != "" {
 			return 0, nil, programError{a.Error}
@@ -299,6 +324,7 @@ type extProc struct {
 	exited chan struct{}
 	stop   chan struct{} // closed by kill: the line reader gives up
 	stderr *tailWriter
+	fresh  bool // started and not yet answered: StartupTimeout applies
 }
 
 type lineResult struct {
@@ -378,6 +404,7 @@ func (p *extProc) start(ep ExternalParams) error {
 	go readLines(outR, ep.MaxLineBytes, lines, stop)
 	p.mu.Lock()
 	p.cmd, p.stdin, p.lines, p.exited, p.stop, p.stderr = cmd, inW, lines, exited, stop, tail
+	p.fresh = true
 	p.mu.Unlock()
 	return nil
 }
@@ -423,6 +450,17 @@ func (p *extProc) roundTrip(ctx context.Context, req []byte, timeout time.Durati
 	p.mu.Lock()
 	stdin, lines, exited, tail := p.stdin, p.lines, p.exited, p.stderr
 	p.mu.Unlock()
+	// A line waiting before the request is sent answers nothing we asked:
+	// the stream is out of step (a program that prints two lines per
+	// request), and reading on would give this sample another's score.
+	select {
+	case lr := <-lines:
+		if lr.err != nil {
+			return nil, p.exitError(exited, tail, lr.err)
+		}
+		return nil, fmt.Errorf("the program wrote a line no request asked for (%s); restarting it (echo each request's id to have every answer checked)", quoteShort(bytes.TrimSpace(lr.line)))
+	default:
+	}
 	deadline := time.Now().Add(timeout)
 	_ = stdin.SetWriteDeadline(deadline)
 	if _, err := stdin.Write(req); err != nil {

@@ -111,6 +111,7 @@ func TestExternalShellSleepKillsGroup(t *testing.T) {
 	p.Command = []string{"/bin/bash", script}
 	p.Workers = 2
 	p.Timeout = Duration(200 * time.Millisecond)
+	p.StartupTimeout = 0 // every request, the first included, gets 200ms
 	e := newExternal(t, p)
 	start := time.Now()
 	out, err := e.Score(context.Background(), make([]Sample, 4))
@@ -270,5 +271,73 @@ func TestExternalHangPastSetTimeout(t *testing.T) {
 				t.Errorf("round %d sample %d not excluded", round, i)
 			}
 		}
+	}
+}
+
+// A program that takes longer to start than the per-request timeout is
+// given startup_timeout for its first answer (it used to be restarted
+// forever and never score anything).
+func TestExternalSlowStart(t *testing.T) {
+	script := writeScript(t, "slow.sh", "#!/bin/sh\nsleep 3\nwhile read -r line; do echo 1; done\n")
+	p := DefaultExternalParams()
+	p.Command = []string{"/bin/sh", script}
+	p.Workers = 1
+	p.Timeout = Duration(2 * time.Second)
+	out, err := newExternal(t, p).Score(context.Background(), make([]Sample, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range out.Errs {
+		if e != nil || out.Values[i] != 1 {
+			t.Errorf("sample %d: %v (%v), want 1", i, out.Values[i], e)
+		}
+	}
+	// Without the allowance the first request times out.
+	p.StartupTimeout = 0
+	out, _ = newExternal(t, p).Score(context.Background(), make([]Sample, 1))
+	if out.Errs[0] == nil || !strings.Contains(out.Errs[0].Error(), "timed out") {
+		t.Errorf("startup_timeout 0: %v, want a timeout", out.Errs[0])
+	}
+}
+
+// A program that prints two lines per request must not shift its scores
+// onto other samples: answers echo the request id, and a mismatch (or a
+// line nobody asked for) fails the sample and restarts the program.
+func TestExternalDoublePrint(t *testing.T) {
+	script := writeScript(t, "double.py", `import sys, json
+for line in sys.stdin:
+    req = json.loads(line)
+    ans = json.dumps({"id": req["id"], "score": len(req["completion"])})
+    print(ans)
+    print(ans)
+    sys.stdout.flush()
+`)
+	p := DefaultExternalParams()
+	p.Command = []string{python(t), script}
+	p.Workers = 1
+	p.MaxCrashes = 100
+	samples := make([]Sample, 12)
+	for i := range samples {
+		samples[i].Completion = strings.Repeat("x", i+1)
+	}
+	out, err := newExternal(t, p).Score(context.Background(), samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scored := 0
+	for i, e := range out.Errs {
+		if e != nil {
+			if !strings.Contains(e.Error(), "no request asked for") && !strings.Contains(e.Error(), "is for request") {
+				t.Errorf("sample %d: unexpected error %v", i, e)
+			}
+			continue
+		}
+		scored++
+		if out.Values[i] != float64(i+1) {
+			t.Errorf("sample %d got score %v, another sample's (want %d)", i, out.Values[i], i+1)
+		}
+	}
+	if scored == 0 {
+		t.Error("no sample was scored")
 	}
 }
