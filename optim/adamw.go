@@ -30,7 +30,8 @@ type Flat struct {
 
 // AdamW is the optimizer over a list of parameters: torch.optim.AdamW's
 // update, decoupled weight decay on the tensors of two or more dimensions
-// that no_decay does not match, global grad-norm clipping and the learning-rate schedule. The
+// that no_decay does not match, global grad-norm clipping and the
+// learning-rate schedule. The
 // moments are stored like the parameters, and each run of consecutive
 // parameters of a Flat group that share a weight-decay flag is updated by
 // one kernel call (the update of an element depends only on that flag and
@@ -41,7 +42,6 @@ type AdamW struct {
 	cfg    Optim
 	params []Param
 	m, v   []kernels.Buf // views of the groups' moments, per parameter
-	decay  []bool
 	groups []group
 	step   int
 }
@@ -99,7 +99,6 @@ func NewFlatAdamW(be kernels.Backend, cfg Optim, groups ...Flat) (*AdamW, error)
 			}
 			size += n
 			o.params = append(o.params, p)
-			o.decay = append(o.decay, d)
 		}
 		if f.Values.Len() != size || f.Grads.Len() != size {
 			return nil, fmt.Errorf("adamw: a group of %d parameter floats in buffers of %d values and %d gradients", size, f.Values.Len(), f.Grads.Len())
@@ -136,9 +135,6 @@ func (o *AdamW) decays(p Param) (bool, error) {
 
 // matchName reports whether a parameter name matches a no_decay glob.
 func matchName(pattern, name string) (bool, error) { return path.Match(pattern, name) }
-
-// Decays reports whether parameter i receives weight decay.
-func (o *AdamW) Decays(i int) bool { return o.decay[i] }
 
 // StepCount is the number of updates taken so far.
 func (o *AdamW) StepCount() int { return o.step }
