@@ -169,6 +169,20 @@ func (c Config) Check(ck *option.Checker) {
 		if s.Timeout < 0 {
 			ck.Bad(p+".timeout", "must be >= 0, got %s", s.Timeout)
 		}
+		// The params as the run will decode them: a misspelt param is
+		// caught by --print-config, not at the first step.
+		if s.Type != "" {
+			var pe *ParamError
+			switch err := CheckParams(s.Type, s.Params); {
+			case err == nil:
+			case errors.As(err, &pe) && pe.Key != "":
+				ck.Bad(p+".params."+pe.Key, "%s", pe.Msg)
+			case errors.As(err, &pe):
+				ck.Bad(p+".params", "%s", pe.Msg)
+			default:
+				ck.Bad(p+".type", "%v", err)
+			}
+		}
 	}
 }
 
@@ -313,6 +327,9 @@ func decodeParams(params any, dst any) error {
 func cleanJSONError(err error) error {
 	msg := err.Error()
 	if rest, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		if key, err := strconv.Unquote(rest); err == nil {
+			return &unknownParamError{key: key}
+		}
 		return fmt.Errorf("unknown param %s", rest)
 	}
 	var te *json.UnmarshalTypeError

@@ -70,9 +70,9 @@ func TestNewValidation(t *testing.T) {
 		cfg     Config
 		wantErr string
 	}{
-		{"unknown type", Config{Functions: []Spec{{Type: "format"}, {Name: "fmt", Type: "foramt"}}}, `reward[1] "fmt": unknown type "foramt"`},
-		{"unknown param", Config{Functions: []Spec{{Name: "fmt", Type: "format", Params: map[string]any{"partail": true}}}}, `reward[0] "fmt": params: unknown param "partail"`},
-		{"param type", Config{Functions: []Spec{{Name: "acc", Type: "math_answer", Params: map[string]any{"tolerance": "small"}}}}, `reward[0] "acc": params: param "tolerance"`},
+		{"unknown type", Config{Functions: []Spec{{Type: "format"}, {Name: "fmt", Type: "foramt"}}}, `reward.functions.1.type: unknown reward type "foramt"`},
+		{"unknown param", Config{Functions: []Spec{{Name: "fmt", Type: "format", Params: map[string]any{"partail": true}}}}, `reward.functions.0.params.partail: unknown param "partail" of reward type format (did you mean "partial"?)`},
+		{"param type", Config{Functions: []Spec{{Name: "acc", Type: "math_answer", Params: map[string]any{"tolerance": "small"}}}}, `reward.functions.0.params: param "tolerance": cannot use a string`},
 		{"invalid param value", Config{Functions: []Spec{{Name: "len", Type: "length", Params: map[string]any{"mode": "overlong"}}}}, `reward[0] "len": params "max_length", "buffer"`},
 		{"duplicate name", Config{Functions: []Spec{{Type: "format"}, {Type: "format"}}}, `reward.functions.1.name: "format" is already the name of reward.functions.0`},
 		{"combine", Config{Combine: "avg", Functions: []Spec{{Type: "format"}}}, `reward.combine: must be one of sum, min, got "avg"`},

@@ -56,3 +56,21 @@ func TestForeignNamesPointAtOptions(t *testing.T) {
 		}
 	}
 }
+
+// A misspelt reward param is caught when the config is checked, with its
+// file, line and the param meant.
+func TestRewardParamsChecked(t *testing.T) {
+	src := "data: {task: arithmetic}\nreward:\n  - name: acc\n    type: math_answer\n    params: {extrct: [hash]}\n  - type: nosuch\n"
+	c, err := Parse([]byte(src), "x.yaml")
+	if err == nil {
+		err = c.Validate()
+	}
+	for _, want := range []string{
+		`x.yaml:5: reward.functions.0.params.extrct: unknown param "extrct" of reward type math_answer (did you mean "extract"?)`,
+		`x.yaml:6: reward.functions.1.type: unknown reward type "nosuch"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\nwant %s", err, want)
+		}
+	}
+}

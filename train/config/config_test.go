@@ -102,14 +102,14 @@ func TestParseFull(t *testing.T) {
 	if r := c.Reward.Functions; len(r) != 2 || *r[0].Weight != 1 || *r[1].Weight != 0.2 || r[1].Params == nil {
 		t.Errorf("rewards %+v", c.Reward)
 	}
-	if got := c.Reward.Functions[1].Params.(map[string]any)["bands"]; !reflect.DeepEqual(got, []any{2, 4}) {
-		t.Errorf("reward params bands = %#v", got)
+	if got := c.Reward.Functions[1].Params.(map[string]any)["outside"]; !reflect.DeepEqual(got, -1) {
+		t.Errorf("reward params outside = %#v", got)
 	}
 	for path, want := range map[string]string{
-		"reward.functions.1.params.max_len": "testdata/full.yaml:29",
-		"algorithm.epsilon_high":            "testdata/full.yaml:34",
-		"data.task_params":                  "testdata/full.yaml:12",
-		"optim.beta1":                       "",
+		"reward.functions.1.params.hi": "testdata/full.yaml:29",
+		"algorithm.epsilon_high":       "testdata/full.yaml:34",
+		"data.task_params":             "testdata/full.yaml:12",
+		"optim.beta1":                  "",
 	} {
 		if got := c.Pos(path); got != want {
 			t.Errorf("Pos(%q) = %q, want %q", path, got, want)
@@ -148,17 +148,17 @@ func TestDecodeErrors(t *testing.T) {
 			`x.yaml:1: optim: want a mapping of options, got "3"`},
 		{"scalar given a mapping", "optim:\n  lr:\n    a: 1\n",
 			`x.yaml:3: optim.lr: want a number, got a mapping`},
-		{"list given a mapping", "reward:\n  functions:\n    type: accuracy\n",
+		{"list given a mapping", "reward:\n  functions:\n    type: math_answer\n",
 			`x.yaml:3: reward.functions: want a list, got a mapping`},
 		{"string list given a string", "rollout:\n  stop: x\n",
 			`x.yaml:2: rollout.stop: want a list, got "x"`},
 		{"params given a list", "data:\n  task_params: [1]\n",
 			`x.yaml:2: data.task_params: want a mapping, got a list`},
-		{"unknown key in a list entry", "reward:\n  - type: accuracy\n  - type: length\n    wieght: 2\n",
+		{"unknown key in a list entry", "reward:\n  - type: math_answer\n  - type: length\n    wieght: 2\n",
 			`x.yaml:4: unknown key "reward.functions.1.wieght" (did you mean "reward.functions.1.weight"?)`},
-		{"duration wanted", minimal + "reward:\n  - type: accuracy\n    timeout: 30\n",
+		{"duration wanted", minimal + "reward:\n  - type: math_answer\n    timeout: 30\n",
 			`x.yaml:5: reward.functions.0.timeout: want a duration such as 30s or 2m, got "30"`},
-		{"shaping reference", minimal + "reward:\n  - type: accuracy\n    shaping: {ref: middle}\n",
+		{"shaping reference", minimal + "reward:\n  - type: math_answer\n    shaping: {ref: middle}\n",
 			`x.yaml:5: reward.functions.0.shaping.ref: want a number or group_mean, got "middle"`},
 		{"duplicate key", "log:\n  every: 1\n  every: 2\n",
 			`x.yaml:3: duplicate key "log.every" (first set on line 2)`},

@@ -6,7 +6,7 @@ import (
 )
 
 func TestDiff(t *testing.T) {
-	base := minimal + "reward:\n  - type: accuracy\n    params:\n      mode: exact\n"
+	base := minimal + "reward:\n  - type: math_answer\n    params:\n      compare: exact\n"
 	tests := []struct {
 		name               string
 		sets               []string
@@ -20,7 +20,7 @@ func TestDiff(t *testing.T) {
 		{"advantage", []string{"algorithm.advantage=rloo"}, nil, []string{`algorithm.advantage: "grpo" -> "rloo"`}},
 		{"learning rate", []string{"optim.lr=2e-6"}, nil, []string{"optim.lr: 1e-06 -> 2e-06"}},
 		{"task params", []string{"data.task_params.digits=3"}, nil, []string{"data.task_params.digits: (unset) -> 3"}},
-		{"reward params", []string{"reward.0.params.mode=numeric"}, nil, []string{"reward.functions.0.params.mode: exact -> numeric"}},
+		{"reward params", []string{"reward.0.params.compare=numeric"}, nil, []string{"reward.functions.0.params.compare: exact -> numeric"}},
 		{"added reward", []string{"reward.1.type=format"}, nil, []string{"reward.functions: 1 entries -> 2 entries"}},
 		{"added reward param", []string{"reward.0.params.tolerance=0.01"}, nil, []string{"reward.functions.0.params.tolerance: (unset) -> 0.01"}},
 		{"task eval size", []string{"data.eval_size=50"}, []string{"data.eval_size: 0 -> 50"}, nil},

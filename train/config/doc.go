@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/rltrain/rltrain/internal/option"
+	"github.com/rltrain/rltrain/reward"
 )
 
 // Doc renders the reference of every option as markdown: the text of
@@ -38,6 +39,14 @@ checkpoint's configuration; changing any other option is a breaking change.
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", f.path, typeName(f.typ), docDefault(f), resumeWord(f), docText(f))
 	}
+	b.WriteString(`
+## Reward types
+
+The ` + "`type`" + ` of a reward function and its ` + "`params`" + ` (a mapping; a param left
+out takes the default shown). A misspelt param or an unknown type is an error
+of ` + "`--print-config`" + `, ` + "`rltrain config`" + ` and ` + "`run`" + ` that names the file and line.
+`)
+	b.WriteString(reward.ParamsDoc())
 	return b.String()
 }
 

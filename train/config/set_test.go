@@ -6,7 +6,7 @@ import (
 )
 
 func TestSet(t *testing.T) {
-	base := minimal + "reward:\n  - type: accuracy\n    params:\n      mode: exact\n"
+	base := minimal + "reward:\n  - type: math_answer\n    params:\n      compare: exact\n"
 	tests := []struct {
 		set  string
 		get  func(c *Config) any
@@ -26,7 +26,7 @@ func TestSet(t *testing.T) {
 		{"model.tokenizer=123", func(c *Config) any { return c.Model.Tokenizer }, "123"},
 		{`rollout.stop=["\n", "##"]`, func(c *Config) any { return c.Rollout.Stop }, []string{"\n", "##"}},
 		{"reward.0.weight=2.5", func(c *Config) any { return *c.Reward.Functions[0].Weight }, 2.5},
-		{"reward.0.params.mode=numeric", func(c *Config) any { return c.Reward.Functions[0].Params.(map[string]any)["mode"] }, "numeric"},
+		{"reward.0.params.compare=numeric", func(c *Config) any { return c.Reward.Functions[0].Params.(map[string]any)["compare"] }, "numeric"},
 		{"reward.1.type=format", func(c *Config) any { r := c.Reward.Functions; return []any{len(r), r[1].Type, *r[1].Weight} }, []any{2, "format", 1.0}},
 		{"data.task_params.digits=3", func(c *Config) any { return c.Data.TaskParams["digits"] }, 3},
 		{"data.task_params.a.b=x", func(c *Config) any { return c.Data.TaskParams["a"] }, map[string]any{"b": "x"}},
@@ -64,7 +64,7 @@ func TestSetErrors(t *testing.T) {
 		{"optim.lr=[1", `--set optim.lr=[1: optim.lr: value is not valid YAML`},
 	}
 	for _, tt := range tests {
-		c := mustParse(t, minimal+"reward:\n  - type: accuracy\n")
+		c := mustParse(t, minimal+"reward:\n  - type: math_answer\n")
 		err := c.Set(tt.set)
 		if err == nil || len(err.Error()) < len(tt.want) || err.Error()[:len(tt.want)] != tt.want {
 			t.Errorf("Set(%q) error\n %v\nwant prefix\n %s", tt.set, err, tt.want)

@@ -1,0 +1,179 @@
+package reward
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// The parameters of each reward type are the JSON fields of the params
+// struct it registered; their defaults are the values its newParams fills
+// in. ParamsDoc documents them for `rltrain config --doc`, and CheckParams
+// lets the config check catch a misspelt param before a run starts.
+
+// ParamInfo is one parameter of a reward type.
+type ParamInfo struct {
+	Key     string
+	Type    string // in YAML terms
+	Default string // as JSON
+}
+
+// Params lists a reward type's parameters in declaration order.
+func Params(typ string) ([]ParamInfo, bool) {
+	reg, ok := lookup(typ)
+	if !ok {
+		return nil, false
+	}
+	v := reflect.ValueOf(reg.newParams()).Elem()
+	var out []ParamInfo
+	for i := 0; i < v.NumField(); i++ {
+		sf := v.Type().Field(i)
+		key := paramKey(sf)
+		if key == "" {
+			continue
+		}
+		def, err := json.Marshal(v.Field(i).Interface())
+		if err != nil {
+			def = []byte("?")
+		}
+		out = append(out, ParamInfo{Key: key, Type: yamlType(sf.Type), Default: string(def)})
+	}
+	return out, true
+}
+
+func paramKey(sf reflect.StructField) string {
+	if !sf.IsExported() {
+		return ""
+	}
+	k, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+	if k == "-" {
+		return ""
+	}
+	if k == "" {
+		return sf.Name
+	}
+	return k
+}
+
+func yamlType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "bool"
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return "integer"
+	case reflect.Float64, reflect.Float32:
+		return "number"
+	case reflect.Slice:
+		return "list of " + yamlType(t.Elem()) + "s"
+	case reflect.Map:
+		return "mapping"
+	case reflect.Pointer:
+		return yamlType(t.Elem())
+	case reflect.Struct:
+		return "mapping"
+	}
+	return t.String()
+}
+
+// ParamsDoc renders every reward type with its parameters and defaults as
+// markdown.
+func ParamsDoc() string {
+	var b strings.Builder
+	for _, td := range Types() {
+		fmt.Fprintf(&b, "\n### `%s`\n\n%s.\n\n", td[0], strings.TrimSuffix(td[1], "."))
+		ps, _ := Params(td[0])
+		if len(ps) == 0 {
+			b.WriteString("No parameters.\n")
+			continue
+		}
+		b.WriteString("| param | type | default |\n|---|---|---|\n")
+		for _, p := range ps {
+			fmt.Fprintf(&b, "| `%s` | %s | `%s` |\n", p.Key, p.Type, strings.ReplaceAll(p.Default, "|", `\|`))
+		}
+	}
+	return b.String()
+}
+
+// ParamError is a params problem found before a run: Key is the param it
+// concerns ("" for the params as a whole).
+type ParamError struct {
+	Key string
+	Msg string
+}
+
+func (e *ParamError) Error() string { return e.Msg }
+
+// CheckParams decodes params for a reward type as a run would. An unknown
+// param is reported with the nearest known one.
+func CheckParams(typ string, params any) error {
+	reg, ok := lookup(typ)
+	if !ok {
+		names := make([]string, 0)
+		for _, td := range Types() {
+			names = append(names, td[0])
+		}
+		return fmt.Errorf("unknown reward type %q; the types are %s", typ, strings.Join(names, ", "))
+	}
+	p := reg.newParams()
+	err := decodeParams(params, p)
+	if err == nil {
+		return nil
+	}
+	var unknown *unknownParamError
+	if errors.As(err, &unknown) {
+		ps, _ := Params(typ)
+		keys := make([]string, len(ps))
+		for i, pi := range ps {
+			keys[i] = pi.Key
+		}
+		msg := fmt.Sprintf("unknown param %q of reward type %s", unknown.key, typ)
+		if s := nearest(unknown.key, keys); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		} else {
+			msg += "; its params are " + strings.Join(keys, ", ")
+		}
+		return &ParamError{Key: unknown.key, Msg: msg}
+	}
+	return &ParamError{Msg: err.Error()}
+}
+
+// unknownParamError is decodeParams' error for a key the params struct
+// lacks.
+type unknownParamError struct{ key string }
+
+func (e *unknownParamError) Error() string { return fmt.Sprintf("unknown param %q", e.key) }
+
+// nearest is the candidate within a small edit distance of key, if any.
+func nearest(key string, candidates []string) string {
+	best, bestDist := "", min(3, len(key)/3+1)
+	for _, c := range candidates {
+		if d := editDistance(key, c); d <= bestDist && (best == "" || d < editDistance(key, best)) {
+			best = c
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
