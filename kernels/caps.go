@@ -18,3 +18,33 @@ type RowWorkers interface {
 type InvariantRows interface {
 	InvariantRows() int
 }
+
+// RowSampler is implemented by a backend that draws the next token of each
+// row of logits where the logits lie (a GPU), so that a decoding step
+// transfers a token id and a log-prob per row instead of the [rows × vocab]
+// logits. It samples exactly as the rollout package's CPU sampler does
+// (same filters, same tie-breaking, the same counter-based random stream,
+// internal/rng, at each row's coordinates); only the floating-point
+// rounding of the weights differs, so a token can differ only when a draw
+// falls within rounding of a cumulative boundary.
+type RowSampler interface {
+	// SampleRows writes the token and its log-prob under
+	// log softmax(logits / T) (unfiltered; T = 1 when greedy) for each row
+	// of logits[len(draws) × vocab].
+	SampleRows(tokens []int32, logprobs []float32, logits Buf, vocab int, p SampleParams, seed uint64, draws []Draw)
+}
+
+// SampleParams are the sampling filters of RowSampler, as the rollout
+// package's Sampling defines them (no repetition penalty).
+type SampleParams struct {
+	Temperature float64 // 0 picks the argmax, lowest id on ties
+	TopK        int     // keep the k highest-ranked tokens; 0 disables
+	TopP        float64 // keep the smallest top-ranked set with this share of the mass; 1 disables
+	MinP        float64 // keep tokens with at least MinP times the top weight; 0 disables
+}
+
+// Draw names a row's random draw: the coordinates of internal/rng's stream
+// under the call's seed.
+type Draw struct {
+	Prompt, Sample, Step uint64
+}

@@ -109,20 +109,19 @@ func (m *Model) Prefill(ws *Workspace, c *KVCache, seqs []*Seq, prompts [][]int3
 		last := (i*T + len(p) - 1) * cfg.Hidden
 		be.Copy(be.View(d.out, i*cfg.Hidden, cfg.Hidden), be.View(ws.final, last, cfg.Hidden))
 	}
-	return m.headLogits(d, len(prompts), nil), nil
+	n := len(prompts)
+	out := make([]float32, n*m.Cfg.Vocab)
+	m.be.Download(out, m.headLogits(d, n))
+	return out, nil
 }
 
-// headLogits computes the logits of the first n rows of d.out into host,
-// or into a new slice when host is nil.
-func (m *Model) headLogits(d *decodeBufs, n int, host []float32) []float32 {
+// headLogits computes the logits of the first n rows of d.out into
+// d.logits and returns them.
+func (m *Model) headLogits(d *decodeBufs, n int) kernels.Buf {
 	be, cfg := m.be, m.Cfg
 	logits := be.View(d.logits, 0, n*cfg.Vocab)
 	be.Gemm(false, true, n, cfg.Vocab, cfg.Hidden, 1, d.out, cfg.Hidden, m.LMHead(), cfg.Hidden, 0, logits, cfg.Vocab)
-	if host == nil {
-		host = make([]float32, n*cfg.Vocab)
-	}
-	be.Download(host[:n*cfg.Vocab], logits)
-	return host
+	return logits
 }
 
 // Decode appends one token to each sequence, attending to everything the
@@ -138,46 +137,13 @@ func (m *Model) Decode(c *KVCache, seqs []*Seq, tokens []int32) ([]float32, erro
 // 32000-word vocabulary and 64 sequences, clearing) 8 MB per token.
 func (m *Model) DecodeTo(dst []float32, c *KVCache, seqs []*Seq, tokens []int32) ([]float32, error) {
 	n := len(seqs)
-	if n == 0 || len(tokens) != n {
-		return nil, fmt.Errorf("decode: %d tokens for %d sequences", len(tokens), n)
-	}
 	if dst != nil && len(dst) < n*m.Cfg.Vocab {
 		return nil, fmt.Errorf("decode: a logits buffer of %d floats for %d sequences of %d", len(dst), n, m.Cfg.Vocab)
 	}
-	need := 0
-	for i, s := range seqs {
-		if s.Len == 0 {
-			return nil, fmt.Errorf("decode: sequence %d has no prefix; prefill it first", i)
-		}
-		if int(tokens[i]) < 0 || int(tokens[i]) >= m.Cfg.Vocab {
-			return nil, fmt.Errorf("decode: token %d is outside the vocabulary of %d", tokens[i], m.Cfg.Vocab)
-		}
-		need += c.BlocksNeeded(s, 1)
+	st, err := m.decodeStart(c, seqs, tokens)
+	if err != nil {
+		return nil, err
 	}
-	if need > len(c.free) {
-		return nil, ErrCacheFull
-	}
-	cfg := m.Cfg
-	slots := make([]int32, n)
-	positions := make([]int32, n)
-	lens := make([]int, n)
-	for i, s := range seqs {
-		sl, err := c.reserve(s, 1)
-		if err != nil {
-			return nil, err // cannot happen: capacity was checked above
-		}
-		slots[i], positions[i] = sl[0], int32(s.Len)
-		s.Len++
-		lens[i] = s.Len
-	}
-	all := make([][]int32, n)
-	for i, s := range seqs {
-		all[i] = c.slotsOf(s)
-	}
-	half := cfg.HeadDim / 2
-	cos, sin := make([]float32, n*half), make([]float32, n*half)
-	m.rope.fill(cos, sin, positions)
-	st := decodeStep{tokens: tokens, slots: slots, lens: lens, all: all, cos: cos, sin: sin}
 
 	// The rows of a step are independent: on a backend that offers row
 	// workers, each runs the whole step for its share of the sequences
@@ -191,13 +157,15 @@ func (m *Model) DecodeTo(dst []float32, c *KVCache, seqs []*Seq, tokens []int32)
 		workers = rw.RowWorkers()
 		workers = workers[:min(len(workers), n/minRowsPerWorker)]
 	}
-	if len(workers) < 2 {
-		return m.decodeRows(c.decodeBufs(n), c, st, dst), nil
-	}
-	V := cfg.Vocab
+	V := m.Cfg.Vocab
 	if dst == nil {
 		dst = make([]float32, n*V)
 	}
+	if len(workers) < 2 {
+		m.be.Download(dst[:n*V], m.decodeRows(c.decodeBufs(n), c, st))
+		return dst[:n*V], nil
+	}
+	half := m.Cfg.HeadDim / 2
 	var wg sync.WaitGroup
 	for p, be := range workers {
 		lo, hi := n*p/len(workers), n*(p+1)/len(workers)
@@ -207,11 +175,67 @@ func (m *Model) DecodeTo(dst []float32, c *KVCache, seqs []*Seq, tokens []int32)
 			defer wg.Done()
 			mv := *m
 			mv.be = be
-			mv.decodeRows(d, c, st.rows(lo, hi, half), dst[lo*V:hi*V])
+			be.Download(dst[lo*V:hi*V], mv.decodeRows(d, c, st.rows(lo, hi, half)))
 		}()
 	}
 	wg.Wait()
 	return dst[:n*V], nil
+}
+
+// DecodeLogits is Decode leaving the logits on the backend: the returned
+// [len(seqs) × vocab] buffer holds them until the cache's next decoding
+// step. A backend that samples where the logits lie (kernels.RowSampler, a
+// GPU) then transfers a token per row instead of the whole rows.
+func (m *Model) DecodeLogits(c *KVCache, seqs []*Seq, tokens []int32) (kernels.Buf, error) {
+	st, err := m.decodeStart(c, seqs, tokens)
+	if err != nil {
+		return nil, err
+	}
+	return m.decodeRows(c.decodeBufs(len(seqs)), c, st), nil
+}
+
+// decodeStart checks a decoding step, reserves each sequence's new cache
+// slot and computes the step's host-side tables. On ErrCacheFull no
+// sequence is changed.
+func (m *Model) decodeStart(c *KVCache, seqs []*Seq, tokens []int32) (decodeStep, error) {
+	n := len(seqs)
+	if n == 0 || len(tokens) != n {
+		return decodeStep{}, fmt.Errorf("decode: %d tokens for %d sequences", len(tokens), n)
+	}
+	need := 0
+	for i, s := range seqs {
+		if s.Len == 0 {
+			return decodeStep{}, fmt.Errorf("decode: sequence %d has no prefix; prefill it first", i)
+		}
+		if int(tokens[i]) < 0 || int(tokens[i]) >= m.Cfg.Vocab {
+			return decodeStep{}, fmt.Errorf("decode: token %d is outside the vocabulary of %d", tokens[i], m.Cfg.Vocab)
+		}
+		need += c.BlocksNeeded(s, 1)
+	}
+	if need > len(c.free) {
+		return decodeStep{}, ErrCacheFull
+	}
+	cfg := m.Cfg
+	slots := make([]int32, n)
+	positions := make([]int32, n)
+	lens := make([]int, n)
+	for i, s := range seqs {
+		sl, err := c.reserve(s, 1)
+		if err != nil {
+			return decodeStep{}, err // cannot happen: capacity was checked above
+		}
+		slots[i], positions[i] = sl[0], int32(s.Len)
+		s.Len++
+		lens[i] = s.Len
+	}
+	all := make([][]int32, n)
+	for i, s := range seqs {
+		all[i] = c.slotsOf(s)
+	}
+	half := cfg.HeadDim / 2
+	cos, sin := make([]float32, n*half), make([]float32, n*half)
+	m.rope.fill(cos, sin, positions)
+	return decodeStep{tokens: tokens, slots: slots, lens: lens, all: all, cos: cos, sin: sin}, nil
 }
 
 // rowWorkersMaxWeightBytes bounds the models DecodeTo splits by rows: each
@@ -244,9 +268,8 @@ func (st decodeStep) rows(lo, hi, half int) decodeStep {
 }
 
 // decodeRows runs one decoding step for the rows of st on m's backend,
-// with activations in d, and writes the logits into dst (a new slice when
-// nil).
-func (m *Model) decodeRows(d *decodeBufs, c *KVCache, st decodeStep, dst []float32) []float32 {
+// with activations in d, and returns the logits (a view of d.logits).
+func (m *Model) decodeRows(d *decodeBufs, c *KVCache, st decodeStep) kernels.Buf {
 	be, cfg := m.be, m.Cfg
 	n := len(st.tokens)
 	D, C, A, F, hd := cfg.Hidden, cfg.qkvWidth(), cfg.Heads*cfg.HeadDim, cfg.FFN, cfg.HeadDim
@@ -284,5 +307,5 @@ func (m *Model) decodeRows(d *decodeBufs, c *KVCache, st decodeStep, dst []float
 		})
 	}
 	be.RMSNorm(v(d.out, D), d.rstd, x, m.w.norm, n, D, eps)
-	return m.headLogits(d, n, dst)
+	return m.headLogits(d, n)
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/rltrain/rltrain/kernels"
@@ -210,5 +211,41 @@ func TestDecodeRowWorkersSameBits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDecodeLogitsOnBackend: DecodeLogits leaves on the backend the logits
+// DecodeTo downloads, bit for bit, step after step.
+func TestDecodeLogitsOnBackend(t *testing.T) {
+	cfg := testConfigs()["llama"]
+	m := randomModel(t, cfg, 4)
+	caches := make([]*KVCache, 2)
+	seqs := make([][]*Seq, 2)
+	prompts := [][]int32{{1, 2, 3}, {4, 5}, {6}}
+	for k := range caches {
+		var err error
+		if caches[k], err = m.NewKVCache(1<<22, 4); err != nil {
+			t.Fatal(err)
+		}
+		seqs[k] = []*Seq{{}, {}, {}}
+		if _, err := m.Prefill(m.NewWorkspace(), caches[k], seqs[k], prompts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for step := range 3 {
+		toks := []int32{int32(step), 7, 9}
+		want, err := m.Decode(caches[0], seqs[0], toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf, err := m.DecodeLogits(caches[1], seqs[1], toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, buf.Len())
+		m.be.Download(got, buf)
+		if !slices.Equal(got, want) {
+			t.Fatalf("step %d: DecodeLogits differs from Decode", step)
+		}
 	}
 }

@@ -89,6 +89,12 @@ type generation struct {
 	padBase   *model.Seq
 	padBlocks int
 	chunk     int
+	// rows samples on the device, where the logits are (a GPU backend,
+	// kernels.RowSampler): a step then downloads a token and a log-prob
+	// per completion instead of its logits. Not with a repetition penalty
+	// (each completion's seen tokens live on the host) or batch-invariant
+	// padding; those steps sample on the host.
+	rows kernels.RowSampler
 }
 
 // promptState tracks one prompt while its completions are admitted.
@@ -151,6 +157,9 @@ func (e *Engine) newGeneration(prompts []Prompt, o Options) (*generation, error)
 		g.eos[int32(id)] = true
 	}
 	g.sp, g.penalty, g.maxBatch = cfg.Sampling, cfg.RepetitionPenalty != 1, cfg.BatchLimit()
+	if rs, ok := e.m.Backend().(kernels.RowSampler); ok && !g.penalty && !cfg.BatchInvariant {
+		g.rows = rs
+	}
 	// A stop string that the newest token completes lies within its last
 	// len(stop) tokens when every token decodes to at least one byte; the
 	// window adds slack for special tokens (no text) and for decoders that
@@ -355,6 +364,9 @@ func (g *generation) step() error {
 		e.logits = make([]float32, need)
 	}
 	logits := e.logits[:len(g.active)*V]
+	if g.rows != nil {
+		return g.deviceStep(seqs, toks, t0)
+	}
 	var err error
 	switch {
 	case g.padBase != nil:
@@ -383,6 +395,41 @@ func (g *generation) step() error {
 	clear(g.active[len(kept):])
 	g.active = kept
 	g.st.SampleTime += time.Since(t0)
+	return nil
+}
+
+// deviceStep is step with the logits left on the device and sampled there:
+// the same tokens as sampling on the host (the same filters and random
+// stream; see kernels.RowSampler), with a token and a log-prob per
+// completion downloaded instead of its [vocab] logits.
+func (g *generation) deviceStep(seqs []*model.Seq, toks []int32, t0 time.Time) error {
+	e := g.e
+	logits, err := e.m.DecodeLogits(e.cache, seqs, toks)
+	if err != nil {
+		return fmt.Errorf("rollout: decode step %d: %w", g.st.Steps, err)
+	}
+	g.st.Steps++
+	g.st.DecodeTokens += len(g.active)
+	g.st.PeakBlocks = max(g.st.PeakBlocks, e.cache.NumBlocks-e.cache.FreeBlocks())
+	t1 := time.Now()
+	g.st.DecodeTime += t1.Sub(t0)
+	draws := make([]kernels.Draw, len(g.active))
+	for i, r := range g.active {
+		draws[i] = kernels.Draw{Prompt: r.ps.p.Index, Sample: uint64(r.out.Sample), Step: uint64(len(r.out.IDs))}
+	}
+	next, lps := make([]int32, len(g.active)), make([]float32, len(g.active))
+	sp := g.sp
+	g.rows.SampleRows(next, lps, logits, e.m.Cfg.Vocab, kernels.SampleParams{Temperature: sp.Temperature, TopK: sp.TopK, TopP: sp.TopP, MinP: sp.MinP}, g.cfg.Seed, draws)
+	kept := g.active[:0]
+	for i, r := range g.active {
+		r.tok, r.lp = next[i], lps[i]
+		if !g.accept(r) {
+			kept = append(kept, r)
+		}
+	}
+	clear(g.active[len(kept):])
+	g.active = kept
+	g.st.SampleTime += time.Since(t1)
 	return nil
 }
 

@@ -181,3 +181,7 @@ func TestBenchGPU(t *testing.T) {
 		fmt.Printf("wrote %s\n", path)
 	}
 }
+
+// TestGPURollout: the rollout engine sampling on the device gives the CPU
+// backend's completions token for token.
+func TestGPURollout(t *testing.T) { Rollout(t, openGPU(t)) }

@@ -5,14 +5,18 @@ import (
 	"math"
 	"testing"
 
+	"github.com/rltrain/rltrain/internal/rng"
+	"github.com/rltrain/rltrain/kernels"
 	"github.com/rltrain/rltrain/kernels/cuda"
+	"github.com/rltrain/rltrain/rollout"
 )
 
-// Sampling checks Backend.Sample against cuda.SampleReference on rows with
-// and without tied logits, for each filter alone and combined. Tokens must
-// match exactly (a mismatch needs a draw within rounding of a cumulative
-// boundary, which random inputs essentially never produce); log-probs
-// within 1e-5 absolute.
+// Sampling checks Backend.SampleRows against cuda.SampleReference and
+// against the rollout package's CPU sampler on rows with and without tied
+// logits, for each filter alone and combined, at the same (seed, prompt,
+// sample, step) draws. Tokens must match exactly (a mismatch needs a draw
+// within rounding of a cumulative boundary, which random inputs
+// essentially never produce); log-probs within 1e-5 absolute.
 func Sampling(t *testing.T, newDriver func() (cuda.Driver, error)) {
 	drv, err := newDriver()
 	if err != nil {
@@ -20,7 +24,7 @@ func Sampling(t *testing.T, newDriver func() (cuda.Driver, error)) {
 	}
 	defer drv.Close()
 	p := newPair(t, drv)
-	params := []cuda.SampleParams{
+	params := []kernels.SampleParams{
 		{Temperature: 0},
 		{Temperature: 1, TopP: 1},
 		{Temperature: 0.7, TopK: 5, TopP: 1},
@@ -30,6 +34,7 @@ func Sampling(t *testing.T, newDriver func() (cuda.Driver, error)) {
 		{Temperature: 1, TopK: 1, TopP: 1},
 		{Temperature: 1, TopP: 0},
 	}
+	var cpu rollout.Sampler
 	for _, sh := range []struct {
 		rows, vocab int
 		ties        bool
@@ -43,21 +48,30 @@ func Sampling(t *testing.T, newDriver func() (cuda.Driver, error)) {
 		buf := p.dev.Alloc(len(logits))
 		p.dev.Upload(buf, logits)
 		for pi, prm := range params {
-			counters := make([]uint64, sh.rows)
-			for r := range counters {
-				counters[r] = uint64(1000*pi + r)
+			draws := make([]kernels.Draw, sh.rows)
+			for r := range draws {
+				draws[r] = kernels.Draw{Prompt: uint64(pi), Sample: uint64(r), Step: uint64(3 * r)}
 			}
 			const seed = 0x5eed
 			tokens, lps := make([]int32, sh.rows), make([]float32, sh.rows)
-			p.dev.Sample(tokens, lps, buf, sh.rows, sh.vocab, prm, seed, counters)
-			for r := 0; r < sh.rows; r++ {
+			p.dev.SampleRows(tokens, lps, buf, sh.vocab, prm, seed, draws)
+			for r, d := range draws {
 				name := fmt.Sprintf("vocab %d ties %v params %+v row %d", sh.vocab, sh.ties, prm, r)
-				wt, wlp := cuda.SampleReference(logits[r*sh.vocab:(r+1)*sh.vocab], prm, cuda.PhiloxUniform(seed, counters[r]))
+				row := logits[r*sh.vocab : (r+1)*sh.vocab]
+				u := rng.Uniform(seed, d.Prompt, d.Sample, d.Step)
+				wt, wlp := cuda.SampleReference(row, prm, u)
 				if tokens[r] != wt {
 					t.Errorf("%s: token %d, reference %d", name, tokens[r], wt)
 				}
 				if d := math.Abs(float64(lps[r] - wlp)); !(d <= 1e-5) {
 					t.Errorf("%s: log-prob %v, reference %v", name, lps[r], wlp)
+				}
+				ct, clp := cpu.Sample(row, rollout.Sampling{Temperature: prm.Temperature, TopK: prm.TopK, TopP: prm.TopP, MinP: prm.MinP, RepetitionPenalty: 1}, u, nil)
+				if tokens[r] != ct {
+					t.Errorf("%s: token %d, the CPU sampler's %d", name, tokens[r], ct)
+				}
+				if d := math.Abs(float64(lps[r] - clp)); !(d <= 1e-5) {
+					t.Errorf("%s: log-prob %v, the CPU sampler's %v", name, lps[r], clp)
 				}
 			}
 		}
@@ -67,12 +81,12 @@ func Sampling(t *testing.T, newDriver func() (cuda.Driver, error)) {
 	logits := p.rand(2*V, 3)
 	buf := p.dev.Alloc(len(logits))
 	p.dev.Upload(buf, logits)
-	prm := cuda.SampleParams{Temperature: 0.8, TopP: 1, MinP: 0.001}
+	prm := kernels.SampleParams{Temperature: 0.8, TopP: 1, MinP: 0.001}
 	tokens, lps := make([]int32, 2), make([]float32, 2)
-	counters := []uint64{7, 8}
-	p.dev.Sample(tokens, lps, buf, 2, V, prm, 1, counters)
-	for r := 0; r < 2; r++ {
-		wt, wlp := cuda.SampleReference(logits[r*V:(r+1)*V], prm, cuda.PhiloxUniform(1, counters[r]))
+	draws := []kernels.Draw{{Prompt: 7, Sample: 1, Step: 9}, {Prompt: 8, Sample: 0, Step: 2}}
+	p.dev.SampleRows(tokens, lps, buf, V, prm, 1, draws)
+	for r, d := range draws {
+		wt, wlp := cuda.SampleReference(logits[r*V:(r+1)*V], prm, rng.Uniform(1, d.Prompt, d.Sample, d.Step))
 		if tokens[r] != wt || math.Abs(float64(lps[r]-wlp)) > 1e-5 {
 			t.Errorf("vocab %d row %d: token %d (%v), reference %d (%v)", V, r, tokens[r], lps[r], wt, wlp)
 		}

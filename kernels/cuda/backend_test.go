@@ -28,6 +28,10 @@ func TestBF16(t *testing.T) { cudatest.BF16(t, emu) }
 // TestSampling checks device sampling on the emulated driver.
 func TestSampling(t *testing.T) { cudatest.Sampling(t, emu) }
 
+// TestRollout: the rollout engine sampling on the emulated device gives
+// the CPU backend's completions token for token.
+func TestRollout(t *testing.T) { cudatest.Rollout(t, emu) }
+
 // TestModelBF16 runs tiny models with bf16 GEMM operands against the fp32
 // CPU backend.
 func TestModelBF16(t *testing.T) { cudatest.ModelBF16(t, emu, 5) }

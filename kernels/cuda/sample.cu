@@ -1,43 +1,37 @@
-// Token sampling on the device: temperature, top-k, top-p and min-p, with a
-// counter-based random number generator (Philox4x32-10), so a draw depends
-// only on (seed, counter) and the same on every device and under the
-// emulator. One block per row; the filters are found by bisection over the
-// weights' bit patterns with block-wide counts and sums, so nothing is
-// sorted and no [rows × vocab] scratch is needed. The semantics (see
-// SampleReference in sample.go) rank tokens by weight, lower id first on
-// ties.
+// Token sampling on the device: temperature, top-k, top-p and min-p, with
+// the CPU sampler's counter-based random stream (internal/rng: SplitMix64
+// hashes of (seed, prompt, sample, step)), so a draw is the same number on
+// every backend and under the emulator. One block per row; the filters are
+// found by bisection over the weights' bit patterns with block-wide counts
+// and sums, so nothing is sorted and no [rows × vocab] scratch is needed.
+// The semantics are rollout.Sampler's (see SampleReference in sample.go):
+// tokens rank by weight, lower id first on ties.
 #include "cuda_compat.cuh"
 
 typedef unsigned long long u64;
 
-__device__ __forceinline__ void mulhilo(unsigned a, unsigned b, unsigned* hi, unsigned* lo) {
-  const u64 p = (u64)a * b;
-  *hi = (unsigned)(p >> 32);
-  *lo = (unsigned)p;
+// mix64 is the SplitMix64 finaliser (Stafford's variant 13).
+__device__ __forceinline__ u64 mix64(u64 x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return x;
 }
 
-// philox_uniform returns a double in [0, 1) with 53 bits from
-// Philox4x32-10 at counter (ctr, 0) under key seed.
-__device__ __forceinline__ double philox_uniform(u64 seed, u64 ctr) {
-  unsigned c0 = (unsigned)ctr, c1 = (unsigned)(ctr >> 32), c2 = 0, c3 = 0;
-  unsigned k0 = (unsigned)seed, k1 = (unsigned)(seed >> 32);
-  for (int r = 0; r < 10; r++) {
-    unsigned hi0, lo0, hi1, lo1;
-    mulhilo(0xD2511F53u, c0, &hi0, &lo0);
-    mulhilo(0xCD9E8D57u, c2, &hi1, &lo1);
-    const unsigned n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-    c0 = n0;
-    c1 = lo1;
-    c2 = n2;
-    c3 = lo0;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  return (double)(((u64)(c0 >> 5) << 26) | (c1 >> 6)) * (1.0 / 9007199254740992.0);
+// uniform_draw is internal/rng.Uniform: a double in [0, 1) with 53 bits of
+// the hash of (seed, prompt, sample, step).
+__device__ __forceinline__ double uniform_draw(u64 seed, u64 prompt, u64 sample, u64 step) {
+  u64 h = mix64(seed + 0x9e3779b97f4a7c15ull);
+  h = mix64(h ^ (prompt + 0x3c6ef372fe94f82aull));
+  h = mix64(h ^ (sample + 0xdaa66d2c7ddf743full));
+  h = mix64(h ^ (step + 0x78dde6e5fd29f054ull));
+  return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 
-__device__ __forceinline__ double weight(const float* z, int i, float mx, float invT) {
-  return exp((double)(z[i] - mx) * invT);
+__device__ __forceinline__ double weight(const float* z, int i, float mx, double invT) {
+  return exp(((double)z[i] - (double)mx) * invT);
 }
 
 // Block-wide sum and count helpers over the row, with a predicate on the
@@ -49,9 +43,11 @@ __device__ __forceinline__ double weight(const float* z, int i, float mx, float 
     out = block_sum(acc_, dscratch);                                \
   } while (0)
 
-extern "C" __global__ void sample_rows(int* tokens, float* logprobs, const float* logits, int V,
-                                       const u64* counters, u64 seed, int greedy, float invT, int topK, float topP,
-                                       float minP) {
+// draws holds (prompt, sample, step) for each row. With no filter active a
+// zero weight is never the fallback token (rounding left the target at or
+// above the mass), with filters the last candidate is, as on the CPU.
+extern "C" __global__ void sample_rows(int* tokens, float* logprobs, const float* logits, int V, const u64* draws,
+                                       u64 seed, int greedy, double invT, int topK, double topP, double minP) {
   __shared__ double dscratch[32];
   __shared__ float vbest[32];
   __shared__ int ibest[32];
@@ -90,7 +86,7 @@ extern "C" __global__ void sample_rows(int* tokens, float* logprobs, const float
     }
   }
   const float mx = bv;
-  const float it = greedy ? 1.0f : invT;
+  const double it = greedy ? 1.0 : invT;
   double total;
   ROW_SUM(weight(z, i, mx, it), total);
   const double lse = log(total);
@@ -165,6 +161,7 @@ extern "C" __global__ void sample_rows(int* tokens, float* logprobs, const float
       }
     }
 #define KEPT(w, i) (IN_TOPK(w, i) && ((w) > pT || ((w) == pT && (i) <= pId)) && (w) >= (double)minP)
+    const bool filtered = (topK > 0 && topK < V) || topP < 1 || minP > 0;
     // Inverse CDF in id order: each thread owns a contiguous range.
     const int chunk = (V + blockDim.x - 1) / blockDim.x;
     const int i0 = threadIdx.x * chunk, i1 = imin(V, i0 + chunk);
@@ -174,11 +171,12 @@ extern "C" __global__ void sample_rows(int* tokens, float* logprobs, const float
       const double w = weight(z, i, mx, it);
       if (KEPT(w, i)) {
         own += w;
-        lastKept = i;
+        if (w > 0 || filtered) lastKept = i;
       }
     }
     const double keptMass = block_sum(own, dscratch);
-    const double target = philox_uniform(seed, counters[r]) * keptMass;
+    const u64* d = draws + 3 * (long long)r;
+    const double target = uniform_draw(seed, d[0], d[1], d[2]) * keptMass;
     // Exclusive prefix of the per-thread sums, and the last kept id overall.
     __shared__ double prefix[1024];
     __shared__ int lastIds[1024];
@@ -219,6 +217,6 @@ extern "C" __global__ void sample_rows(int* tokens, float* logprobs, const float
   }
   if (threadIdx.x == 0) {
     tokens[r] = tok;
-    logprobs[r] = (float)((double)(z[tok] - mx) * it - lse);
+    logprobs[r] = (float)(((double)z[tok] - (double)mx) * it - lse);
   }
 }
