@@ -9,4 +9,6 @@ import "github.com/rltrain/rltrain/internal/rng"
 func Draw(seed, prompt, sample, step uint64) uint64 { return rng.Draw(seed, prompt, sample, step) }
 
 // Uniform returns a float64 in [0, 1) with 53 random bits from Draw.
-func Uniform(seed, prompt, sample, step uint64) float64 { return rng.Uniform(seed, prompt, sample, step) }
+func Uniform(seed, prompt, sample, step uint64) float64 {
+	return rng.Uniform(seed, prompt, sample, step)
+}
