@@ -25,6 +25,11 @@ type BenchResult struct {
 	KVCacheBytes           int64
 	KVCacheBlocks          int
 	KVBlockSize            int
+	// Data parallel: the number of ranks (the token rates and GEMM peak
+	// are the job's, summed over ranks) and the fraction of the time in
+	// gradient all-reduces that overlapped a backward pass.
+	WorldSize        int
+	AllreduceOverlap float64
 }
 
 // Bench runs warmup untimed RL steps and then steps timed ones, without
@@ -39,7 +44,7 @@ func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, e
 		}
 		t.state.Step++
 	}
-	r := &BenchResult{Steps: steps, Timing: map[string]float64{}, Params: t.pol.Model.NumParams()}
+	r := &BenchResult{Steps: steps, Timing: map[string]float64{}, Params: t.pol.Model.NumParams(), WorldSize: t.world().Size()}
 	var gen, trainTok, allTok, rollSec, updSec, total float64
 	for i := 0; i < steps; i++ {
 		start := time.Now()
@@ -61,6 +66,7 @@ func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, e
 		rollSec += m["timing_s/rollout"]
 		updSec += m["timing_s/update"]
 		trainTok += float64(t.trainTokens(st))
+		r.AllreduceOverlap += m["perf/allreduce_overlap"] / float64(steps)
 	}
 	r.StepSeconds = total / float64(steps)
 	if rollSec > 0 {
@@ -74,7 +80,7 @@ func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, e
 	// old/ref passes are forward-only), 6·P per token trained.
 	flops := 6*float64(r.Params)*trainTok + 2*float64(r.Params)*gen
 	r.AchievedGFLOPS = flops / total / 1e9
-	r.GEMMPeakGFLOPS = gemmPeak(t)
+	r.GEMMPeakGFLOPS = gemmPeak(t) * float64(r.WorldSize)
 	if r.GEMMPeakGFLOPS > 0 {
 		r.MFU = r.AchievedGFLOPS / r.GEMMPeakGFLOPS
 	}

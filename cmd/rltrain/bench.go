@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/spf13/cobra"
 
+	"github.com/rltrain/rltrain/internal/dist"
 	"github.com/rltrain/rltrain/kernels/cuda"
 	"github.com/rltrain/rltrain/train"
 )
@@ -25,7 +27,7 @@ warm-up) without writing checkpoints, and report rollout tokens/s, training
 tokens/s, the timing_s/* split of a step, peak RSS, an MFU estimate against
 the backend's measured GEMM rate, and the KV cache budget.`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			path := "configs/demo.yaml"
 			if len(args) == 1 {
 				path = args[0]
@@ -40,7 +42,23 @@ the backend's measured GEMM rate, and the KV cache budget.`,
 			if err != nil {
 				return err
 			}
-			t, err := train.New(cfg, train.Options{Console: cmd.ErrOrStderr()})
+			comm, err := dist.Open(dist.Options{Timeout: cfg.Train.CollectiveTimeout})
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if comm.Size() > 1 {
+				defer func() {
+					if err != nil {
+						comm.Abort(1, fmt.Sprintf("rank %d: %v", comm.Rank(), err))
+					}
+					comm.Close()
+				}()
+				if comm.Rank() != 0 {
+					w = io.Discard
+				}
+			}
+			t, err := train.New(cfg, train.Options{Console: cmd.ErrOrStderr(), Comm: comm})
 			if err != nil {
 				return err
 			}
@@ -49,7 +67,6 @@ the backend's measured GEMM rate, and the KV cache budget.`,
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
 			if asJSON {
 				return json.NewEncoder(w).Encode(r)
 			}
@@ -59,6 +76,9 @@ the backend's measured GEMM rate, and the KV cache budget.`,
 				if info, ok := cb.DeviceInfo(); ok {
 					fmt.Fprintf(w, "device: %s\n", info)
 				}
+			}
+			if r.WorldSize > 1 {
+				fmt.Fprintf(w, "data parallel: %s; all-reduce %.1f%% overlapped with the backward pass\n", comm, 100*r.AllreduceOverlap)
 			}
 			fmt.Fprintf(w, "step: %.3f s (mean of %d after %d warm-up)\n", r.StepSeconds, r.Steps, warmup)
 			keys := make([]string, 0, len(r.Timing))
