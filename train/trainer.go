@@ -359,7 +359,9 @@ type Summary struct {
 
 // Run trains until train.steps or until ctx is cancelled (SIGINT/SIGTERM:
 // the current step finishes, a checkpoint is written, and Run returns with
-// Summary.Interrupted).
+// Summary.Interrupted): the warm-up if the run is in it, an evaluation
+// before RL, then RL steps, each followed by its evaluation, logging and
+// checkpoint (endStep).
 func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 	defer func() { err = t.stopped(recover(), err) }()
 	sum = &Summary{MetricsPath: t.metricsPath()}
@@ -376,51 +378,15 @@ func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 		return sum, errors.New("sft: the run has already finished its warm-up (sft.steps is 0 or the checkpoint is past it)")
 	}
 	if t.state.Phase == "sft" {
-		if err := t.runSFT(ctx); err != nil {
+		if stop, err := t.warmUp(ctx, sum); stop || err != nil {
 			return sum, err
-		}
-		// The warm-up stops early only when a signal stopped it (on any
-		// rank of a data-parallel run).
-		interrupted := t.state.SFTStep < t.cfg.SFT.Steps
-		if interrupted || t.opts.SFTOnly {
-			sum.Interrupted = interrupted
-			sum.Phase, sum.SFTSteps = "sft", t.state.SFTStep
-			if !sum.Interrupted && len(t.src.Eval) > 0 {
-				ev, err := t.Evaluate(t.src.Eval)
-				if err != nil {
-					return sum, err
-				}
-				sum.FinalEval = ev
-			}
-			dir, err := t.saveCheckpoint()
-			sum.LastCheckpoint = dir
-			return sum, err
-		}
-		t.state.Phase = "rl"
-		if err := t.newRLOptimizer(); err != nil {
-			return sum, err
-		}
-		if t.ref != nil {
-			// The reference is the policy RL starts from.
-			t.be.Copy(t.ref.Params, t.pol.Model.Params)
 		}
 	}
 	sum.Phase = "rl"
-	total := t.cfg.Train.Steps
-	if t.state.Step == 0 && len(t.src.Eval) > 0 {
-		ev, err := t.Evaluate(t.src.Eval)
-		if err != nil {
-			return sum, err
-		}
-		sum.BaselineEval = ev
-		t.logf("eval before RL: accuracy %.3f, mean reward %.3f (%d prompts)", ev.Accuracy, ev.MeanReward, ev.Prompts)
-		// Logged as step 0, so charts and comparisons start from it.
-		if err := t.metrics.Write(0, ev.Metrics()); err != nil {
-			return sum, err
-		}
-		t.state.MetricLines = t.metrics.lines
-		t.tbScalars("rl", 0, t.resumedAt, ev.Metrics())
+	if err := t.baselineEval(sum); err != nil {
+		return sum, err
 	}
+	total := t.cfg.Train.Steps
 	stepsRun, stepsUpdated := 0, 0
 	bar := newProgress(t.log, t.opts.Progress && t.cfg.Log.Progress, total, t.state.Step)
 	t.barOn = bar.on
@@ -443,8 +409,7 @@ func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 		if err != nil {
 			return sum, fmt.Errorf("step %d: %w", t.state.Step+1, err)
 		}
-		m := st.metrics
-		t.promptMetrics(m)
+		t.promptMetrics(st.metrics)
 		if err := t.checkRewardFailures(st); err != nil {
 			return sum, err
 		}
@@ -453,51 +418,13 @@ func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 		if t.badRun == 0 { // the step updated the model
 			stepsUpdated++
 		}
-		step := t.state.Step
 		if stepDone != nil {
-			stepDone(t, step, st)
+			stepDone(t, t.state.Step, st)
 		}
-		last := step == total
-		if ev := t.cfg.Train.EvalEvery; len(t.src.Eval) > 0 && ((ev > 0 && step%ev == 0) || last) {
-			start := time.Now()
-			res, err := t.Evaluate(t.src.Eval)
-			if err != nil {
-				return sum, err
-			}
-			for k, v := range res.Metrics() {
-				m[k] = v
-			}
-			m["timing_s/eval"] = seconds(time.Since(start))
-			if last {
-				sum.FinalEval = res
-			}
-		}
-		if se := t.cfg.Log.SampleEvery; se > 0 && step%se == 0 {
-			t.logSamples(step, st.groups)
-		}
-		if t.ckptTime > 0 {
-			// The previous step's checkpoint is reported with this step.
-			m["timing_s/checkpoint"] = t.ckptTime
-			t.ckptTime = 0
-		}
-		m["timing_s/step"] = seconds(time.Since(stepStart))
-		if t.alg.Loss == optim.LossDRPO {
-			m["drpo/mixed_groups"] = t.mixedGroups(st.groups)
-		}
-		if err := t.writeMetrics(step, m); err != nil {
+		if err := t.endStep(st, stepStart, sum); err != nil {
 			return sum, err
 		}
-		t.checkSignal(step, m)
-		if every := t.cfg.Checkpoint.Every; ((every > 0 && step%every == 0) || last) && t.healthy() {
-			start := time.Now()
-			dir, err := t.saveCheckpointWithMetric(m)
-			if err != nil {
-				return sum, err
-			}
-			sum.LastCheckpoint = dir
-			t.ckptTime = seconds(time.Since(start))
-		}
-		bar.set(step, m)
+		bar.set(t.state.Step, st.metrics)
 	}
 	bar.done()
 	sum.Steps = t.state.Step
@@ -516,6 +443,108 @@ func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 		sum.LastCheckpoint = dir
 	}
 	return sum, nil
+}
+
+// warmUp runs the supervised warm-up and moves the run to RL. It reports
+// stop when Run ends with it: a signal stopped it, or the run is
+// warm-up only (both save a checkpoint).
+func (t *Trainer) warmUp(ctx context.Context, sum *Summary) (stop bool, err error) {
+	if err := t.runSFT(ctx); err != nil {
+		return true, err
+	}
+	// The warm-up stops early only when a signal stopped it (on any rank
+	// of a data-parallel run).
+	interrupted := t.state.SFTStep < t.cfg.SFT.Steps
+	if interrupted || t.opts.SFTOnly {
+		sum.Interrupted = interrupted
+		sum.Phase, sum.SFTSteps = "sft", t.state.SFTStep
+		if !sum.Interrupted && len(t.src.Eval) > 0 {
+			ev, err := t.Evaluate(t.src.Eval)
+			if err != nil {
+				return true, err
+			}
+			sum.FinalEval = ev
+		}
+		dir, err := t.saveCheckpoint()
+		sum.LastCheckpoint = dir
+		return true, err
+	}
+	t.state.Phase = "rl"
+	if err := t.newRLOptimizer(); err != nil {
+		return true, err
+	}
+	if t.ref != nil {
+		// The reference is the policy RL starts from.
+		t.be.Copy(t.ref.Params, t.pol.Model.Params)
+	}
+	return false, nil
+}
+
+// baselineEval evaluates the policy RL starts from, logged as step 0 so
+// charts and comparisons start from it (not when resuming past it).
+func (t *Trainer) baselineEval(sum *Summary) error {
+	if t.state.Step != 0 || len(t.src.Eval) == 0 {
+		return nil
+	}
+	ev, err := t.Evaluate(t.src.Eval)
+	if err != nil {
+		return err
+	}
+	sum.BaselineEval = ev
+	t.logf("eval before RL: accuracy %.3f, mean reward %.3f (%d prompts)", ev.Accuracy, ev.MeanReward, ev.Prompts)
+	if err := t.metrics.Write(0, ev.Metrics()); err != nil {
+		return err
+	}
+	t.state.MetricLines = t.metrics.lines
+	t.tbScalars("rl", 0, t.resumedAt, ev.Metrics())
+	return nil
+}
+
+// endStep finishes the step just taken (t.state.Step): its evaluation on
+// schedule, sample printing, metrics line and checkpoint.
+func (t *Trainer) endStep(st *rlStep, stepStart time.Time, sum *Summary) error {
+	m, step := st.metrics, t.state.Step
+	last := step == t.cfg.Train.Steps
+	if ev := t.cfg.Train.EvalEvery; len(t.src.Eval) > 0 && ((ev > 0 && step%ev == 0) || last) {
+		start := time.Now()
+		res, err := t.Evaluate(t.src.Eval)
+		if err != nil {
+			return err
+		}
+		for k, v := range res.Metrics() {
+			m[k] = v
+		}
+		m["timing_s/eval"] = seconds(time.Since(start))
+		if last {
+			sum.FinalEval = res
+		}
+	}
+	if se := t.cfg.Log.SampleEvery; se > 0 && step%se == 0 {
+		t.logSamples(step, st.groups)
+	}
+	if t.ckptTime > 0 {
+		// The previous step's checkpoint is reported with this step.
+		m["timing_s/checkpoint"] = t.ckptTime
+		t.ckptTime = 0
+	}
+	m["timing_s/step"] = seconds(time.Since(stepStart))
+	if t.alg.Loss == optim.LossDRPO {
+		m["drpo/mixed_groups"] = t.mixedGroups(st.groups)
+	}
+	if err := t.writeMetrics(step, m); err != nil {
+		return err
+	}
+	t.checkSignal(step, m)
+	if every := t.cfg.Checkpoint.Every; ((every > 0 && step%every == 0) || last) && t.healthy() {
+		start := time.Now()
+		dir, err := t.saveCheckpointWithMetric(m)
+		if err != nil {
+			return err
+		}
+		sum.LastCheckpoint = dir
+		t.ckptTime = seconds(time.Since(start))
+	}
+	return nil
 }
 
 // checkRewardFailures warns about a step in which the rewards failed on
