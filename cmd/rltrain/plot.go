@@ -14,7 +14,7 @@ func init() {
 	var out string
 	cmd := &cobra.Command{
 		Use:   "plot RUN_DIR",
-		Short: "Draw a run's metrics as PNG charts (reward, accuracy, length, KL, entropy, clip ratio, throughput)",
+		Short: "Draw a run's metrics as PNG charts (reward, accuracy, length, KL, entropy, clip ratio, loss, grad norm, learning rate, throughput, warm-up)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := out
