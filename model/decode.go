@@ -84,12 +84,7 @@ func (m *Model) Prefill(ws *Workspace, c *KVCache, seqs []*Seq, prompts [][]int3
 	if need > len(c.free) {
 		return nil, ErrCacheFull
 	}
-	b := Batch{B: len(prompts), T: T, IDs: make([]int32, len(prompts)*T), Lens: make([]int, len(prompts))}
-	for i, p := range prompts {
-		copy(b.IDs[i*T:], p)
-		b.Lens[i] = len(p)
-	}
-	if _, err := m.Forward(ws, b); err != nil {
+	if _, err := m.Forward(ws, PadBatch(prompts, T)); err != nil {
 		return nil, err
 	}
 	be, cfg := m.be, m.Cfg

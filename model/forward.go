@@ -36,6 +36,22 @@ func (b Batch) check(vocab int) error {
 	return nil
 }
 
+// PadBatch lays rows out as a right-padded batch of T columns (padding id
+// 0); T = 0 means the longest row's length. No row may be longer than T.
+func PadBatch(rows [][]int32, T int) Batch {
+	if T == 0 {
+		for _, r := range rows {
+			T = max(T, len(r))
+		}
+	}
+	b := Batch{B: len(rows), T: T, IDs: make([]int32, len(rows)*T), Lens: make([]int, len(rows))}
+	for i, r := range rows {
+		copy(b.IDs[i*T:(i+1)*T], r)
+		b.Lens[i] = len(r)
+	}
+	return b
+}
+
 // Len is the valid length of row i.
 func (b Batch) Len(i int) int {
 	if b.Lens == nil {

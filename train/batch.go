@@ -38,16 +38,11 @@ type rowBatch struct {
 }
 
 func newRowBatch(seqs []*seq) *rowBatch {
-	T := 0
-	for _, s := range seqs {
-		T = max(T, len(s.ids))
-	}
-	b := model.Batch{B: len(seqs), T: T, IDs: make([]int32, len(seqs)*T), Lens: make([]int, len(seqs))}
+	rows := make([][]int32, len(seqs))
 	for i, s := range seqs {
-		copy(b.IDs[i*T:], s.ids)
-		b.Lens[i] = len(s.ids)
+		rows[i] = s.ids
 	}
-	return &rowBatch{batch: b, seqs: seqs}
+	return &rowBatch{batch: model.PadBatch(rows, 0), seqs: seqs}
 }
 
 // output selects the completion tokens' rows: the row predicting

@@ -272,11 +272,13 @@ func (t *Trainer) sftRowsLoss(rows []sftRow, T, count int) (float64, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	b := model.Batch{B: len(rows), T: T, IDs: make([]int32, len(rows)*T), Lens: make([]int, len(rows))}
+	ids := make([][]int32, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ids
+	}
+	b := model.PadBatch(ids, T)
 	targets := make([]int32, len(rows)*T)
 	for i, r := range rows {
-		copy(b.IDs[i*T:], r.ids)
-		b.Lens[i] = len(r.ids)
 		for j := range T {
 			targets[i*T+j] = -1
 			if j < len(r.ids) && r.loss[j] {

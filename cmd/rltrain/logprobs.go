@@ -177,15 +177,12 @@ func scoreBatch(m *model.Model, ws *model.Workspace, seqs []logprobsOut, invTemp
 	if len(seqs) == 0 {
 		return nil
 	}
-	T := 0
-	for _, s := range seqs {
-		T = max(T, len(s.IDs))
-	}
-	b := model.Batch{B: len(seqs), T: T, IDs: make([]int32, len(seqs)*T), Lens: make([]int, len(seqs))}
+	rows := make([][]int32, len(seqs))
 	for i, s := range seqs {
-		copy(b.IDs[i*T:], s.IDs)
-		b.Lens[i] = len(s.IDs)
+		rows[i] = s.IDs
 	}
+	b := model.PadBatch(rows, 0)
+	T := b.T
 	if _, err := m.Forward(ws, b); err != nil {
 		return err
 	}
