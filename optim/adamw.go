@@ -31,12 +31,11 @@ type Flat struct {
 // AdamW is the optimizer over a list of parameters: torch.optim.AdamW's
 // update, decoupled weight decay on the tensors of two or more dimensions
 // that no_decay does not match, global grad-norm clipping and the
-// learning-rate schedule. The
-// moments are stored like the parameters, and each run of consecutive
-// parameters of a Flat group that share a weight-decay flag is updated by
-// one kernel call (the update of an element depends only on that flag and
-// the step's scalars, so this is the same arithmetic as one call per
-// tensor).
+// learning-rate schedule. The moments are stored like the parameters, and
+// each run of consecutive parameters of a Flat group that share a
+// weight-decay flag is updated by one kernel call (the update of an
+// element depends only on that flag and the step's scalars, so this is the
+// same arithmetic as one call per tensor).
 type AdamW struct {
 	be     kernels.Backend
 	cfg    Optim

@@ -108,107 +108,120 @@ func (d *decoder) decode(v reflect.Value, n *yaml.Node, path string) {
 	isNull := n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 	switch {
 	case v.Type() == option.DurationType || option.IsText(v.Type()):
-		if n.Kind != yaml.ScalarNode {
-			d.fail(n.Line, path, "want %s, got %s", wantScalar(v), describe(n))
-			return
-		}
-		d.scalar(v, n, path)
-		return
+		d.scalarNode(v, n, path)
 	case v.Kind() == reflect.Pointer:
 		d.optional(v, n, path, isNull)
+	case v.Kind() == reflect.Struct:
+		if !isNull { // "section:" with nothing under it keeps the defaults
+			d.section(v, n, path)
+		}
+	case v.Kind() == reflect.Slice:
+		d.list(v, n, path, isNull)
+	case v.Kind() == reflect.Map, v.Kind() == reflect.Interface:
+		d.mapping(v, n, path, isNull)
+	default:
+		d.scalarNode(v, n, path)
+	}
+}
+
+// section decodes a mapping of options into a struct.
+func (d *decoder) section(v reflect.Value, n *yaml.Node, path string) {
+	if f, ok := option.Shorthand(v.Type()); ok && n.Kind == yaml.SequenceNode {
+		// A bare list stands for the section's list (reward: [...]).
+		p := join(path, f.Key)
+		d.pos[p] = d.where(n.Line)
+		d.decode(v.FieldByIndex(f.Index), n, p)
 		return
 	}
-	switch v.Kind() {
-	case reflect.Struct:
-		if isNull { // "section:" with nothing under it keeps the defaults
-			return
-		}
-		if f, ok := option.Shorthand(v.Type()); ok && n.Kind == yaml.SequenceNode {
-			// A bare list stands for the section's list (reward: [...]).
-			p := join(path, f.Key)
-			d.pos[p] = d.where(n.Line)
-			d.decode(v.FieldByIndex(f.Index), n, p)
-			return
-		}
-		if n.Kind != yaml.MappingNode {
-			d.fail(n.Line, keyOrTop(path), "want a mapping of options, got %s", describe(n))
-			return
-		}
-		seen := map[string]int{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			if k.Kind != yaml.ScalarNode {
-				d.fail(k.Line, keyOrTop(path), "keys must be plain names")
-				continue
-			}
-			p := join(path, k.Value)
-			if first, dup := seen[k.Value]; dup {
-				d.fail(k.Line, "", "duplicate key %q (first set on line %d)", p, first)
-				continue
-			}
-			seen[k.Value] = k.Line
-			fv, ok := fieldByKey(v, k.Value)
-			if !ok {
-				d.fail(k.Line, "", "%s", unknownKey(path, k.Value, structKeys(v.Type())))
-				continue
-			}
-			d.pos[p] = d.where(k.Line)
-			d.decode(fv, val, p)
-		}
-	case reflect.Slice:
-		if isNull {
-			v.Set(reflect.Zero(v.Type()))
-			return
-		}
-		if n.Kind != yaml.SequenceNode {
-			d.fail(n.Line, path, "want a list, got %s", describe(n))
-			return
-		}
-		for k := range d.pos { // positions of a replaced list are stale
-			if strings.HasPrefix(k, path+".") {
-				delete(d.pos, k)
-			}
-		}
-		if len(n.Content) == 0 {
-			v.Set(reflect.Zero(v.Type()))
-			return
-		}
-		out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-		for i, item := range n.Content {
-			elem := out.Index(i)
-			if elem.Kind() == reflect.Struct {
-				option.SetDefaults(elem)
-			}
-			p := join(path, strconv.Itoa(i))
-			d.pos[p] = d.where(item.Line)
-			d.decode(elem, item, p)
-		}
-		v.Set(out)
-	case reflect.Map, reflect.Interface:
-		m := map[string]any{}
-		if !isNull {
-			if n.Kind != yaml.MappingNode {
-				d.fail(n.Line, path, "want a mapping, got %s", describe(n))
-				return
-			}
-			if err := n.Decode(&m); err != nil {
-				d.fail(n.Line, path, "%v", err)
-				return
-			}
-			d.recordMap(n, path)
-		}
-		if v.Kind() == reflect.Interface && len(m) == 0 {
-			v.SetZero() // params: {} is no params
-			return
-		}
-		v.Set(reflect.ValueOf(m))
-	default:
-		if n.Kind != yaml.ScalarNode {
-			d.fail(n.Line, path, "want %s, got %s", wantScalar(v), describe(n))
-			return
-		}
-		d.scalar(v, n, path)
+	if n.Kind != yaml.MappingNode {
+		d.fail(n.Line, keyOrTop(path), "want a mapping of options, got %s", describe(n))
+		return
 	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.fail(k.Line, keyOrTop(path), "keys must be plain names")
+			continue
+		}
+		p := join(path, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			d.fail(k.Line, "", "duplicate key %q (first set on line %d)", p, first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		fv, ok := fieldByKey(v, k.Value)
+		if !ok {
+			d.fail(k.Line, "", "%s", unknownKey(path, k.Value, structKeys(v.Type())))
+			continue
+		}
+		d.pos[p] = d.where(k.Line)
+		d.decode(fv, val, p)
+	}
+}
+
+// list decodes a YAML list, replacing the whole list; struct entries
+// start from their defaults.
+func (d *decoder) list(v reflect.Value, n *yaml.Node, path string, isNull bool) {
+	if isNull {
+		v.Set(reflect.Zero(v.Type()))
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n.Line, path, "want a list, got %s", describe(n))
+		return
+	}
+	for k := range d.pos { // positions of a replaced list are stale
+		if strings.HasPrefix(k, path+".") {
+			delete(d.pos, k)
+		}
+	}
+	if len(n.Content) == 0 {
+		v.Set(reflect.Zero(v.Type()))
+		return
+	}
+	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		elem := out.Index(i)
+		if elem.Kind() == reflect.Struct {
+			option.SetDefaults(elem)
+		}
+		p := join(path, strconv.Itoa(i))
+		d.pos[p] = d.where(item.Line)
+		d.decode(elem, item, p)
+	}
+	v.Set(out)
+}
+
+// mapping decodes a free-form mapping, kept as map[string]any for the
+// package that uses it.
+func (d *decoder) mapping(v reflect.Value, n *yaml.Node, path string, isNull bool) {
+	m := map[string]any{}
+	if !isNull {
+		if n.Kind != yaml.MappingNode {
+			d.fail(n.Line, path, "want a mapping, got %s", describe(n))
+			return
+		}
+		if err := n.Decode(&m); err != nil {
+			d.fail(n.Line, path, "%v", err)
+			return
+		}
+		d.recordMap(n, path)
+	}
+	if v.Kind() == reflect.Interface && len(m) == 0 {
+		v.SetZero() // params: {} is no params
+		return
+	}
+	v.Set(reflect.ValueOf(m))
+}
+
+// scalarNode decodes a scalar option, refusing a mapping or a list.
+func (d *decoder) scalarNode(v reflect.Value, n *yaml.Node, path string) {
+	if n.Kind != yaml.ScalarNode {
+		d.fail(n.Line, path, "want %s, got %s", wantScalar(v), describe(n))
+		return
+	}
+	d.scalar(v, n, path)
 }
 
 // optional decodes into a pointer: null, or an empty mapping for a
