@@ -10,10 +10,10 @@
 // (package internal/option lists them): yaml (the key), default, doc, enum
 // for a string with a fixed set of values, resume:"harmless" when a
 // resumed run may change it. The sections below are, or embed, the
-// packages' own types (optim.Algorithm, optim.Optim, rollout.Config, ...),
-// so an option of the algorithm goes into optim.Algorithm, not here; only
-// options that no package owns (the loop, checkpoints, logging) are
-// declared in this package. Range checks go into the Check method of the
+// packages' own types (optim.Algorithm, optim.Optim, rollout.Config,
+// reward.Config), so an option of the algorithm goes into optim.Algorithm,
+// not here; only options that no package owns (the loop, checkpoints,
+// logging) are declared in this package. Range checks go into the Check method of the
 // same type (an option.Section), checks across sections into validate.go.
 // Decoding, --set, --print-config, the resume diff and the reference in
 // configs/README.md (regenerate it with `rltrain config --doc`) then follow
