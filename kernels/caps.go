@@ -48,3 +48,19 @@ type SampleParams struct {
 type Draw struct {
 	Prompt, Sample, Step uint64
 }
+
+// RowInvariantForward is implemented by a backend that can compute every
+// product of a forward pass row by row, each row of A·Wᵀ by the same
+// operations whatever the other rows, as its decoding steps do; with the
+// model's attention also computed row by row (model.Model.SetRowInvariant),
+// a training forward pass then reproduces the sampler's logits to the bit.
+type RowInvariantForward interface {
+	// SetRowInvariant turns row-invariant products on or off for every
+	// later call; it returns false, changing nothing, when the backend
+	// cannot.
+	SetRowInvariant(on bool) bool
+	// RowLogProb is log softmax(invTemp·z)[target] for a row of raw logits
+	// z, computed exactly as the backend's fused output-layer kernels
+	// (TokenLogProbs, TokenLogProbsGrad) compute it for the same row.
+	RowLogProb(logits []float32, target int32, invTemp float32) float32
+}

@@ -99,6 +99,9 @@ type Workspace struct {
 	// a frozen norm's weight.
 	lora       *Adapter
 	dxa, dnorm kernels.Buf
+	// kPool and vPool hold one layer's keys and values row by row for
+	// row-invariant attention (SetRowInvariant); allocated on first use.
+	kPool, vPool kernels.Buf
 }
 
 // NewWorkspace returns an empty workspace for m.
@@ -224,11 +227,68 @@ func (m *Model) Forward(ws *Workspace, batch Batch) (kernels.Buf, error) {
 			ad = &m.lora.w[l]
 			b.xa = a.loraXA
 		}
-		m.blockForward(w, ad, N, b, func(qkv, attn kernels.Buf) { be.Attention(attn, a.lse, qkv, shape) })
+		m.blockForward(w, ad, N, b, func(qkv, attn kernels.Buf) {
+			be.Attention(attn, a.lse, qkv, shape)
+			if m.rowInvariant {
+				ws.decodeAttention(qkv, attn)
+			}
+		})
 	}
 	final := ws.view(ws.final, D)
 	be.RMSNorm(final, ws.frstd, ws.view(ws.resid[c.Layers], D), m.w.norm, N, D, eps)
 	return final, nil
+}
+
+// SetRowInvariant makes every later Forward (and so Prefill) compute each
+// row exactly as a decoding step computes the same position: products
+// through the backend's row-invariant kernel, and each row's attention by
+// the decoding kernel over the keys and values of its prefix (the full
+// causal attention still runs, for the log-sum-exp the backward pass
+// needs). Then the log-probs a trainer computes equal the sampler's to the
+// bit, and the sampler's can serve as the old policy's. It reports false,
+// changing nothing, on a backend without row-invariant products
+// (kernels.RowInvariantForward). It sets the backend, which a reference
+// model on the same backend shares.
+func (m *Model) SetRowInvariant(on bool) bool {
+	ri, ok := m.be.(kernels.RowInvariantForward)
+	if !ok || !ri.SetRowInvariant(on) {
+		return false
+	}
+	m.rowInvariant = on
+	return true
+}
+
+// RowInvariant reports whether SetRowInvariant is on.
+func (m *Model) RowInvariant() bool { return m.rowInvariant }
+
+// decodeAttention overwrites the attention output of every valid row with
+// the decoding kernel's: the row's query against the keys and values of
+// positions 0..row of its sequence, gathered into pools as the KV cache
+// holds them. Padding rows attend to nothing (zeros).
+func (ws *Workspace) decodeAttention(qkv, attn kernels.Buf) {
+	m := ws.m
+	be, c := m.be, m.Cfg
+	N, T, hd := ws.n, ws.batch.T, c.HeadDim
+	C, width := c.qkvWidth(), c.KVHeads*hd
+	if ws.kPool == nil { // alloc clears them when the workspace grows
+		ws.kPool, ws.vPool = be.Alloc(ws.cap*width), be.Alloc(ws.cap*width)
+		ws.owned = append(ws.owned, ws.kPool, ws.vPool)
+	}
+	rows := make([]int32, N)
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	be.CacheWrite(ws.kPool, width, qkv, C, c.Heads*hd, rows)
+	be.CacheWrite(ws.vPool, width, qkv, C, (c.Heads+c.KVHeads)*hd, rows)
+	slots := make([][]int32, N)
+	lens := make([]int, N)
+	for i := range N {
+		b, r := i/T, i%T
+		if r < ws.batch.Len(b) {
+			slots[i], lens[i] = rows[b*T:i+1], r+1
+		}
+	}
+	be.AttentionDecode(attn, qkv, C, ws.kPool, ws.vPool, slots, lens, c.Heads, c.KVHeads, hd, float32(1/sqrt(float64(hd))))
 }
 
 // Backward propagates dFinal (the gradient of the loss with respect to the

@@ -33,6 +33,9 @@ type Model struct {
 	// weights that is never trained (Base).
 	lora   *Adapter
 	frozen bool
+	// rowInvariant computes every row of Forward as a decoding step
+	// computes it (SetRowInvariant).
+	rowInvariant bool
 }
 
 // frozenBase reports whether the model's own weights are frozen: an

@@ -28,6 +28,12 @@ const (
 	AdvGAE         = "gae"
 )
 
+// Sources of the old policy's log-probs (algorithm.old_logprobs).
+const (
+	OldLogprobsRecompute = "recompute"
+	OldLogprobsRollout   = "rollout"
+)
+
 // Policy objectives (algorithm.loss).
 const (
 	LossPPO  = "ppo"  // clipped surrogate (PPO, GRPO, DAPO, Dr. GRPO, …)
@@ -61,6 +67,9 @@ type Algorithm struct {
 	// MaskTruncated also drops those completions from the loss's
 	// normalisers.
 	MaskTruncated bool `yaml:"mask_truncated" default:"false" doc:"Zero the loss of completions cut at max_new_tokens (DAPO overlong filtering)."`
+	// OldLogprobs rollout skips the old-policy pass; see the train
+	// package.
+	OldLogprobs string `yaml:"old_logprobs" default:"recompute" enum:"recompute,rollout" doc:"Old-policy log-probs when the policy moves within a step (ppo_epochs > 1, several minibatches): recompute them with a forward pass, or use the sampler's and skip that pass. rollout makes the CPU backend (with AVX-512) compute every forward row as decoding does, so the two are bit-identical (rollout/logp_diff_max is 0); on other backends they differ in the last bits."`
 	// TISCap multiplies each token's surrogate by min(exp(ℓ_old −
 	// ℓ_rollout), tis_cap); 2–3 is typical.
 	TISCap    float64 `yaml:"tis_cap" default:"0" doc:"Truncated importance sampling cap for rollout/trainer log-prob mismatch; 0 disables."`

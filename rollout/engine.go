@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rltrain/rltrain/kernels"
 	"github.com/rltrain/rltrain/model"
 )
 
@@ -169,10 +170,23 @@ func (e *Engine) decodeUnpadded(out []float32, seqs []*model.Seq, toks []int32, 
 	return nil
 }
 
+// exactLogProbs returns, for a row-invariant model, the backend whose
+// RowLogProb gives the log-prob a trainer's output layer computes for a
+// row of logits (which it recomputes to the bit): recorded instead of the
+// sampler's own, the two agree exactly. Otherwise nil.
+func (e *Engine) exactLogProbs() kernels.RowInvariantForward {
+	if !e.m.RowInvariant() {
+		return nil
+	}
+	x, _ := e.m.Backend().(kernels.RowInvariantForward)
+	return x
+}
+
 // sampleAll draws the next token of every running completion, in
 // parallel; each row uses only its own logits and random stream.
 func (e *Engine) sampleAll(active []*running, logits []float32, sp Sampling, seed uint64) {
 	V := e.m.Cfg.Vocab
+	exact := e.exactLogProbs()
 	workers := min(len(e.samplers), len(active))
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -185,6 +199,9 @@ func (e *Engine) sampleAll(active []*running, logits []float32, sp Sampling, see
 				r := active[i]
 				u := Uniform(seed, r.ps.p.Index, uint64(r.out.Sample), uint64(len(r.out.IDs)))
 				r.tok, r.lp = s.Sample(logits[i*V:(i+1)*V], sp, u, r.seen)
+				if exact != nil {
+					r.lp = exact.RowLogProb(logits[i*V:(i+1)*V], r.tok, float32(sp.InvTemp()))
+				}
 			}
 		}()
 	}

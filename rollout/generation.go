@@ -306,6 +306,9 @@ func (g *generation) admit() error {
 		}
 		u := Uniform(cfg.Seed, ps.p.Index, uint64(s), 0)
 		r.tok, r.lp = e.samplers[0].Sample(ps.logits, g.sp, u, r.seen)
+		if x := e.exactLogProbs(); x != nil {
+			r.lp = x.RowLogProb(ps.logits, r.tok, float32(g.sp.InvTemp()))
+		}
 		ps.admitted++
 		if ps.admitted == ps.n {
 			e.cache.Release(ps.base)

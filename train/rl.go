@@ -99,6 +99,9 @@ func (t *Trainer) updateMicro(seqs []*seq, norm kernels.Normalizers, prompts int
 	if err != nil || !g.Complete {
 		return microStats{policy: st}, err
 	}
+	if t.logpDiff != nil {
+		t.logpDiff.add(download(be, g.Logp), rb.compact(func(s *seq) []float32 { return s.rolloutLogp }))
+	}
 	if t.vh != nil {
 		values, err := t.vh.Forward(t.ws, out.Spans)
 		if err != nil {
@@ -128,6 +131,9 @@ func (t *Trainer) updateMicroDRPO(rb *rowBatch, out model.Output, norm kernels.N
 	logp, _, err := m.LogProbs(t.ws, out)
 	if err != nil {
 		return optim.DRPOStats{}, err
+	}
+	if t.logpDiff != nil {
+		t.logpDiff.add(logp, rb.compact(func(s *seq) []float32 { return s.rolloutLogp }))
 	}
 	lpBuf := up(logp)
 	oldBuf := lpBuf

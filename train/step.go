@@ -50,6 +50,9 @@ type rlStep struct {
 	invTemp float32 // inverse sampling temperature of every log-prob
 	micro   int     // sequences per forward/backward pass (0: a whole minibatch)
 	haveOld bool    // oldPolicy recorded the log-probs of the sampling policy
+	// diffInUpdate: rollout/logp_diff_* come from the first minibatch's
+	// forward passes (no recomputation ran before the updates).
+	diffInUpdate bool
 
 	minibatches []minibatch // filled by plan
 }
@@ -393,25 +396,45 @@ func (t *Trainer) minibatchSize(n int) int {
 // oldPolicy records the sampling policy's log-probs when the policy moves
 // between the step's updates (several epochs or minibatches) or for
 // truncated importance sampling; otherwise each update's forward pass is
-// its own old policy (ratio 1) and this pass is skipped.
+// its own old policy (ratio 1) and this pass is skipped. With
+// algorithm.old_logprobs: rollout the sampler's log-probs are used and the
+// pass is skipped too. It also arranges for rollout/logp_diff_*: from this
+// pass's recomputation when it runs, else from the first minibatch's
+// forward passes (still at the sampling policy's weights).
 func (t *Trainer) oldPolicy(s *rlStep) error {
 	n := len(s.seqs)
 	mini := t.minibatchSize(n)
 	moves := t.cfg.Train.PPOEpochs > 1 || (n+mini-1)/mini > 1
-	if s.haveOld || !(moves || t.alg.TISCap > 0) {
+	if !s.haveOld && (moves || t.alg.TISCap > 0) {
+		if t.alg.OldLogprobs == optim.OldLogprobsRollout {
+			for _, q := range s.seqs {
+				q.oldLogp = q.rolloutLogp
+			}
+			s.haveOld = true
+			s.diffInUpdate = true
+			return nil
+		}
+		start := time.Now()
+		lps, err := t.shardedLogProbs(t.pol.Model, t.ws, s.seqs, s.micro, s.invTemp)
+		if err != nil {
+			return err
+		}
+		for i, q := range s.seqs {
+			q.oldLogp = lps[i]
+		}
+		s.haveOld = true
+		s.metrics["timing_s/old_logprob"] = seconds(time.Since(start))
+	}
+	if !s.haveOld {
+		s.diffInUpdate = true
 		return nil
 	}
-	start := time.Now()
-	lps, err := t.shardedLogProbs(t.pol.Model, t.ws, s.seqs, s.micro, s.invTemp)
-	if err != nil {
-		return err
+	// Every rank holds every sequence's recomputed log-probs.
+	var d logpDiff
+	for _, q := range s.seqs {
+		d.add(q.oldLogp, q.rolloutLogp)
 	}
-	for i, q := range s.seqs {
-		q.oldLogp = lps[i]
-	}
-	s.haveOld = true
-	s.metrics["timing_s/old_logprob"] = seconds(time.Since(start))
-	return nil
+	return t.reportLogpDiff(d, false, s.metrics)
 }
 
 // plan splits each epoch's sequences into minibatches, whole groups kept
@@ -484,8 +507,17 @@ func (t *Trainer) update(s *rlStep) error {
 	var gradNorm float64
 	updates, skipped := 0, 0
 	totalUpdates := t.cfg.Train.Steps * len(s.minibatches)
-	for _, mb := range s.minibatches {
+	for i, mb := range s.minibatches {
+		if i == 0 && s.diffInUpdate {
+			t.logpDiff = &logpDiff{}
+		}
 		ok, err := t.accumulate(s, mb, &losses)
+		if t.logpDiff != nil {
+			if err == nil {
+				err = t.reportLogpDiff(*t.logpDiff, true, m)
+			}
+			t.logpDiff = nil
+		}
 		if err != nil {
 			return err
 		}
@@ -600,4 +632,19 @@ func (t *Trainer) trainTokens(s *rlStep) int {
 		n += len(q.ids)
 	}
 	return n * t.cfg.Train.PPOEpochs
+}
+
+// rowInvariantRollouts, with algorithm.old_logprobs: rollout, makes the
+// policy's forward passes compute every row as a decoding step does, so
+// that the sampler's log-probs are the trainer's to the bit and can stand
+// for the old policy's (oldPolicy). A backend without row-invariant
+// products gets a warning: the two then differ in the last bits, as
+// rollout/logp_diff_max shows.
+func (t *Trainer) rowInvariantRollouts() {
+	if t.alg.OldLogprobs != optim.OldLogprobsRollout || t.pol.Model.RowInvariant() {
+		return
+	}
+	if !t.pol.Model.SetRowInvariant(true) {
+		t.logf("algorithm.old_logprobs: rollout: the %s backend cannot compute the forward pass as decoding does; the sampler's log-probs will differ from the trainer's in the last bits (see rollout/logp_diff_max)", t.be.Name())
+	}
 }

@@ -56,6 +56,10 @@ const maxBadSteps = 5
 
 // Trainer owns every component of a run.
 type Trainer struct {
+	// logpDiff, while not nil, collects rollout/logp_diff_* from the
+	// update's forward passes (see oldPolicy).
+	logpDiff *logpDiff
+
 	cfg     *config.Config
 	opts    Options
 	be      kernels.Backend
@@ -383,6 +387,7 @@ func (t *Trainer) Run(ctx context.Context) (sum *Summary, err error) {
 		}
 	}
 	sum.Phase = "rl"
+	t.rowInvariantRollouts()
 	if err := t.baselineEval(sum); err != nil {
 		return sum, err
 	}

@@ -235,3 +235,6 @@ func CheckSame(c Comm, what string, data ...[]byte) error {
 
 // Float32Bytes views v as bytes (for CheckSame).
 func Float32Bytes(v []float32) []byte { return asBytes(v) }
+
+// Float64Bytes views v as bytes.
+func Float64Bytes(v []float64) []byte { return asBytes(v) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rltrain/rltrain/kernels"
 )
@@ -21,6 +22,8 @@ var (
 	_ kernels.Backend       = (*Backend)(nil)
 	_ kernels.RowWorkers    = (*Backend)(nil)
 	_ kernels.InvariantRows = (*Backend)(nil)
+
+	_ kernels.RowInvariantForward = (*Backend)(nil)
 )
 
 // Backend runs kernels on the host. Its methods may be called from
@@ -28,7 +31,10 @@ var (
 // concurrent calls only compete for the same cores.
 type Backend struct {
 	threads int
-	workers []kernels.Backend // RowWorkers, made on first use
+	// rowInvariant sends every A·Wᵀ product to rowsGemm whatever its
+	// row count (SetRowInvariant); shared with the row workers.
+	rowInvariant *atomic.Bool
+	workers      []kernels.Backend // RowWorkers, made on first use
 
 	mu      sync.Mutex
 	scratch [][]float32 // reusable large temporaries (logit chunks)
@@ -68,7 +74,7 @@ func New(threads int) *Backend {
 	}
 	// OpenBLAS itself stays single-threaded: see Gemm.
 	setBLASThreads(1)
-	return &Backend{threads: threads}
+	return &Backend{threads: threads, rowInvariant: new(atomic.Bool)}
 }
 
 // Threads reports the worker count.
@@ -86,7 +92,7 @@ func (b *Backend) RowWorkers() []kernels.Backend {
 	defer b.mu.Unlock()
 	if b.workers == nil {
 		for range b.threads {
-			b.workers = append(b.workers, &Backend{threads: 1})
+			b.workers = append(b.workers, &Backend{threads: 1, rowInvariant: b.rowInvariant})
 		}
 	}
 	return b.workers

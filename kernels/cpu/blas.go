@@ -80,7 +80,7 @@ func scaleMatrix(c []float32, m, n, ldc int, beta float32) {
 // Go loops that follow — and lets small independent products (attention
 // heads) run side by side.
 func (b *Backend) Gemm(transA, transB bool, m, n, k int, alpha float32, a kernels.Buf, lda int, bb kernels.Buf, ldb int, beta float32, c kernels.Buf, ldc int) {
-	parallelGemm(b.threads, transA, transB, m, n, k, alpha, Data(a), lda, Data(bb), ldb, beta, Data(c), ldc)
+	b.gemm(transA, transB, m, n, k, alpha, Data(a), lda, Data(bb), ldb, beta, Data(c), ldc)
 }
 
 // gemmSerialFlops is the size (m·n·k) below which splitting a product costs

@@ -8,6 +8,11 @@ void rl_rows_gemm(int m, int k, float alpha, const float *a, int64_t lda, const 
 */
 import "C"
 
+import (
+	"math"
+	"sync"
+)
+
 // Products with few rows against a transposed weight matrix (C = A·Wᵀ with
 // A [m × k], W [n × k]) are what decoding runs: m is the number of running
 // sequences, W a projection or the LM head. OpenBLAS packs the whole of W
@@ -65,4 +70,49 @@ func (b *Backend) InvariantRows() int {
 		return 0
 	}
 	return rowsGemmMaxM
+}
+
+// SetRowInvariant implements kernels.RowInvariantForward: on, every
+// product A·Wᵀ (projections, the LM head) goes to rowsGemm whatever its
+// row count, so a row of a training forward pass or a prefill is computed
+// by the same operations as the same row of a decoding step. It needs the
+// AVX-512 kernel; without it nothing changes and it returns false.
+func (b *Backend) SetRowInvariant(on bool) bool {
+	if !rowsGemmOK {
+		return false
+	}
+	b.rowInvariant.Store(on)
+	return true
+}
+
+// gemm is parallelGemm on b's threads, with products sent to rowsGemm
+// whenever row-invariant products are on.
+func (b *Backend) gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, w []float32, ldw int, beta float32, c []float32, ldc int) {
+	if b.rowInvariant.Load() && !transA && transB && m > 0 && n > 0 && k > 0 {
+		rowsGemm(b.threads, m, n, k, alpha, a, lda, w, ldw, beta, c, ldc)
+		return
+	}
+	parallelGemm(b.threads, transA, transB, m, n, k, alpha, a, lda, w, ldw, beta, c, ldc)
+}
+
+var rowLogProbBufs = sync.Pool{New: func() any { return new([]float32) }}
+
+// RowLogProb implements kernels.RowInvariantForward: the output-layer
+// kernels compute a row's logits z = invTemp·(h·Wᵀ) in one product (rowsGemm
+// rounds alpha·acc once) and its log-prob with rowSoftmax; from the raw
+// logits acc of the same product this is the same arithmetic, to the bit.
+func (b *Backend) RowLogProb(logits []float32, target int32, invTemp float32) float32 {
+	p := rowLogProbBufs.Get().(*[]float32)
+	defer rowLogProbBufs.Put(p)
+	V := len(logits)
+	if cap(*p) < 2*V {
+		*p = make([]float32, 2*V)
+	}
+	z, e := (*p)[:V], (*p)[V:2*V]
+	for j, v := range logits {
+		z[j] = invTemp * v
+	}
+	mx := maxSlice(z)
+	sum := expShift(e, z, mx)
+	return z[target] - float32(float64(mx)+math.Log(sum))
 }

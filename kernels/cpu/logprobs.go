@@ -40,7 +40,7 @@ func (b *Backend) TokenLogProbs(logp, entropy, lse, hidden, w kernels.Buf, targe
 	for r0 := 0; r0 < n; r0 += rows {
 		m := min(rows, n-r0)
 		zc := z[:m*vocab]
-		parallelGemm(b.threads, false, true, m, vocab, d, invTemp, h[r0*d:], d, ws, d, 0, zc, vocab)
+		b.gemm(false, true, m, vocab, d, invTemp, h[r0*d:], d, ws, d, 0, zc, vocab)
 		parallelFor(b.threads, m, 1, func(lo, hi int) {
 			e := make([]float32, vocab)
 			for r := lo; r < hi; r++ {
@@ -160,9 +160,9 @@ func (b *Backend) logProbsBackwardCached(dh, dws, g, h, ws, p []float32, targets
 			}
 		}
 	})
-	parallelGemm(b.threads, false, false, n, d, vocab, 1, p, vocab, ws, d, 1, dh, d)
+	b.gemm(false, false, n, d, vocab, 1, p, vocab, ws, d, 1, dh, d)
 	if dws != nil {
-		parallelGemm(b.threads, true, false, vocab, d, n, 1, p, vocab, h, d, 1, dws, d)
+		b.gemm(true, false, vocab, d, n, 1, p, vocab, h, d, 1, dws, d)
 	}
 }
 

@@ -55,7 +55,7 @@ func (b *Backend) TokenLogProbsGrad(a *kernels.LogProbsGradArgs) {
 		m := min(rows, n-r0)
 		zc := z[:m*vocab]
 		hc := h[r0*d : (r0+m)*d]
-		parallelGemm(b.threads, false, true, m, vocab, d, invTemp, hc, d, ws, d, 0, zc, vocab)
+		b.gemm(false, true, m, vocab, d, invTemp, hc, d, ws, d, 0, zc, vocab)
 		// Forward statistics. Without an entropy gradient the row is
 		// replaced by its probabilities right away; with one the logits
 		// are kept, because dH/dz needs them, and exponentiated again below.
@@ -101,13 +101,13 @@ func (b *Backend) TokenLogProbsGrad(a *kernels.LogProbsGradArgs) {
 				}
 			}
 		})
-		parallelGemm(b.threads, false, false, m, d, vocab, 1, zc, vocab, ws, d, 1, dh[r0*d:], d)
+		b.gemm(false, false, m, d, vocab, 1, zc, vocab, ws, d, 1, dh[r0*d:], d)
 		// dW += dZᵀ·h, in vocabulary slices: for a transposed A operand
 		// OpenBLAS copies the whole of it (measured: +126 MB for one
 		// 208 × 151,936 chunk), so each call gets a narrow slice.
 		for v0 := 0; dws != nil && v0 < vocab; v0 += onePassDWSlice {
 			w := min(onePassDWSlice, vocab-v0)
-			parallelGemm(b.threads, true, false, w, d, m, 1, zc[v0:], vocab, hc, d, 1, dws[v0*d:], d)
+			b.gemm(true, false, w, d, m, 1, zc[v0:], vocab, hc, d, 1, dws[v0*d:], d)
 		}
 	}
 }

@@ -36,7 +36,7 @@ func (b *Backend) tokenLogProbsVocab(lp, ent, ls, h, ws []float32, targets []int
 	for v0 := 0; v0 < vocab; v0 += vc {
 		w := min(vc, vocab-v0)
 		zc := z[:n*w]
-		parallelGemm(b.threads, false, true, n, w, d, invTemp, h, d, ws[v0*d:], d, 0, zc, w)
+		b.gemm(false, true, n, w, d, invTemp, h, d, ws[v0*d:], d, 0, zc, w)
 		parallelFor(b.threads, n, 8, func(lo, hi int) {
 			e := make([]float32, w)
 			for i := lo; i < hi; i++ {
@@ -79,7 +79,7 @@ func (b *Backend) tokenLogProbsBackwardVocab(dh, dws, g, ge, ent, h, ws, ls []fl
 	for v0 := 0; v0 < vocab; v0 += vc {
 		w := min(vc, vocab-v0)
 		zc := z[:n*w]
-		parallelGemm(b.threads, false, true, n, w, d, invTemp, h, d, ws[v0*d:], d, 0, zc, w)
+		b.gemm(false, true, n, w, d, invTemp, h, d, ws[v0*d:], d, 0, zc, w)
 		parallelFor(b.threads, n, 8, func(lo, hi int) {
 			p := make([]float32, w)
 			for i := lo; i < hi; i++ {
@@ -109,9 +109,9 @@ func (b *Backend) tokenLogProbsBackwardVocab(dh, dws, g, ge, ent, h, ws, ls []fl
 			}
 		})
 		// dHidden += dZ·W[v0:v0+w] ; dW[v0:v0+w] += dZᵀ·h
-		parallelGemm(b.threads, false, false, n, d, w, 1, zc, w, ws[v0*d:], d, 1, dh, d)
+		b.gemm(false, false, n, d, w, 1, zc, w, ws[v0*d:], d, 1, dh, d)
 		if dws != nil {
-			parallelGemm(b.threads, true, false, w, d, n, 1, zc, w, h, d, 1, dws[v0*d:], d)
+			b.gemm(true, false, w, d, n, 1, zc, w, h, d, 1, dws[v0*d:], d)
 		}
 	}
 }
