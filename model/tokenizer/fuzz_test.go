@@ -146,3 +146,38 @@ func TestRandomBytesRealTokenizers(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFromJSON: any tokenizer.json and tokenizer_config.json load or fail
+// without a panic (and without allocating by an absurd id), and a loaded
+// tokenizer encodes and decodes text without one.
+func FuzzFromJSON(f *testing.F) {
+	tj, cj, err := CharTokenizerJSON(DefaultCharOptions())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(tj, cj)
+	f.Add([]byte(`{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]},"added_tokens":[{"id":3,"content":"<s>","special":true}]}`), []byte(`{"bos_token":"<s>"}`))
+	f.Add([]byte(`{"model":{"type":"BPE","vocab":{"<0x41>":0,"▁":1},"byte_fallback":true},"normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"▁"},{"type":"Replace","pattern":{"String":" "},"content":"▁"}]},"decoder":{"type":"Sequence","decoders":[{"type":"ByteFallback"},{"type":"Fuse"}]}}`), []byte(nil))
+	f.Add([]byte(`{"model":{"type":"BPE","vocab":{"a":1099511627776}}}`), []byte(`{}`))
+	f.Fuzz(func(t *testing.T, tokJSON, cfgJSON []byte) {
+		tok, err := FromJSON(tokJSON, cfgJSON)
+		if err != nil {
+			return
+		}
+		if n := tok.VocabSize(); n < 1 || n > MaxTokenID+1 {
+			t.Fatalf("vocabulary of %d", n)
+		}
+		for _, s := range []string{"", "hello world", "<s> ab\n\t12 é😀", "\xff\xfe"} {
+			for _, special := range []bool{false, true} {
+				ids := tok.Encode(s, special)
+				for _, id := range ids {
+					if id < 0 || id >= tok.VocabSize() {
+						t.Fatalf("encode %q: id %d outside the vocabulary of %d", s, id, tok.VocabSize())
+					}
+				}
+				tok.Decode(ids, false)
+				tok.Decode(ids, true)
+			}
+		}
+	})
+}
