@@ -274,6 +274,9 @@ func durationFrom(v any) (time.Duration, error) {
 // seconds; params structs use it.
 type Duration time.Duration
 
+// MarshalJSON writes the duration as a Go duration string ("10s").
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
 // UnmarshalJSON accepts a Go duration string or a number of seconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var v any

@@ -58,6 +58,9 @@ func paramKey(sf reflect.StructField) string {
 }
 
 func yamlType(t reflect.Type) string {
+	if t == reflect.TypeFor[Duration]() {
+		return "duration"
+	}
 	switch t.Kind() {
 	case reflect.String:
 		return "string"
