@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -282,5 +283,29 @@ func TestEvalDump(t *testing.T) {
 	}
 	if got := float64(correct) / 16; got != res.Accuracy {
 		t.Fatalf("dump has %v correct, accuracy %v", got, res.Accuracy)
+	}
+}
+
+// The metrics an external reward program returns with its scores are
+// logged as rewards/<name>/<metric> (their mean over the step), not dropped.
+func TestExternalRewardMetricsLogged(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "reward.sh")
+	os.WriteFile(script, []byte(`#!/bin/sh
+while IFS= read -r line; do
+  echo '{"score": 0.5, "metrics": {"judge_calls": 2, "parsed": 1}}'
+done
+`), 0o755)
+	out := t.TempDir()
+	c := parseConfig(t, tinyYAML(out), "train.steps=2", "sft.steps=0", "checkpoint.every=0",
+		`reward=[{name: ext, type: external, params: {command: ["sh", "`+script+`"], timeout: 5s}}]`)
+	runConfig(t, c, Options{})
+	ms, err := metrics.Read(filepath.Join(out, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms[1:] {
+		if m["rewards/ext/judge_calls"] != 2 || m["rewards/ext/parsed"] != 1 || m["rewards/ext/mean"] != 0.5 || m["rewards/ext/std"] != 0 {
+			t.Fatalf("step %v: %v", m["step"], m)
+		}
 	}
 }
