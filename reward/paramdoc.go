@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // The parameters of each reward type are the JSON fields of the params
@@ -34,11 +36,16 @@ func Params(typ string) ([]ParamInfo, bool) {
 		if key == "" {
 			continue
 		}
+		typ := yamlType(sf.Type)
 		def, err := json.Marshal(v.Field(i).Interface())
+		if d, ok := v.Field(i).Interface().(Duration); ok {
+			// Written as a duration string ("10s"), as a config gives it.
+			typ, def, err = "duration", []byte(strconv.Quote(time.Duration(d).String())), nil
+		}
 		if err != nil {
 			def = []byte("?")
 		}
-		out = append(out, ParamInfo{Key: key, Type: yamlType(sf.Type), Default: string(def)})
+		out = append(out, ParamInfo{Key: key, Type: typ, Default: string(def)})
 	}
 	return out, true
 }

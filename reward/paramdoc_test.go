@@ -46,3 +46,12 @@ func TestParamsDocAndCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParamsDocDurations(t *testing.T) {
+	ps, _ := Params("external")
+	for _, p := range ps {
+		if p.Key == "timeout" && (p.Type != "duration" || p.Default != `"10s"`) {
+			t.Errorf("external timeout documented as %+v", p)
+		}
+	}
+}
