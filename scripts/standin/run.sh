@@ -36,12 +36,13 @@ check() {
   local name=$1
   shift
   if [ -n "${ONLY:-}" ] && ! [[ $name =~ $ONLY ]]; then return; fi
+  local t0=$SECONDS
   if "$@" >"$work/check.log" 2>&1; then
     passed=$((passed + 1))
-    echo "ok    $name"
+    echo "ok    $name ($((SECONDS - t0)) s)"
   else
     failed=$((failed + 1))
-    echo "FAIL  $name"
+    echo "FAIL  $name ($((SECONDS - t0)) s)"
     tail -n 40 "$work/check.log" | sed 's/^/      /'
   fi
 }
@@ -49,8 +50,10 @@ check() {
 # ---- the conformance suite ----------------------------------------------
 echo "== GPU conformance suite on the stand-in (scripts/cuda/gpu-ci.sh test)"
 if [ -z "${ONLY:-}" ] || [[ "conformance suite" =~ $ONLY ]]; then
+  t0=$SECONDS
   RLTRAIN_GPU_STANDIN=1 RLTRAIN_SEED=1 bash scripts/cuda/gpu-ci.sh test >"$work/suite.log" 2>&1
   suite_rc=$?
+  echo "  ($((SECONDS - t0)) s, the test binary's build included)"
 else
   : >"$work/suite.log"
   suite_rc=0
@@ -161,8 +164,8 @@ trace_counts() { # LOG EVENT START_RE END_RE: counter values at the two markers
     $0 ~ e && !ee { ee = 1; to = n }
     END { if (!ss || !ee || to <= from) exit 1; print int((from + to) / 2) + 1 }' "$1"
 }
-fault_run() { # NAME ENV_VAR EVENT: a fault in step 2 ends the run; step-1 is intact and resumes
-  local out="$work/fault-$1" var=$2 ev=$3 n
+fault_run() { # NAME ENV_VAR EVENT [resume]: a fault in step 2 ends the run; step-1 is intact (and resumes)
+  local out="$work/fault-$1" var=$2 ev=$3 resume=${4:-} n
   # One traced run numbers the events of every fault run (same config).
   if [ ! -f "$work/steps-trace.log" ]; then
     STANDIN_TRACE=1 run_demo "$work/trace" cuda --set sft.steps=0 >"$work/steps-trace.log" 2>&1 || return 1
@@ -178,6 +181,7 @@ fault_run() { # NAME ENV_VAR EVENT: a fault in step 2 ends the run; step-1 is in
   grep -q "the last good checkpoint is $out/checkpoints/step-1 (continue from it with --resume)" "$work/fault.log" || return 1
   ! grep -q "goroutine\|panic:" "$work/fault.log" || return 1
   [ -f "$out/checkpoints/step-1/DONE" ] && [ ! -e "$out/checkpoints/step-2" ] || return 1
+  [ -n "$resume" ] || return 0
   # The checkpoint resumes, on the same device, to the end.
   "$rl" run "${demo[@]}" --set sft.steps=0 --set train.out_dir="$out" --set backend.type=cuda --resume >"$work/resume.log" 2>&1 || {
     cat "$work/resume.log"
@@ -186,7 +190,7 @@ fault_run() { # NAME ENV_VAR EVENT: a fault in step 2 ends the run; step-1 is in
   grep -q "checkpoint: $out/checkpoints/step-3" "$work/resume.log"
 }
 check "a kernel fault (STANDIN_LAUNCH_FAIL_AT) ends the run with its last good checkpoint, which resumes" \
-  fault_run launch STANDIN_LAUNCH_FAIL_AT launch
+  fault_run launch STANDIN_LAUNCH_FAIL_AT launch resume
 blocking_fault() { (export CUDA_LAUNCH_BLOCKING=1 && fault_run blocking STANDIN_LAUNCH_FAIL_AT launch); }
 check "the same fault reported at the launch (CUDA_LAUNCH_BLOCKING=1)" blocking_fault
 check "a cuBLAS failure (STANDIN_CUBLAS_FAIL_AT) ends the run the same way" \
@@ -276,5 +280,6 @@ every_call_made() { # every function the binding resolves was called at least on
 }
 check "every driver and cuBLAS function the binary resolves was exercised" every_call_made
 
+echo "in $SECONDS s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
