@@ -41,7 +41,11 @@ func cudaVersion(v int) string { return fmt.Sprintf("%d.%d", v/1000, v%1000/10) 
 // OpenGPU creates a context on GPU ordinal, JIT-compiles the kernels and
 // creates a cuBLAS handle. Without an NVIDIA driver or device the error
 // says so; nothing else in the process is affected.
-func OpenGPU(ordinal int) (*GPU, error) {
+func OpenGPU(ordinal int) (*GPU, error) { return openGPU(ordinal, true) }
+
+// openGPU is OpenGPU; without kernels it skips the PTX JIT (a description
+// of the device needs a context and cuBLAS, not the kernels).
+func openGPU(ordinal int, kernels bool) (*GPU, error) {
 	if err := cudrv.Load(); err != nil {
 		return nil, err
 	}
@@ -71,9 +75,11 @@ func OpenGPU(ordinal int) (*GPU, error) {
 		_ = g.Close()
 		return nil, fmt.Errorf("%s: %w", i.Name, err)
 	}
-	if err := g.load(); err != nil {
-		_ = g.Close()
-		return nil, fmt.Errorf("%s: %w", i.Name, err)
+	if kernels {
+		if err := g.load(); err != nil {
+			_ = g.Close()
+			return nil, fmt.Errorf("%s: %w", i.Name, err)
+		}
 	}
 	if g.blas, err = cudrv.NewBLAS(g.ctx); err != nil {
 		_ = g.Close()
@@ -249,8 +255,8 @@ func (g *GPU) Close() error {
 var _ TF32Driver = (*GPU)(nil)
 
 // Probe describes the GPUs this process can use, one line per device, or
-// why it can use none. It opens each device (a context, the kernels and
-// cuBLAS), so it takes a moment on a real GPU.
+// why it can use none. It creates a context and a cuBLAS handle on each
+// (the kernels are JIT-compiled only when a backend opens the device).
 func Probe() []string {
 	n, err := cudrv.DeviceCount()
 	if err != nil {
@@ -261,7 +267,7 @@ func Probe() []string {
 	}
 	var out []string
 	for i := range n {
-		g, err := OpenGPU(i)
+		g, err := openGPU(i, false)
 		if err != nil {
 			out = append(out, fmt.Sprintf("GPU %d: %v", i, err))
 			continue
