@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"reflect"
 	"runtime"
 
 	"github.com/rltrain/rltrain/internal/dist"
 	"github.com/rltrain/rltrain/kernels"
 	"github.com/rltrain/rltrain/kernels/cpu"
+	"github.com/rltrain/rltrain/kernels/cuda"
 	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/optim"
 	"github.com/rltrain/rltrain/reward"
@@ -269,27 +271,37 @@ type gradSync struct {
 	host    []float32   // the gradient buffer in host memory
 	direct  bool        // host is the CPU backend's buffer itself
 	armed   bool
+
+	// On GPUs with NCCL: buckets are summed on the device, enqueued on
+	// the backend's stream as they finish, in the context onDevice sets.
+	nccl     *dist.NCCL
+	onDevice func(func() error) error
+	err      error // the first NCCL error of the minibatch
 }
 
 // bucket is [lo, hi) of the gradient buffer.
 type bucket struct{ lo, hi int }
 
-// gradSync returns the trainer's gradient synchroniser.
+// gradSync returns the trainer's gradient synchroniser (built with the
+// trainer in a data-parallel run; a no-op otherwise).
 func (t *Trainer) gradSync() *gradSync {
 	if t.sync == nil {
-		t.sync = t.newGradSync()
+		t.sync = &gradSync{t: t}
 	}
 	return t.sync
 }
 
-func (t *Trainer) newGradSync() *gradSync {
+// newGradSync prepares the gradient sums of a data-parallel run: NCCL on
+// the device for a CUDA backend when every rank can load it, else through
+// host memory and MPI. Every rank calls it (it may run collectives).
+func (t *Trainer) newGradSync() (*gradSync, error) {
 	g := &gradSync{t: t}
 	if t.world().Size() == 1 {
-		return g
+		return g, nil
 	}
 	m := t.pol.Model
 	m.EnableGrads()
-	g.red, g.last = dist.NewReducer(t.world()), map[int]int{}
+	g.last = map[int]int{}
 	ranges := m.GradRanges()
 	cur := bucket{lo: -1}
 	for i, r := range ranges {
@@ -307,12 +319,53 @@ func (t *Trainer) newGradSync() *gradSync {
 			cur = bucket{lo: -1}
 		}
 	}
+	if err := g.openNCCL(); err != nil {
+		return nil, err
+	}
+	if g.nccl != nil {
+		return g, nil
+	}
+	g.red = dist.NewReducer(t.world())
 	if _, ok := t.be.(*cpu.Backend); ok {
 		g.host, g.direct = cpu.Data(m.Grads), true
 	} else {
 		g.host = make([]float32, m.Grads.Len())
 	}
-	return g
+	return g, nil
+}
+
+// openNCCL sets up NCCL for a CUDA backend: on a GPU when every rank finds
+// libnccl.so.2, on the emulated backend (cuda-emu) only when
+// RLTRAIN_NCCL_LIB names a library (the stand-in over MPI, which treats
+// the emulator's host addresses as device memory).
+func (g *gradSync) openNCCL() error {
+	t := g.t
+	cb, ok := t.be.(*cuda.Backend)
+	if !ok {
+		return nil
+	}
+	if _, gpu := cb.DeviceInfo(); !gpu && os.Getenv(dist.NCCLLibraryEnv) == "" {
+		return nil
+	}
+	missing, err := t.anyRank(!dist.NCCLAvailable())
+	if err != nil {
+		return err
+	}
+	if missing {
+		t.logf("data parallel: NCCL (libnccl.so.2) not found on every rank; gradients are summed through host memory and MPI")
+		return nil
+	}
+	g.onDevice = cb.OnDevice
+	err = g.onDevice(func() error {
+		var err error
+		g.nccl, err = dist.OpenNCCL(t.world())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("data parallel: %w", err)
+	}
+	t.logf("data parallel: gradients summed by %s", g.nccl)
+	return nil
 }
 
 // arm makes the next backward pass start bucket sums as it goes.
@@ -321,7 +374,9 @@ func (g *gradSync) arm() {
 		return
 	}
 	g.armed = true
-	g.red.Computing(true)
+	if g.red != nil {
+		g.red.Computing(true)
+	}
 	g.t.pol.Model.GradReady = func(off, n int) {
 		idx := g.rangeIndex(off)
 		if b, ok := g.last[idx]; ok {
@@ -348,18 +403,28 @@ func (g *gradSync) disarm() {
 		return
 	}
 	g.armed = false
-	g.red.Computing(false)
+	if g.red != nil {
+		g.red.Computing(false)
+	}
 	g.t.pol.Model.GradReady = nil
 }
 
 func (g *gradSync) start(b int) {
 	bk := g.buckets[b]
+	g.started++
+	if g.nccl != nil {
+		p := uintptr(cuda.DevicePtr(g.t.pol.Model.Grads)) + uintptr(4*bk.lo)
+		err := g.onDevice(func() error { return g.nccl.AllReduceSum(p, p, bk.hi-bk.lo, dist.Float32, 0) })
+		if err != nil && g.err == nil {
+			g.err = err
+		}
+		return
+	}
 	part := g.host[bk.lo:bk.hi]
 	if !g.direct {
 		g.t.be.Download(part, g.t.be.View(g.t.pol.Model.Grads, bk.lo, bk.hi-bk.lo))
 	}
 	g.red.Start(part)
-	g.started++
 }
 
 // finish completes the minibatch's sums: every rank's gradients added in
@@ -374,6 +439,9 @@ func (g *gradSync) finish() error {
 		g.start(g.started)
 	}
 	g.started = 0
+	if g.nccl != nil {
+		return g.finishNCCL()
+	}
 	if err := g.red.Wait(); err != nil {
 		return fmt.Errorf("sum gradients across ranks: %w", err)
 	}
@@ -389,6 +457,41 @@ func (g *gradSync) finish() error {
 		t.be.Upload(t.vh.Grads, host)
 	}
 	return nil
+}
+
+// finishNCCL sums the value head's gradient too and waits for the device
+// (under the collective watchdog: a peer that died or hangs stops NCCL).
+func (g *gradSync) finishNCCL() error {
+	t := g.t
+	err := g.err
+	g.err = nil
+	if err == nil && t.vh != nil {
+		p := uintptr(cuda.DevicePtr(t.vh.Grads))
+		err = g.onDevice(func() error { return g.nccl.AllReduceSum(p, p, t.vh.Grads.Len(), dist.Float32, 0) })
+	}
+	if err == nil {
+		cb := t.be.(*cuda.Backend)
+		err = dist.Guard(t.world(), "NCCL all-reduce", func() error {
+			if err := cb.Driver().Sync(); err != nil {
+				return err
+			}
+			return g.nccl.AsyncError()
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("sum gradients across ranks: %w", err)
+	}
+	return nil
+}
+
+// close releases the reducer or the NCCL communicator.
+func (g *gradSync) close() {
+	if g.red != nil {
+		g.red.Close()
+	}
+	if g.nccl != nil {
+		g.onDevice(g.nccl.Close)
+	}
 }
 
 // stats returns and resets the time account of the sums: the time in

@@ -231,6 +231,9 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 	if t.alg.Advantage == optim.AdvGAE {
 		t.vh = t.pol.Model.NewValueHead(uint64(cfg.Train.Seed), 0.01)
 	}
+	if t.sync, err = t.newGradSync(); err != nil {
+		return nil, err
+	}
 	t.state = State{Version: Version, Phase: "sft", KLCoef: t.alg.Beta}
 	if cfg.SFT.Steps == 0 {
 		t.state.Phase = "rl"
@@ -329,8 +332,8 @@ func (t *Trainer) Close() error {
 	if t.ws != nil {
 		t.ws.Free()
 	}
-	if t.sync != nil && t.sync.red != nil {
-		t.sync.red.Close()
+	if t.sync != nil {
+		t.sync.close()
 	}
 	var errs []error
 	if t.rewards != nil {

@@ -130,6 +130,16 @@ func (b *Backend) DeviceInfo() (DeviceInfo, bool) {
 	return DeviceInfo{}, false
 }
 
+// OnDevice runs f with the backend's device context current on the calling
+// OS thread, as libraries working on the current context (NCCL) need; on
+// the emulator it just runs f.
+func (b *Backend) OnDevice(f func() error) error {
+	if g, ok := b.drv.(*trackingDriver).Driver.(*GPU); ok {
+		return g.WithContext(f)
+	}
+	return f()
+}
+
 // ComputeCapability implements the optional capability check of
 // SetPrecision and SetTF32.
 func (g *GPU) ComputeCapability() (major, minor int) { return g.info.Major, g.info.Minor }
@@ -224,6 +234,10 @@ func (g *GPU) SetTF32(on bool) error {
 
 // Sync implements Driver.
 func (g *GPU) Sync() error { return g.ctx.Sync() }
+
+// WithContext runs f with the GPU's context current on the calling OS
+// thread, as NCCL's calls need.
+func (g *GPU) WithContext(f func() error) error { return g.ctx.Do(f) }
 
 // MemInfo reports free and total device memory in bytes.
 func (g *GPU) MemInfo() (free, total int64, err error) { return g.ctx.MemInfo() }

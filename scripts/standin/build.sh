@@ -39,3 +39,6 @@ lib libcublas.so.12 "$here/libcublas.cc" "-DSTANDIN_CUBLAS_MAJOR=12 -l:libcuda.s
 # A second cuBLAS for the fallback test (a .13 whose cublasCreate can be
 # made to fail); the binary tries .13 first.
 lib cublas13/libcublas.so.13 "$here/libcublas.cc" "-DSTANDIN_CUBLAS_MAJOR=13 -L$out -l:libcuda.so.1 -lopenblas"
+# NCCL's API over MPI (internal/dist/standin/nccl.c), for the data-parallel
+# check; built with Open MPI's mpicc.
+bash scripts/standin-nccl.sh "$out" >/dev/null

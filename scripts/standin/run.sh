@@ -264,6 +264,10 @@ bench_pipeline() { # make bench-gpu's harness and report on the stand-in (a tiny
 }
 check "make bench-gpu's harness writes bench-gpu.json and compares it (tiny model)" bench_pipeline
 
+# ---- data parallel ---------------------------------------------------------
+dp_nccl() { bash scripts/standin/dp.sh "$rl" "$work"; }
+check "two ranks (mpirun) on backend cuda sum gradients with NCCL (stand-in libnccl.so.2) and follow one process" dp_nccl
+
 # ---- coverage -------------------------------------------------------------
 every_call_made() { # every function the binding resolves was called at least once
   local want have missing=0

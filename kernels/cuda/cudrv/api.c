@@ -129,6 +129,8 @@ int rl_cu_ctx_create(uintptr_t* ctx, int dev) {
 
 int rl_cu_ctx_destroy(uintptr_t ctx) { return cu.cuCtxDestroy_v2((CUcontext)ctx); }
 
+int rl_cu_ctx_set_current(uintptr_t ctx) { return cu.cuCtxSetCurrent((CUcontext)ctx); }
+
 int rl_cu_ctx_synchronize(uintptr_t ctx) {
   BIND(ctx);
   return cu.cuCtxSynchronize();

@@ -35,6 +35,7 @@ int rl_cu_device_attribute(int* v, int attr, int dev);
 int rl_cu_ctx_create(uintptr_t* ctx, int dev);
 int rl_cu_ctx_destroy(uintptr_t ctx);
 int rl_cu_ctx_synchronize(uintptr_t ctx);
+int rl_cu_ctx_set_current(uintptr_t ctx);
 
 int rl_cu_mem_alloc(uintptr_t ctx, uint64_t* p, size_t bytes);
 int rl_cu_mem_free(uintptr_t ctx, uint64_t p);

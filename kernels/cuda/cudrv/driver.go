@@ -10,6 +10,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"unsafe"
@@ -181,6 +182,17 @@ func (c *Context) Destroy() error {
 // (kernel faults surface here or at the next synchronous call).
 func (c *Context) Sync() error {
 	return check("cuCtxSynchronize", C.rl_cu_ctx_synchronize(c.h))
+}
+
+// Do runs f with c current on the calling OS thread, for libraries that
+// work on the current context (NCCL): f's cgo calls stay on that thread.
+func (c *Context) Do(f func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := check("cuCtxSetCurrent", C.rl_cu_ctx_set_current(c.h)); err != nil {
+		return err
+	}
+	return f()
 }
 
 // Alloc allocates device memory (not zeroed).
