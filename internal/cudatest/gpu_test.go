@@ -1,8 +1,11 @@
 package cudatest
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/rltrain/rltrain/kernels/cuda"
@@ -185,3 +188,123 @@ func TestBenchGPU(t *testing.T) {
 // TestGPURollout: the rollout engine sampling on the device gives the CPU
 // backend's completions token for token.
 func TestGPURollout(t *testing.T) { Rollout(t, openGPU(t)) }
+
+// TestGPUDriverContract checks the documented driver and cuBLAS behaviour
+// the binding relies on: launches beyond the hardware limits are refused,
+// kernel parameters are read at their declared sizes (garbage in the
+// unused half of an 8-byte slot changes nothing), cuBLAS checks its
+// leading dimensions. On the stand-in it also checks what the stand-in
+// adds to make tests meaningful: fresh memory is not zeroed, copies are
+// range-checked, an (injected) kernel fault is sticky in its context but
+// not in a new one.
+func TestGPUDriverContract(t *testing.T) {
+	g, err := cuda.OpenGPU(0)
+	if err != nil {
+		openGPU(t) // skips, or fails under RLTRAIN_REQUIRE_GPU
+		t.Fatal(err)
+	}
+	defer g.Close()
+	standin := strings.Contains(g.Info().Name, "stand-in")
+	const n = 1000
+	p, err := g.Alloc(4 * n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := make([]byte, 4*n)
+	if standin {
+		if err := g.CopyDtoH(host, p); err != nil {
+			t.Fatal(err)
+		}
+		for i, b := range host {
+			if b != 0xff {
+				t.Fatalf("fresh device memory byte %d is %#x: cuMemAlloc does not zero, the stand-in fills 0xff", i, b)
+			}
+		}
+		if err := g.CopyHtoD(p+8, host); err == nil {
+			t.Error("a copy past the end of an allocation succeeded")
+		}
+	}
+	ones := make([]float32, n)
+	for i := range ones {
+		ones[i] = 1
+	}
+	if err := g.CopyHtoD(p, f32bytes(ones)); err != nil {
+		t.Fatal(err)
+	}
+	// scale(float* x, int n, float s): n and s are 4-byte parameters in
+	// 8-byte slots whose high halves hold garbage.
+	args := []uint64{uint64(p), uint64(n) | 0xdeadbeef<<32, uint64(math.Float32bits(3)) | 0xfeedface<<32}
+	if err := g.Launch("scale", cuda.D1(4), cuda.D1(256), 0, args); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.CopyDtoH(host, p); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if v := math.Float32frombits(binary.LittleEndian.Uint32(host[4*i:])); v != 3 {
+			t.Fatalf("x[%d] = %v after scale by 3: parameters not read at their declared 4 bytes", i, v)
+		}
+	}
+	for _, bad := range []struct {
+		what        string
+		grid, block cuda.Dim3
+		shared      int
+	}{
+		{"a zero grid", cuda.Dim3{X: 0, Y: 1, Z: 1}, cuda.D1(32), 0},
+		{"1025 threads a block", cuda.D1(1), cuda.D1(1025), 0},
+		{"a 33×33 block", cuda.D1(1), cuda.Dim3{X: 33, Y: 33, Z: 1}, 0},
+		{"grid y of 65536", cuda.Dim3{X: 1, Y: 65536, Z: 1}, cuda.D1(32), 0},
+		{"1 MiB of dynamic shared memory", cuda.D1(1), cuda.D1(32), 1 << 20},
+	} {
+		if err := g.Launch("scale", bad.grid, bad.block, bad.shared, args); err == nil {
+			t.Errorf("a launch with %s succeeded", bad.what)
+		}
+	}
+	if err := g.Sync(); err != nil {
+		t.Fatalf("a refused launch left an error behind: %v", err)
+	}
+	c, err := g.Alloc(4 * 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// C (2×2) = A (2×k) · B (k×2), column-major, with lda 1 < 2 rows.
+	if err := g.Sgemm(false, false, 2, 2, 2, 1, p, 1, p, 2, 0, c, 2); err == nil || !strings.Contains(err.Error(), "CUBLAS_STATUS_INVALID_VALUE") {
+		t.Errorf("sgemm with lda < m: %v", err)
+	}
+	if !standin {
+		return
+	}
+	// An injected fault of the next launch: it is reported at the next
+	// call (no CUDA_LAUNCH_BLOCKING) and by every call after it.
+	t.Setenv("CUDA_LAUNCH_BLOCKING", "")
+	t.Setenv("STANDIN_LAUNCH_FAIL_AT", "1")
+	if err := g.Launch("scale", cuda.D1(4), cuda.D1(256), 0, args); err != nil {
+		t.Errorf("the faulting launch itself reported %v (launches are asynchronous)", err)
+	}
+	os.Unsetenv("STANDIN_LAUNCH_FAIL_AT")
+	for _, call := range []func() error{
+		func() error { return g.CopyDtoH(host, p) },
+		func() error { _, err := g.Alloc(16); return err },
+		g.Sync,
+	} {
+		if err := call(); err == nil || !strings.Contains(err.Error(), "CUDA_ERROR_ILLEGAL_ADDRESS") {
+			t.Errorf("after a kernel fault: %v, want CUDA_ERROR_ILLEGAL_ADDRESS", err)
+		}
+	}
+	g2, err := cuda.OpenGPU(0)
+	if err != nil {
+		t.Fatalf("a new context after a fault in another: %v", err)
+	}
+	defer g2.Close()
+	if _, err := g2.Alloc(16); err != nil {
+		t.Errorf("a new context inherited the fault: %v", err)
+	}
+}
+
+func f32bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}

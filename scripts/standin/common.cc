@@ -4,7 +4,9 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
+#include <string>
 
 #include "standin.h"
 
@@ -24,8 +26,20 @@ long env_long(const char* name, long def) {
 
 bool countdown(const char* name, long* counter) {
   static std::mutex mu;
+  static std::map<std::string, std::string> armed;  // each variable's value when last seen
+  const char* v = getenv(name);
+  std::string now = v ? v : "";
   long at = env_long(name, 0);
   std::lock_guard<std::mutex> lk(mu);
+  // Setting the variable (again) while the process runs re-arms it: the
+  // count starts from the next call.
+  auto it = armed.find(name);
+  if (it == armed.end()) {
+    armed[name] = now;
+  } else if (it->second != now) {
+    it->second = now;
+    *counter = 0;
+  }
   ++*counter;
   return at > 0 && *counter == at;
 }

@@ -61,7 +61,8 @@ namespace standin {
 // env_long reads an integer environment variable (def when unset).
 long env_long(const char* name, long def);
 // countdown implements "fail the Nth call" fault injection: it counts calls
-// in *counter and reports whether this one is the Nth of variable name.
+// in *counter and reports whether this one is the Nth of variable name,
+// counting from the process start, or from when the variable last changed.
 bool countdown(const char* name, long* counter);
 // note prints a stand-in diagnostic on stderr.
 void note(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
