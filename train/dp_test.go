@@ -410,7 +410,8 @@ func rankPID(launcher, rank int) int {
 // middle of its steps (rank 0 writes a checkpoint after every step, so it
 // is often writing one): the job ends non-zero within 60 s, and the
 // newest complete checkpoint is intact and resumable. Then the same with
-// rank 1 stopped (SIGSTOP: a hung rank) and a 3 s collective timeout:
+// rank 1 stopped (SIGSTOP: a hung rank) and a 10 s collective timeout
+// (long enough that a loaded machine's checkpoint writes do not trip it):
 // rank 0's watchdog aborts the job.
 func TestDataParallelRankKilled(t *testing.T) {
 	t.Run("killed", func(t *testing.T) { rankFails(t, syscall.SIGKILL, "") })
@@ -423,7 +424,7 @@ func rankFails(t *testing.T, sig syscall.Signal, wantLog string) {
 		t.Skip(err.Error() + "; the data-parallel tests need it")
 	}
 	out := t.TempDir()
-	c := dpConfig(t, "grpo", out, "sft.steps=0", "train.steps=1000", "checkpoint.every=1", "checkpoint.keep_last=3", "data.eval_size=0", "train.collective_timeout=3s")
+	c := dpConfig(t, "grpo", out, "sft.steps=0", "train.steps=1000", "checkpoint.every=1", "checkpoint.keep_last=3", "data.eval_size=0", "train.collective_timeout=10s")
 	path := filepath.Join(t.TempDir(), "cfg.yaml")
 	yml, err := c.YAML()
 	if err != nil {
@@ -490,7 +491,7 @@ func rankFails(t *testing.T, sig syscall.Signal, wantLog string) {
 		t.Fatalf("newest complete checkpoint %s: %v", last, err)
 	}
 	// Resumable: one process continues from it for two steps.
-	c2 := dpConfig(t, "grpo", out, "sft.steps=0", fmt.Sprintf("train.steps=%d", st.Step+2), "checkpoint.every=1", "checkpoint.keep_last=3", "data.eval_size=0", "train.collective_timeout=3s")
+	c2 := dpConfig(t, "grpo", out, "sft.steps=0", fmt.Sprintf("train.steps=%d", st.Step+2), "checkpoint.every=1", "checkpoint.keep_last=3", "data.eval_size=0", "train.collective_timeout=10s")
 	sum := runConfig(t, c2, Options{Resume: "latest"})
 	if sum.Steps != st.Step+2 {
 		t.Fatalf("resumed from %s (step %d) and ran to step %d, want %d", last, st.Step, sum.Steps, st.Step+2)
