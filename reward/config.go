@@ -35,10 +35,12 @@ import (
 // Fallback "" excludes, Timeout 0 is DefaultTimeout, Combine "" sums and a
 // Shaping's zero Type and Scale are sigmoid and 1.
 type Config struct {
-	Functions []Spec        `yaml:"functions" shorthand:"list" doc:"Reward functions, combined by weight; a bare list under reward: is this list. Empty with a built-in task means the task's own verifier."`
-	Combine   string        `yaml:"combine" default:"sum" enum:"sum,min" doc:"How weighted rewards combine: their sum, or their minimum (the worst case over an ensemble)."`
-	Shaping   *Shaping      `yaml:"shaping" doc:"Optional bounded shaping of the combined reward (as reward.functions.N.shaping); unset or {} for none."`
-	Timeout   time.Duration `yaml:"timeout" default:"60s" doc:"Time limit of one reward's scoring call on a batch, unless the reward sets its own."`
+	Functions []Spec   `yaml:"functions" shorthand:"list" doc:"Reward functions, combined by weight; a bare list under reward: is this list. Empty with a built-in task means the task's own verifier."`
+	Combine   string   `yaml:"combine" default:"sum" enum:"sum,min" doc:"How weighted rewards combine: their sum, or their minimum (the worst case over an ensemble)."`
+	Shaping   *Shaping `yaml:"shaping" doc:"Optional bounded shaping of the combined reward (as reward.functions.N.shaping); unset or {} for none."`
+	// LengthSwitch is GRPO-λ (see LengthSwitch).
+	LengthSwitch *LengthSwitch `yaml:"length_switch" doc:"GRPO-λ: drop the length penalties from the combined reward of groups with few correct completions; unset or {} for none."`
+	Timeout      time.Duration `yaml:"timeout" default:"60s" doc:"Time limit of one reward's scoring call on a batch, unless the reward sets its own."`
 	// MaxFailedSteps is read by the trainer: a reward that fails on every
 	// sample (a missing program, say) must not pass for a reward of 0.
 	MaxFailedSteps int `yaml:"max_failed_steps" default:"3" resume:"harmless" doc:"Consecutive RL steps in which every sample was excluded (the rewards failed on all of them) before the run stops with an error; such steps log reward as null and warn. 0 never stops."`
@@ -59,6 +61,75 @@ type Spec struct {
 	// Timeout 0 uses Config.Timeout.
 	Timeout time.Duration `yaml:"timeout" default:"0s" doc:"Time limit of one scoring call, e.g. 30s; 0 uses reward.timeout."`
 	Shaping *Shaping      `yaml:"shaping" doc:"Optional bounded shaping of this reward, e.g. {type: sigmoid, ref: group_mean, scale: 1}; unset or {} for none."`
+}
+
+// LengthSwitch is GRPO-λ's reward switch (Dai, Liu and Si, "Stable
+// Reinforcement Learning for Efficient Reasoning", arXiv 2505.18086):
+// length penalties cut accuracy when applied to groups the policy mostly
+// fails, so a group whose fraction of correct completions is below
+// Threshold is scored without the Penalties rewards (length-agnostic,
+// typically 0/1 correctness), and a group at or above it keeps them. With
+// TopFraction < 1 only that fraction of the batch's groups, highest
+// correctness ratio first, may keep them (the paper's top-λ selection).
+// Go callers may leave TopFraction and CorrectThreshold at zero (1 and
+// 0.5).
+type LengthSwitch struct {
+	Penalties        []string `yaml:"penalties" doc:"Names of the rewards (reward.functions.N.name) a low-correctness group is scored without: the length penalties."`
+	Threshold        float64  `yaml:"threshold" default:"0.5" doc:"A group keeps its penalties when at least this fraction of its completions is correct."`
+	TopFraction      float64  `yaml:"top_fraction" default:"1.0" doc:"At most this fraction of a batch's groups, highest correctness ratio first, keeps its penalties (GRPO-λ's top-λ); 1 means every group at or above threshold."`
+	CorrectReward    string   `yaml:"correct_reward" default:"" doc:"Reward that judges a completion correct; empty means the first reward that is not a penalty."`
+	CorrectThreshold float64  `yaml:"correct_threshold" default:"0.5" doc:"A completion is correct when correct_reward scores at least this."`
+}
+
+// Check implements option.Section.
+func (ls LengthSwitch) Check(ck *option.Checker) {
+	ck.Within("threshold", ls.Threshold, 0, 1, true)
+	if !(ls.TopFraction > 0 && ls.TopFraction <= 1) {
+		ck.Bad("top_fraction", "must be in (0, 1], got %v", ls.TopFraction)
+	}
+	if len(ls.Penalties) == 0 {
+		ck.Bad("penalties", "name at least one reward (the length penalties)")
+	}
+}
+
+func (ls *LengthSwitch) withDefaults() *LengthSwitch {
+	if ls == nil {
+		return nil
+	}
+	out := *ls
+	if out.TopFraction == 0 {
+		out.TopFraction = 1
+	}
+	if out.CorrectThreshold == 0 {
+		out.CorrectThreshold = 0.5
+	}
+	return &out
+}
+
+// resolve returns the indices of the penalties and of the correctness
+// reward among names, or an error naming the option.
+func (ls *LengthSwitch) resolve(names []string) (penalty []bool, correct int, err error) {
+	penalty = make([]bool, len(names))
+	for _, p := range ls.Penalties {
+		k := slices.Index(names, p)
+		if k < 0 {
+			return nil, 0, fmt.Errorf("reward.length_switch.penalties: no reward is named %q (rewards: %s)", p, strings.Join(names, ", "))
+		}
+		penalty[k] = true
+	}
+	correct = -1
+	if ls.CorrectReward != "" {
+		correct = slices.Index(names, ls.CorrectReward)
+		if correct < 0 {
+			return nil, 0, fmt.Errorf("reward.length_switch.correct_reward: no reward is named %q (rewards: %s)", ls.CorrectReward, strings.Join(names, ", "))
+		}
+	} else {
+		correct = slices.Index(penalty, false)
+	}
+	if correct < 0 || penalty[correct] {
+		return nil, 0, fmt.Errorf("reward.length_switch: the reward judging correctness cannot be a penalty; add a correctness reward or set correct_reward")
+	}
+	return penalty, correct, nil
 }
 
 // Shaping maps a raw reward r to σ((r − ref)/scale), a bounded value in
@@ -122,6 +193,7 @@ func (c Config) withDefaults() Config {
 		c.Timeout = DefaultTimeout
 	}
 	c.Shaping = c.Shaping.withDefaults()
+	c.LengthSwitch = c.LengthSwitch.withDefaults()
 	c.Functions = slices.Clone(c.Functions)
 	for i := range c.Functions {
 		c.Functions[i].Shaping = c.Functions[i].Shaping.withDefaults()

@@ -1,11 +1,13 @@
 package reward
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +24,11 @@ type Set struct {
 	combine string
 	shaping *Shaping
 	logf    func(string)
+	// GRPO-λ's switch (nil without one): the penalties' indices and the
+	// correctness reward's.
+	lengthSwitch *LengthSwitch
+	penalty      []bool
+	correct      int
 
 	seenMu sync.Mutex
 	seen   map[string]struct{}
@@ -84,6 +91,14 @@ func New(cfg Config, opts ...Option) (*Set, error) {
 			to = cfg.Timeout
 		}
 		s.entries = append(s.entries, &entry{name: spec.name(), weight: spec.weight(), fallback: fb, timeout: to, shaping: spec.Shaping, r: r})
+	}
+	if ls := cfg.LengthSwitch; ls != nil {
+		var err error
+		if s.penalty, s.correct, err = ls.resolve(s.Names()); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.lengthSwitch = ls
 	}
 	return s, nil
 }
@@ -175,12 +190,17 @@ func (s *Set) Score(ctx context.Context, samples []Sample) (*Result, error) {
 		}
 	}
 
+	keep := s.keepPenalties(samples, res)
 	for i := 0; i < n; i++ {
 		if res.Excluded[i] {
 			res.Total[i] = math.NaN()
 			continue
 		}
-		res.Total[i] = combine(s.combine, res.Weights, res.Components, i)
+		var drop []bool
+		if keep != nil && !keep[i] {
+			drop = s.penalty
+		}
+		res.Total[i] = combine(s.combine, res.Weights, res.Components, drop, i)
 	}
 	if s.shaping != nil {
 		applyShaping(s.shaping, samples, res.Total, res.Excluded)
@@ -246,21 +266,86 @@ func (s *Set) component(e *entry, out Scores, berr error, samples []Sample) (val
 	return vals, failed, errCount
 }
 
-func combine(mode string, w []float64, comps [][]float64, i int) float64 {
+// combine is sample i's combined reward, leaving out the rewards marked in
+// drop (nil: none).
+func combine(mode string, w []float64, comps [][]float64, drop []bool, i int) float64 {
 	switch mode {
 	case CombineMin:
 		m := math.Inf(1)
 		for k := range comps {
-			m = math.Min(m, w[k]*comps[k][i])
+			if drop == nil || !drop[k] {
+				m = math.Min(m, w[k]*comps[k][i])
+			}
 		}
 		return m
 	default:
 		t := 0.0
 		for k := range comps {
-			t += w[k] * comps[k][i]
+			if drop == nil || !drop[k] {
+				t += w[k] * comps[k][i]
+			}
 		}
 		return t
 	}
+}
+
+// keepPenalties is GRPO-λ's switch: for each sample, whether its group's
+// combined reward keeps the length penalties — its fraction of correct
+// completions (excluded samples left out) is at least the threshold and,
+// with top_fraction < 1, the group is among the ⌈top_fraction·groups⌉
+// highest fractions of the batch (ties in order of first appearance). It
+// records reward/length_switch/kept_groups, the fraction of groups that
+// kept them. nil without a switch.
+func (s *Set) keepPenalties(samples []Sample, res *Result) []bool {
+	ls := s.lengthSwitch
+	if ls == nil {
+		return nil
+	}
+	type group struct {
+		correct, n float64
+		keep       bool
+	}
+	byID := map[int]*group{}
+	var order []*group
+	for i, smp := range samples {
+		g := byID[smp.Group]
+		if g == nil {
+			g = &group{}
+			byID[smp.Group] = g
+			order = append(order, g)
+		}
+		if res.Excluded[i] {
+			continue
+		}
+		g.n++
+		if res.Components[s.correct][i] >= ls.CorrectThreshold {
+			g.correct++
+		}
+	}
+	ratio := func(g *group) float64 {
+		if g.n == 0 {
+			return 0
+		}
+		return g.correct / g.n
+	}
+	ranked := slices.Clone(order)
+	slices.SortStableFunc(ranked, func(a, b *group) int { return cmp.Compare(ratio(b), ratio(a)) })
+	allowed := int(math.Ceil(ls.TopFraction*float64(len(ranked)) - 1e-9))
+	kept := 0
+	for r, g := range ranked {
+		g.keep = r < allowed && ratio(g) >= ls.Threshold
+		if g.keep {
+			kept++
+		}
+	}
+	keep := make([]bool, len(samples))
+	for i, smp := range samples {
+		keep[i] = byID[smp.Group].keep
+	}
+	if len(order) > 0 {
+		res.Metrics["reward/length_switch/kept_groups"] = float64(kept) / float64(len(order))
+	}
+	return keep
 }
 
 // applyShaping replaces vals[i] by σ((vals[i] − ref)/scale) for samples not

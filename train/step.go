@@ -130,8 +130,8 @@ func (t *Trainer) collect(ctx context.Context, s *rlStep) error {
 		}
 	}
 	for k := range s.metrics {
-		if strings.HasPrefix(k, "rewards/") {
-			s.metrics[k] /= float64(rounds) // a reward's own metrics: the mean over the rounds
+		if strings.HasPrefix(k, "rewards/") || strings.HasPrefix(k, "reward/length_switch/") {
+			s.metrics[k] /= float64(rounds) // the mean over the rounds
 		}
 	}
 	if r.FilterZeroStd {
@@ -203,8 +203,9 @@ func (t *Trainer) generate(exs []data.Example, firstIndex uint64, opts rollout.O
 }
 
 // score runs the rewards over every completion of the groups and returns
-// the reward error counts (reward/errors/<name>) and the metrics reward
-// functions report themselves (an external program's "metrics", as
+// the reward error counts (reward/errors/<name>), GRPO-λ's
+// reward/length_switch/kept_groups and the metrics reward functions report
+// themselves (an external program's "metrics", as
 // rewards/<name>/<metric>); the per-reward mean and std are computed over
 // the kept groups instead (sequences).
 func (t *Trainer) score(ctx context.Context, groups []*rolledGroup) (map[string]float64, error) {
@@ -237,7 +238,7 @@ func (t *Trainer) score(ctx context.Context, groups []*rolledGroup) (map[string]
 	errs := map[string]float64{}
 	for k, v := range res.Metrics {
 		own := strings.HasPrefix(k, "rewards/") && !strings.HasSuffix(k, "/mean") && !strings.HasSuffix(k, "/std")
-		if strings.HasPrefix(k, "reward/errors/") || own {
+		if strings.HasPrefix(k, "reward/errors/") || strings.HasPrefix(k, "reward/length_switch/") || own {
 			errs[k] = v
 		}
 	}

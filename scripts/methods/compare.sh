@@ -19,9 +19,9 @@ bin=${RLTRAIN:-bin/rltrain}
 [ -x "$bin" ] || go build -o "$bin" ./cmd/rltrain
 mkdir -p "$out"
 while IFS='|' read -r name cfg sets; do
-  name=$(echo "$name" | xargs)
   case "$name" in ''|\#*) continue ;; esac
-  cfg=$(echo "$cfg" | xargs)
+  name=${name// /}
+  cfg=${cfg// /}
   for seed in $seeds; do
     dir="$out/$name/seed$seed"
     if [ -f "$dir.log" ] && grep -q '^final accuracy' "$dir.log"; then continue; fi
