@@ -21,6 +21,7 @@ type BenchResult struct {
 	AchievedGFLOPS         float64
 	MFU                    float64 // achieved / GEMM peak
 	Params                 int
+	TrainableParams        int // the LoRA adapter's, or Params
 	KVBytesPerToken        int
 	KVCacheBytes           int64
 	KVCacheBlocks          int
@@ -45,6 +46,10 @@ func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, e
 		t.state.Step++
 	}
 	r := &BenchResult{Steps: steps, Timing: map[string]float64{}, Params: t.pol.Model.NumParams(), WorldSize: t.world().Size()}
+	r.TrainableParams = r.Params
+	if a := t.pol.Model.Adapter(); a != nil {
+		r.TrainableParams = a.NumParams()
+	}
 	var gen, trainTok, allTok, rollSec, updSec, total float64
 	for i := 0; i < steps; i++ {
 		start := time.Now()
@@ -77,8 +82,13 @@ func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, e
 	}
 	r.ThroughputTokensPerSec = allTok / total
 	// Model FLOPs: 2·P per token forward (rollout prefill+decode and the
-	// old/ref passes are forward-only), 6·P per token trained.
+	// old/ref passes are forward-only), 6·P per token trained; with a LoRA
+	// adapter the frozen base needs no weight gradients: 4·P per token
+	// trained, plus 6 per adapter parameter.
 	flops := 6*float64(r.Params)*trainTok + 2*float64(r.Params)*gen
+	if r.TrainableParams != r.Params {
+		flops = (4*float64(r.Params)+6*float64(r.TrainableParams))*trainTok + 2*float64(r.Params)*gen
+	}
 	r.AchievedGFLOPS = flops / total / 1e9
 	r.GEMMPeakGFLOPS = gemmPeak(t) * float64(r.WorldSize)
 	if r.GEMMPeakGFLOPS > 0 {

@@ -28,6 +28,13 @@ import (
 //	trainer_state.json                 step, cursors, reward state, config
 //	DONE                               written last: the checkpoint is complete
 //
+// A LoRA run (model.lora, model.adapter) writes the adapter as PEFT's
+// save_pretrained does — adapter_config.json and adapter_model.safetensors
+// — instead of config.json, model.safetensors, master.safetensors and
+// reference.safetensors (the base model is model.path, unchanged, and is
+// also the reference); optimizer.safetensors then holds the adapter's
+// moments only.
+//
 // It is written into a temporary sibling directory, every file fsynced,
 // DONE added, and renamed into place, so a crash or a full disk at any
 // point leaves either the complete new checkpoint or none (and the older
@@ -175,21 +182,8 @@ func (t *Trainer) restore(dir string) error {
 	if err != nil {
 		return err
 	}
-	var tensors map[string]*safetensors.Tensor
-	if _, statErr := os.Stat(filepath.Join(dir, masterFile)); statErr == nil {
-		// checkpoint.dtype bf16: the exact weights are here.
-		tensors, _, err = safetensors.ReadFile(filepath.Join(dir, masterFile))
-	} else {
-		tensors, _, err = safetensors.ReadModel(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	if err := t.pol.Model.SetTensors(dir, tensors); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", dir, err)
-	}
-	if name, i, v, bad := t.pol.Model.NonFinite(); bad {
-		return fmt.Errorf("checkpoint %s: model weights: tensor %q holds %v at index %d (resume from an earlier checkpoint)", dir, name, v, i)
+	if err := t.restoreWeights(dir); err != nil {
+		return err
 	}
 	if st.Phase == "rl" {
 		if err := t.newRLOptimizer(); err != nil {
@@ -204,7 +198,7 @@ func (t *Trainer) restore(dir string) error {
 				return fmt.Errorf("checkpoint %s: %w", dir, err)
 			}
 		}
-		if t.ref != nil {
+		if t.ref != nil && t.pol.Model.Adapter() == nil {
 			ref, _, err := safetensors.ReadFile(filepath.Join(dir, referenceFile))
 			if err != nil {
 				return fmt.Errorf("checkpoint %s: reference model: %w", dir, err)
@@ -247,6 +241,40 @@ func (t *Trainer) restore(dir string) error {
 		step = st.SFTStep
 	}
 	t.logf("resumed from %s (%s step %d)", dir, st.Phase, step)
+	return nil
+}
+
+// restoreWeights loads a checkpoint's trained weights: the LoRA adapter's,
+// or the whole model's (the fp32 master copy when there is one).
+func (t *Trainer) restoreWeights(dir string) error {
+	if a := t.pol.Model.Adapter(); a != nil {
+		path := filepath.Join(dir, model.AdapterWeightsFile)
+		tensors, _, err := safetensors.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: %w (a LoRA run resumes from its adapter)", dir, err)
+		}
+		if err := a.SetTensors(path, tensors); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", dir, err)
+		}
+		return nil
+	}
+	var tensors map[string]*safetensors.Tensor
+	var err error
+	if _, statErr := os.Stat(filepath.Join(dir, masterFile)); statErr == nil {
+		// checkpoint.dtype bf16: the exact weights are here.
+		tensors, _, err = safetensors.ReadFile(filepath.Join(dir, masterFile))
+	} else {
+		tensors, _, err = safetensors.ReadModel(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if err := t.pol.Model.SetTensors(dir, tensors); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", dir, err)
+	}
+	if name, i, v, bad := t.pol.Model.NonFinite(); bad {
+		return fmt.Errorf("checkpoint %s: model weights: tensor %q holds %v at index %d (resume from an earlier checkpoint)", dir, name, v, i)
+	}
 	return nil
 }
 
@@ -372,8 +400,14 @@ func (t *Trainer) saveCheckpointWithMetric(m map[string]float64) (string, error)
 	return final, nil
 }
 
-func (t *Trainer) writeCheckpoint(dir string, m map[string]float64) error {
-	be := t.be
+// writeWeights writes the trained weights: the LoRA adapter as PEFT
+// writes it, or the whole model (with an fp32 master copy beside bf16
+// weights).
+func (t *Trainer) writeWeights(dir string) error {
+	if a := t.pol.Model.Adapter(); a != nil {
+		// Adapters are small: always fp32, so resume is exact.
+		return a.Save(dir)
+	}
 	dtype := safetensors.F32
 	if t.cfg.Checkpoint.Dtype == "bf16" {
 		dtype = safetensors.BF16
@@ -382,7 +416,12 @@ func (t *Trainer) writeCheckpoint(dir string, m map[string]float64) error {
 			return err
 		}
 	}
-	if err := t.pol.Model.Save(dir, dtype); err != nil {
+	return t.pol.Model.Save(dir, dtype)
+}
+
+func (t *Trainer) writeCheckpoint(dir string, m map[string]float64) error {
+	be := t.be
+	if err := t.writeWeights(dir); err != nil {
 		return err
 	}
 	sp := t.cfg.Rollout.Sampling
@@ -416,7 +455,7 @@ func (t *Trainer) writeCheckpoint(dir string, m map[string]float64) error {
 			return err
 		}
 	}
-	if t.ref != nil && t.state.Phase == "rl" {
+	if t.ref != nil && t.state.Phase == "rl" && t.pol.Model.Adapter() == nil {
 		if err := safetensors.WriteFile(filepath.Join(dir, referenceFile), t.ref.HostTensors(false), nil, safetensors.F32); err != nil {
 			return err
 		}

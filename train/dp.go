@@ -268,6 +268,7 @@ type gradSync struct {
 	buckets []bucket
 	last    map[int]int // GradRanges index -> the bucket it completes
 	started int         // buckets started in this minibatch
+	grads   kernels.Buf // the trained gradients: the model's or its adapter's
 	host    []float32   // the gradient buffer in host memory
 	direct  bool        // host is the CPU backend's buffer itself
 	armed   bool
@@ -300,9 +301,19 @@ func (t *Trainer) newGradSync() (*gradSync, error) {
 		return g, nil
 	}
 	m := t.pol.Model
-	m.EnableGrads()
 	g.last = map[int]int{}
-	ranges := m.GradRanges()
+	var ranges [][2]int
+	if a := m.Adapter(); a != nil {
+		// A LoRA adapter's gradients are one small buffer, summed in one
+		// bucket after the pass (a frozen base reports no ranges).
+		a.EnableGrads()
+		g.grads = a.Grads
+		g.buckets = []bucket{{0, a.Grads.Len()}}
+	} else {
+		m.EnableGrads()
+		g.grads = m.Grads
+		ranges = m.GradRanges()
+	}
 	cur := bucket{lo: -1}
 	for i, r := range ranges {
 		lo, hi := r[0], r[0]+r[1]
@@ -327,9 +338,9 @@ func (t *Trainer) newGradSync() (*gradSync, error) {
 	}
 	g.red = dist.NewReducer(t.world())
 	if _, ok := t.be.(*cpu.Backend); ok {
-		g.host, g.direct = cpu.Data(m.Grads), true
+		g.host, g.direct = cpu.Data(g.grads), true
 	} else {
-		g.host = make([]float32, m.Grads.Len())
+		g.host = make([]float32, g.grads.Len())
 	}
 	return g, nil
 }
@@ -413,7 +424,7 @@ func (g *gradSync) start(b int) {
 	bk := g.buckets[b]
 	g.started++
 	if g.nccl != nil {
-		p := uintptr(cuda.DevicePtr(g.t.pol.Model.Grads)) + uintptr(4*bk.lo)
+		p := uintptr(cuda.DevicePtr(g.grads)) + uintptr(4*bk.lo)
 		err := g.onDevice(func() error { return g.nccl.AllReduceSum(p, p, bk.hi-bk.lo, dist.Float32, 0) })
 		if err != nil && g.err == nil {
 			g.err = err
@@ -422,7 +433,7 @@ func (g *gradSync) start(b int) {
 	}
 	part := g.host[bk.lo:bk.hi]
 	if !g.direct {
-		g.t.be.Download(part, g.t.be.View(g.t.pol.Model.Grads, bk.lo, bk.hi-bk.lo))
+		g.t.be.Download(part, g.t.be.View(g.grads, bk.lo, bk.hi-bk.lo))
 	}
 	g.red.Start(part)
 }
@@ -446,7 +457,7 @@ func (g *gradSync) finish() error {
 		return fmt.Errorf("sum gradients across ranks: %w", err)
 	}
 	if !g.direct {
-		t.be.Upload(t.pol.Model.Grads, g.host)
+		t.be.Upload(g.grads, g.host)
 	}
 	if t.vh != nil {
 		host := make([]float32, t.vh.Grads.Len())
@@ -520,7 +531,11 @@ func (t *Trainer) checkWeightsSame() error {
 		return nil
 	}
 	var parts [][]byte
-	for _, b := range []kernels.Buf{t.pol.Model.Params} {
+	bufs := []kernels.Buf{t.pol.Model.Params}
+	if a := t.pol.Model.Adapter(); a != nil {
+		bufs = append(bufs, a.Params)
+	}
+	for _, b := range bufs {
 		host := make([]float32, b.Len())
 		t.be.Download(host, b)
 		parts = append(parts, dist.Float32Bytes(host))

@@ -110,6 +110,9 @@ func LoadPolicy(c *config.Config, be kernels.Backend, task data.Task) (*Policy, 
 	}
 	var m *model.Model
 	if c.Model.Path != "" {
+		if err := NotAnAdapter(c.Model.Path); err != nil {
+			return nil, fmt.Errorf("model.path: %w", err)
+		}
 		m, err = model.Load(c.Model.Path, be)
 		if err != nil {
 			return nil, fmt.Errorf("model.path: %w", err)
@@ -125,6 +128,9 @@ func LoadPolicy(c *config.Config, be kernels.Backend, task data.Task) (*Policy, 
 		if err != nil {
 			return nil, err
 		}
+	}
+	if err := attachAdapter(c, m); err != nil {
+		return nil, err
 	}
 	if c.Model.Path != "" {
 		if files.GenerationConfig, err = readGenerationConfig(c.Model.Path); err != nil {
@@ -192,9 +198,64 @@ func optimizer(o optim.Optim, lr float64, warmup int) optim.Optim {
 	return o
 }
 
-// modelParams lists a model's tensors as optimizer parameters, stored
-// back to back in its parameter and gradient buffers.
+// NotAnAdapter reports a LoRA adapter directory given where a whole model
+// is needed, saying what to give instead.
+func NotAnAdapter(dir string) error {
+	if !model.IsAdapterDir(dir) {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
+		return nil // a model directory that also carries an adapter
+	}
+	base := ""
+	if lc, err := model.ReadLoRAConfig(dir); err == nil && lc.BaseModel != "" {
+		base = fmt.Sprintf(" (its base_model_name_or_path is %q)", lc.BaseModel)
+	}
+	return fmt.Errorf("%s is a LoRA adapter, not a model: give its base model%s as the model and this directory as the adapter (model.adapter, or --adapter)", dir, base)
+}
+
+// attachAdapter gives the policy the LoRA adapter the config asks for: the
+// one in model.adapter, or a new one (PEFT's initialisation, seeded by
+// train.seed) of model.lora's shape. The base weights are frozen from then
+// on.
+func attachAdapter(c *config.Config, m *model.Model) error {
+	lc := c.Model.LoRA
+	var a *model.Adapter
+	var err error
+	switch {
+	case c.Model.Adapter != "":
+		if a, err = model.LoadAdapter(c.Model.Adapter, m); err != nil {
+			return fmt.Errorf("model.adapter: %w", err)
+		}
+		got := a.Cfg
+		if lc.R > 0 && (lc.R != got.R || lc.Alpha != got.Alpha || lc.UseRSLoRA != got.RSLoRA) {
+			return fmt.Errorf("model.lora (r %d, lora_alpha %g, use_rslora %v) disagrees with model.adapter %s (r %d, lora_alpha %g, use_rslora %v): set model.lora.r to 0 to train the adapter as it is",
+				lc.R, lc.Alpha, lc.UseRSLoRA, c.Model.Adapter, got.R, got.Alpha, got.RSLoRA)
+		}
+	case lc.R > 0:
+		if a, err = model.NewAdapter(m.Cfg, lc.Spec(c.Model.Path), m.Backend()); err != nil {
+			return fmt.Errorf("model.lora: %w", err)
+		}
+		a.InitPEFT(uint64(c.Train.Seed))
+	default:
+		return nil
+	}
+	a.Cfg.BaseModel = c.Model.Path
+	return m.Attach(a)
+}
+
+// modelParams lists a model's trainable tensors as optimizer parameters,
+// stored back to back in one parameter and one gradient buffer: every
+// weight, or only the attached LoRA adapter's A and B matrices.
 func modelParams(m *model.Model) optim.Flat {
+	if a := m.Adapter(); a != nil {
+		a.EnableGrads()
+		f := optim.Flat{Values: a.Params, Grads: a.Grads}
+		for _, t := range a.Tensors() {
+			f.Params = append(f.Params, optim.Param{Name: t.Name, Value: a.Backend().View(a.Params, t.Offset, t.Size()), Grad: a.Backend().View(a.Grads, t.Offset, t.Size())})
+		}
+		return f
+	}
 	m.EnableGrads()
 	be := m.Backend()
 	f := optim.Flat{Values: m.Params, Grads: m.Grads}

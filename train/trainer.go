@@ -221,12 +221,18 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 		return t, nil
 	}
 	if t.alg.UsesReference() || (t.alg.Beta > 0 && t.alg.KLIn == "reward") {
-		// The reference is the starting policy, frozen.
-		t.ref, err = model.New(t.pol.Model.Cfg, t.be)
-		if err != nil {
-			return nil, err
+		if t.pol.Model.Adapter() != nil {
+			// LoRA: the reference is the frozen base without the
+			// adapter, computed from the policy's own weights.
+			t.ref = t.pol.Model.Base()
+		} else {
+			// The reference is the starting policy, frozen.
+			t.ref, err = model.New(t.pol.Model.Cfg, t.be)
+			if err != nil {
+				return nil, err
+			}
+			t.be.Copy(t.ref.Params, t.pol.Model.Params)
 		}
-		t.be.Copy(t.ref.Params, t.pol.Model.Params)
 	}
 	if t.alg.Advantage == optim.AdvGAE {
 		t.vh = t.pol.Model.NewValueHead(uint64(cfg.Train.Seed), 0.01)
@@ -273,7 +279,11 @@ func (t *Trainer) healthy() bool {
 		t.logf("step %d: not checkpointing after a step without a valid update", t.state.Step)
 		return false
 	}
-	if ss := t.be.SumSquares(t.pol.Model.Params); !finite(ss) {
+	trained := t.pol.Model.Params
+	if a := t.pol.Model.Adapter(); a != nil {
+		trained = a.Params
+	}
+	if ss := t.be.SumSquares(trained); !finite(ss) {
 		t.logf("step %d: not checkpointing: the weights are not finite", t.state.Step)
 		return false
 	}
@@ -481,8 +491,9 @@ func (t *Trainer) warmUp(ctx context.Context, sum *Summary) (stop bool, err erro
 	if err := t.newRLOptimizer(); err != nil {
 		return true, err
 	}
-	if t.ref != nil {
-		// The reference is the policy RL starts from.
+	if t.ref != nil && t.pol.Model.Adapter() == nil {
+		// The reference is the policy RL starts from (with LoRA, the
+		// base model, whose weights the warm-up left alone).
 		t.be.Copy(t.ref.Params, t.pol.Model.Params)
 	}
 	return false, nil

@@ -22,7 +22,8 @@
 //
 // Option values are strings, booleans, integers, floats, time.Durations
 // ("30s"), types that parse themselves (encoding.TextUnmarshaler), lists
-// of those or of sections, free-form mappings (map[string]any, or any for
+// of those or of sections (Names: a list of strings that one string may
+// stand for), free-form mappings (map[string]any, or any for
 // a mapping a package decodes itself), and pointers to a scalar or a
 // section for an optional value (nil: unset).
 //
@@ -169,6 +170,13 @@ func SetDefaults(v reflect.Value) {
 
 // DurationType is time.Duration, which options write as "30s" or "2m".
 var DurationType = reflect.TypeFor[time.Duration]()
+
+// Names is a list of strings that a single string also gives, as a list
+// of one (PEFT's target_modules: all-linear or [q_proj, v_proj]).
+type Names []string
+
+// NamesType is the type of Names.
+var NamesType = reflect.TypeFor[Names]()
 
 // SetScalar parses s into a string, bool, integer, float or duration
 // value.

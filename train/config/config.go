@@ -21,7 +21,12 @@
 package config
 
 import (
+	"math"
+	"slices"
+	"strings"
+
 	"github.com/rltrain/rltrain/internal/option"
+	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/optim"
 	"github.com/rltrain/rltrain/reward"
 	"github.com/rltrain/rltrain/rollout"
@@ -55,6 +60,59 @@ type Model struct {
 	ChatTemplate       string         `yaml:"chat_template" default:"" doc:"Chat template: empty renders prompts that are message lists with the tokenizer's own template and leaves text prompts raw; \"auto\" renders every prompt with the tokenizer's own; a built-in format (chatml, qwen3, llama3, llama2, plain); or a Jinja template file (as tokenizer_config.json's chat_template)."`
 	ChatTemplateKwargs map[string]any `yaml:"chat_template_kwargs" doc:"Extra variables for the chat template, as TRL's chat_template_kwargs: {enable_thinking: false} turns Qwen3's thinking off."`
 	Init               Init           `yaml:"init" doc:"Architecture of a from-scratch Llama-style model (used when model.path is empty); the vocabulary size comes from the tokenizer."`
+	LoRA               LoRA           `yaml:"lora" doc:"Train a LoRA adapter (Hugging Face PEFT's LoraConfig names) instead of every weight: model.lora.r > 0 freezes model.path's weights."`
+	Adapter            string         `yaml:"adapter" default:"" doc:"PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) for model.path, e.g. one trained with TRL, to continue training: the run trains it, with its own r, lora_alpha and target_modules."`
+}
+
+// LoRA configures a LoRA adapter, with PEFT's option names. The adapted
+// model computes W·x + (lora_alpha/r)·B·A·x on each targeted projection,
+// A [r × in] Kaiming-uniform and B [out × r] zero at the start (so step 0
+// is the base model); only A and B are trained.
+type LoRA struct {
+	R             int          `yaml:"r" default:"0" doc:"Rank of the adapter; 0 trains every weight (full fine-tuning). With r > 0 the base weights have no gradients and no optimizer moments, the KL reference (algorithm.beta > 0) is the base model without the adapter (no second copy), and checkpoints hold adapter_model.safetensors and adapter_config.json as PEFT writes them."`
+	Alpha         float64      `yaml:"lora_alpha" default:"16" doc:"The update is scaled by lora_alpha/r (lora_alpha/sqrt(r) with use_rslora)."`
+	Dropout       float64      `yaml:"lora_dropout" default:"0" doc:"Dropout on the adapter's input. Only 0 is supported: dropout would make the trainer's log-probs differ from the sampler's."`
+	TargetModules option.Names `yaml:"target_modules" default:"all-linear" doc:"Projections to adapt, as PEFT names them: any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or all-linear (all seven; not the output layer)."`
+	UseRSLoRA     bool         `yaml:"use_rslora" default:"false" doc:"Rank-stabilised LoRA: scale by lora_alpha/sqrt(r)."`
+}
+
+// Check implements option.Section.
+func (l LoRA) Check(c *option.Checker) {
+	c.AtLeast("r", l.R, 0)
+	if l.R == 0 {
+		return
+	}
+	if l.Alpha == 0 || math.IsNaN(l.Alpha) || math.IsInf(l.Alpha, 0) {
+		c.Bad("lora_alpha", "must be a finite non-zero number, got %v", l.Alpha)
+	}
+	if l.Dropout != 0 {
+		c.Bad("lora_dropout", "must be 0: adapter dropout is not supported (it would make the trainer's log-probs differ from the sampler's), got %v", l.Dropout)
+	}
+	if len(l.TargetModules) == 0 {
+		c.Bad("target_modules", "must name at least one projection or be all-linear")
+	}
+	names := model.LoRAModuleNames()
+	for _, t := range l.TargetModules {
+		if t == "all-linear" {
+			if len(l.TargetModules) > 1 {
+				c.Bad("target_modules", "all-linear stands alone, got %v", l.TargetModules)
+			}
+			continue
+		}
+		if !slices.Contains(names, t) {
+			c.Bad("target_modules", "%q is not a projection of a Llama-family block (%s, or all-linear)", t, strings.Join(names, ", "))
+		}
+	}
+}
+
+// Spec is the adapter configuration l describes, for a base model at
+// basePath.
+func (l LoRA) Spec(basePath string) model.LoRAConfig {
+	t := model.Targets{List: l.TargetModules}
+	if len(l.TargetModules) == 1 && l.TargetModules[0] == "all-linear" {
+		t = model.AllLinear
+	}
+	return model.LoRAConfig{R: l.R, Alpha: l.Alpha, Dropout: l.Dropout, Targets: t, RSLoRA: l.UseRSLoRA, BaseModel: basePath}
 }
 
 // Init is a from-scratch architecture.

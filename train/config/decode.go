@@ -167,6 +167,9 @@ func (d *decoder) list(v reflect.Value, n *yaml.Node, path string, isNull bool) 
 		v.Set(reflect.Zero(v.Type()))
 		return
 	}
+	if n.Kind == yaml.ScalarNode && v.Type() == option.NamesType {
+		n = &yaml.Node{Kind: yaml.SequenceNode, Line: n.Line, Content: []*yaml.Node{n}}
+	}
 	if n.Kind != yaml.SequenceNode {
 		d.fail(n.Line, path, "want a list, got %s", describe(n))
 		return

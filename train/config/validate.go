@@ -43,6 +43,12 @@ type validator struct {
 
 func (v *validator) model() {
 	m := v.c.Model
+	if m.Path == "" && m.LoRA.R > 0 {
+		v.Bad("model.lora.r", "a LoRA adapter trains on a pretrained base model: set model.path (a Hugging Face model directory or an rltrain checkpoint)")
+	}
+	if m.Path == "" && m.Adapter != "" {
+		v.Bad("model.adapter", "needs its base model in model.path")
+	}
 	if m.Path != "" {
 		return // the architecture comes from the checkpoint
 	}
