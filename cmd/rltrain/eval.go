@@ -16,6 +16,7 @@ import (
 type evalFlags struct {
 	sets         []string
 	modelDir     string
+	adapterDir   string
 	samples      int
 	limit        int
 	temperature  float64
@@ -33,7 +34,9 @@ func init() {
 data.train, or a built-in task's eval stream) and score with the config's
 rewards. Greedy by default; --samples K with --temperature T > 0 samples K
 completions per prompt and reports pass@K. --model evaluates a checkpoint or
-Hugging Face directory instead of model.path. --dump FILE writes every
+Hugging Face directory instead of model.path; --adapter DIR applies a PEFT
+LoRA adapter to it (a LoRA run's checkpoint given as --model is taken as the
+adapter, on the config's model.path). --dump FILE writes every
 generation as a JSON line: id, sample, prompt (as rendered), completion,
 finish_reason, tokens, reward, rewards (each function's score), correct and
 answer.`,
@@ -43,6 +46,7 @@ answer.`,
 		},
 	}
 	cmd.Flags().StringVar(&f.modelDir, "model", "", "model or checkpoint directory (default: the config's model.path)")
+	cmd.Flags().StringVar(&f.adapterDir, "adapter", "", "PEFT LoRA adapter directory to apply to the model")
 	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a config option (repeatable)")
 	cmd.Flags().StringVar(&f.backend, "backend", "", "compute backend, overriding backend.type: cpu, cuda or cuda-emu")
 	cmd.Flags().IntVar(&f.samples, "samples", 1, "completions per prompt (pass@k); > 1 needs --temperature > 0")
@@ -56,8 +60,16 @@ answer.`,
 
 func runEval(w, stderr io.Writer, path string, f evalFlags) error {
 	sets := append([]string(nil), f.sets...)
+	if f.modelDir != "" && f.adapterDir == "" && train.NotAnAdapter(f.modelDir) != nil {
+		// A LoRA checkpoint: its base is the config's model.path.
+		f.adapterDir, f.modelDir = f.modelDir, ""
+	}
 	if f.modelDir != "" {
 		sets = append(sets, "model.path="+f.modelDir)
+	}
+	if f.adapterDir != "" {
+		// The adapter's own shape, whatever model.lora says.
+		sets = append(sets, "model.adapter="+f.adapterDir, "model.lora.r=0")
 	}
 	if f.backend != "" {
 		sets = append(sets, "backend.type="+f.backend)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/model/tokenizer"
 	"github.com/rltrain/rltrain/rollout"
 	"github.com/rltrain/rltrain/train"
@@ -21,6 +20,7 @@ import (
 
 type generateFlags struct {
 	modelDir, prompt, input string
+	adapterDir              string
 	cfg                     rollout.Config
 	threads                 int
 	dev                     deviceFlags
@@ -47,7 +47,9 @@ chat template (messages always use it).
 only on (--seed, prompt line, sample index), so a completion does not change
 with --n, --max-batch or --threads. With --json, one line per completion:
 {"prompt", "sample", "ids", "text", "logprobs", "finish_reason"}; log-probs
-are log softmax(logits / T) of the sampled tokens (T = 1 when greedy).`,
+are log softmax(logits / T) of the sampled tokens (T = 1 when greedy).
+--adapter samples through a PEFT LoRA adapter on the model (for instance an
+rltrain LoRA checkpoint, with --model its base).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runGenerate(cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
@@ -55,6 +57,7 @@ are log softmax(logits / T) of the sampled tokens (T = 1 when greedy).`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.modelDir, "model", "", "model directory (config.json, model.safetensors, tokenizer.json)")
+	fl.StringVar(&f.adapterDir, "adapter", "", "PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) to sample through")
 	fl.StringVar(&f.prompt, "prompt", "", "one text prompt")
 	fl.StringVar(&f.input, "input", "", "JSONL file of prompts (\"-\": standard input)")
 	fl.IntVarP(&f.cfg.GroupSize, "n", "n", 1, "completions per prompt")
@@ -118,11 +121,10 @@ func runGenerate(stdout, stderr io.Writer, f generateFlags) error {
 	if err != nil {
 		return err
 	}
-	m, err := model.Load(f.modelDir, be)
+	m, err := loadModel(stderr, f.modelDir, f.adapterDir, be)
 	if err != nil {
 		return err
 	}
-	warnNonFinite(stderr, f.modelDir, m)
 	// The tokenizer is optional: id prompts work without it.
 	var tok *tokenizer.Tokenizer
 	if _, err := os.Stat(filepath.Join(f.modelDir, "tokenizer.json")); err == nil {

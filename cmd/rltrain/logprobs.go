@@ -16,6 +16,7 @@ import (
 
 type logprobsFlags struct {
 	modelDir, input string
+	adapterDir      string
 	batch, threads  int
 	temperature     float64
 	dev             deviceFlags
@@ -30,11 +31,14 @@ func init() {
 directory has a tokenizer.json), print one JSON line with the log-probability
 of each token given its prefix; the first token has none (null). The line also
 carries the sum, the mean over scored tokens and the perplexity exp(-mean).
-Use "-" as the input to read standard input.`,
+Use "-" as the input to read standard input. --adapter scores through a PEFT
+LoRA adapter on the model (any LoRA adapter for this base, e.g. trained with
+PEFT or TRL).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runLogprobs(cmd.OutOrStdout(), f) },
 	}
 	cmd.Flags().StringVar(&f.modelDir, "model", "", "model directory (config.json, model.safetensors)")
+	cmd.Flags().StringVar(&f.adapterDir, "adapter", "", "PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) to apply to the model")
 	cmd.Flags().StringVar(&f.input, "input", "", "JSONL file of {\"ids\": [...]} or {\"text\": ...} lines")
 	cmd.Flags().IntVar(&f.batch, "batch", 16, "sequences per forward pass")
 	cmd.Flags().IntVar(&f.threads, "threads", 0, "CPU threads (0: one per core)")
@@ -74,11 +78,10 @@ func runLogprobs(w io.Writer, f logprobsFlags) error {
 	if err != nil {
 		return err
 	}
-	m, err := model.Load(f.modelDir, be)
+	m, err := loadModel(os.Stderr, f.modelDir, f.adapterDir, be)
 	if err != nil {
 		return err
 	}
-	warnNonFinite(os.Stderr, f.modelDir, m)
 	var in io.Reader = os.Stdin
 	name := "stdin"
 	if f.input != "-" {

@@ -108,6 +108,6 @@ func init() {
 	infoDev.add(infoCmd.Flags())
 	infoCmd.MarkFlagRequired("model")
 
-	parent.AddCommand(initCmd, infoCmd)
+	parent.AddCommand(initCmd, infoCmd, newMergeCmd())
 	rootCmd.AddCommand(parent)
 }

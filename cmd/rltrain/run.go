@@ -127,6 +127,9 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runF
 	if comm.Rank() == 0 {
 		fmt.Fprintf(stderr, "model %s: %d parameters, %d layers, hidden %d, vocab %d; backend %s\n",
 			m.Cfg.Architecture, m.NumParams(), m.Cfg.Layers, m.Cfg.Hidden, m.Cfg.Vocab, m.Backend().Name())
+		if a := m.Adapter(); a != nil {
+			fmt.Fprintf(stderr, "training %s (%.2f%% of the model; the base is frozen)\n", a.Describe(), 100*float64(a.NumParams())/float64(m.NumParams()))
+		}
 	}
 	if f.dryRun {
 		// Every prompt is rendered and tokenized as training would, so a
