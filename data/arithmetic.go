@@ -25,8 +25,13 @@ type ArithmeticParams struct {
 	Ops string `json:"ops"`
 	// AllowNegative permits negative results.
 	AllowNegative bool `json:"allow_negative"`
-	// Format is "short" ("12+7=") or "text" ("What is 12+7? Answer: ").
-	// Either way the completion is the bare integer.
+	// Format is "short" ("12+7=") or "text" ("What is 12+7? Answer: "),
+	// whose completion is the bare integer, or "steps" ("12+7-3=", only
+	// with ops + and -), whose completion works left to right and gives
+	// each running result, the last being the answer ("19;16"): the
+	// warm-up learns the steps, rewards get the final integer as the
+	// answer field, and the likelihood reward can score the answer after
+	// the steps (marker ";").
 	Format string `json:"format"`
 	// Holdout is the fraction of all possible prompts reserved for eval.
 	Holdout float64 `json:"holdout"`
@@ -77,7 +82,7 @@ func newArithmetic(params map[string]any) (*arithmetic, error) {
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("task arithmetic: %w", err)
 	}
-	verify, err := reward.NewArithmetic(reward.DefaultArithmeticParams())
+	verify, err := reward.NewArithmetic(arithmeticVerifier(p))
 	if err != nil {
 		return nil, fmt.Errorf("task arithmetic: %w", err)
 	}
@@ -92,8 +97,10 @@ func (p ArithmeticParams) validate() error {
 		return fmt.Errorf("need 2 <= min_terms <= terms <= 8, got min_terms %d terms %d", p.MinTerms, p.Terms)
 	case p.Ops == "" || strings.Trim(p.Ops, "+-*/") != "":
 		return fmt.Errorf("ops must be a non-empty subset of \"+-*/\", got %q", p.Ops)
-	case p.Format != "short" && p.Format != "text":
-		return fmt.Errorf("format must be \"short\" or \"text\", got %q", p.Format)
+	case p.Format != "short" && p.Format != "text" && p.Format != "steps":
+		return fmt.Errorf("format must be \"short\", \"text\" or \"steps\", got %q", p.Format)
+	case p.Format == "steps" && strings.Trim(p.Ops, "+-") != "":
+		return fmt.Errorf("format \"steps\" works left to right: ops must be a subset of \"+-\", got %q", p.Ops)
 	case !(p.Holdout >= 0 && p.Holdout < 1):
 		return fmt.Errorf("holdout must be in [0, 1), got %v", p.Holdout)
 	}
@@ -182,8 +189,15 @@ func (a *arithmetic) Generate(seed uint64, split Split, i uint64) Example {
 			}
 		}
 		val, _, _ := evalExpr(expr) // valid by construction
-		return Example{Prompt: a.prompt(expr), Answer: val.Num().String(),
+		ex := Example{Prompt: a.prompt(expr), Answer: val.Num().String(),
 			Fields: map[string]any{"expression": expr}}
+		if a.p.Format == "steps" {
+			// The warm-up's target shows the steps; rewards compare
+			// with the final integer.
+			ex.Fields["answer"] = ex.Answer
+			ex.Answer = runningResults(expr)
+		}
+		return ex
 	})
 	ex.ID = fmt.Sprintf("arithmetic/%s/%d", split, i)
 	return ex
@@ -198,7 +212,41 @@ func (a *arithmetic) Alphabet() string {
 	if a.p.AllowNegative {
 		neg = "-"
 	}
-	return alphabet("0123456789", a.p.Ops, text, neg)
+	steps := ""
+	if a.p.Format == "steps" {
+		steps = ";"
+	}
+	return alphabet("0123456789", a.p.Ops, text, neg, steps)
+}
+
+// runningResults evaluates an expression of + and − left to right and
+// joins the result after each operation with ";" ("12+7-3" → "19;16").
+func runningResults(expr string) string {
+	var out []string
+	acc, num, op, first := 0, 0, byte('+'), true
+	flush := func() {
+		if op == '+' {
+			acc += num
+		} else {
+			acc -= num
+		}
+		if !first {
+			out = append(out, strconv.Itoa(acc))
+		}
+		first = false
+		num = 0
+	}
+	for i := 0; i < len(expr); i++ {
+		c := expr[i]
+		if c >= '0' && c <= '9' {
+			num = num*10 + int(c-'0')
+			continue
+		}
+		flush()
+		op = c
+	}
+	flush()
+	return strings.Join(out, ";")
 }
 
 // Score is the arithmetic reward's verifier (reward.NewArithmetic): 1 when
@@ -206,14 +254,33 @@ func (a *arithmetic) Alphabet() string {
 // sentence reduced to its last number) is the integer ex.Answer written as
 // digits.
 func (a *arithmetic) Score(ex Example, completion string) float64 {
-	if ok, _ := a.verify.Check(completion, []string{ex.Answer}); ok {
+	want := ex.Answer
+	if s, ok := ex.Fields["answer"].(string); ok && a.p.Format == "steps" {
+		want = s // ex.Answer holds the steps
+	}
+	if ok, _ := a.verify.Check(completion, []string{want}); ok {
 		return 1
 	}
 	return 0
 }
 
 // Reward is the training reward that judges like Score.
-func (a *arithmetic) Reward() (string, map[string]any) { return "arithmetic", nil }
+func (a *arithmetic) Reward() (string, map[string]any) {
+	if a.p.Format == "steps" {
+		return "arithmetic", map[string]any{"extract": arithmeticVerifier(a.p).Extract}
+	}
+	return "arithmetic", nil
+}
+
+// arithmeticVerifier is the verifier's configuration: the steps format's
+// answer is the last number of the completion ("19;16" → 16).
+func arithmeticVerifier(p ArithmeticParams) reward.ArithmeticParams {
+	v := reward.DefaultArithmeticParams()
+	if p.Format == "steps" {
+		v.Extract = []string{reward.ExtractAnswerTag, reward.ExtractBoxed, reward.ExtractLastNumber}
+	}
+	return v
+}
 
 // randomDivisor returns a uniformly chosen divisor of n > 0, preferring
 // proper divisors (not 1 or n) when there are any.

@@ -351,3 +351,36 @@ func TestParamErrorNamesParameter(t *testing.T) {
 		t.Fatalf("error %v: want a ParamError for count", err)
 	}
 }
+
+// TestArithmeticSteps: the steps format's warm-up target gives each
+// running result left to right, rewards get the final integer, and the
+// verifier judges the final result.
+func TestArithmeticSteps(t *testing.T) {
+	if got := runningResults("12+7-3"); got != "19;16" {
+		t.Errorf("running results of 12+7-3: %q", got)
+	}
+	if got := runningResults("5-9+40-2"); got != "-4;36;34" {
+		t.Errorf("running results of 5-9+40-2: %q", got)
+	}
+	task := mustTask(t, "arithmetic", map[string]any{"format": "steps", "min_terms": 3, "terms": 4, "digits": 2, "ops": "+-"})
+	for i := range uint64(50) {
+		ex := task.Generate(3, Train, i)
+		final, _ := ex.Fields["answer"].(string)
+		steps := strings.Split(ex.Answer, ";")
+		if len(steps) < 2 || steps[len(steps)-1] != final || !strings.HasSuffix(ex.Prompt, "=") {
+			t.Fatalf("example %d: prompt %q, answer %q, final %q", i, ex.Prompt, ex.Answer, final)
+		}
+		if task.Score(ex, ex.Answer) != 1 || task.Score(ex, final) != 1 {
+			t.Errorf("example %d: its own steps %q or final %q judged wrong", i, ex.Answer, final)
+		}
+		if task.Score(ex, ex.Answer+"1") != 0 {
+			t.Errorf("example %d: a wrong final result judged right", i)
+		}
+	}
+	if !strings.Contains(task.Alphabet(), ";") {
+		t.Errorf("alphabet %q lacks ';'", task.Alphabet())
+	}
+	if _, err := NewTask("arithmetic", map[string]any{"format": "steps", "ops": "+*"}); err == nil || !strings.Contains(err.Error(), "subset of") {
+		t.Errorf("steps with *: %v", err)
+	}
+}

@@ -23,10 +23,14 @@
 // map[string]any (decoded JSON or Go values), and Group, which identifies
 // the prompt the completion was sampled for (one GRPO group).
 //
+// The likelihood reward scores text with the policy being trained: the
+// trainer builds the set WithPolicy (a Policy: tokenizer and batched
+// log-probs), and gives each Sample its PromptIDs.
+//
 // Field names the built-ins read by default (each is a param):
 //
-//	answer      reference answer: math_answer, arithmetic, exact_match
-//	            (a data.Example's Answer belongs here)
+//	answer      reference answer: math_answer, arithmetic, exact_match,
+//	            likelihood (a data.Example's Answer belongs here)
 //	numbers     countdown: the allowed integers
 //	target      countdown: the integer to reach
 //	checklist   checklist: a list of Criterion objects

@@ -18,7 +18,11 @@ const (
 
 // Sample is one completion to score, with everything a reward may look at.
 type Sample struct {
-	Prompt        string
+	Prompt string
+	// PromptIDs are the prompt's token ids as the policy saw them (chat
+	// template applied); nil when unknown (the likelihood reward then
+	// encodes Prompt).
+	PromptIDs     []int32
 	Completion    string
 	CompletionIDs []int32 // completion token ids; length rewards count these
 	FinishReason  string  // FinishStop, FinishLength or "" when unknown

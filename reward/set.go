@@ -24,6 +24,7 @@ type Set struct {
 	combine string
 	shaping *Shaping
 	logf    func(string)
+	policy  Policy // for the rewards that score text with it (WithPolicy)
 	// GRPO-λ's switch (nil without one): the penalties' indices and the
 	// correctness reward's.
 	lengthSwitch *LengthSwitch
@@ -89,6 +90,9 @@ func New(cfg Config, opts ...Option) (*Set, error) {
 		to := spec.Timeout
 		if to <= 0 {
 			to = cfg.Timeout
+		}
+		if pu, ok := r.(PolicyUser); ok && s.policy != nil {
+			pu.UsePolicy(s.policy)
 		}
 		s.entries = append(s.entries, &entry{name: spec.name(), weight: spec.weight(), fallback: fb, timeout: to, shaping: spec.Shaping, r: r})
 	}

@@ -267,7 +267,7 @@ func modelParams(m *model.Model) optim.Flat {
 
 // rewardSet builds the reward functions; with none configured, a built-in
 // task's own verifier is the reward.
-func rewardSet(c *config.Config, task data.Task, logf func(string)) (*reward.Set, error) {
+func rewardSet(c *config.Config, task data.Task, logf func(string), opts ...reward.Option) (*reward.Set, error) {
 	rc := c.Reward
 	if len(rc.Functions) == 0 {
 		if task == nil {
@@ -281,7 +281,7 @@ func rewardSet(c *config.Config, task data.Task, logf func(string)) (*reward.Set
 		}
 		rc.Functions = []reward.Spec{spec}
 	}
-	return reward.New(rc, reward.WithLogger(logf))
+	return reward.New(rc, append([]reward.Option{reward.WithLogger(logf)}, opts...)...)
 }
 
 // rolloutConfig is the engine's configuration: the rollout section, seeded

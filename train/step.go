@@ -217,7 +217,7 @@ func (t *Trainer) score(ctx context.Context, groups []*rolledGroup) (map[string]
 			if c.Finish == rollout.FinishLength {
 				finish = reward.FinishLength
 			}
-			samples = append(samples, reward.Sample{Prompt: g.text, Completion: c.Text, CompletionIDs: c.IDs,
+			samples = append(samples, reward.Sample{Prompt: g.text, PromptIDs: g.prompt, Completion: c.Text, CompletionIDs: c.IDs,
 				FinishReason: finish, Fields: fields, Group: gi})
 		}
 	}

@@ -59,6 +59,8 @@ type Trainer struct {
 	// logpDiff, while not nil, collects rollout/logp_diff_* from the
 	// update's forward passes (see oldPolicy).
 	logpDiff *logpDiff
+	// scorer gives rewards the policy (the likelihood reward).
+	scorer *policyScorer
 
 	cfg     *config.Config
 	opts    Options
@@ -207,7 +209,8 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 		return nil, err
 	}
 	t.alg = cfg.Algorithm
-	if t.rewards, err = rewardSet(cfg, t.src.Task, func(msg string) { t.logf("%s", msg) }); err != nil {
+	t.scorer = &policyScorer{t: t}
+	if t.rewards, err = rewardSet(cfg, t.src.Task, func(msg string) { t.logf("%s", msg) }, reward.WithPolicy(t.scorer)); err != nil {
 		return nil, err
 	}
 	if t.correctIndex, err = correctIndex(cfg, t.src.Task != nil, t.rewards.Names()); err != nil {
@@ -341,6 +344,9 @@ func (t *Trainer) Close() error {
 	}
 	if t.ws != nil {
 		t.ws.Free()
+	}
+	if t.scorer != nil {
+		t.scorer.close()
 	}
 	if t.sync != nil {
 		t.sync.close()
