@@ -53,7 +53,8 @@ def main():
                  f"**{mean([r['final'] for r in runs]):.3f}** ± {statistics.pstdev([r['final'] for r in runs]):.3f}",
                  " / ".join(f"{r['final']:.3f}" for r in runs), f"{gen:.0f}", f"{length:.2f}", f"{evl:.2f}"]
         for k in extra:
-            cells.append(f"{mean([mean([r.get(k, float('nan')) for r in run['rows']]) for run in runs]):.4g}")
+            v = mean([mean([r.get(k, float("nan")) for r in run["rows"]]) for run in runs])
+            cells.append("—" if v != v else f"{v:.4g}")
         cells.append(f"{mean([r['wall'] for r in runs]):.0f}")
         print("| " + " | ".join(cells) + " |")
 
