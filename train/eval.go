@@ -84,7 +84,7 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 		part := exs[lo:min(lo+chunk, len(exs))]
 		// Eval streams use their own index range so they never share a
 		// sampling stream with training prompts.
-		groups, _, err := t.generate(part, 1<<62+uint64(lo), opts)
+		groups, _, err := t.generate(part, nil, 1<<62+uint64(lo), opts)
 		if err == nil {
 			_, err = t.score(context.Background(), groups)
 		}

@@ -102,7 +102,8 @@ func (t *Trainer) collect(ctx context.Context, s *rlStep) error {
 		need := r.BatchSize - len(s.groups)
 		exs := t.src.Train.Next(need)
 		genStart := time.Now()
-		groups, st, err := t.generate(exs, t.state.PromptIndex, rollout.Options{})
+		sizes := t.groupSizes(exs)
+		groups, st, err := t.generate(exs, sizes, t.state.PromptIndex, rollout.Options{})
 		if err != nil {
 			return err
 		}
@@ -114,6 +115,14 @@ func (t *Trainer) collect(ctx context.Context, s *rlStep) error {
 			return err
 		}
 		rewardTime += time.Since(rewardStart)
+		t.recordPasses(groups)
+		for _, n := range sizes {
+			s.metrics["rollout/completions"] += float64(n)
+			s.metrics["rollout/group_size_max"] = max(s.metrics["rollout/group_size_max"], float64(n))
+			if m, ok := s.metrics["rollout/group_size_min"]; !ok || float64(n) < m {
+				s.metrics["rollout/group_size_min"] = float64(n)
+			}
+		}
 		s.stats.PrefillTokens += st.PrefillTokens
 		s.stats.GeneratedTokens += st.GeneratedTokens
 		for k, v := range errs {
@@ -156,7 +165,7 @@ type rolledGroup struct {
 
 // generate samples completions for each example: rollout.group_size, or
 // what opts asks for.
-func (t *Trainer) generate(exs []data.Example, firstIndex uint64, opts rollout.Options) ([]*rolledGroup, rollout.Stats, error) {
+func (t *Trainer) generate(exs []data.Example, sizes []int, firstIndex uint64, opts rollout.Options) ([]*rolledGroup, rollout.Stats, error) {
 	groups := make([]*rolledGroup, len(exs))
 	prompts := make([]rollout.Prompt, len(exs))
 	for i, ex := range exs {
@@ -173,6 +182,9 @@ func (t *Trainer) generate(exs []data.Example, firstIndex uint64, opts rollout.O
 		}
 		groups[i] = &rolledGroup{ex: ex, text: text, prompt: ids}
 		prompts[i] = rollout.Prompt{IDs: ids, Index: firstIndex + uint64(i)}
+		if sizes != nil {
+			prompts[i].Samples = sizes[i] // budgeted rollouts (budget.go)
+		}
 	}
 	// Each rank samples a contiguous share of the prompts and every rank
 	// gathers all the completions. The sampling streams are keyed by the

@@ -184,10 +184,11 @@ func TestResumeIsBitExact(t *testing.T) {
 		{"jsonl-epochs", "JSONL"},
 		{"ppo-gae-reference", "PPO"},
 		{"grpo-kl-loss-minibatches", "KL"},
+		{"budgeted-groups-jsonl", "BUDGET"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var sets []string
-			if tc.extra == "JSONL" {
+			if tc.extra == "JSONL" || tc.extra == "BUDGET" {
 				// 5 prompts, batch 2: epochs end mid-batch every few steps.
 				dir := t.TempDir()
 				var b strings.Builder
@@ -197,6 +198,11 @@ func TestResumeIsBitExact(t *testing.T) {
 				train := filepath.Join(dir, "train.jsonl")
 				os.WriteFile(train, []byte(b.String()), 0o644)
 				sets = []string{"data.task=", "data.task_params={}", "data.train=" + train, "data.eval_size=0", "reward.0.type=exact_match", "sft.steps=0"}
+				if tc.extra == "BUDGET" {
+					// Running pass rates (in the checkpoint) set the
+					// group sizes of prompts seen again.
+					sets = append(sets, "rollout.budget=pass_rate", "rollout.min_group_size=1", "rollout.max_group_size=7")
+				}
 			}
 			switch tc.extra {
 			case "PPO":

@@ -157,12 +157,36 @@ type Rollout struct {
 	rollout.Config  `yaml:",inline"`
 	FilterZeroStd   bool `yaml:"filter_zero_std" default:"false" doc:"Dynamic sampling (DAPO): drop groups whose rewards are all equal and sample more prompts."`
 	MaxFilterRounds int  `yaml:"max_filter_rounds" default:"4" doc:"Extra sampling rounds allowed per step by rollout.filter_zero_std."`
+	// Budget pass_rate is DUET-style budgeted rollouts (see train's
+	// budget.go).
+	Budget        string  `yaml:"budget" default:"fixed" enum:"fixed,pass_rate" doc:"Completions per prompt: fixed (group_size each), or pass_rate: the step's batch_size x group_size completions shared out by each prompt's running pass rate, to maximise the expected number of groups with both correct and incorrect completions (prompts nearly always or never solved get min_group_size, uncertain ones up to max_group_size)."`
+	MinGroupSize  int     `yaml:"min_group_size" default:"2" doc:"budget pass_rate: fewest completions of a prompt."`
+	MaxGroupSize  int     `yaml:"max_group_size" default:"0" doc:"budget pass_rate: most completions of a prompt; 0 means 2 x group_size."`
+	PassRatePrior float64 `yaml:"pass_rate_prior" default:"2" doc:"budget pass_rate: weight, in completions, of the prior in a prompt's pass rate (correct + prior x the run's mean pass rate) / (completions + prior)."`
 }
 
 // Check implements option.Section.
 func (r Rollout) Check(c *option.Checker) {
 	r.Config.Check(c)
 	c.AtLeast("max_filter_rounds", r.MaxFilterRounds, 0)
+	if r.Budget == "pass_rate" {
+		c.AtLeast("min_group_size", r.MinGroupSize, 1)
+		if r.MinGroupSize > r.GroupSize {
+			c.Bad("min_group_size", "must be at most rollout.group_size (%d), got %d", r.GroupSize, r.MinGroupSize)
+		}
+		if r.MaxGroupSize != 0 && r.MaxGroupSize < r.GroupSize {
+			c.Bad("max_group_size", "must be 0 or at least rollout.group_size (%d), got %d", r.GroupSize, r.MaxGroupSize)
+		}
+		c.Positive("pass_rate_prior", r.PassRatePrior)
+	}
+}
+
+// MaxGroup is the effective max_group_size.
+func (r Rollout) MaxGroup() int {
+	if r.MaxGroupSize > 0 {
+		return r.MaxGroupSize
+	}
+	return 2 * r.GroupSize
 }
 
 // Train configures the loop.
