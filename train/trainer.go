@@ -127,14 +127,14 @@ type State struct {
 	RewardState map[string][]byte `json:"reward_state,omitempty"`
 	KLCoef      float64           `json:"kl_coef"`
 	// Best holds (step, metric) of checkpoints ranked by checkpoint.metric.
-	Best        []BestEntry `json:"best,omitempty"`
-	OptStep     int         `json:"optimizer_step"`
+	Best    []BestEntry `json:"best,omitempty"`
+	OptStep int         `json:"optimizer_step"`
 	// PassRates and PassRun are the running pass rates of
 	// rollout.budget: pass_rate, by example id and over the run.
-	PassRates map[string]passCount `json:"pass_rates,omitempty"`
-	PassRun   passCount            `json:"pass_run,omitzero"`
-	MetricLines int         `json:"metric_lines"`
-	Config      string      `json:"config"`
+	PassRates   map[string]passCount `json:"pass_rates,omitempty"`
+	PassRun     passCount            `json:"pass_run,omitzero"`
+	MetricLines int                  `json:"metric_lines"`
+	Config      string               `json:"config"`
 }
 
 // BestEntry records one checkpoint's ranking metric.
