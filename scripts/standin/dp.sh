@@ -40,7 +40,10 @@ assert len(a) == len(b) == 2, (len(a), len(b))
 bad = 0
 for x, y in zip(a, b):
     for k, v in x.items():
-        if k.startswith(("timing_s/", "perf/")) or v is None:
+        # rollout/logp_diff_*: the sampler's log-probs against the trainer's
+        # recomputation, a rounding-level figure (~5e-7) that depends on how
+        # each rank's GEMMs round; not a quantity ranks must reproduce.
+        if k.startswith(("timing_s/", "perf/", "rollout/logp_diff")) or v is None:
             continue
         d = abs(v - y[k])
         if d > 1e-6 * max(abs(v), abs(y[k])) + 1.2e-7:
