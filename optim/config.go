@@ -72,7 +72,9 @@ type Algorithm struct {
 	OldLogprobs string `yaml:"old_logprobs" default:"recompute" enum:"recompute,rollout" doc:"Old-policy log-probs when the policy moves within a step (ppo_epochs > 1, several minibatches): recompute them with a forward pass, or use the sampler's and skip that pass. rollout makes the CPU backend (with AVX-512) compute every forward row as decoding does, so the two are bit-identical (rollout/logp_diff_max is 0); on other backends they differ in the last bits."`
 	// TISCap multiplies each token's surrogate by min(exp(ℓ_old −
 	// ℓ_rollout), tis_cap); 2–3 is typical.
-	TISCap    float64 `yaml:"tis_cap" default:"0" doc:"Truncated importance sampling cap for rollout/trainer log-prob mismatch; 0 disables."`
+	TISCap float64 `yaml:"tis_cap" default:"0" doc:"Truncated importance sampling cap for rollout/trainer log-prob mismatch; 0 disables."`
+	// EMPGK is EMPG's k (see EMPGScales).
+	EMPGK     float64 `yaml:"empg_k" default:"0" doc:"EMPG (entropy-modulated policy gradients): scale each completion's advantage by exp(-k * its batch-normalised mean token entropy), normalised to mean 1 over the batch (the paper uses k = 1); 0 disables. Costs a forward pass for the entropies when no old-policy pass runs."`
 	Whiten    bool    `yaml:"whiten" default:"true" doc:"reinforce_pp: whiten advantages over the batch."`
 	Gamma     float64 `yaml:"gamma" default:"1.0" doc:"gae: discount factor."`
 	Lam       float64 `yaml:"lam" default:"0.95" doc:"gae: lambda (trace decay)."`
@@ -103,6 +105,7 @@ func (a Algorithm) Check(c *option.Checker) {
 	c.NonNegative("beta", a.Beta)
 	c.NonNegative("target_kl", a.TargetKL)
 	c.NonNegative("entropy_coef", a.EntropyCoef)
+	c.NonNegative("empg_k", a.EMPGK)
 	if a.TISCap != 0 && !(a.TISCap >= 1) {
 		c.Bad("tis_cap", "must be 0 (off) or >= 1, got %v", a.TISCap)
 	}

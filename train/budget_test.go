@@ -52,3 +52,17 @@ func TestBudgetedRollouts(t *testing.T) {
 		t.Error("every group had the same size")
 	}
 }
+
+// TestEMPGRun: with algorithm.empg_k the step's advantages are scaled
+// around 1 (the scales' extremes are logged) at the cost of one entropy
+// pass.
+func TestEMPGRun(t *testing.T) {
+	dir := t.TempDir()
+	runConfig(t, parseConfig(t, tinyYAML(dir), "algorithm.empg_k=1", "train.steps=3", "checkpoint.every=0"), Options{})
+	for _, m := range stepMetrics(t, dir) {
+		lo, hi := m["empg/scale_min"], m["empg/scale_max"]
+		if !(lo > 0 && lo <= 1 && hi >= 1 && hi <= 3) || m["timing_s/empg"] == 0 {
+			t.Errorf("step %v: scales %v..%v, pass %vs", m["step"], lo, hi, m["timing_s/empg"])
+		}
+	}
+}

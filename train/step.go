@@ -23,6 +23,7 @@ import (
 //	advantages  per-sequence or per-token advantages
 //	oldPolicy   the sampling policy's log-probs, when the policy moves
 //	            during the step
+//	empg        EMPG's entropy scaling of the advantages (empg_k > 0)
 //	plan        the epochs' minibatches and their loss normalisers
 //	update      forward, loss, backward and an optimizer step per minibatch
 //	finish      throughput metrics
@@ -76,7 +77,7 @@ func (t *Trainer) step(ctx context.Context) (*rlStep, error) {
 		return nil, err
 	}
 	t.sequences(s)
-	for _, phase := range []func(*rlStep) error{t.reference, t.advantages, t.oldPolicy} {
+	for _, phase := range []func(*rlStep) error{t.reference, t.advantages, t.oldPolicy, t.empg} {
 		if err := phase(s); err != nil {
 			return nil, err
 		}
