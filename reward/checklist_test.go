@@ -5,7 +5,6 @@ import (
 	"math"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestCriteria(t *testing.T) {
@@ -140,13 +139,13 @@ func TestChecklistRegexBoundedTime(t *testing.T) {
 	list := []any{map[string]any{"type": "regex", "pattern": `^(a|aa)+$`}, map[string]any{"type": "regex", "pattern": `(x+x+)+y`}}
 	c, _ := NewChecklist(DefaultChecklistParams())
 	evil := strings.Repeat("a", 50000) + "!" + strings.Repeat("x", 50000)
-	start := time.Now()
-	got, err := score1(t, c, Sample{Completion: evil, Fields: map[string]any{"checklist": list}})
+	var got float64
+	var err error
+	within(t, hangLimit, "adversarial regex", func() {
+		got, err = score1(t, c, Sample{Completion: evil, Fields: map[string]any{"checklist": list}})
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Errorf("adversarial regex took %v", el)
 	}
 	if got != 0 {
 		t.Errorf("got %v, want 0", got)

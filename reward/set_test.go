@@ -194,19 +194,15 @@ func TestTimeout(t *testing.T) {
 	set, err := New(Config{Functions: []Spec{
 		{Name: "ok", Type: "test_field"},
 		{Name: "slow", Type: "test_misbehave", Timeout: 50 * time.Millisecond,
-			Params: map[string]any{"mode": "sleep", "sleep": "5s"}},
+			Params: map[string]any{"mode": "sleep", "sleep": "1h"}},
 	}}, WithLogger(func(string) {}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	res, err := set.Score(context.Background(), samples)
+	var res *Result
+	within(t, hangLimit, "Score with a 50ms timeout on a reward sleeping 1h", func() { res, err = set.Score(context.Background(), samples) })
 	if err != nil {
 		t.Fatal(err)
-	}
-	// Well under the reward's 5s sleep; generous for a loaded machine.
-	if el := time.Since(start); el > 3*time.Second {
-		t.Errorf("Score took %v; the timeout is 50ms (+100ms grace)", el)
 	}
 	if !res.Failed[1][0] || !res.Excluded[0] || res.Metrics["reward/errors/slow"] != 1 {
 		t.Errorf("want the slow reward's sample failed and excluded: %+v", res)
@@ -378,13 +374,10 @@ func TestPerSampleHang(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	res, err := set.Score(context.Background(), samples)
+	var res *Result
+	within(t, hangLimit, "Score with a 100ms timeout on a hanging sample", func() { res, err = set.Score(context.Background(), samples) })
 	if err != nil {
 		t.Fatal(err)
-	}
-	if el := time.Since(start); el > 3*time.Second {
-		t.Errorf("took %v with a 100ms timeout", el)
 	}
 	for i := range samples {
 		if res.Failed[0][i] != (i == 3) {

@@ -6,72 +6,15 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/rltrain/rltrain/model/safetensors"
 	"github.com/rltrain/rltrain/train/config"
 	"github.com/rltrain/rltrain/train/metrics"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a child process writes
-// into it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startChild runs the trainer on c in a child process (see TestMain).
-func startChild(t *testing.T, c *config.Config, resume string) (*exec.Cmd, *syncBuffer) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "cfg.yaml")
-	yml, err := c.YAML()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, yml, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "RLTRAIN_TEST_CONFIG="+path, "RLTRAIN_TEST_RESUME="+resume)
-	out := &syncBuffer{}
-	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	return cmd, out
-}
-
-// waitFor polls until cond holds; a child that exits first or two minutes
-// without it fail the test.
-func waitFor(t *testing.T, cmd *exec.Cmd, out *syncBuffer, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !cond() {
-		if cmd.ProcessState != nil || time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("%s did not happen:\n%s", what, out.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // TestSIGTERMDuringSFTResumesBitExact: a warm-up interrupted by SIGTERM
 // saves sft-N with its optimizer state; resumed, the run ends with the same
@@ -85,18 +28,18 @@ func TestSIGTERMDuringSFTResumesBitExact(t *testing.T) {
 
 	out := t.TempDir()
 	c := yml(out)
-	cmd, log := startChild(t, c, "")
-	waitFor(t, cmd, log, "sft step 20", func() bool { return strings.Contains(log.String(), "sft step 20/") })
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("after SIGTERM during the warm-up the run exited with %v, want 0\n%s", err, log.String())
+	ch := startChild(t, c, "")
+	ch.waitFor(t, "sft step 20", func() bool { return strings.Contains(ch.log.String(), "sft step 20/") })
+	ch.Process.Signal(syscall.SIGTERM)
+	if err := ch.wait(); err != nil {
+		t.Fatalf("after SIGTERM during the warm-up the run exited with %v, want 0\n%s", err, ch.log.String())
 	}
 	last, err := LatestCheckpoint(filepath.Join(out, "checkpoints"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(filepath.Base(last), "sft-") || filepath.Base(last) == "sft-600" {
-		t.Fatalf("checkpoint after SIGTERM during the warm-up: %s\n%s", last, log.String())
+		t.Fatalf("checkpoint after SIGTERM during the warm-up: %s\n%s", last, ch.log.String())
 	}
 	if _, err := os.Stat(filepath.Join(last, optimizerFile)); err != nil {
 		t.Fatalf("warm-up checkpoint without optimizer state: %v", err)
@@ -158,18 +101,18 @@ func TestSecondRunOnOneDirectoryRefuses(t *testing.T) {
 func TestLockDiesWithTheProcess(t *testing.T) {
 	out := t.TempDir()
 	c := parseConfig(t, tinyYAML(out), "train.steps=100000", "sft.steps=0", "checkpoint.every=0")
-	cmd, log := startChild(t, c, "")
+	ch := startChild(t, c, "")
 	metrics := filepath.Join(out, "metrics.jsonl")
-	waitFor(t, cmd, log, "a logged step", func() bool {
+	ch.waitFor(t, "a logged step", func() bool {
 		b, _ := os.ReadFile(metrics)
 		return bytes.Count(b, []byte("\n")) >= 2
 	})
 	_, err := New(c, Options{Console: &bytes.Buffer{}, Overwrite: true})
-	if want := fmt.Sprintf("process %d holds", cmd.Process.Pid); err == nil || !strings.Contains(err.Error(), want) {
+	if want := fmt.Sprintf("process %d holds", ch.Process.Pid); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("while the child runs: %v, want %q", err, want)
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
+	ch.Process.Kill()
+	ch.wait()
 	tr, err := New(c, Options{Console: &bytes.Buffer{}, Overwrite: true})
 	if err != nil {
 		t.Fatalf("after the holder was killed: %v", err)

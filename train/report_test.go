@@ -297,7 +297,7 @@ done
 `), 0o755)
 	out := t.TempDir()
 	c := parseConfig(t, tinyYAML(out), "train.steps=2", "sft.steps=0", "checkpoint.every=0",
-		`reward=[{name: ext, type: external, params: {command: ["sh", "`+script+`"], timeout: 5s}}]`)
+		`reward=[{name: ext, type: external, params: {command: ["sh", "`+script+`"], timeout: 60s}}]`)
 	runConfig(t, c, Options{})
 	ms, err := metrics.Read(filepath.Join(out, "metrics.jsonl"))
 	if err != nil {

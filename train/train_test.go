@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/rltrain/rltrain/internal/dist"
 	"github.com/rltrain/rltrain/model/safetensors"
@@ -111,6 +109,7 @@ func TestMain(m *testing.M) {
 			var tr *Trainer
 			if comm, err = dist.Open(dist.Options{Timeout: c.Train.CollectiveTimeout}); err == nil {
 				testRankSetup(comm)
+				stepDone = holdAfterStep(stepDone)
 				tr, err = New(c, Options{Console: os.Stderr, Resume: os.Getenv("RLTRAIN_TEST_RESUME"), Comm: comm})
 			}
 			if err == nil {
@@ -136,43 +135,6 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-// killAfter starts a training child process and SIGKILLs it as soon as
-// the named file exists.
-func killAfter(t *testing.T, c *config.Config, waitFor string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "cfg.yaml")
-	yml, err := c.YAML()
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(path, yml, 0o644)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "RLTRAIN_TEST_CONFIG="+path)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	deadline := time.After(2 * time.Minute)
-	for {
-		if _, err := os.Stat(waitFor); err == nil {
-			cmd.Process.Kill()
-			<-done
-			return
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("training process ended before %s appeared: %v\n%s", waitFor, err, stderr.String())
-		case <-deadline:
-			cmd.Process.Kill()
-			t.Fatalf("timed out waiting for %s", waitFor)
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
 }
 
 // TestResumeIsBitExact: a run of 8 steps, and the same run SIGKILLed after
@@ -218,7 +180,7 @@ func TestResumeIsBitExact(t *testing.T) {
 
 			part := filepath.Join(t.TempDir(), "part")
 			b := parseConfig(t, tinyYAML(part), sets...)
-			killAfter(t, b, filepath.Join(part, "checkpoints", "step-4", doneFile))
+			killAfter(t, b, 4)
 			// The kill must land before the run finished, and the resume
 			// must start from the step-4 checkpoint.
 			if _, err := os.Stat(filepath.Join(part, "checkpoints", "step-8")); err == nil {
@@ -389,7 +351,7 @@ done
 	out := t.TempDir()
 	c := parseConfig(t, tinyYAML(out), "train.steps=3", "checkpoint.every=0",
 		"reward.0.type=external", "reward.0.name=ext", "reward.0.params.command=[\"sh\", \""+script+"\"]",
-		"reward.0.params.timeout=5s")
+		"reward.0.params.timeout=60s")
 	var log bytes.Buffer
 	sum := runConfig(t, c, Options{Console: &log})
 	if sum.Steps != 3 {
@@ -512,34 +474,18 @@ func TestBench(t *testing.T) {
 func TestSIGTERMSavesAndExitsZero(t *testing.T) {
 	out := t.TempDir()
 	c := parseConfig(t, tinyYAML(out), "train.steps=400", "checkpoint.every=0", "sft.steps=0")
-	path := filepath.Join(t.TempDir(), "cfg.yaml")
-	yml, _ := c.YAML()
-	os.WriteFile(path, yml, 0o644)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "RLTRAIN_TEST_CONFIG="+path)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	ch := startChild(t, c, "")
 	metricsPath := filepath.Join(out, "metrics.jsonl")
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if b, err := os.ReadFile(metricsPath); err == nil && bytes.Count(b, []byte("\n")) >= 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("no progress:\n%s", stderr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	ch.waitFor(t, "4 logged steps", func() bool {
+		b, _ := os.ReadFile(metricsPath)
+		return bytes.Count(b, []byte("\n")) >= 4
+	})
+	ch.Process.Signal(syscall.SIGTERM)
+	if err := ch.wait(); err != nil {
+		t.Fatalf("after SIGTERM the run exited with %v, want 0\n%s", err, ch.log.String())
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("after SIGTERM the run exited with %v, want 0\n%s", err, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), "interrupted at step") {
-		t.Fatalf("the run did not report an interruption:\n%s", stderr.String())
+	if !strings.Contains(ch.log.String(), "interrupted at step") {
+		t.Fatalf("the run did not report an interruption:\n%s", ch.log.String())
 	}
 	last, err := LatestCheckpoint(filepath.Join(out, "checkpoints"))
 	if err != nil {

@@ -77,12 +77,8 @@ func TestModelInitWithTokenizer(t *testing.T) {
 		return p
 	}
 	out := filepath.Join(t.TempDir(), "m")
-	var stdout bytes.Buffer
-	rootCmd.SetOut(&stdout)
-	rootCmd.SetArgs([]string{"model", "init", "--config", cfgFor(128), "--out", out, "--tokenizer", tokDir})
-	defer rootCmd.SetArgs(nil)
-	if err := rootCmd.Execute(); err != nil {
-		t.Fatal(err)
+	if log, err := execute(t, "model", "init", "--config", cfgFor(128), "--out", out, "--tokenizer", tokDir); err != nil {
+		t.Fatalf("%v\n%s", err, log)
 	}
 	for _, name := range []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"} {
 		a, _ := os.ReadFile(filepath.Join(tokDir, name))
@@ -95,15 +91,10 @@ func TestModelInitWithTokenizer(t *testing.T) {
 		t.Fatal(err)
 	}
 	out2 := filepath.Join(t.TempDir(), "m2")
-	rootCmd.SetArgs([]string{"model", "init", "--config", cfgFor(16), "--out", out2, "--tokenizer", tokDir})
-	if err := rootCmd.Execute(); err == nil || !strings.Contains(err.Error(), "more than the config's vocab_size 16") {
+	if _, err := execute(t, "model", "init", "--config", cfgFor(16), "--out", out2, "--tokenizer", tokDir); err == nil || !strings.Contains(err.Error(), "more than the config's vocab_size 16") {
 		t.Fatalf("a tokenizer larger than the vocabulary: %v", err)
 	}
 	if _, err := os.Stat(out2); err == nil {
 		t.Error("a failed init wrote the model anyway")
-	}
-	// Cobra keeps flag values between Execute calls: clear ours.
-	if initCmd, _, err := rootCmd.Find([]string{"model", "init"}); err == nil {
-		initCmd.Flags().Set("tokenizer", "")
 	}
 }

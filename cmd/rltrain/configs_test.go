@@ -85,14 +85,11 @@ func TestConfigDocIsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got bytes.Buffer
-	rootCmd.SetOut(&got)
-	rootCmd.SetArgs([]string{"config", "--doc"})
-	defer rootCmd.SetArgs(nil)
-	if err := rootCmd.Execute(); err != nil {
+	got, err := execute(t, "config", "--doc")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got.String() != string(want) {
+	if got != string(want) {
 		t.Error("configs/README.md is out of date: run `bin/rltrain config --doc > configs/README.md`")
 	}
 }
@@ -100,19 +97,16 @@ func TestConfigDocIsCurrent(t *testing.T) {
 // TestConfigPrintsLikeRun: `rltrain config CONFIG` is a shorter name for
 // `rltrain run CONFIG --print-config`.
 func TestConfigPrintsLikeRun(t *testing.T) {
-	var viaRun, viaConfig bytes.Buffer
+	var viaRun bytes.Buffer
 	sets := []string{"optim.lr=3e-6"}
 	if err := runTrain(nil, &viaRun, &bytes.Buffer{}, "../../configs/demo.yaml", runFlags{sets: sets, printConfig: true}); err != nil {
 		t.Fatal(err)
 	}
-	rootCmd.SetOut(&viaConfig)
-	// Flags keep their values between Execute calls: clear --doc.
-	rootCmd.SetArgs([]string{"config", "../../configs/demo.yaml", "--doc=false", "--set", sets[0]})
-	defer rootCmd.SetArgs(nil)
-	if err := rootCmd.Execute(); err != nil {
+	viaConfig, err := execute(t, "config", "../../configs/demo.yaml", "--set", sets[0])
+	if err != nil {
 		t.Fatal(err)
 	}
-	if viaRun.Len() == 0 || viaRun.String() != viaConfig.String() || !bytes.Contains(viaRun.Bytes(), []byte("lr: 3e-06")) {
-		t.Errorf("run --print-config:\n%s\nconfig:\n%s", viaRun.String(), viaConfig.String())
+	if viaRun.Len() == 0 || viaRun.String() != viaConfig || !bytes.Contains(viaRun.Bytes(), []byte("lr: 3e-06")) {
+		t.Errorf("run --print-config:\n%s\nconfig:\n%s", viaRun.String(), viaConfig)
 	}
 }

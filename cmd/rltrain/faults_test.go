@@ -87,37 +87,6 @@ func TestBadTokenizerNamesFileAndEntry(t *testing.T) {
 	}
 }
 
-// execute runs the CLI with args (flags are reset afterwards, since the
-// commands keep their flag values between calls).
-func execute(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	var out bytes.Buffer
-	rootCmd.SetOut(&out)
-	rootCmd.SetErr(&out)
-	rootCmd.SetArgs(args)
-	defer func() {
-		rootCmd.SetArgs(nil)
-		rootCmd.SetOut(nil)
-		rootCmd.SetErr(nil)
-		for _, c := range rootCmd.Commands() {
-			for _, name := range []string{"set", "resume", "overwrite", "dry-run", "print-config"} {
-				f := c.Flags().Lookup(name)
-				if f == nil || !f.Changed {
-					continue
-				}
-				if sv, ok := f.Value.(interface{ Replace([]string) error }); ok {
-					sv.Replace(nil)
-				} else {
-					f.Value.Set(f.DefValue)
-				}
-				f.Changed = false
-			}
-		}
-	}()
-	err := rootCmd.Execute()
-	return out.String(), err
-}
-
 // TestResumeWithSpaceAndOverwrite: `--resume PATH` works like
 // `--resume=PATH` whichever side of the config it is; --overwrite deletes
 // the previous run's checkpoints, so a later --resume picks this run's.

@@ -101,12 +101,8 @@ func TestLoRACommands(t *testing.T) {
 	withAdapter, plain := score(base, adapter), score(base, "")
 
 	merged := filepath.Join(t.TempDir(), "merged")
-	var stdout bytes.Buffer
-	rootCmd.SetOut(&stdout)
-	rootCmd.SetArgs([]string{"model", "merge", "--model", base, "--adapter", adapter, "--out", merged})
-	defer rootCmd.SetArgs(nil)
-	if err := rootCmd.Execute(); err != nil {
-		t.Fatal(err)
+	if log, err := execute(t, "model", "merge", "--model", base, "--adapter", adapter, "--out", merged); err != nil {
+		t.Fatalf("%v\n%s", err, log)
 	}
 	fromMerged := score(merged, "")
 	var worst, moved, scale float64

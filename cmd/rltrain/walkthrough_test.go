@@ -178,11 +178,8 @@ func TestWalkthroughGSM8K(t *testing.T) {
 	}
 
 	// rltrain plot, then rltrain eval --model on the checkpoint.
-	rootCmd.SetArgs([]string{"plot", out})
-	rootCmd.SetOut(&bytes.Buffer{})
-	defer rootCmd.SetArgs(nil)
-	if err := rootCmd.Execute(); err != nil {
-		t.Fatal(err)
+	if log, err := execute(t, "plot", out); err != nil {
+		t.Fatalf("%v\n%s", err, log)
 	}
 	if pngs, _ := filepath.Glob(filepath.Join(out, "plots", "*.png")); len(pngs) == 0 {
 		t.Error("plot wrote no charts")
