@@ -272,6 +272,7 @@ type gradSync struct {
 	host    []float32   // the gradient buffer in host memory
 	direct  bool        // host is the CPU backend's buffer itself
 	armed   bool
+	overlap bool // start sums during the backward pass (see overlapSums)
 
 	// On GPUs with NCCL: buckets are summed on the device, enqueued on
 	// the backend's stream as they finish, in the context onDevice sets.
@@ -334,9 +335,11 @@ func (t *Trainer) newGradSync() (*gradSync, error) {
 		return nil, err
 	}
 	if g.nccl != nil {
+		g.overlap = true // enqueued on the device's stream; the host does not wait
 		return g, nil
 	}
 	g.red = dist.NewReducer(t.world())
+	g.overlap = t.overlapSums()
 	if _, ok := t.be.(*cpu.Backend); ok {
 		g.host, g.direct = cpu.Data(g.grads), true
 	} else {
@@ -379,9 +382,31 @@ func (g *gradSync) openNCCL() error {
 	return nil
 }
 
+// OverlapEnv overrides when gradient sums through host memory start:
+// "on" during the backward pass, "off" after it, "auto" (default).
+const OverlapEnv = "RLTRAIN_GRAD_OVERLAP"
+
+// overlapSums decides whether host-memory gradient sums start during the
+// backward pass. MPI waits by polling: a sum running beside the backward
+// pass takes a core from it, which pays only when the ranks on the machine
+// leave a core free (on a GPU backend the host thread is idle anyway).
+func (t *Trainer) overlapSums() bool {
+	switch os.Getenv(OverlapEnv) {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	cb, ok := t.be.(*cpu.Backend)
+	if !ok {
+		return true
+	}
+	return cb.Threads()*t.world().LocalSize() < runtime.NumCPU()
+}
+
 // arm makes the next backward pass start bucket sums as it goes.
 func (g *gradSync) arm() {
-	if g.t.world().Size() == 1 {
+	if g.t.world().Size() == 1 || !g.overlap {
 		return
 	}
 	g.armed = true

@@ -110,7 +110,8 @@ func TestMain(m *testing.M) {
 			if comm, err = dist.Open(dist.Options{Timeout: c.Train.CollectiveTimeout}); err == nil {
 				testRankSetup(comm)
 				stepDone = holdAfterStep(stepDone)
-				tr, err = New(c, Options{Console: os.Stderr, Resume: os.Getenv("RLTRAIN_TEST_RESUME"), Comm: comm})
+				tr, err = New(c, Options{Console: os.Stderr, Resume: os.Getenv("RLTRAIN_TEST_RESUME"), Comm: comm,
+					SFTOnly: os.Getenv("RLTRAIN_TEST_SFT_ONLY") != ""})
 			}
 			if err == nil {
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
