@@ -379,6 +379,11 @@ func LoadAdapter(dir string, m *Model) (*Adapter, error) {
 // Describe is a one-line summary: rank, scale, adapted projections and
 // trainable parameters.
 func (a *Adapter) Describe() string {
-	return fmt.Sprintf("LoRA r=%d alpha=%g (scale %.4g%s), %s, %d parameters", a.Cfg.R, a.Cfg.Alpha, a.Cfg.Scale(),
+	s := fmt.Sprintf("LoRA r=%d alpha=%g (scale %.4g%s), %s, %d parameters", a.Cfg.R, a.Cfg.Alpha, a.Cfg.Scale(),
 		map[bool]string{true: ", rsLoRA"}[a.Cfg.RSLoRA], strings.Join(a.TargetNames(), " "), a.NumParams())
+	if a.Cfg.Dropout > 0 {
+		// Dropout changes only training; rltrain trains without it.
+		s += fmt.Sprintf(" (its lora_dropout %g is not applied)", a.Cfg.Dropout)
+	}
+	return s
 }

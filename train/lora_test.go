@@ -3,11 +3,14 @@ package train
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/rltrain/rltrain/internal/dist"
+	"github.com/rltrain/rltrain/kernels/cpu"
 	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/model/safetensors"
 	"github.com/rltrain/rltrain/train/config"
@@ -209,4 +212,114 @@ func loadConfigErr(t *testing.T, yml string, sets ...string) (*config.Config, er
 		t.Fatal(err)
 	}
 	return config.Load(path, sets)
+}
+
+// TestLoRARolloutLogprobs: a LoRA run's sampler, decoding through the
+// adapter unmerged, gives the trainer's log-probs: within 1e-5 (the
+// rollout tests' tolerance) with the default recomputation, and exactly
+// (rollout/logp_diff_max = 0) with algorithm.old_logprobs: rollout, where
+// the trainer's forward pass computes every row as decoding does — with
+// the adapter's products too.
+func TestLoRARolloutLogprobs(t *testing.T) {
+	base := loraBase(t)
+	invariant := cpu.New(1).SetRowInvariant(false)
+	for _, tc := range []struct {
+		name  string
+		sets  []string
+		exact bool
+	}{
+		{"recompute", []string{"train.mini_batch_size=2"}, false},
+		{"rollout", []string{"algorithm.old_logprobs=rollout", "train.mini_batch_size=2", "rollout.temperature=0.7"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.exact && !invariant {
+				t.Skip("no row-invariant products on this CPU (no AVX-512)")
+			}
+			dir := t.TempDir()
+			sets := append(loraSets(base), "train.steps=3", "checkpoint.every=0", "rollout.batch_size=4", "rollout.group_size=2")
+			runConfig(t, parseConfig(t, tinyYAML(dir), append(sets, tc.sets...)...), Options{})
+			steps := stepMetrics(t, dir)
+			if len(steps) != 3 {
+				t.Fatalf("%d steps logged", len(steps))
+			}
+			for _, m := range steps {
+				d, ok := m["rollout/logp_diff_max"]
+				if !ok || d > 1e-5 || (tc.exact && d != 0) {
+					t.Errorf("step %v: rollout/logp_diff_max %v (logged %v)", m["step"], d, ok)
+				}
+			}
+		})
+	}
+}
+
+// TestLoRADataParallel: a LoRA run with two ranks equals one process: the
+// same step-1 metrics (1e-6 relative, the data-parallel tests' bound) and
+// adapters after 10 steps within weightBound. Only the adapter's gradient
+// buffer is summed across ranks.
+func TestLoRADataParallel(t *testing.T) {
+	if _, err := dist.Mpirun(); err != nil {
+		t.Skip(err.Error() + "; the data-parallel tests need it")
+	}
+	dir := t.TempDir()
+	base, one, two := filepath.Join(dir, "base"), filepath.Join(dir, "one"), filepath.Join(dir, "two")
+	runConfig(t, dpConfig(t, "grpo", base), Options{SFTOnly: true})
+	sets := []string{"model.path=" + filepath.Join(base, "checkpoints", "sft-60"), "model.lora.r=8", "model.lora.lora_alpha=16",
+		"sft.steps=0", "optim.lr=1e-3", "algorithm.beta=0.02"}
+	runConfig(t, dpConfig(t, "grpo", one, sets...), Options{})
+	runRanks(t, 2, dpConfig(t, "grpo", two, sets...), false, "")
+	worst, key := compareMetrics(t, "step 1", metricLines(t, one)[1], metricLines(t, two)[1], nil)
+	read := func(out string) map[string]*safetensors.Tensor {
+		ts, _, err := safetensors.ReadFile(filepath.Join(out, "checkpoints", "step-10", model.AdapterWeightsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	a, b := read(one), read(two)
+	d, moved := 0.0, 0.0
+	for name, x := range a {
+		y := b[name]
+		if y == nil {
+			t.Fatalf("%s missing from the two ranks' adapter", name)
+		}
+		for i := range x.Data {
+			d = max(d, math.Abs(float64(x.Data[i]-y.Data[i])))
+			if strings.Contains(name, "lora_B") {
+				moved = max(moved, math.Abs(float64(x.Data[i])))
+			}
+		}
+	}
+	if d > weightBound || moved == 0 {
+		t.Errorf("adapters after 10 steps differ by %.3g (bound %g); largest B entry %.3g", d, weightBound, moved)
+	}
+	t.Logf("step-1 metrics worst %.3g relative (%s); adapters after 10 steps within %.3g", worst, key, d)
+}
+
+// TestLoRAWithValueHead: PPO's critic (a value head on the final hidden
+// states) trains beside a LoRA adapter: the optimizer holds both, and the
+// checkpoint has the value head.
+func TestLoRAWithValueHead(t *testing.T) {
+	base := loraBase(t)
+	dir := t.TempDir()
+	sets := append(loraSets(base), "algorithm.advantage=gae", "train.steps=2", "checkpoint.every=0", "train.ppo_epochs=2", "train.mini_batch_size=4")
+	c := parseConfig(t, tinyYAML(dir), sets...)
+	var log bytes.Buffer
+	tr, err := New(c, Options{Console: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	names := map[string]bool{}
+	for _, p := range tr.opt.Params() {
+		names[p.Name] = true
+	}
+	if !names[model.ValueWeightName] || len(names) != len(tr.Policy().Model.Adapter().Tensors())+2 {
+		t.Errorf("optimizer parameters: %d (value head %v)", len(names), names[model.ValueWeightName])
+	}
+	if _, err := tr.Run(t.Context()); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "checkpoints", "step-2", valueHeadFile)); err != nil {
+		t.Error(err)
+	}
 }
