@@ -107,6 +107,17 @@ type Workspace struct {
 // NewWorkspace returns an empty workspace for m.
 func (m *Model) NewWorkspace() *Workspace { return &Workspace{m: m} }
 
+// Floats is the number of floats the workspace's buffers hold: the
+// activations kept for the backward pass and its scratch, for memory
+// accounting.
+func (ws *Workspace) Floats() int {
+	n := 0
+	for _, b := range ws.owned {
+		n += b.Len()
+	}
+	return n
+}
+
 // Free releases the workspace's device buffers; the workspace stays usable
 // and allocates again on its next Forward.
 func (ws *Workspace) Free() {
