@@ -73,6 +73,10 @@ type Algorithm struct {
 	// TISCap multiplies each token's surrogate by min(exp(ℓ_old −
 	// ℓ_rollout), tis_cap); 2–3 is typical.
 	TISCap float64 `yaml:"tis_cap" default:"0" doc:"Truncated importance sampling cap for rollout/trainer log-prob mismatch; 0 disables."`
+	// TreeAdvantage and TreeMaskShared apply to tree rollouts
+	// (rollout.tree_depths).
+	TreeAdvantage  string `yaml:"tree_advantage" default:"group" enum:"group,sibling" doc:"Tree rollouts: normalise rewards over the prompt's whole group, or over siblings only, the completions forked from the same partial completion (V-STAR's Sibling-GRPO)."`
+	TreeMaskShared bool   `yaml:"tree_mask_shared" default:"false" doc:"Tree rollouts: leave each completion's tokens shared with its siblings out of the loss, so only where siblings differ is trained."`
 	// EMPGK is EMPG's k (see EMPGScales).
 	EMPGK     float64 `yaml:"empg_k" default:"0" doc:"EMPG (entropy-modulated policy gradients): scale each completion's advantage by exp(-k * its batch-normalised mean token entropy), normalised to mean 1 over the batch (the paper uses k = 1); 0 disables. Costs a forward pass for the entropies when no old-policy pass runs."`
 	Whiten    bool    `yaml:"whiten" default:"true" doc:"reinforce_pp: whiten advantages over the batch."`

@@ -35,6 +35,9 @@ type Config struct {
 	// step), which decodes in chunks of that many rows without padding.
 	BatchInvariant bool     `yaml:"batch_invariant" default:"false" doc:"Pad decode batches so completions do not depend on max_batch, the KV budget or threads (about a third slower)."`
 	Stop           []string `yaml:"stop" doc:"Extra stop strings besides the end-of-sequence token."`
+	// TreeDepths and TreeBranch make tree rollouts (see the package doc).
+	TreeDepths []int `yaml:"tree_depths" doc:"Tree rollouts: completion lengths in tokens at which every running completion forks into tree_branch completions that share its tokens and KV cache blocks; empty samples every completion independently."`
+	TreeBranch int   `yaml:"tree_branch" default:"2" doc:"Tree rollouts: completions one forks into at each of tree_depths; group_size must be a multiple of tree_branch^len(tree_depths)."`
 
 	// StopTokenIDs are extra token ids that end a completion like EOS (the
 	// model's own EOS ids always do). Not a config option: the trainer
@@ -75,11 +78,33 @@ func (c Config) Check(ck *option.Checker) {
 			ck.Bad(fmt.Sprintf("stop.%d", i), "empty stop string")
 		}
 	}
+	if len(c.TreeDepths) > 0 {
+		ck.AtLeast("tree_branch", c.TreeBranch, 2)
+		for i, d := range c.TreeDepths {
+			if d < 1 || (i > 0 && d <= c.TreeDepths[i-1]) || d >= c.MaxNewTokens {
+				ck.Bad(fmt.Sprintf("tree_depths.%d", i), "depths must increase from 1 and stay below max_new_tokens (%d), got %v", c.MaxNewTokens, c.TreeDepths)
+				break
+			}
+		}
+		if c.TreeBranch >= 2 && c.GroupSize%c.TreeLeaves() != 0 {
+			ck.Bad("group_size", "tree rollouts need a multiple of tree_branch^len(tree_depths) = %d, got %d", c.TreeLeaves(), c.GroupSize)
+		}
+	}
 	for i, id := range c.StopTokenIDs {
 		if id < 0 {
 			ck.Bad(fmt.Sprintf("stop_token_ids.%d", i), "%d is negative", id)
 		}
 	}
+}
+
+// TreeLeaves is the number of completions one tree-rollout root grows
+// into: tree_branch^len(tree_depths) (1 without a tree).
+func (c Config) TreeLeaves() int {
+	n := 1
+	for range c.TreeDepths {
+		n *= max(c.TreeBranch, 1)
+	}
+	return n
 }
 
 // BatchLimit is the most completions decoded together: MaxBatch, or when

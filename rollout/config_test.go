@@ -48,7 +48,8 @@ func TestConfigValidateNamesKey(t *testing.T) {
 // trainer, not by a config.
 func TestConfigYAMLKeys(t *testing.T) {
 	want := []string{"batch_size", "group_size", "max_new_tokens", "temperature", "top_p", "top_k", "min_p",
-		"repetition_penalty", "include_stop_str", "kv_cache_mb", "block_size", "max_batch", "batch_invariant", "stop"}
+		"repetition_penalty", "include_stop_str", "kv_cache_mb", "block_size", "max_batch", "batch_invariant", "stop",
+		"tree_depths", "tree_branch"}
 	var got []string
 	for _, f := range option.Fields(reflect.TypeOf(Config{})) {
 		got = append(got, f.Key)

@@ -67,6 +67,13 @@ type Completion struct {
 	// package documentation).
 	Logprobs []float32
 	Finish   FinishReason
+	// Tree rollouts (tree_depths): Shared is the number of leading tokens
+	// this completion shares with its siblings (its length at its last
+	// branch point, or all of it when it ended before branching again and
+	// its siblings are copies of it), and Branch names its sibling set:
+	// the completions of a prompt with equal Branch forked from the same
+	// partial completion. Both 0 without a tree.
+	Shared, Branch int
 }
 
 // Stats describes one Generate call.

@@ -17,6 +17,9 @@ type Options struct {
 	GroupSize int
 	// Sampling, when set, replaces the Config's sampling parameters.
 	Sampling *Sampling
+	// Independent samples every completion on its own, without the
+	// Config's tree rollouts (evaluation, say).
+	Independent bool
 }
 
 // Generate samples Cfg.GroupSize completions for every prompt (or the
@@ -95,6 +98,9 @@ type generation struct {
 	// (each completion's seen tokens live on the host) or batch-invariant
 	// padding; those steps sample on the host.
 	rows kernels.RowSampler
+	// forks are the completions tree rollouts forked during the current
+	// step's accepts, to run from the next step on.
+	forks []*running
 }
 
 // promptState tracks one prompt while its completions are admitted.
@@ -102,6 +108,7 @@ type promptState struct {
 	pos      int
 	p        Prompt
 	n        int        // completions to sample
+	leaves   int        // completions per tree root (1 without a tree)
 	first    int        // index of its first completion in out
 	limit    int        // max new tokens for this prompt
 	base     *model.Seq // prefilled prompt, released once every sample forked it
@@ -109,12 +116,16 @@ type promptState struct {
 	admitted int
 }
 
-// running is one completion being decoded.
+// running is one completion being decoded. With tree rollouts it stands
+// for the samples [lo, hi) of its prompt, which share its tokens so far;
+// out is sample lo's, and its random draws are sample lo's.
 type running struct {
 	out     *Completion
 	ps      *promptState
 	seq     *model.Seq
 	limit   int
+	lo, hi  int
+	level   int      // tree_depths already passed
 	seen    []int32  // distinct ids of prompt and completion (repetition penalty)
 	seenSet []uint64 // bitset over the vocabulary
 	// result of the current step's sampling
@@ -142,6 +153,9 @@ func (e *Engine) newGeneration(prompts []Prompt, o Options) (*generation, error)
 	}
 	if o.Sampling != nil {
 		g.cfg.Sampling = *o.Sampling
+	}
+	if o.Independent {
+		g.cfg.TreeDepths = nil
 	}
 	cfg := g.cfg
 	if err := cfg.Validate(); err != nil {
@@ -196,9 +210,12 @@ func (g *generation) checkPrompt(i int, p Prompt) (*promptState, error) {
 			return nil, fmt.Errorf("rollout: prompt %d: token %d is %d, outside the vocabulary of %d", i, j, id, mc.Vocab)
 		}
 	}
-	ps := &promptState{pos: i, p: p, n: p.Samples, limit: cfg.MaxNewTokens}
+	ps := &promptState{pos: i, p: p, n: p.Samples, limit: cfg.MaxNewTokens, leaves: cfg.TreeLeaves()}
 	if ps.n == 0 {
 		ps.n = cfg.GroupSize
+	}
+	if ps.n%ps.leaves != 0 {
+		return nil, fmt.Errorf("rollout: prompt %d asks for %d samples; tree rollouts need a multiple of %d", i, ps.n, ps.leaves)
 	}
 	// A config.json without max_position_embeddings round-trips as 1:
 	// treat 0 and 1 as "no limit".
@@ -208,7 +225,7 @@ func (g *generation) checkPrompt(i int, p Prompt) (*promptState, error) {
 		}
 		ps.limit = min(ps.limit, mc.MaxPositions-len(p.IDs))
 	}
-	need := e.promptBlocks(len(p.IDs)) + e.forkBlocks(len(p.IDs), ps.limit)
+	need := e.promptBlocks(len(p.IDs)) + e.forkBlocks(len(p.IDs), ps.limit) + (ps.leaves-1)*(e.forkBlocks(len(p.IDs), ps.limit)+1)
 	if cfg.BatchInvariant {
 		// the padding sequence and its forks, or a prefill companion
 		need += max(InvariantRows, e.promptBlocks(InvariantRows))
@@ -265,7 +282,19 @@ func (g *generation) release() {
 func (g *generation) reserved() int {
 	n := 0
 	for _, r := range g.active {
-		n += g.e.cache.BlocksNeeded(r.seq, r.limit-len(r.out.IDs))
+		// Each sample a tree completion stands for may fork off it and
+		// copy its shared partial last block.
+		need := g.e.cache.BlocksNeeded(r.seq, r.limit-len(r.out.IDs))
+		n += need + (r.hi-r.lo-1)*(need+1)
+	}
+	return n
+}
+
+// activeSamples counts the samples the running completions stand for.
+func (g *generation) activeSamples() int {
+	n := 0
+	for _, r := range g.active {
+		n += r.hi - r.lo
 	}
 	return n
 }
@@ -276,10 +305,10 @@ func (g *generation) reserved() int {
 // one's first token from the prompt's logits.
 func (g *generation) admit() error {
 	e, cfg := g.e, g.cfg
-	for len(g.active) < g.maxBatch && g.next < len(g.prompts) {
+	for g.activeSamples() < g.maxBatch && g.next < len(g.prompts) {
 		ps := g.prompts[g.next]
 		P := len(ps.p.IDs)
-		need := e.forkBlocks(P, ps.limit)
+		need := e.forkBlocks(P, ps.limit) + (ps.leaves-1)*(e.forkBlocks(P, ps.limit)+1)
 		if ps.base == nil {
 			need += e.promptBlocks(P)
 			if cfg.BatchInvariant && P < InvariantRows {
@@ -295,8 +324,8 @@ func (g *generation) admit() error {
 			}
 		}
 		t0 := time.Now()
-		s := ps.admitted
-		r := &running{ps: ps, seq: e.cache.Fork(ps.base), limit: ps.limit, out: &g.out[ps.first+s]}
+		s := ps.admitted * ps.leaves // a tree root stands for ps.leaves samples
+		r := &running{ps: ps, seq: e.cache.Fork(ps.base), limit: ps.limit, out: &g.out[ps.first+s], lo: s, hi: s + ps.leaves}
 		r.out.Prompt, r.out.Sample = ps.pos, s
 		if g.penalty {
 			r.seenSet = make([]uint64, (e.m.Cfg.Vocab+63)/64)
@@ -310,7 +339,7 @@ func (g *generation) admit() error {
 			r.lp = x.RowLogProb(ps.logits, r.tok, float32(g.sp.InvTemp()))
 		}
 		ps.admitted++
-		if ps.admitted == ps.n {
+		if ps.admitted*ps.leaves == ps.n {
 			e.cache.Release(ps.base)
 			ps.base, ps.logits = nil, nil
 			g.next++
@@ -318,6 +347,8 @@ func (g *generation) admit() error {
 		if !g.accept(r) {
 			g.active = append(g.active, r)
 		}
+		g.active = append(g.active, g.forks...)
+		g.forks = g.forks[:0]
 		g.st.PeakBlocks = max(g.st.PeakBlocks, e.cache.NumBlocks-e.cache.FreeBlocks())
 		g.st.SampleTime += time.Since(t0)
 	}
@@ -396,7 +427,8 @@ func (g *generation) step() error {
 		}
 	}
 	clear(g.active[len(kept):])
-	g.active = kept
+	g.active = append(kept, g.forks...)
+	g.forks = g.forks[:0]
 	g.st.SampleTime += time.Since(t0)
 	return nil
 }
@@ -431,7 +463,8 @@ func (g *generation) deviceStep(seqs []*model.Seq, toks []int32, t0 time.Time) e
 		}
 	}
 	clear(g.active[len(kept):])
-	g.active = kept
+	g.active = append(kept, g.forks...)
+	g.forks = g.forks[:0]
 	g.st.SampleTime += time.Since(t1)
 	return nil
 }
@@ -467,7 +500,35 @@ func (g *generation) accept(r *running) bool {
 	if g.penalty {
 		r.addSeen(r.tok)
 	}
+	if d := g.cfg.TreeDepths; r.level < len(d) && len(c.IDs) == d[r.level] {
+		g.fork(r)
+	}
 	return false
+}
+
+// fork splits a tree completion at a branch depth into tree_branch
+// completions over equal parts of its samples: r keeps the first part and
+// the others start as copies whose KV cache shares r's blocks (copy on
+// write). All of them feed r's last token next, and from then on each
+// draws from its own first sample's stream.
+func (g *generation) fork(r *running) {
+	b := g.cfg.TreeBranch
+	size := (r.hi - r.lo) / b
+	branch := r.lo
+	r.out.Shared, r.out.Branch = len(r.out.IDs), branch
+	r.level++
+	for j := 1; j < b; j++ {
+		lo := r.lo + j*size
+		c := &running{ps: r.ps, seq: g.e.cache.Fork(r.seq), limit: r.limit, lo: lo, hi: lo + size, level: r.level, tok: r.tok,
+			out: &g.out[r.ps.first+lo]}
+		*c.out = Completion{Prompt: r.out.Prompt, Sample: lo, IDs: append([]int32(nil), r.out.IDs...),
+			Logprobs: append([]float32(nil), r.out.Logprobs...), Shared: len(r.out.IDs), Branch: branch}
+		if r.seenSet != nil {
+			c.seenSet, c.seen = append([]uint64(nil), r.seenSet...), append([]int32(nil), r.seen...)
+		}
+		g.forks = append(g.forks, c)
+	}
+	r.hi = r.lo + size
 }
 
 // finish records a completion's end and frees its cache blocks.
@@ -478,4 +539,15 @@ func (g *generation) finish(r *running, why FinishReason) {
 		c.Text = g.e.detok.Decode(c.IDs, true)
 	}
 	g.e.cache.Release(r.seq)
+	// A tree completion that ended before branching again stands for
+	// samples that are copies of it, every token shared.
+	if r.hi-r.lo > 1 {
+		c.Shared, c.Branch = len(c.IDs), r.lo
+	}
+	for s := r.lo + 1; s < r.hi; s++ {
+		cp := *c
+		cp.Sample = s
+		cp.IDs, cp.Logprobs = append([]int32(nil), c.IDs...), append([]float32(nil), c.Logprobs...)
+		g.out[r.ps.first+s] = cp
+	}
 }

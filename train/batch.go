@@ -17,6 +17,11 @@ type seq struct {
 	truncated bool // hit max_new_tokens without EOS
 	correct   bool // DRPO positive
 
+	// Tree rollouts: the completion's leading tokens shared with its
+	// siblings, its sibling set, and the first completion token in the
+	// loss (tree_mask_shared; 0 otherwise).
+	shared, branch, lossFrom int
+
 	// Per completion token (len(ids)-prompt entries).
 	rolloutLogp, oldLogp, refLogp []float32
 	// PPO with GAE: the critic's values before the update, the per-token
@@ -25,6 +30,9 @@ type seq struct {
 }
 
 func (s *seq) completionLen() int { return len(s.ids) - s.prompt }
+
+// lossLen is the number of completion tokens in the loss.
+func (s *seq) lossLen() int { return max(0, s.completionLen()-s.lossFrom) }
 
 // rowBatch lays a group of sequences out as a right-padded model batch.
 // Row j of sequence i predicts ids[j+1], so the rows predicting sequence
@@ -79,7 +87,9 @@ func (rb *rowBatch) mask() []float32 {
 		if s.excluded {
 			return nil
 		}
-		return constant(1, s.completionLen())
+		m := constant(1, s.completionLen())
+		clear(m[:min(s.lossFrom, len(m))])
+		return m
 	})
 }
 

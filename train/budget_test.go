@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"slices"
 	"testing"
 )
@@ -64,5 +65,40 @@ func TestEMPGRun(t *testing.T) {
 		if !(lo > 0 && lo <= 1 && hi >= 1 && hi <= 3) || m["timing_s/empg"] == 0 {
 			t.Errorf("step %v: scales %v..%v, pass %vs", m["step"], lo, hi, m["timing_s/empg"])
 		}
+	}
+}
+
+// TestTreeRolloutRun: tree rollouts with sibling advantages and the
+// shared prefixes left out of the loss: each step's loss covers exactly
+// the completion tokens after the last branch point.
+func TestTreeRolloutRun(t *testing.T) {
+	dir := t.TempDir()
+	c := parseConfig(t, tinyYAML(dir), "rollout.tree_depths=[1]", "rollout.tree_branch=2", "algorithm.tree_advantage=sibling",
+		"algorithm.tree_mask_shared=true", "train.steps=2", "checkpoint.every=0", "sft.steps=0")
+	tr, err := New(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	s, err := tr.step(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want float64
+	branches := map[[2]int]bool{}
+	for i, q := range s.seqs {
+		if q.lossFrom != q.shared || q.shared < 1 {
+			t.Errorf("sequence %d: loss from token %d, shared %d", i, q.lossFrom, q.shared)
+		}
+		if !q.excluded {
+			want += float64(q.lossLen())
+		}
+		branches[[2]int{q.group, q.branch}] = true
+	}
+	if got := s.metrics["loss_tokens"]; got != want {
+		t.Errorf("loss tokens %v, want %v (the tokens after each branch point)", got, want)
+	}
+	if len(branches) != 2*len(s.groups) {
+		t.Errorf("%d sibling sets in %d groups, want 2 per group", len(branches), len(s.groups))
 	}
 }

@@ -211,8 +211,10 @@ func compareMetrics(t *testing.T, what string, a, b map[string]float64, skip map
 	}
 	for k, va := range a {
 		// rollout/logp_diff_* measure rounding, which depends on how the
-		// ranks split the batch's forward passes.
-		if volatile(k) || strings.HasPrefix(k, "perf/") || strings.HasPrefix(k, "timing_s/") || strings.HasPrefix(k, "rollout/logp_diff_") || skip[k] {
+		// ranks split the batch's forward passes; the KV cache peak is
+		// each rank's own.
+		if volatile(k) || strings.HasPrefix(k, "perf/") || strings.HasPrefix(k, "timing_s/") || strings.HasPrefix(k, "rollout/logp_diff_") ||
+			k == "rollout/peak_kv_blocks" || skip[k] {
 			continue
 		}
 		vb, ok := b[k]

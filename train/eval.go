@@ -70,7 +70,7 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 	// run's truncation of the distribution.
 	sp := t.cfg.Rollout.Sampling
 	sp.Temperature, sp.TopK, sp.TopP, sp.MinP = temperature, 0, 1, 0
-	opts := rollout.Options{GroupSize: k, Sampling: &sp}
+	opts := rollout.Options{GroupSize: k, Sampling: &sp, Independent: true}
 	res := &EvalResult{Prompts: len(exs), Samples: k}
 	if len(exs) == 0 {
 		return res, nil

@@ -126,6 +126,8 @@ func (t *Trainer) collect(ctx context.Context, s *rlStep) error {
 		}
 		s.stats.PrefillTokens += st.PrefillTokens
 		s.stats.GeneratedTokens += st.GeneratedTokens
+		s.stats.Completions += st.Completions
+		s.stats.PeakBlocks = max(s.stats.PeakBlocks, st.PeakBlocks)
 		for k, v := range errs {
 			s.metrics[k] += v
 		}
@@ -296,7 +298,11 @@ func (t *Trainer) sequences(s *rlStep) {
 	for gi, g := range s.groups {
 		for si, c := range g.comps {
 			q := &seq{ids: append(append([]int32(nil), g.prompt...), c.IDs...), prompt: len(g.prompt), group: gi,
-				excluded: g.excl[si], truncated: c.Finish == rollout.FinishLength, rolloutLogp: c.Logprobs}
+				excluded: g.excl[si], truncated: c.Finish == rollout.FinishLength, rolloutLogp: c.Logprobs,
+				shared: c.Shared, branch: c.Branch}
+			if t.alg.TreeMaskShared {
+				q.lossFrom = c.Shared
+			}
 			s.seqs = append(s.seqs, q)
 			r := g.totals[si]
 			if q.excluded {
@@ -382,7 +388,7 @@ func (t *Trainer) advantages(s *rlStep) error {
 		}
 		s.haveOld = true
 		s.metrics["timing_s/old_logprob"] = seconds(time.Since(start))
-	} else if err := t.sequenceAdvantages(s.seqs, s.totals, s.comps, s.groupOf, s.metrics); err != nil {
+	} else if err := t.sequenceAdvantages(s.seqs, s.totals, s.comps, t.advantageGroups(s), s.metrics); err != nil {
 		return err
 	}
 	if t.alg.Loss == optim.LossDRPO {
@@ -477,7 +483,7 @@ func (t *Trainer) normalizers(seqs []*seq) kernels.Normalizers {
 	info := make([]optim.Sequence, len(seqs))
 	for i, q := range seqs {
 		if !q.excluded {
-			info[i] = optim.Sequence{Tokens: q.completionLen(), Truncated: q.truncated}
+			info[i] = optim.Sequence{Tokens: q.lossLen(), Truncated: q.truncated}
 		}
 	}
 	return optim.BatchNormalizers(info, t.cfg.Rollout.MaxNewTokens, t.alg.MaskTruncated)
@@ -636,6 +642,11 @@ func (t *Trainer) finish(s *rlStep) {
 	tokens += float64(t.trainTokens(s))
 	s.metrics["perf/throughput"] = tokens / time.Since(s.start).Seconds()
 	s.metrics["perf/generated_tokens"] = float64(s.stats.GeneratedTokens)
+	if s.stats.Completions > 0 {
+		// Tree rollouts generate a shared prefix once for its siblings.
+		s.metrics["rollout/tokens_per_completion"] = float64(s.stats.GeneratedTokens) / float64(s.stats.Completions)
+	}
+	s.metrics["rollout/peak_kv_blocks"] = float64(s.stats.PeakBlocks)
 	s.metrics["perf/world_size"] = float64(t.world().Size())
 }
 
@@ -661,4 +672,26 @@ func (t *Trainer) rowInvariantRollouts() {
 	if !t.pol.Model.SetRowInvariant(true) {
 		t.logf("algorithm.old_logprobs: rollout: the %s backend cannot compute the forward pass as decoding does; the sampler's log-probs will differ from the trainer's in the last bits (see rollout/logp_diff_max)", t.be.Name())
 	}
+}
+
+// advantageGroups are the sets advantages are normalised over: the
+// prompts' groups, or with algorithm.tree_advantage: sibling each group's
+// sibling sets of tree rollouts (completions forked from one partial
+// completion).
+func (t *Trainer) advantageGroups(s *rlStep) []int {
+	if t.alg.TreeAdvantage != "sibling" || len(t.cfg.Rollout.TreeDepths) == 0 {
+		return s.groupOf
+	}
+	ids := map[[2]int]int{}
+	out := make([]int, len(s.seqs))
+	for i, q := range s.seqs {
+		key := [2]int{s.groupOf[i], q.branch}
+		id, ok := ids[key]
+		if !ok {
+			id = len(ids)
+			ids[key] = id
+		}
+		out[i] = id
+	}
+	return out
 }

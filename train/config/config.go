@@ -170,6 +170,9 @@ func (r Rollout) Check(c *option.Checker) {
 	r.Config.Check(c)
 	c.AtLeast("max_filter_rounds", r.MaxFilterRounds, 0)
 	if r.Budget == "pass_rate" {
+		if len(r.TreeDepths) > 0 {
+			c.Bad("budget", "pass_rate group sizes do not combine with tree rollouts (rollout.tree_depths)")
+		}
 		c.AtLeast("min_group_size", r.MinGroupSize, 1)
 		if r.MinGroupSize > r.GroupSize {
 			c.Bad("min_group_size", "must be at most rollout.group_size (%d), got %d", r.GroupSize, r.MinGroupSize)
