@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
@@ -52,16 +53,7 @@ func Parse(src []byte, file string) (*Config, error) {
 	c := Default()
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		if m := yamlLineErr.FindStringSubmatch(err.Error()); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			if strings.HasPrefix(m[2], "did not find expected") {
-				// yaml.v3 reports its parser's errors (unlike its
-				// scanner's) with the 0-based line.
-				line++
-			}
-			return nil, &Error{Pos: file + ":" + strconv.Itoa(line), Msg: m[2]}
-		}
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, syntaxError(src, file, err)
 	}
 	if len(doc.Content) == 0 { // empty file: all defaults
 		return c, nil
@@ -72,6 +64,40 @@ func Parse(src []byte, file string) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// syntaxError is yaml.v3's syntax error err about src, at the line where
+// the problem is.
+func syntaxError(src []byte, file string, err error) error {
+	m := yamlLineErr.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	line, _ := strconv.Atoi(m[1])
+	switch {
+	case strings.HasPrefix(m[2], "did not find expected"):
+		// yaml.v3 reports its parser's errors (unlike its scanner's)
+		// with the 0-based line.
+		line++
+	case strings.HasPrefix(m[2], "found a tab character"):
+		// It reports a tab that breaks a block's indentation at the line
+		// where the plain scalar before the tab started.
+		line = tabIndentLine(src, line)
+	}
+	return &Error{Pos: file + ":" + strconv.Itoa(line), Msg: m[2]}
+}
+
+// tabIndentLine is the first line, from line on (1-based), whose
+// indentation holds a tab; line itself when there is none.
+func tabIndentLine(src []byte, line int) int {
+	lines := bytes.Split(src, []byte("\n"))
+	for i := max(line-1, 0); i < len(lines); i++ {
+		indent := lines[i][:len(lines[i])-len(bytes.TrimLeft(lines[i], " \t"))]
+		if bytes.IndexByte(indent, '\t') >= 0 {
+			return i + 1
+		}
+	}
+	return line
 }
 
 // decoder walks a yaml.Node tree against the config structs.
