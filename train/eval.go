@@ -19,13 +19,18 @@ type EvalResult struct {
 	Prompts int
 	// Samples per prompt (1 for greedy).
 	Samples int
-	// Accuracy is the fraction of completions judged correct: scored at
-	// least eval.correct_threshold by eval.correct_reward (by default the
-	// built-in task's verifier, or else the first reward).
+	// Accuracy is the fraction of the judged completions judged correct:
+	// scored at least eval.correct_threshold by eval.correct_reward (by
+	// default the built-in task's verifier, or else the first reward).
+	// Completions on which that reward failed are not judged (Excluded),
+	// as a failed reward excludes a sample from training: they count
+	// neither as correct nor as wrong. NaN when none was judged.
 	Accuracy float64
 	// PassAtK is the fraction of prompts with at least one correct
-	// completion among Samples.
-	PassAtK    float64
+	// completion among Samples, over the prompts with a judged one.
+	PassAtK float64
+	// Excluded counts the completions left out of Accuracy and PassAtK.
+	Excluded   int
 	MeanReward float64
 	MeanLength float64
 	// Examples holds the first few (prompt, completion, correct) triples.
@@ -48,6 +53,9 @@ func (r *EvalResult) Metrics() map[string]float64 {
 	}
 	if r.Samples > 1 {
 		m[fmt.Sprintf("eval/pass@%d", r.Samples)] = r.PassAtK
+	}
+	if r.Excluded > 0 {
+		m["eval/excluded"] = float64(r.Excluded)
 	}
 	return m
 }
@@ -75,9 +83,7 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 	if len(exs) == 0 {
 		return res, nil
 	}
-	var correct, rewardSum, lenSum float64
-	var rewardN, judged int
-	passed := 0
+	var tally evalTally
 	// Each rank samples its share of every chunk (generate splits it).
 	chunk := max(1, t.engine.Cfg.BatchLimit()/k) * t.world().Size()
 	for lo := 0; lo < len(exs); lo += chunk {
@@ -92,50 +98,87 @@ func (t *Trainer) EvaluateSampled(exs []data.Example, k int, temperature float64
 			return nil, fmt.Errorf("eval: %w", err)
 		}
 		for _, g := range groups {
-			any := false
-			for si, c := range g.comps {
-				ok := t.isCorrect(g, si)
-				if t.judged(g, si) {
-					judged++
-				}
-				if ok {
-					correct++
-					any = true
-				}
-				if r := g.totals[si]; !math.IsNaN(r) {
-					rewardSum += r
-					rewardN++
-				}
-				lenSum += float64(len(c.IDs))
-				if len(res.Examples) < 8 {
-					res.Examples = append(res.Examples, EvalExample{Prompt: g.text, Completion: c.Text, Correct: ok, Reward: g.totals[si]})
-				}
-				if t.evalDump != nil {
-					if err := t.dumpGeneration(g, si, ok); err != nil {
-						return nil, fmt.Errorf("eval: dump: %w", err)
-					}
-				}
-			}
-			if any {
-				passed++
+			if err := t.tallyGroup(&tally, res, g); err != nil {
+				return nil, err
 			}
 		}
 	}
-	n := float64(len(exs) * k)
-	res.Accuracy = correct / n
-	res.PassAtK = float64(passed) / float64(len(exs))
-	res.MeanLength = lenSum / n
-	res.MeanReward = math.NaN()
-	if rewardN > 0 {
-		res.MeanReward = rewardSum / float64(rewardN)
-	}
-	if judged == 0 {
+	tally.result(res)
+	switch {
+	case tally.judged == 0:
 		// Every sample's judging reward failed: there is no accuracy to
 		// report (null in metrics.jsonl), not an accuracy of zero.
-		res.Accuracy, res.PassAtK = math.NaN(), math.NaN()
 		t.logf("eval: %s failed on every sample; accuracy is unknown (see the reward errors above)", t.correctName())
+	case res.Excluded > 0:
+		t.logf("eval: %s failed on %d of %d samples; accuracy is over the other %d", t.correctName(), res.Excluded, res.Excluded+tally.judged, tally.judged)
 	}
 	return res, nil
+}
+
+// evalTally accumulates an evaluation's counts over its groups.
+type evalTally struct {
+	correct, judged, rewardN int
+	passed, promptsJudged    int
+	rewardSum, lenSum        float64
+	samples                  int
+}
+
+// tallyGroup judges a group's completions into tally, keeps the first few
+// as res's examples and dumps them when asked.
+func (t *Trainer) tallyGroup(tally *evalTally, res *EvalResult, g *rolledGroup) error {
+	pass, judged := false, false
+	for si, c := range g.comps {
+		ok := t.isCorrect(g, si)
+		if t.judged(g, si) {
+			tally.judged++
+			judged = true
+		}
+		if ok {
+			tally.correct++
+			pass = true
+		}
+		if r := g.totals[si]; !math.IsNaN(r) {
+			tally.rewardSum += r
+			tally.rewardN++
+		}
+		tally.lenSum += float64(len(c.IDs))
+		tally.samples++
+		if len(res.Examples) < 8 {
+			res.Examples = append(res.Examples, EvalExample{Prompt: g.text, Completion: c.Text, Correct: ok, Reward: g.totals[si]})
+		}
+		if t.evalDump != nil {
+			if err := t.dumpGeneration(g, si, ok); err != nil {
+				return fmt.Errorf("eval: dump: %w", err)
+			}
+		}
+	}
+	if pass {
+		tally.passed++
+	}
+	if judged {
+		tally.promptsJudged++
+	}
+	return nil
+}
+
+// result fills res's rates from the counts: accuracy and pass@k over what
+// was judged (NaN when nothing was), length over every sample, reward over
+// the samples not excluded.
+func (tally *evalTally) result(res *EvalResult) {
+	ratio := func(a, b int) float64 {
+		if b == 0 {
+			return math.NaN()
+		}
+		return float64(a) / float64(b)
+	}
+	res.Accuracy = ratio(tally.correct, tally.judged)
+	res.PassAtK = ratio(tally.passed, tally.promptsJudged)
+	res.Excluded = tally.samples - tally.judged
+	res.MeanLength = tally.lenSum / float64(tally.samples)
+	res.MeanReward = math.NaN()
+	if tally.rewardN > 0 {
+		res.MeanReward = tally.rewardSum / float64(tally.rewardN)
+	}
 }
 
 // correctIndex resolves eval.correct_reward to the reward component that

@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -283,6 +284,77 @@ func TestEvalDump(t *testing.T) {
 	}
 	if got := float64(correct) / 16; got != res.Accuracy {
 		t.Fatalf("dump has %v correct, accuracy %v", got, res.Accuracy)
+	}
+}
+
+// An evaluation whose judging reward fails on some samples judges the
+// others: accuracy and pass@k are over the judged samples (a failed sample
+// is neither correct nor wrong, as in training, where it is excluded), and
+// the failed ones are counted as eval/excluded.
+func TestEvalPartlyExcluded(t *testing.T) {
+	// Every third request fails; the others alternate correct, wrong.
+	script := filepath.Join(t.TempDir(), "judge.sh")
+	os.WriteFile(script, []byte(`#!/bin/sh
+n=0
+while IFS= read -r line; do
+  n=$((n+1))
+  case $((n % 3)) in
+    0) echo '{"error": "cannot judge"}' ;;
+    1) echo 1 ;;
+    *) echo 0 ;;
+  esac
+done
+`), 0o755)
+	c := parseConfig(t, tinyYAML(t.TempDir()), "eval.correct_reward=judge",
+		`reward=[{name: judge, type: external, params: {command: ["sh", "`+script+`"], workers: 1, timeout: 60s}}]`)
+	var log bytes.Buffer
+	tr, err := New(c, Options{EvalOnly: true, Console: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var dump bytes.Buffer
+	tr.DumpEvaluations(&dump)
+	res, err := tr.EvaluateSampled(tr.EvalExamples(), 2, 1.0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var judged, correct, excluded int
+	passed, promptJudged := map[string]bool{}, map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(dump.String()), "\n") {
+		var d EvalDumpLine
+		if err := json.Unmarshal([]byte(l), &d); err != nil {
+			t.Fatal(err)
+		}
+		score := d.Rewards["judge"]
+		if score == nil {
+			excluded++
+			if d.Correct {
+				t.Errorf("an unjudged sample counted correct: %s", l)
+			}
+			continue
+		}
+		judged++
+		promptJudged[d.ID] = true
+		if d.Correct {
+			correct++
+			passed[d.ID] = true
+		}
+	}
+	if excluded == 0 || judged == 0 || correct == 0 || correct == judged {
+		t.Fatalf("the test wants judged, excluded, correct and wrong samples: %d judged (%d correct), %d excluded", judged, correct, excluded)
+	}
+	if want := float64(correct) / float64(judged); res.Accuracy != want {
+		t.Errorf("accuracy %v, want %d correct of %d judged = %v (%d excluded)", res.Accuracy, correct, judged, want, excluded)
+	}
+	if want := float64(len(passed)) / float64(len(promptJudged)); res.PassAtK != want {
+		t.Errorf("pass@2 %v, want %v", res.PassAtK, want)
+	}
+	if m := res.Metrics(); res.Excluded != excluded || m["eval/excluded"] != float64(excluded) {
+		t.Errorf("excluded %d, metrics %v: want %d", res.Excluded, m, excluded)
+	}
+	if want := fmt.Sprintf("failed on %d of %d samples", excluded, excluded+judged); !strings.Contains(log.String(), want) {
+		t.Errorf("log %q: want %q", log.String(), want)
 	}
 }
 

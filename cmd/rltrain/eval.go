@@ -117,6 +117,9 @@ func runEval(w, stderr io.Writer, path string, f evalFlags) error {
 	if res.Samples > 1 {
 		fmt.Fprintf(w, "pass@%d %.4f\n", res.Samples, res.PassAtK)
 	}
+	if res.Excluded > 0 {
+		fmt.Fprintf(w, "excluded %d (not judged: the judging reward failed on them)\n", res.Excluded)
+	}
 	if f.show {
 		for _, e := range res.Examples {
 			fmt.Fprintf(w, "\n[%v] %q -> %q (reward %.3g)\n", map[bool]string{true: "correct", false: "wrong"}[e.Correct], e.Prompt, e.Completion, e.Reward)
