@@ -28,15 +28,25 @@ type passCount struct {
 	Total   float64 `json:"n"`
 }
 
+// passKey names a prompt for its pass rate: its text (a built-in task's
+// examples have a new id each time a prompt comes back), or its id when it
+// is a message list.
+func passKey(ex data.Example) string {
+	if ex.Prompt != "" {
+		return ex.System + "\x00" + ex.Prompt
+	}
+	return ex.ID
+}
+
 // passRate is the prompt's shrunk pass rate.
-func (t *Trainer) passRate(id string) float64 {
+func (t *Trainer) passRate(key string) float64 {
 	run := t.state.PassRun
 	mean := 0.5
 	if run.Total > 0 {
 		mean = run.Correct / run.Total
 	}
 	k := t.cfg.Rollout.PassRatePrior
-	c := t.state.PassRates[id]
+	c := t.state.PassRates[key]
 	return (c.Correct + k*mean) / (c.Total + k)
 }
 
@@ -49,7 +59,7 @@ func (t *Trainer) groupSizes(exs []data.Example) []int {
 	}
 	p := make([]float64, len(exs))
 	for i, ex := range exs {
-		p[i] = t.passRate(ex.ID)
+		p[i] = t.passRate(passKey(ex))
 	}
 	return allocateGroups(p, len(exs)*r.GroupSize, r.MinGroupSize, r.MaxGroup())
 }
@@ -63,7 +73,8 @@ func (t *Trainer) recordPasses(groups []*rolledGroup) {
 		t.state.PassRates = map[string]passCount{}
 	}
 	for _, g := range groups {
-		c := t.state.PassRates[g.ex.ID]
+		key := passKey(g.ex)
+		c := t.state.PassRates[key]
 		for si := range g.comps {
 			if !t.judged(g, si) {
 				continue
@@ -75,7 +86,7 @@ func (t *Trainer) recordPasses(groups []*rolledGroup) {
 				t.state.PassRun.Correct++
 			}
 		}
-		t.state.PassRates[g.ex.ID] = c
+		t.state.PassRates[key] = c
 	}
 }
 

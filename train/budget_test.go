@@ -45,6 +45,7 @@ func TestBudgetedRollouts(t *testing.T) {
 			t.Errorf("step %v: group sizes %v..%v", m["step"], lo, hi)
 		}
 		varied = varied || lo != hi
+		t.Logf("step %v: group sizes %v..%v", m["step"], lo, hi)
 		if n := m["rollout/completions"]; n != 16 {
 			t.Errorf("step %v: %v completions, want the budget of 16", m["step"], n)
 		}

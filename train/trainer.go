@@ -130,7 +130,7 @@ type State struct {
 	Best    []BestEntry `json:"best,omitempty"`
 	OptStep int         `json:"optimizer_step"`
 	// PassRates and PassRun are the running pass rates of
-	// rollout.budget: pass_rate, by example id and over the run.
+	// rollout.budget: pass_rate, by prompt (passKey) and over the run.
 	PassRates   map[string]passCount `json:"pass_rates,omitempty"`
 	PassRun     passCount            `json:"pass_run,omitzero"`
 	MetricLines int                  `json:"metric_lines"`
