@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rltrain/rltrain/internal/option"
 )
 
 // The parameters of each reward type are the JSON fields of the params
@@ -141,7 +143,7 @@ func CheckParams(typ string, params any) error {
 			keys[i] = pi.Key
 		}
 		msg := fmt.Sprintf("unknown param %q of reward type %s", unknown.key, typ)
-		if s := nearest(unknown.key, keys); s != "" {
+		if s := option.Nearest(unknown.key, keys); s != "" {
 			msg += fmt.Sprintf(" (did you mean %q?)", s)
 		} else {
 			msg += "; its params are " + strings.Join(keys, ", ")
@@ -156,34 +158,3 @@ func CheckParams(typ string, params any) error {
 type unknownParamError struct{ key string }
 
 func (e *unknownParamError) Error() string { return fmt.Sprintf("unknown param %q", e.key) }
-
-// nearest is the candidate within a small edit distance of key, if any.
-func nearest(key string, candidates []string) string {
-	best, bestDist := "", min(3, len(key)/3+1)
-	for _, c := range candidates {
-		if d := editDistance(key, c); d <= bestDist && (best == "" || d < editDistance(key, best)) {
-			best = c
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}

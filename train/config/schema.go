@@ -147,16 +147,7 @@ func fieldByKey(v reflect.Value, key string) (reflect.Value, bool) {
 // sibling within a small edit distance, else an option of that name in
 // another section.
 func suggest(path, key string, siblings []string) string {
-	best, bestDist := "", len(key)/3+1
-	if bestDist > 3 {
-		bestDist = 3
-	}
-	for _, s := range siblings {
-		if d := editDistance(key, s); d <= bestDist && (best == "" || d < editDistance(key, best)) {
-			best = s
-		}
-	}
-	if best != "" {
+	if best := option.Nearest(key, siblings); best != "" {
 		return join(path, best)
 	}
 	for _, f := range allFields {
@@ -165,25 +156,4 @@ func suggest(path, key string, siblings []string) string {
 		}
 	}
 	return ""
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
