@@ -111,10 +111,7 @@ func Create(dir string, now time.Time) (*Writer, error) {
 		}
 	}
 	tw := &Writer{f: f, w: bufio.NewWriter(f), path: path}
-	var ev []byte
-	ev = appendWallTime(ev, now)
-	ev = protowire.AppendTag(ev, eventFileVersion, protowire.BytesType)
-	ev = protowire.AppendString(ev, FileVersion)
+	ev := appendString(appendWallTime(nil, now), eventFileVersion, FileVersion)
 	if err := tw.record(ev); err != nil {
 		f.Close()
 		return nil, err
@@ -130,9 +127,22 @@ func appendWallTime(b []byte, t time.Time) []byte {
 	return protowire.AppendFixed64(b, math.Float64bits(float64(t.Unix())+float64(t.Nanosecond())/1e9))
 }
 
-func appendStep(b []byte, step int64) []byte {
-	b = protowire.AppendTag(b, eventStep, protowire.VarintType)
-	return protowire.AppendVarint(b, uint64(step))
+// appendMessage appends field num holding an encoded message (or bytes).
+func appendMessage(b []byte, num protowire.Number, msg []byte) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, msg)
+}
+
+// appendString appends field num holding s.
+func appendString(b []byte, num protowire.Number, s string) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+// appendVarint appends field num holding an integer or enum.
+func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
 }
 
 // record frames one serialized Event as a TFRecord.
@@ -160,78 +170,41 @@ func (w *Writer) Scalars(step int64, wall time.Time, metrics map[string]float64)
 	sort.Strings(tags)
 	var sum []byte
 	for _, tag := range tags {
-		var v []byte
-		v = protowire.AppendTag(v, valueTag, protowire.BytesType)
-		v = protowire.AppendString(v, tag)
+		v := appendString(nil, valueTag, tag)
 		v = protowire.AppendTag(v, valueSimpleValue, protowire.Fixed32Type)
 		v = protowire.AppendFixed32(v, math.Float32bits(float32(metrics[tag])))
-		sum = protowire.AppendTag(sum, summaryValue, protowire.BytesType)
-		sum = protowire.AppendBytes(sum, v)
+		sum = appendMessage(sum, summaryValue, v)
 	}
-	return w.summary(step, wall, sum)
+	return w.event(step, wall, eventSummary, sum)
 }
 
 // Text writes text under tag at step, shown by TensorBoard's text plugin
 // (which renders it as markdown).
 func (w *Writer) Text(step int64, wall time.Time, tag, text string) error {
-	var shape []byte
-	var dim []byte
-	dim = protowire.AppendTag(dim, dimSize, protowire.VarintType)
-	dim = protowire.AppendVarint(dim, 1)
-	shape = protowire.AppendTag(shape, shapeDim, protowire.BytesType)
-	shape = protowire.AppendBytes(shape, dim)
-
-	var tensor []byte
-	tensor = protowire.AppendTag(tensor, tensorDtype, protowire.VarintType)
-	tensor = protowire.AppendVarint(tensor, dtString)
-	tensor = protowire.AppendTag(tensor, tensorShape, protowire.BytesType)
-	tensor = protowire.AppendBytes(tensor, shape)
-	tensor = protowire.AppendTag(tensor, tensorStringVal, protowire.BytesType)
-	tensor = protowire.AppendString(tensor, text)
-
-	var plugin []byte
-	plugin = protowire.AppendTag(plugin, pluginName, protowire.BytesType)
-	plugin = protowire.AppendString(plugin, "text")
-	var meta []byte
-	meta = protowire.AppendTag(meta, metadataPluginData, protowire.BytesType)
-	meta = protowire.AppendBytes(meta, plugin)
-
-	var v []byte
-	v = protowire.AppendTag(v, valueTag, protowire.BytesType)
-	v = protowire.AppendString(v, tag)
-	v = protowire.AppendTag(v, valueTensor, protowire.BytesType)
-	v = protowire.AppendBytes(v, tensor)
-	v = protowire.AppendTag(v, valueMetadata, protowire.BytesType)
-	v = protowire.AppendBytes(v, meta)
-
-	var sum []byte
-	sum = protowire.AppendTag(sum, summaryValue, protowire.BytesType)
-	sum = protowire.AppendBytes(sum, v)
-	return w.summary(step, wall, sum)
+	shape := appendMessage(nil, shapeDim, appendVarint(nil, dimSize, 1))
+	tensor := appendVarint(nil, tensorDtype, dtString)
+	tensor = appendMessage(tensor, tensorShape, shape)
+	tensor = appendString(tensor, tensorStringVal, text)
+	meta := appendMessage(nil, metadataPluginData, appendString(nil, pluginName, "text"))
+	v := appendString(nil, valueTag, tag)
+	v = appendMessage(v, valueTensor, tensor)
+	v = appendMessage(v, valueMetadata, meta)
+	return w.event(step, wall, eventSummary, appendMessage(nil, summaryValue, v))
 }
 
-func (w *Writer) summary(step int64, wall time.Time, sum []byte) error {
-	var ev []byte
-	ev = appendWallTime(ev, wall)
-	ev = appendStep(ev, step)
-	ev = protowire.AppendTag(ev, eventSummary, protowire.BytesType)
-	ev = protowire.AppendBytes(ev, sum)
-	return w.record(ev)
+// event writes an event at step holding msg as field num (its summary or
+// session log).
+func (w *Writer) event(step int64, wall time.Time, num protowire.Number, msg []byte) error {
+	ev := appendWallTime(nil, wall)
+	ev = appendVarint(ev, eventStep, uint64(step))
+	return w.record(appendMessage(ev, num, msg))
 }
 
 // Restart marks that the run continues from step (a resumed run): on
 // reading it TensorBoard discards the points at step and after that an
 // earlier file recorded, so the redone steps are not drawn twice.
 func (w *Writer) Restart(step int64, wall time.Time) error {
-	var log []byte
-	log = protowire.AppendTag(log, sessionLogStatus, protowire.VarintType)
-	log = protowire.AppendVarint(log, sessionStart)
-	var ev []byte
-	ev = appendWallTime(ev, wall)
-	ev = appendStep(ev, step)
-	ev = protowire.AppendTag(ev, eventSessionLog, protowire.BytesType)
-	ev = protowire.AppendBytes(ev, log)
-	return w.record(ev)
+	return w.event(step, wall, eventSessionLog, appendVarint(nil, sessionLogStatus, sessionStart))
 }
 
 // Flush writes buffered events to the file.

@@ -151,6 +151,19 @@ func one(fs []field, num int) (field, error) {
 	return g[0], nil
 }
 
+// nested parses the message that is fs's one field num; what names it in
+// errors.
+func nested(fs []field, num int, what string) ([]field, error) {
+	f, err := one(fs, num)
+	if err == nil {
+		var m []field
+		if m, err = parse(f.bytes); err == nil {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", what, err)
+}
+
 // Decode reads one serialized Event.
 func Decode(rec []byte) (Event, error) {
 	var ev Event
@@ -205,8 +218,8 @@ func decodeValue(b []byte, ev *Event) error {
 		}
 		ev.Scalars[tag] = math.Float32frombits(uint32(sv[0].fixed))
 	}
-	if tv := get(v, 8); len(tv) == 1 {
-		tensor, err := parse(tv[0].bytes)
+	if len(get(v, 8)) == 1 {
+		tensor, err := nested(v, 8, "tag "+tag+": tensor")
 		if err != nil {
 			return err
 		}
@@ -218,19 +231,11 @@ func decodeValue(b []byte, ev *Event) error {
 		if err != nil {
 			return fmt.Errorf("tag %s: string_val: %w", tag, err)
 		}
-		mf, err := one(v, 9)
-		if err != nil {
-			return fmt.Errorf("tag %s: metadata: %w", tag, err)
-		}
-		meta, err := parse(mf.bytes)
+		meta, err := nested(v, 9, "tag "+tag+": metadata")
 		if err != nil {
 			return err
 		}
-		pf, err := one(meta, 1)
-		if err != nil {
-			return fmt.Errorf("tag %s: plugin_data: %w", tag, err)
-		}
-		plugin, err := parse(pf.bytes)
+		plugin, err := nested(meta, 1, "tag "+tag+": plugin_data")
 		if err != nil {
 			return err
 		}
