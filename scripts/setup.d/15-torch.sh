@@ -4,14 +4,5 @@
 # Debian's torch 1.13 imports OpenCV libraries that load libGL.so.1 while
 # installing with --no-install-recommends does not pull it in.
 set -euo pipefail
-want=(python3-torch python3-numpy libgl1)
-missing=()
-for p in "${want[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "setup: installing ${missing[*]}"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+source "$(dirname "$0")/apt.bash"
+apt_install python3-torch python3-numpy libgl1

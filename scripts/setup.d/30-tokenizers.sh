@@ -25,10 +25,8 @@ if present; then
   exit 0
 fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "setup: installing Debian's nodejs and npm"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }; then
+  source scripts/setup.d/apt.bash
+  if ! apt_install nodejs npm; then
     echo "setup: could not install node; tokenizer reference tests will be skipped" >&2
     exit 0
   fi
