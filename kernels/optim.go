@@ -136,9 +136,6 @@ type PolicyLossArgs struct {
 	// Entropy of each token's distribution; optional (entropy bonus and
 	// metric).
 	Entropy Buf
-	// EpsLow and EpsHigh, when non-nil, give per-token clip ranges that
-	// override the scalars.
-	EpsLow, EpsHigh Buf
 	// SeqLogRatio holds one float per sequence, mean_t(ℓ_t − ℓ_old,t) over
 	// its loss tokens, for the sequence levels of P.IS (it needs every
 	// token's ℓ, so the caller computes it before a chunked call). nil

@@ -148,7 +148,6 @@ func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats
 
 	logp, old, adv, dlogp := part(a.Logp, lo, hi), part(a.OldLogp, lo, hi), part(a.Adv, lo, hi), part(a.DLogp, lo, hi)
 	ref, ent, dent := part(a.RefLogp, lo, hi), part(a.Entropy, lo, hi), part(a.DEntropy, lo, hi)
-	epsLo, epsHi := part(a.EpsLow, lo, hi), part(a.EpsHigh, lo, hi)
 	var roll []float32
 	if p.TISCap > 0 {
 		roll = part(a.RolloutLogp, lo, hi)
@@ -156,6 +155,7 @@ func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats
 	beta := float64(p.Beta)
 	entCoef := float64(p.EntropyCoef)
 	dualC := float64(p.ClipRatioC)
+	eL, eH := float64(p.EpsLow), float64(p.EpsHigh)
 
 	// Sequence levels: one log-ratio for every token of the sequence (0,
 	// ratio 1, without SeqLogRatio: on-policy).
@@ -171,17 +171,9 @@ func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats
 	if p.IS == kernels.ISSequence {
 		s0, s1 := a.Offsets[i], a.Offsets[i+1]
 		allMask, allAdv := Data(a.Mask)[s0:s1], Data(a.Adv)[s0:s1]
-		allEpsLo, allEpsHi := part(a.EpsLow, s0, s1), part(a.EpsHigh, s0, s1)
 		for u, m := range allMask {
 			if m == 0 {
 				continue
-			}
-			eL, eH := float64(p.EpsLow), float64(p.EpsHigh)
-			if allEpsLo != nil {
-				eL = float64(allEpsLo[u])
-			}
-			if allEpsHi != nil {
-				eH = float64(allEpsHi[u])
 			}
 			dpg := clippedSurrogate(seqLR, float64(allAdv[u]), eL, eH, dualC).dpg
 			if roll != nil {
@@ -200,13 +192,6 @@ func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats
 		wt := w * m
 		l := float64(logp[t])
 		A := float64(adv[t])
-		eL, eH := float64(p.EpsLow), float64(p.EpsHigh)
-		if epsLo != nil {
-			eL = float64(epsLo[t])
-		}
-		if epsHi != nil {
-			eH = float64(epsHi[t])
-		}
 
 		lr := seqLR
 		if !seqLevel {

@@ -282,32 +282,3 @@ func TestPolicyLossThreadsAgree(t *testing.T) {
 		t.Errorf("stats differ: %+v vs %+v", s1, s4)
 	}
 }
-
-// TestPolicyLossPerTokenEps checks that per-token clip ranges override the
-// scalars: the same ratio is clipped or not depending on its own ε.
-func TestPolicyLossPerTokenEps(t *testing.T) {
-	rho := []float64{1.25, 1.25, 0.75, 0.75}
-	c := plCase{adv: []float32{1, 1, -1, -1}, mask: []float32{1, 1, 1, 1}, offsets: []int{0, 4}}
-	for _, r := range rho {
-		c.logp = append(c.logp, float32(math.Log(r)))
-		c.old = append(c.old, 0)
-	}
-	a := c.args(kernels.PolicyLossParams{EpsLow: 0.01, EpsHigh: 0.01,
-		Norm: kernels.Normalizers{Tokens: 1, Seqs: 1, MaxLen: 4}})
-	a.EpsLow = cpu.F32{0.1, 0.1, 0.3, 0.2}
-	a.EpsHigh = cpu.F32{0.3, 0.2, 0.1, 0.1}
-	st := cpu.New(1).PolicyLoss(a)
-	// Token losses: −1.25 (inside), −1.2 (clipped), 0.75 (inside), 0.8
-	// (clipped); gradients −1.25, 0, 0.75, 0.
-	if want := -1.25 - 1.2 + 0.75 + 0.8; math.Abs(st.Loss-want) > 1e-6 {
-		t.Errorf("loss %v, want %v", st.Loss, want)
-	}
-	for i, want := range []float64{-1.25, 0, 0.75, 0} {
-		if g := float64(cpu.Data(a.DLogp)[i]); math.Abs(g-want) > 1e-6 {
-			t.Errorf("token %d: dL/dℓ %v, want %v", i, g, want)
-		}
-	}
-	if st.ClipHigh != 1 || st.ClipLow != 1 {
-		t.Errorf("clip counts low %v high %v, want 1 and 1", st.ClipLow, st.ClipHigh)
-	}
-}

@@ -118,8 +118,7 @@ __device__ __forceinline__ double tis_weight(float old, float roll, float cap) {
 // token; see kernels.ISLevel.
 extern "C" __global__ void policy_loss(double* stats, float* dlogp, float* dent, const float* logp,
                                        const float* old, const float* roll, const float* ref, const float* adv,
-                                       const float* mask, const float* ent, const float* epsLo, const float* epsHi,
-                                       const float* seqLR, int isLevel,
+                                       const float* mask, const float* ent, const float* seqLR, int isLevel,
                                        const int* offsets, const int* truncated, float epsLow, float epsHigh,
                                        float clipC, float beta, int klEst, float entCoef, float tisCap, int agg,
                                        double normTokens, int normSeqs, int normMaxLen, int rlo, int rhi) {
@@ -159,7 +158,7 @@ extern "C" __global__ void policy_loss(double* stats, float* dlogp, float* dent,
     for (int u = lo + threadIdx.x; seqIn && u < hi; u += blockDim.x) {
       if (mask[u] == 0) continue;
       double pg, dpg;
-      clipped_surrogate(adv[u], seqRho, epsLo ? epsLo[u] : epsLow, epsHi ? epsHi[u] : epsHigh, clipC, &pg, &dpg);
+      clipped_surrogate(adv[u], seqRho, epsLow, epsHigh, clipC, &pg, &dpg);
       if (roll) dpg *= tis_weight(old[u], roll[u], tisCap);
       g += (double)mask[u] * dpg;
     }
@@ -171,7 +170,7 @@ extern "C" __global__ void policy_loss(double* stats, float* dlogp, float* dent,
     if (m32 == 0) continue;
     const double m = m32, wt = w * m;
     const double l = logp[t], A = adv[t];
-    const double eL = epsLo ? epsLo[t] : epsLow, eH = epsHi ? epsHi[t] : epsHigh;
+    const double eL = epsLow, eH = epsHigh;
     double rho = seqRho;
     bool lrIn = seqIn;
     if (isLevel == 0) {

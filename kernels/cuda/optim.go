@@ -61,7 +61,7 @@ func (b *Backend) PolicyLoss(a *kernels.PolicyLossArgs) kernels.PolicyLossStats 
 	}
 	b.launch("policy_loss", D1(nseq), D1(rowThreads), 0, ArgPtr(stats), ArgPtr(dev(a.DLogp)), ArgPtr(dev(a.DEntropy)),
 		ArgPtr(dev(a.Logp)), ArgPtr(dev(a.OldLogp)), ArgPtr(dev(roll)), ArgPtr(dev(a.RefLogp)), ArgPtr(dev(a.Adv)), ArgPtr(dev(a.Mask)),
-		ArgPtr(dev(a.Entropy)), ArgPtr(dev(a.EpsLow)), ArgPtr(dev(a.EpsHigh)), ArgPtr(dev(a.SeqLogRatio)), ArgInt(int(p.IS)),
+		ArgPtr(dev(a.Entropy)), ArgPtr(dev(a.SeqLogRatio)), ArgInt(int(p.IS)),
 		ArgPtr(offs), ArgPtr(trunc),
 		ArgF32(p.EpsLow), ArgF32(p.EpsHigh), ArgF32(p.ClipRatioC), ArgF32(p.Beta), ArgInt(int(p.KL)), ArgF32(p.EntropyCoef),
 		ArgF32(p.TISCap), ArgInt(int(p.Agg)), ArgF64(p.Norm.Tokens), ArgInt(p.Norm.Seqs), ArgInt(p.Norm.MaxLen), ArgInt(rlo), ArgInt(rhi))
