@@ -1,86 +1,25 @@
 package data
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
-	"github.com/parquet-go/parquet-go"
+	"github.com/rltrain/rltrain/data/verltest"
 )
 
-// verl's preprocessing scripts (examples/data_preprocess/gsm8k.py) write
-// rows of this shape through Hugging Face datasets and pyarrow: every
-// column nullable, the prompt a three-level LIST of structs, snappy pages.
-type verlMessage struct {
-	Content *string `parquet:"content,optional"`
-	Role    *string `parquet:"role,optional"`
-}
-
-type verlRewardModel struct {
-	GroundTruth *string `parquet:"ground_truth,optional"`
-	Style       *string `parquet:"style,optional"`
-}
-
-type verlExtraInfo struct {
-	Answer   *string `parquet:"answer,optional"`
-	Index    *int64  `parquet:"index,optional"`
-	Question *string `parquet:"question,optional"`
-	Split    *string `parquet:"split,optional"`
-}
-
-type verlRow struct {
-	DataSource  *string         `parquet:"data_source,optional"`
-	Prompt      []verlMessage   `parquet:"prompt,list"`
-	Ability     *string         `parquet:"ability,optional"`
-	RewardModel verlRewardModel `parquet:"reward_model"`
-	ExtraInfo   verlExtraInfo   `parquet:"extra_info"`
-}
-
 func sp(s string) *string { return &s }
-func ip(i int64) *int64   { return &i }
 
-// verlGSM8KRow builds a row as verl's gsm8k preprocessing does: the
-// question with an instruction appended as the user turn, the number after
-// "####" as the ground truth.
-func verlGSM8KRow(i int64, question, solution, answer string) verlRow {
-	return verlRow{
-		DataSource: sp("openai/gsm8k"),
-		Prompt: []verlMessage{{
-			Content: sp(question + ` Let's think step by step and output the final answer after "####".`),
-			Role:    sp("user"),
-		}},
-		Ability:     sp("math"),
-		RewardModel: verlRewardModel{GroundTruth: sp(answer), Style: sp("rule")},
-		ExtraInfo:   verlExtraInfo{Answer: sp(solution), Index: ip(i), Question: sp(question), Split: sp("train")},
-	}
-}
-
-func writeParquet[T any](t *testing.T, path string, rows []T, opts ...parquet.WriterOption) {
-	t.Helper()
-	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[T](&buf, opts...)
-	if _, err := w.Write(rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// WriteVerlGSM8K writes a small parquet file in verl's GSM8K schema.
+// writeVerlGSM8K writes a small parquet file in verl's GSM8K schema.
 func writeVerlGSM8K(t *testing.T, path string) {
-	writeParquet(t, path, []verlRow{
-		verlGSM8KRow(0, "Natalia sold 48 clips in April and half as many in May. How many in total?",
-			"In May she sold 48/2 = <<48/2=24>>24 clips.\nIn total 48+24 = <<48+24=72>>72.\n#### 72", "72"),
-		verlGSM8KRow(1, "Weng earns $12 an hour. How much for 50 minutes?", "12/60*50 = 10\n#### 10", "10"),
-		verlGSM8KRow(2, "What is 2+3?", "2+3=5\n#### 5", "5"),
-	}, parquet.Compression(&parquet.Snappy))
+	verltest.WriteParquet(t, path, []verltest.Row{
+		verltest.GSM8KRow(0, "Natalia sold 48 clips in April and half as many in May. How many in total?",
+			"In May she sold 48/2 = <<48/2=24>>24 clips.\nIn total 48+24 = <<48+24=72>>72.\n#### 72", "72", "train"),
+		verltest.GSM8KRow(1, "Weng earns $12 an hour. How much for 50 minutes?", "12/60*50 = 10\n#### 10", "10", "train"),
+		verltest.GSM8KRow(2, "What is 2+3?", "2+3=5\n#### 5", "5", "train"),
+	}, verltest.Snappy)
 }
 
 func TestReadParquetVerlSchema(t *testing.T) {
@@ -136,7 +75,7 @@ type flatRow struct {
 
 func TestReadParquetFlatColumns(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "flat.parquet")
-	writeParquet(t, path, []flatRow{{"2+2=", 4, 1.5, "Be brief."}, {"3*3=", 9, 2, ""}})
+	verltest.WriteParquet(t, path, []flatRow{{"2+2=", 4, 1.5, "Be brief."}, {"3*3=", 9, 2, ""}})
 	ds, err := LoadParquet(path, JSONLOptions{PromptField: "question", SystemField: "sys"})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +97,7 @@ type badRow struct {
 func TestReadParquetErrors(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bad.parquet")
-	writeParquet(t, path, []badRow{{sp("ok"), "1"}, {nil, "2"}, {sp(""), "3"}, {sp("fine"), "4"}})
+	verltest.WriteParquet(t, path, []badRow{{sp("ok"), "1"}, {nil, "2"}, {sp(""), "3"}, {sp("fine"), "4"}})
 	_, err := LoadParquet(path, JSONLOptions{})
 	if err == nil || !strings.HasPrefix(err.Error(), path+`: row 2: field "prompt": want a string, got null`) {
 		t.Fatalf("error %v", err)

@@ -10,64 +10,22 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parquet-go/parquet-go"
-
+	"github.com/rltrain/rltrain/data/verltest"
 	"github.com/rltrain/rltrain/internal/tensorboard/tbread"
 	"github.com/rltrain/rltrain/train/metrics"
 )
 
-// Rows in the schema of verl's examples/data_preprocess/gsm8k.py, every
-// column nullable as pyarrow writes them.
-type verlMsg struct {
-	Content *string `parquet:"content,optional"`
-	Role    *string `parquet:"role,optional"`
-}
-
-type verlRow struct {
-	DataSource  *string   `parquet:"data_source,optional"`
-	Prompt      []verlMsg `parquet:"prompt,list"`
-	Ability     *string   `parquet:"ability,optional"`
-	RewardModel struct {
-		GroundTruth *string `parquet:"ground_truth,optional"`
-		Style       *string `parquet:"style,optional"`
-	} `parquet:"reward_model"`
-	ExtraInfo struct {
-		Answer   *string `parquet:"answer,optional"`
-		Index    *int64  `parquet:"index,optional"`
-		Question *string `parquet:"question,optional"`
-		Split    *string `parquet:"split,optional"`
-	} `parquet:"extra_info"`
-}
-
-func strp(s string) *string { return &s }
-
 // writeVerlGSM8K writes a stand-in for verl's GSM8K train or test parquet.
 func writeVerlGSM8K(t *testing.T, path, split string, n int) {
 	t.Helper()
-	var rows []verlRow
+	var rows []verltest.Row
 	for i := range n {
 		a, b := 3+i, 4+2*i
 		q := fmt.Sprintf("Tom has %d apples and buys %d more. How many apples does he have?", a, b)
-		var r verlRow
-		r.DataSource, r.Ability = strp("openai/gsm8k"), strp("math")
-		r.Prompt = []verlMsg{{Content: strp(q + ` Let's think step by step and output the final answer after "####".`), Role: strp("user")}}
-		r.RewardModel.GroundTruth, r.RewardModel.Style = strp(fmt.Sprint(a+b)), strp("rule")
-		idx := int64(i)
-		r.ExtraInfo.Answer = strp(fmt.Sprintf("%d+%d=<<%d+%d=%d>>%d\n#### %d", a, b, a, b, a+b, a+b, a+b))
-		r.ExtraInfo.Index, r.ExtraInfo.Question, r.ExtraInfo.Split = &idx, strp(q), strp(split)
-		rows = append(rows, r)
+		solution := fmt.Sprintf("%d+%d=<<%d+%d=%d>>%d\n#### %d", a, b, a, b, a+b, a+b, a+b)
+		rows = append(rows, verltest.GSM8KRow(int64(i), q, solution, fmt.Sprint(a+b), split))
 	}
-	var buf bytes.Buffer
-	w := parquet.NewGenericWriter[verlRow](&buf, parquet.Compression(&parquet.Snappy))
-	if _, err := w.Write(rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	verltest.WriteParquet(t, path, rows, verltest.Snappy)
 }
 
 // TestWalkthroughGSM8K runs the README's walkthrough "RL on GSM8K with
