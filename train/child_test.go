@@ -117,6 +117,14 @@ func (ch *child) waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// linesAtLeast is a waitFor condition: path holds n lines or more.
+func linesAtLeast(path string, n int) func() bool {
+	return func() bool {
+		b, _ := os.ReadFile(path)
+		return bytes.Count(b, []byte("\n")) >= n
+	}
+}
+
 // killAfter runs c in a child process and SIGKILLs it once the checkpoint
 // of the given step is complete. The child holds after step+1, so the kill
 // always lands before any later checkpoint.

@@ -103,10 +103,7 @@ func TestLockDiesWithTheProcess(t *testing.T) {
 	c := parseConfig(t, tinyYAML(out), "train.steps=100000", "sft.steps=0", "checkpoint.every=0")
 	ch := startChild(t, c, "")
 	metrics := filepath.Join(out, "metrics.jsonl")
-	ch.waitFor(t, "a logged step", func() bool {
-		b, _ := os.ReadFile(metrics)
-		return bytes.Count(b, []byte("\n")) >= 2
-	})
+	ch.waitFor(t, "a logged step", linesAtLeast(metrics, 2))
 	_, err := New(c, Options{Console: &bytes.Buffer{}, Overwrite: true})
 	if want := fmt.Sprintf("process %d holds", ch.Process.Pid); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("while the child runs: %v, want %q", err, want)

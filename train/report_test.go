@@ -251,8 +251,32 @@ func TestConsoleLineKLAndFinishNames(t *testing.T) {
 // Every evaluation generation is dumped with its rewards, and the dump
 // agrees with the reported accuracy.
 func TestEvalDump(t *testing.T) {
-	c := parseConfig(t, tinyYAML(t.TempDir()))
-	tr, err := New(c, Options{EvalOnly: true, Console: &bytes.Buffer{}})
+	res, lines, _ := evalDumped(t, parseConfig(t, tinyYAML(t.TempDir())))
+	if len(lines) != 16 {
+		t.Fatalf("%d dump lines, want 8 prompts x 2 samples", len(lines))
+	}
+	correct := 0
+	for i, d := range lines {
+		score := d.Rewards["arithmetic"]
+		if d.Sample != i%2 || d.ID == "" || d.Prompt == "" || score == nil || d.Reward == nil || d.Answer == "" ||
+			(d.FinishReason != "stop" && d.FinishReason != "length") || d.Correct != (*score >= 0.5) {
+			t.Fatalf("line %d: %+v", i, d)
+		}
+		if d.Correct {
+			correct++
+		}
+	}
+	if got := float64(correct) / 16; got != res.Accuracy {
+		t.Fatalf("dump has %v correct, accuracy %v", got, res.Accuracy)
+	}
+}
+
+// evalDumped evaluates c's held-out set, two samples per prompt, and
+// returns the result, the dumped generations and the console's log.
+func evalDumped(t *testing.T, c *config.Config) (*EvalResult, []EvalDumpLine, string) {
+	t.Helper()
+	var log bytes.Buffer
+	tr, err := New(c, Options{EvalOnly: true, Console: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,28 +287,15 @@ func TestEvalDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.Split(strings.TrimSpace(dump.String()), "\n")
-	if len(lines) != 16 {
-		t.Fatalf("%d dump lines, want 8 prompts x 2 samples", len(lines))
-	}
-	correct := 0
-	for i, l := range lines {
+	var lines []EvalDumpLine
+	for _, l := range strings.Split(strings.TrimSpace(dump.String()), "\n") {
 		var d EvalDumpLine
 		if err := json.Unmarshal([]byte(l), &d); err != nil {
 			t.Fatal(err)
 		}
-		score := d.Rewards["arithmetic"]
-		if d.Sample != i%2 || d.ID == "" || d.Prompt == "" || score == nil || d.Reward == nil || d.Answer == "" ||
-			(d.FinishReason != "stop" && d.FinishReason != "length") || d.Correct != (*score >= 0.5) {
-			t.Fatalf("line %d: %s", i, l)
-		}
-		if d.Correct {
-			correct++
-		}
+		lines = append(lines, d)
 	}
-	if got := float64(correct) / 16; got != res.Accuracy {
-		t.Fatalf("dump has %v correct, accuracy %v", got, res.Accuracy)
-	}
+	return res, lines, log.String()
 }
 
 // An evaluation whose judging reward fails on some samples judges the
@@ -307,30 +318,15 @@ done
 `), 0o755)
 	c := parseConfig(t, tinyYAML(t.TempDir()), "eval.correct_reward=judge",
 		`reward=[{name: judge, type: external, params: {command: ["sh", "`+script+`"], workers: 1, timeout: 60s}}]`)
-	var log bytes.Buffer
-	tr, err := New(c, Options{EvalOnly: true, Console: &log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	var dump bytes.Buffer
-	tr.DumpEvaluations(&dump)
-	res, err := tr.EvaluateSampled(tr.EvalExamples(), 2, 1.0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, lines, log := evalDumped(t, c)
 	var judged, correct, excluded int
 	passed, promptJudged := map[string]bool{}, map[string]bool{}
-	for _, l := range strings.Split(strings.TrimSpace(dump.String()), "\n") {
-		var d EvalDumpLine
-		if err := json.Unmarshal([]byte(l), &d); err != nil {
-			t.Fatal(err)
-		}
+	for _, d := range lines {
 		score := d.Rewards["judge"]
 		if score == nil {
 			excluded++
 			if d.Correct {
-				t.Errorf("an unjudged sample counted correct: %s", l)
+				t.Errorf("an unjudged sample counted correct: %+v", d)
 			}
 			continue
 		}
@@ -353,8 +349,8 @@ done
 	if m := res.Metrics(); res.Excluded != excluded || m["eval/excluded"] != float64(excluded) {
 		t.Errorf("excluded %d, metrics %v: want %d", res.Excluded, m, excluded)
 	}
-	if want := fmt.Sprintf("failed on %d of %d samples", excluded, excluded+judged); !strings.Contains(log.String(), want) {
-		t.Errorf("log %q: want %q", log.String(), want)
+	if want := fmt.Sprintf("failed on %d of %d samples", excluded, excluded+judged); !strings.Contains(log, want) {
+		t.Errorf("log %q: want %q", log, want)
 	}
 }
 

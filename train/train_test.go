@@ -477,10 +477,7 @@ func TestSIGTERMSavesAndExitsZero(t *testing.T) {
 	c := parseConfig(t, tinyYAML(out), "train.steps=400", "checkpoint.every=0", "sft.steps=0")
 	ch := startChild(t, c, "")
 	metricsPath := filepath.Join(out, "metrics.jsonl")
-	ch.waitFor(t, "4 logged steps", func() bool {
-		b, _ := os.ReadFile(metricsPath)
-		return bytes.Count(b, []byte("\n")) >= 4
-	})
+	ch.waitFor(t, "4 logged steps", linesAtLeast(metricsPath, 4))
 	ch.Process.Signal(syscall.SIGTERM)
 	if err := ch.wait(); err != nil {
 		t.Fatalf("after SIGTERM the run exited with %v, want 0\n%s", err, ch.log.String())
