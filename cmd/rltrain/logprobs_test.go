@@ -27,13 +27,20 @@ func tinyModelDir(t *testing.T, arch string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return saveRandomModel(t, cfg, 3, 0.3, safetensors.F32)
+}
+
+// saveRandomModel writes a model of cfg with weights drawn from seed with
+// standard deviation std, in a new directory it returns.
+func saveRandomModel(t *testing.T, cfg model.Config, seed uint64, std float64, dt safetensors.DType) string {
+	t.Helper()
 	m, err := model.New(cfg, cpu.New(2))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.InitRandom(3, 0.3)
+	m.InitRandom(seed, std)
 	dir := filepath.Join(t.TempDir(), "model")
-	if err := m.Save(dir, safetensors.F32); err != nil {
+	if err := m.Save(dir, dt); err != nil {
 		t.Fatal(err)
 	}
 	return dir

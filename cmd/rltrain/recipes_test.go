@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rltrain/rltrain/kernels/cpu"
 	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/model/safetensors"
 	"github.com/rltrain/rltrain/train/config"
@@ -83,15 +82,7 @@ func tinyQwen(t *testing.T, arch string) string {
 		Vocab: 151936, Hidden: 32, Layers: 2, Heads: 2, KVHeads: 1, HeadDim: 16, FFN: 64, RMSEps: 1e-6,
 		RopeTheta: 1e6, MaxPositions: 4096, TieEmbeddings: true, AttnBias: arch == "Qwen2ForCausalLM",
 		QKNorm: arch == "Qwen3ForCausalLM", BOS: -1, EOS: []int{151645, 151643}}
-	m, err := model.New(cfg, cpu.New(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.InitRandom(1, 0.02)
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := m.Save(dir, safetensors.BF16); err != nil {
-		t.Fatal(err)
-	}
+	dir := saveRandomModel(t, cfg, 1, 0.02, safetensors.BF16)
 	for _, f := range []string{"tokenizer.json", "tokenizer_config.json"} {
 		b, err := os.ReadFile(filepath.Join(qwenTokenizerDir, f))
 		if err != nil {
