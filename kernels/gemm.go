@@ -1,6 +1,9 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // GemmSpans checks the leading dimensions of a row-major Gemm and returns
 // how many elements of A, B and C it touches: an r×c operand with leading
@@ -36,4 +39,27 @@ func MatrixSpan(rows, cols, ld int) int {
 		return 0
 	}
 	return (rows-1)*ld + cols
+}
+
+// GemmGFLOPS measures be's matrix-multiply rate: the best of reps timed
+// n×n×n products (after one untimed), each waited for by reading one
+// element back, in GFLOP/s.
+func GemmGFLOPS(be Backend, n, reps int) float64 {
+	a, b, c := be.Alloc(n*n), be.Alloc(n*n), be.Alloc(n*n)
+	defer func() { be.Free(a); be.Free(b); be.Free(c) }()
+	host := make([]float32, n*n)
+	for i := range host {
+		host[i] = float32(i%13) * 0.01
+	}
+	be.Upload(a, host)
+	be.Upload(b, host)
+	be.Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+	best := 0.0
+	for range reps {
+		start := time.Now()
+		be.Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+		be.Download(host[:1], be.View(c, 0, 1))
+		best = max(best, 2*float64(n)*float64(n)*float64(n)/time.Since(start).Seconds()/1e9)
+	}
+	return best
 }

@@ -3,9 +3,10 @@ package train
 import (
 	"context"
 	"fmt"
-	"math"
 	"syscall"
 	"time"
+
+	"github.com/rltrain/rltrain/kernels"
 )
 
 // BenchResult is what `rltrain bench` reports.
@@ -90,7 +91,7 @@ func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, e
 		flops = (4*float64(r.Params)+6*float64(r.TrainableParams))*trainTok + 2*float64(r.Params)*gen
 	}
 	r.AchievedGFLOPS = flops / total / 1e9
-	r.GEMMPeakGFLOPS = gemmPeak(t) * float64(r.WorldSize)
+	r.GEMMPeakGFLOPS = kernels.GemmGFLOPS(t.be, 1024, 3) * float64(r.WorldSize)
 	if r.GEMMPeakGFLOPS > 0 {
 		r.MFU = r.AchievedGFLOPS / r.GEMMPeakGFLOPS
 	}
@@ -102,28 +103,4 @@ func (t *Trainer) Bench(ctx context.Context, warmup, steps int) (*BenchResult, e
 	r.KVBytesPerToken = t.pol.Model.Cfg.KVBytesPerToken()
 	r.KVCacheBytes, r.KVCacheBlocks, r.KVBlockSize = cache.Bytes(), cache.NumBlocks, cache.BlockSize
 	return r, nil
-}
-
-// gemmPeak measures the backend's matrix-multiply rate on 1024³ products,
-// the denominator of the MFU estimate.
-func gemmPeak(t *Trainer) float64 {
-	be := t.be
-	const n = 1024
-	a, b, c := be.Alloc(n*n), be.Alloc(n*n), be.Alloc(n*n)
-	defer func() { be.Free(a); be.Free(b); be.Free(c) }()
-	host := make([]float32, n*n)
-	for i := range host {
-		host[i] = float32(i%13) * 0.01
-	}
-	be.Upload(a, host)
-	be.Upload(b, host)
-	be.Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
-	best := 0.0
-	for i := 0; i < 3; i++ {
-		start := time.Now()
-		be.Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
-		be.Download(host[:1], be.View(c, 0, 1))
-		best = math.Max(best, 2*n*n*n/time.Since(start).Seconds()/1e9)
-	}
-	return best
 }

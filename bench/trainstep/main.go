@@ -127,21 +127,7 @@ func main() {
 // reference for "effective GFLOP/s against the machine's GEMM peak".
 func measureGemmPeak(threads int) {
 	be := cpu.New(threads)
-	const n = 2048
-	a, b, c := be.Alloc(n*n), be.Alloc(n*n), be.Alloc(n*n)
-	host := make([]float32, n*n)
-	for i := range host {
-		host[i] = float32(i%7) * 0.1
-	}
-	be.Upload(a, host)
-	be.Upload(b, host)
-	be.Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
-	var best float64
-	for i := 0; i < 5; i++ {
-		start := time.Now()
-		be.Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
-		best = max(best, 2*n*n*n/time.Since(start).Seconds()/1e9)
-	}
+	best := kernels.GemmGFLOPS(be, 2048, 5)
 	js, _ := json.Marshal(map[string]any{"impl": "rltrain", "mode": "gemm-peak", "threads": be.Threads(), "gflops": best})
 	fmt.Println(string(js))
 }
