@@ -45,38 +45,11 @@ type mergeRule struct {
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
 func newBPEModel(m modelJSON, byteLevel bool) (*bpeModel, error) {
-	switch m.Type {
-	case "BPE", "":
-	case "WordPiece", "Unigram", "WordLevel":
-		return nil, fmt.Errorf("model type %s is not supported (only BPE)", m.Type)
-	default:
-		return nil, fmt.Errorf("unknown model type %q (only BPE is supported)", m.Type)
+	if err := checkBPEOptions(m); err != nil {
+		return nil, err
 	}
-	if m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "" {
-		return nil, fmt.Errorf("BPE continuing_subword_prefix %q is not supported", *m.ContinuingSubwordPrefix)
-	}
-	if m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "" {
-		return nil, fmt.Errorf("BPE end_of_word_suffix %q is not supported", *m.EndOfWordSuffix)
-	}
-	if m.Dropout != nil && *m.Dropout > 0 {
-		return nil, fmt.Errorf("BPE dropout %g is not supported (encoding must be deterministic)", *m.Dropout)
-	}
-	vocab, err := readVocab(m.Vocab)
+	vocab, merges, err := readBPE(m)
 	if err != nil {
-		// Not the plain shape the fast reader expects: let encoding/json
-		// decide, and report its error.
-		vocab = nil
-		if err := json.Unmarshal(m.Vocab, &vocab); err != nil {
-			return nil, fmt.Errorf("BPE vocab: %w", err)
-		}
-	}
-	merges, err := readMerges(m.Merges)
-	if err != nil {
-		if merges, err = parseMerges(m.Merges); err != nil {
-			return nil, err
-		}
-	}
-	if err := checkVocab(vocab, merges); err != nil {
 		return nil, err
 	}
 	maxID := -1
@@ -96,10 +69,72 @@ func newBPEModel(m modelJSON, byteLevel bool) (*bpeModel, error) {
 		ignoreMerges: m.IgnoreMerges,
 	}
 	b.cache.init()
+	b.indexVocab(vocab)
+	if m.UnkToken != nil {
+		id, ok := vocab[*m.UnkToken]
+		if !ok {
+			return nil, fmt.Errorf("BPE unk_token %q is not in the vocabulary", *m.UnkToken)
+		}
+		b.unk = int32(id)
+	}
+	b.indexMerges(merges)
+	return b, nil
+}
+
+// checkBPEOptions rejects the models and BPE options the encoder does not
+// implement.
+func checkBPEOptions(m modelJSON) error {
+	switch m.Type {
+	case "BPE", "":
+	case "WordPiece", "Unigram", "WordLevel":
+		return fmt.Errorf("model type %s is not supported (only BPE)", m.Type)
+	default:
+		return fmt.Errorf("unknown model type %q (only BPE is supported)", m.Type)
+	}
+	if m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "" {
+		return fmt.Errorf("BPE continuing_subword_prefix %q is not supported", *m.ContinuingSubwordPrefix)
+	}
+	if m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "" {
+		return fmt.Errorf("BPE end_of_word_suffix %q is not supported", *m.EndOfWordSuffix)
+	}
+	if m.Dropout != nil && *m.Dropout > 0 {
+		return fmt.Errorf("BPE dropout %g is not supported (encoding must be deterministic)", *m.Dropout)
+	}
+	return nil
+}
+
+// readBPE decodes the model's vocabulary and merges, by the fast readers
+// where the JSON has their plain shape, and checks them.
+func readBPE(m modelJSON) (map[string]int, [][2]string, error) {
+	vocab, err := readVocab(m.Vocab)
+	if err != nil {
+		// Not the plain shape the fast reader expects: let encoding/json
+		// decide, and report its error.
+		vocab = nil
+		if err := json.Unmarshal(m.Vocab, &vocab); err != nil {
+			return nil, nil, fmt.Errorf("BPE vocab: %w", err)
+		}
+	}
+	merges, err := readMerges(m.Merges)
+	if err != nil {
+		if merges, err = parseMerges(m.Merges); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := checkVocab(vocab, merges); err != nil {
+		return nil, nil, err
+	}
+	return vocab, merges, nil
+}
+
+// indexVocab fills the lookup tables from the vocabulary: tokens by raw
+// bytes (byte-level) or text, the single-byte and single-rune tokens, and
+// whether words can be encoded one at a time (wordStart).
+func (b *bpeModel) indexVocab(vocab map[string]int) {
 	for tok, id := range vocab {
 		b.idToToken[id] = tok
 		key := tok
-		if byteLevel {
+		if b.byteLevel {
 			raw, ok := byteLevelDecode(tok)
 			if !ok {
 				// Not reachable from bytes; decodes as its literal text.
@@ -111,46 +146,38 @@ func newBPEModel(m modelJSON, byteLevel bool) (*bpeModel, error) {
 		b.idToRaw[id] = key
 		b.vocab[key] = id
 	}
-	for i := range b.byteIDs {
-		b.byteIDs[i] = -1
-	}
-	if byteLevel {
-		for c := 0; c < 256; c++ {
-			if id, ok := b.vocab[string([]byte{byte(c)})]; ok {
-				b.byteIDs[c] = int32(id)
-			}
+	for c := range b.byteIDs {
+		b.byteIDs[c] = -1
+		key := string([]byte{byte(c)})
+		if !b.byteLevel {
+			key = fmt.Sprintf("<0x%02X>", c)
 		}
-	} else {
-		for c := 0; c < 256; c++ {
-			if id, ok := b.vocab[fmt.Sprintf("<0x%02X>", c)]; ok {
-				b.byteIDs[c] = int32(id)
-			}
-		}
-		for tok, id := range b.vocab {
-			if r, n := utf8.DecodeRuneInString(tok); n == len(tok) && n > 0 && (r != utf8.RuneError || n > 1) {
-				b.runeIDs[r] = int32(id)
-			}
+		if id, ok := b.vocab[key]; ok {
+			b.byteIDs[c] = int32(id)
 		}
 	}
-	if !byteLevel {
-		b.wordStart = "▁"
-		for tok := range b.vocab {
-			if strings.Contains(strings.TrimLeft(tok, "▁"), "▁") {
-				b.wordStart = ""
-				break
-			}
+	if b.byteLevel {
+		return
+	}
+	for tok, id := range b.vocab {
+		if r, n := utf8.DecodeRuneInString(tok); n == len(tok) && n > 0 && (r != utf8.RuneError || n > 1) {
+			b.runeIDs[r] = int32(id)
 		}
 	}
-	if m.UnkToken != nil {
-		id, ok := vocab[*m.UnkToken]
-		if !ok {
-			return nil, fmt.Errorf("BPE unk_token %q is not in the vocabulary", *m.UnkToken)
+	b.wordStart = "▁"
+	for tok := range b.vocab {
+		if strings.Contains(strings.TrimLeft(tok, "▁"), "▁") {
+			b.wordStart = ""
+			break
 		}
-		b.unk = int32(id)
 	}
+}
+
+// indexMerges ranks the merges by pair of token ids.
+func (b *bpeModel) indexMerges(merges [][2]string) {
 	for rank, mg := range merges {
 		left, right := mg[0], mg[1]
-		if byteLevel {
+		if b.byteLevel {
 			var ok1, ok2 bool
 			left, ok1 = byteLevelDecode(left)
 			right, ok2 = byteLevelDecode(right)
@@ -168,7 +195,6 @@ func newBPEModel(m modelJSON, byteLevel bool) (*bpeModel, error) {
 		// A repeated merge keeps its last rank, as the reference does.
 		b.merges[pairKey(int32(a), int32(c))] = mergeRule{rank: int32(rank), result: int32(r)}
 	}
-	return b, nil
 }
 
 // MaxTokenID bounds the ids a tokenizer may use (the ids index tables, so a
