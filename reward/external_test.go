@@ -157,15 +157,9 @@ func TestExternalParamsAndClose(t *testing.T) {
 	cfg := Config{Functions: []Spec{{Name: "ext", Type: "external", Params: map[string]any{
 		"command": []any{"/bin/cat"}, "timeout": "2s", "workers": 3,
 	}}}}
-	set, err := New(cfg, WithLogger(func(m string) { t.Log(m) }))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := newSet(t, cfg, WithLogger(func(m string) { t.Log(m) }))
 	// cat echoes the request object back: that is not a valid answer.
-	res, err := set.Score(context.Background(), []Sample{{Completion: "x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustScore(t, set, []Sample{{Completion: "x"}})
 	if !res.Excluded[0] || res.Metrics["reward/errors/ext"] != 1 {
 		t.Errorf("echoed request should be a bad answer: %+v", res)
 	}
@@ -226,15 +220,9 @@ func TestExternalCrashThenCannotRestart(t *testing.T) {
 	cfg := Config{Functions: []Spec{{Name: "ext", Type: "external", Params: map[string]any{
 		"command": []any{script}, "workers": 1, "max_crashes": 4, "timeout": "20s",
 	}}}}
-	set, err := New(cfg, WithLogger(func(m string) { t.Log(m) }))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := newSet(t, cfg, WithLogger(func(m string) { t.Log(m) }))
 	defer set.Close()
-	res, err := set.Score(context.Background(), make([]Sample, 6))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustScore(t, set, make([]Sample, 6))
 	for i, x := range res.Excluded {
 		if !x {
 			t.Errorf("sample %d not excluded", i)
@@ -252,16 +240,10 @@ func TestExternalHangPastSetTimeout(t *testing.T) {
 	cfg := Config{Timeout: 300 * time.Millisecond, Functions: []Spec{{Name: "ext", Type: "external", Params: map[string]any{
 		"command": []any{"/bin/sh", script}, "workers": 2, "timeout": "300ms",
 	}}}}
-	set, err := New(cfg, WithLogger(func(m string) { t.Log(m) }))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := newSet(t, cfg, WithLogger(func(m string) { t.Log(m) }))
 	defer set.Close()
 	for round := 0; round < 3; round++ {
-		res, err := set.Score(context.Background(), make([]Sample, 8))
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := mustScore(t, set, make([]Sample, 8))
 		for i, x := range res.Excluded {
 			if !x {
 				t.Errorf("round %d sample %d not excluded", round, i)

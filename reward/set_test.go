@@ -64,6 +64,26 @@ func init() {
 
 func f64(v float64) *float64 { return &v }
 
+// newSet builds the reward set of cfg.
+func newSet(t *testing.T, cfg Config, opts ...Option) *Set {
+	t.Helper()
+	set, err := New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// mustScore scores samples with set.
+func mustScore(t *testing.T, set *Set, samples []Sample) *Result {
+	t.Helper()
+	res, err := set.Score(context.Background(), samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 func TestNewValidation(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -117,17 +137,11 @@ func TestIsolation(t *testing.T) {
 		{Prompt: "p6", Fields: map[string]any{"r": 0.5}},
 	}
 	sink := &logSink{}
-	set, err := New(Config{Functions: []Spec{
+	set := newSet(t, Config{Functions: []Spec{
 		{Name: "good", Type: "test_field", Weight: f64(2)},
 		{Name: "fb", Type: "test_field", Fallback: "-1"},
 	}}, WithLogger(sink.log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := set.Score(context.Background(), samples)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := mustScore(t, set, samples)
 	wantFailed := []bool{false, true, true, true, true, true, false}
 	for i, w := range wantFailed {
 		if res.Failed[0][i] != w || res.Excluded[i] != w {
@@ -168,17 +182,11 @@ func TestBatchFailures(t *testing.T) {
 	for _, mode := range []string{"panic", "error", "short"} {
 		t.Run(mode, func(t *testing.T) {
 			sink := &logSink{}
-			set, err := New(Config{Functions: []Spec{
+			set := newSet(t, Config{Functions: []Spec{
 				{Name: "ok", Type: "test_field"},
 				{Name: "bad", Type: "test_misbehave", Params: map[string]any{"mode": mode}, Fallback: "0"},
 			}}, WithLogger(sink.log))
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := set.Score(context.Background(), samples)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := mustScore(t, set, samples)
 			if res.Metrics["reward/errors/bad"] != 2 || res.Excluded[0] || res.Total[1] != 2 {
 				t.Errorf("metrics %v total %v excluded %v", res.Metrics, res.Total, res.Excluded)
 			}
@@ -191,38 +199,25 @@ func TestBatchFailures(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	samples := []Sample{{Fields: map[string]any{"r": 1.0}}}
-	set, err := New(Config{Functions: []Spec{
+	set := newSet(t, Config{Functions: []Spec{
 		{Name: "ok", Type: "test_field"},
 		{Name: "slow", Type: "test_misbehave", Timeout: 50 * time.Millisecond,
 			Params: map[string]any{"mode": "sleep", "sleep": "1h"}},
 	}}, WithLogger(func(string) {}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var res *Result
-	within(t, hangLimit, "Score with a 50ms timeout on a reward sleeping 1h", func() { res, err = set.Score(context.Background(), samples) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	within(t, hangLimit, "Score with a 50ms timeout on a reward sleeping 1h", func() { res = mustScore(t, set, samples) })
 	if !res.Failed[1][0] || !res.Excluded[0] || res.Metrics["reward/errors/slow"] != 1 {
 		t.Errorf("want the slow reward's sample failed and excluded: %+v", res)
 	}
 	// The abandoned call is still running: the next batch skips the reward
 	// instead of running it twice at once.
-	res, err = set.Score(context.Background(), samples)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Failed[1][0] {
+	if res = mustScore(t, set, samples); !res.Failed[1][0] {
 		t.Errorf("second call should be skipped while the first still runs")
 	}
 }
 
 func TestCancelledContext(t *testing.T) {
-	set, err := New(Config{Functions: []Spec{{Type: "test_field"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := newSet(t, Config{Functions: []Spec{{Type: "test_field"}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := set.Score(ctx, []Sample{{}}); !errors.Is(err, context.Canceled) {
@@ -240,18 +235,12 @@ func TestCombinationLinearInWeights(t *testing.T) {
 		samples[i] = Sample{Group: i / 5, Fields: map[string]any{"a": rng.Float64()*4 - 2, "b": rng.Float64(), "c": rng.NormFloat64()}}
 	}
 	score := func(w [3]float64, mode string) *Result {
-		set, err := New(Config{Combine: mode, Functions: []Spec{
+		set := newSet(t, Config{Combine: mode, Functions: []Spec{
 			{Name: "a", Type: "test_field", Weight: &w[0], Params: map[string]any{"key": "a"}},
 			{Name: "b", Type: "test_field", Weight: &w[1], Params: map[string]any{"key": "b"}},
 			{Name: "c", Type: "test_field", Weight: &w[2], Params: map[string]any{"key": "c"}},
 		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := set.Score(context.Background(), samples)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := mustScore(t, set, samples)
 		return res
 	}
 	const tol = 1e-12
@@ -314,14 +303,8 @@ func TestShaping(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			sh := c.sh
-			set, err := New(Config{Functions: []Spec{{Type: "test_field", Weight: f64(2), Shaping: &sh}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := set.Score(context.Background(), samples)
-			if err != nil {
-				t.Fatal(err)
-			}
+			set := newSet(t, Config{Functions: []Spec{{Type: "test_field", Weight: f64(2), Shaping: &sh}}})
+			res := mustScore(t, set, samples)
 			for i, w := range c.want {
 				if math.Abs(res.Components[0][i]-w) > 1e-12 || math.Abs(res.Total[i]-2*w) > 1e-12 {
 					t.Errorf("sample %d: component %v total %v, want %v and %v", i, res.Components[0][i], res.Total[i], w, 2*w)
@@ -333,10 +316,7 @@ func TestShaping(t *testing.T) {
 		})
 	}
 	// Shaping on the total.
-	set, err := New(Config{Shaping: &Shaping{Ref: Ref{Value: 1}}, Functions: []Spec{{Type: "test_field"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := newSet(t, Config{Shaping: &Shaping{Ref: Ref{Value: 1}}, Functions: []Spec{{Type: "test_field"}}})
 	res, _ := set.Score(context.Background(), samples[:1])
 	if res.Total[0] != 0.5 {
 		t.Errorf("total shaping: %v, want 0.5", res.Total[0])
@@ -370,15 +350,9 @@ func TestPerSampleHang(t *testing.T) {
 		samples[i].Fields = map[string]any{}
 	}
 	samples[3].Fields["hang"] = true
-	set, err := New(Config{Functions: []Spec{{Name: "h", Type: "test_hang", Timeout: 100 * time.Millisecond}}}, WithLogger(func(string) {}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := newSet(t, Config{Functions: []Spec{{Name: "h", Type: "test_hang", Timeout: 100 * time.Millisecond}}}, WithLogger(func(string) {}))
 	var res *Result
-	within(t, hangLimit, "Score with a 100ms timeout on a hanging sample", func() { res, err = set.Score(context.Background(), samples) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	within(t, hangLimit, "Score with a 100ms timeout on a hanging sample", func() { res = mustScore(t, set, samples) })
 	for i := range samples {
 		if res.Failed[0][i] != (i == 3) {
 			t.Errorf("sample %d: failed=%v", i, res.Failed[0][i])
@@ -447,16 +421,10 @@ func TestTypesListed(t *testing.T) {
 // handed over).
 func TestBackToBackBatches(t *testing.T) {
 	sink := &logSink{}
-	set, err := New(Config{Functions: []Spec{{Type: "format"}, {Type: "test_field"}, {Name: "f2", Type: "format"}, {Name: "t2", Type: "test_field"}}}, WithLogger(sink.log))
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := newSet(t, Config{Functions: []Spec{{Type: "format"}, {Type: "test_field"}, {Name: "f2", Type: "format"}, {Name: "t2", Type: "test_field"}}}, WithLogger(sink.log))
 	samples := []Sample{{Completion: "<think>a</think><answer>1</answer>", Fields: map[string]any{"r": 1.0}}}
 	for i := 0; i < 20000; i++ {
-		res, err := set.Score(context.Background(), samples)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := mustScore(t, set, samples)
 		if res.Excluded[0] {
 			t.Fatalf("batch %d failed: %q", i, sink.msgs)
 		}

@@ -326,18 +326,12 @@ func TestEveryRewardFails(t *testing.T) {
 		"eval.correct_reward=ext"}
 	out := t.TempDir()
 	c := parseConfig(t, tinyYAML(out), sets...)
-	var log bytes.Buffer
-	tr, err := New(c, Options{Console: &log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = tr.Run(context.Background())
-	tr.Close()
+	_, log, err := runLogged(t, c, Options{})
 	if want := "step 3: the rewards failed on every sample for 3 steps in a row (reward.max_failed_steps); stopping: the last checkpoint is step 2"; err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("run: %v, want %q\n%s", err, want, log.String())
+		t.Fatalf("run: %v, want %q\n%s", err, want, log)
 	}
-	if !strings.Contains(log.String(), "step 1: every sample was excluded") || !strings.Contains(log.String(), "accuracy is unknown") {
-		t.Errorf("no warning:\n%s", log.String())
+	if !strings.Contains(log, "step 1: every sample was excluded") || !strings.Contains(log, "accuracy is unknown") {
+		t.Errorf("no warning:\n%s", log)
 	}
 	ms, err := metrics.Read(filepath.Join(out, "metrics.jsonl"))
 	if err != nil {

@@ -53,6 +53,18 @@ func parseConfig(t *testing.T, yml string, sets ...string) *config.Config {
 
 func runConfig(t *testing.T, c *config.Config, opts Options) *Summary {
 	t.Helper()
+	sum, log, err := runLogged(t, c, opts)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log)
+	}
+	return sum
+}
+
+// runLogged runs c to its end (a trainer that cannot be built fails t)
+// and closes the trainer, so the run directory is free again; it returns
+// how the run ended and what it logged (unless opts.Console is set).
+func runLogged(t *testing.T, c *config.Config, opts Options) (*Summary, string, error) {
+	t.Helper()
 	var log bytes.Buffer
 	if opts.Console == nil {
 		opts.Console = &log
@@ -63,10 +75,7 @@ func runConfig(t *testing.T, c *config.Config, opts Options) *Summary {
 	}
 	defer tr.Close()
 	sum, err := tr.Run(context.Background())
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, log.String())
-	}
-	return sum
+	return sum, log.String(), err
 }
 
 // volatile metrics depend on wall time, not on the computation.
@@ -382,16 +391,9 @@ func TestDivergenceStopsCleanly(t *testing.T) {
 	out := t.TempDir()
 	c := parseConfig(t, tinyYAML(out), "train.steps=40", "checkpoint.every=1", "checkpoint.keep_last=3",
 		"optim.lr=1e30", "optim.max_grad_norm=0", "sft.steps=0")
-	var log bytes.Buffer
-	tr, err := New(c, Options{Console: &log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Closed before the checkpoint is reopened: a trainer holds the run directory.
-	_, err = tr.Run(context.Background())
-	tr.Close()
+	_, log, err := runLogged(t, c, Options{})
 	if err == nil || !strings.Contains(err.Error(), "non-finite") {
-		t.Fatalf("diverging run: error %v\n%s", err, log.String())
+		t.Fatalf("diverging run: error %v\n%s", err, log)
 	}
 	last, err := LatestCheckpoint(filepath.Join(out, "checkpoints"))
 	if err != nil {
@@ -420,13 +422,7 @@ func TestFullDiskDuringSave(t *testing.T) {
 		return nil
 	}
 	defer func() { writeFault = nil }()
-	tr, err := New(c, Options{Console: &bytes.Buffer{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Closed before the resume below: a trainer holds the run directory.
-	_, err = tr.Run(context.Background())
-	tr.Close()
+	_, _, err := runLogged(t, c, Options{})
 	if err == nil || !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), "intact") {
 		t.Fatalf("save on a full disk: %v", err)
 	}
