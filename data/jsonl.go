@@ -59,6 +59,30 @@ func LoadJSONL(path string, opts JSONLOptions) (*Dataset, error) {
 	return ReadJSONL(f, path, opts)
 }
 
+// add appends ex, read from the row at where, to ds, with the row's
+// number as its ID when it has none. A row that could not be read (err)
+// is an error naming errWhere, or with opts.SkipBadLines is counted and
+// skipped (the first few errors kept).
+func (ds *Dataset) add(ex Example, err error, opts JSONLOptions, where, errWhere string) error {
+	if err != nil {
+		err = fmt.Errorf("%s: %w", errWhere, err)
+		if !opts.SkipBadLines {
+			return err
+		}
+		ds.Skipped++
+		if len(ds.SkipErrors) < maxSkipErrors {
+			ds.SkipErrors = append(ds.SkipErrors, err)
+		}
+		return nil
+	}
+	if ex.ID == "" {
+		ex.ID = strconv.Itoa(ds.Lines)
+	}
+	ex.Where = where
+	ds.Examples = append(ds.Examples, ex)
+	return nil
+}
+
 // ReadJSONL reads JSONL prompts from r; name prefixes error messages.
 // A malformed line fails with "name:line: what is wrong" unless
 // opts.SkipBadLines is set, in which case it is counted in Skipped. Empty
@@ -83,21 +107,9 @@ func ReadJSONL(r io.Reader, name string, opts JSONLOptions) (*Dataset, error) {
 				} else {
 					ex, err = parseLine(line, opts)
 				}
-				if err != nil {
-					err = fmt.Errorf("%s:%d: %w", name, ds.Lines, err)
-					if !opts.SkipBadLines {
-						return nil, err
-					}
-					ds.Skipped++
-					if len(ds.SkipErrors) < maxSkipErrors {
-						ds.SkipErrors = append(ds.SkipErrors, err)
-					}
-				} else {
-					if ex.ID == "" {
-						ex.ID = strconv.Itoa(ds.Lines)
-					}
-					ex.Where = name + ":" + strconv.Itoa(ds.Lines)
-					ds.Examples = append(ds.Examples, ex)
+				where := name + ":" + strconv.Itoa(ds.Lines)
+				if err := ds.add(ex, err, opts, where, where); err != nil {
+					return nil, err
 				}
 			}
 		}

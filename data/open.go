@@ -43,6 +43,21 @@ type Source struct {
 	shuffle bool
 }
 
+// filterExamples is the examples for which keep returns true.
+func filterExamples(exs []Example, keep func(Example) (bool, error)) ([]Example, error) {
+	var kept []Example
+	for _, ex := range exs {
+		ok, err := keep(ex)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			kept = append(kept, ex)
+		}
+	}
+	return kept, nil
+}
+
 // Filter drops the examples of a prompt file (training and evaluation)
 // for which keep returns false, and rebuilds the training order from the
 // same seed; an error from keep ends it. It returns how many training and
@@ -51,25 +66,13 @@ func (s *Source) Filter(keep func(Example) (bool, error)) (droppedTrain, dropped
 	if s.Task != nil || s.TrainExamples == nil {
 		return 0, 0, nil
 	}
-	var kept []Example
-	for _, ex := range s.TrainExamples {
-		ok, err := keep(ex)
-		if err != nil {
-			return 0, 0, err
-		}
-		if ok {
-			kept = append(kept, ex)
-		}
+	kept, err := filterExamples(s.TrainExamples, keep)
+	if err != nil {
+		return 0, 0, err
 	}
-	var keptEval []Example
-	for _, ex := range s.Eval {
-		ok, err := keep(ex)
-		if err != nil {
-			return 0, 0, err
-		}
-		if ok {
-			keptEval = append(keptEval, ex)
-		}
+	keptEval, err := filterExamples(s.Eval, keep)
+	if err != nil {
+		return 0, 0, err
 	}
 	droppedTrain, droppedEval = len(s.TrainExamples)-len(kept), len(s.Eval)-len(keptEval)
 	if droppedTrain == 0 && droppedEval == 0 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
@@ -69,22 +68,9 @@ func ReadParquet(r io.ReaderAt, size int64, name string, opts JSONLOptions) (ds 
 		for _, row := range buf[:n] {
 			ds.Lines++
 			ex, err := parquetExample(row, opts)
-			if err != nil {
-				err = fmt.Errorf("%s: row %d: %w", name, ds.Lines, err)
-				if !opts.SkipBadLines {
-					return nil, err
-				}
-				ds.Skipped++
-				if len(ds.SkipErrors) < maxSkipErrors {
-					ds.SkipErrors = append(ds.SkipErrors, err)
-				}
-				continue
+			if err := ds.add(ex, err, opts, fmt.Sprintf("%s row %d", name, ds.Lines), fmt.Sprintf("%s: row %d", name, ds.Lines)); err != nil {
+				return nil, err
 			}
-			if ex.ID == "" {
-				ex.ID = strconv.Itoa(ds.Lines)
-			}
-			ex.Where = fmt.Sprintf("%s row %d", name, ds.Lines)
-			ds.Examples = append(ds.Examples, ex)
 		}
 		clear(buf[:n])
 		if errors.Is(readErr, io.EOF) {
