@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -188,7 +189,7 @@ func recordExample(rec map[string]any, opts JSONLOptions) (Example, error) {
 		}
 	}
 	if !ok {
-		return ex, fmt.Errorf("missing field %q (the record has %s)", promptPath, strings.Join(sortedFieldNames(rec), ", "))
+		return ex, fmt.Errorf("missing field %q (the record has %s)", promptPath, strings.Join(slices.Sorted(maps.Keys(rec)), ", "))
 	}
 	use(promptPath)
 	if _, isList := pv.([]any); isList || promptIsList {
@@ -330,14 +331,4 @@ func decodeJSONRecord(line []byte) (map[string]any, error) {
 		return nil, errors.New("bad JSON: more than one value on the line")
 	}
 	return rec, nil
-}
-
-// sortedFieldNames lists a record's top-level names, for messages.
-func sortedFieldNames(rec map[string]any) []string {
-	names := make([]string, 0, len(rec))
-	for k := range rec {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
 }

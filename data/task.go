@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -144,12 +146,8 @@ func decodeParams(task string, params map[string]any, dst any) error {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // report the same unknown key every time
-	for _, k := range keys {
+	// Sorted, to report the same unknown key every time.
+	for _, k := range slices.Sorted(maps.Keys(params)) {
 		if !known[k] {
 			return &ParamError{Task: task, Param: k, Msg: fmt.Sprintf("unknown parameter %q (known: %s)", k, strings.Join(names, ", "))}
 		}

@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -84,12 +85,7 @@ the backend's measured GEMM rate, and the KV cache budget.`,
 				fmt.Fprintf(w, "data parallel: %s; all-reduce %.1f%% overlapped with the backward pass\n", comm, 100*r.AllreduceOverlap)
 			}
 			fmt.Fprintf(w, "step: %.3f s (mean of %d after %d warm-up)\n", r.StepSeconds, r.Steps, warmup)
-			keys := make([]string, 0, len(r.Timing))
-			for k := range r.Timing {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(r.Timing)) {
 				fmt.Fprintf(w, "  %-22s %.4f s\n", k, r.Timing[k])
 			}
 			fmt.Fprintf(w, "rollout: %.0f generated tokens/s\n", r.RolloutTokensPerSec)

@@ -26,10 +26,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -163,13 +164,8 @@ func (w *Writer) record(data []byte) error {
 // Scalars writes every metric as a scalar at step, in sorted tag order,
 // as one event.
 func (w *Writer) Scalars(step int64, wall time.Time, metrics map[string]float64) error {
-	tags := make([]string, 0, len(metrics))
-	for k := range metrics {
-		tags = append(tags, k)
-	}
-	sort.Strings(tags)
 	var sum []byte
-	for _, tag := range tags {
+	for _, tag := range slices.Sorted(maps.Keys(metrics)) {
 		v := appendString(nil, valueTag, tag)
 		v = protowire.AppendTag(v, valueSimpleValue, protowire.Fixed32Type)
 		v = protowire.AppendFixed32(v, math.Float32bits(float32(metrics[tag])))

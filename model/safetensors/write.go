@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"unicode/utf8"
@@ -113,11 +115,7 @@ func encodeHeader(tensors []*Tensor, metadata map[string]string, dtype DType) ([
 	var b bytes.Buffer
 	b.WriteByte('{')
 	if len(metadata) > 0 {
-		keys := make([]string, 0, len(metadata))
-		for k := range metadata {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(metadata))
 		writeJSONString(&b, metadataKey)
 		b.WriteString(":{")
 		for i, k := range keys {
