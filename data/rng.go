@@ -47,9 +47,6 @@ func (r *rng) Intn(n int) int {
 // IntRange returns a uniform integer in [lo, hi].
 func (r *rng) IntRange(lo, hi int) int { return lo + r.Intn(hi-lo+1) }
 
-// Float64 returns a uniform float in [0, 1) with 53 random bits.
-func (r *rng) Float64() float64 { return float64(r.Uint64()>>11) / (1 << 53) }
-
 // Perm returns a uniformly random permutation of [0, n) (Fisher–Yates).
 func (r *rng) Perm(n int) []int {
 	p := make([]int, n)

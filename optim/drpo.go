@@ -151,13 +151,3 @@ func (a Algorithm) DRPOLoss(be kernels.Optim, in DRPOInput) (DRPOStats, error) {
 	st.Loss = -st.Objective/q + st.KLCoef*klSum/in.Tokens
 	return st, nil
 }
-
-// Correct marks rewards at or above threshold as positives for DRPO (with
-// 0/1 correctness rewards, a threshold of 0.5). NaN is never positive.
-func Correct(rewards []float64, threshold float64) []bool {
-	out := make([]bool, len(rewards))
-	for i, r := range rewards {
-		out[i] = r >= threshold
-	}
-	return out
-}
