@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -240,41 +239,20 @@ func runGenerate(stdout, stderr io.Writer, f generateFlags) error {
 // readPrompts reads a JSONL prompt file, numbering prompts by line order
 // (the random stream of a prompt is its position among the prompts).
 func readPrompts(path string, encode func(promptLine) ([]int32, error)) ([]rollout.Prompt, error) {
-	var in io.Reader = os.Stdin
-	name := "stdin"
-	if path != "-" {
-		file, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("open input: %w", err)
-		}
-		defer file.Close()
-		in, name = file, path
-	}
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 1<<20), 1<<30)
 	var prompts []rollout.Prompt
-	for lineNo := 1; sc.Scan(); lineNo++ {
-		raw := sc.Bytes()
-		if len(bytes.TrimSpace(raw)) == 0 {
-			continue
-		}
-		var l promptLine
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&l); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", name, lineNo, err)
-		}
-		ids, err := encode(l)
+	name, err := eachJSONLine(path, func(_ int, l *promptLine) error {
+		ids, err := encode(*l)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", name, lineNo, err)
+			return err
 		}
 		if len(ids) == 0 {
-			return nil, fmt.Errorf("%s:%d: empty prompt", name, lineNo)
+			return errors.New("empty prompt")
 		}
 		prompts = append(prompts, rollout.Prompt{IDs: ids, Index: uint64(len(prompts))})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(prompts) == 0 {
 		return nil, fmt.Errorf("%s: no prompts", name)

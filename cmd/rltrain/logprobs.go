@@ -2,8 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -82,95 +82,90 @@ func runLogprobs(w io.Writer, f logprobsFlags) error {
 	if err != nil {
 		return err
 	}
-	var in io.Reader = os.Stdin
-	name := "stdin"
-	if f.input != "-" {
-		file, err := os.Open(f.input)
-		if err != nil {
-			return fmt.Errorf("open input: %w", err)
-		}
-		defer file.Close()
-		in, name = file, f.input
-	}
-	var encode func(string) ([]int32, error)
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 1<<20), 1<<30)
 	out := bufio.NewWriter(w)
 	defer out.Flush()
-	ws := m.NewWorkspace()
-	var pending []logprobsOut
-	flush := func() error {
-		if err := scoreBatch(m, ws, pending, float32(1/f.temperature)); err != nil {
+	s := &logprobsScorer{m: m, ws: m.NewWorkspace(), out: json.NewEncoder(out), f: f}
+	name, err := eachJSONLine(f.input, func(line int, l *logprobsLine) error {
+		ids, err := s.sequence(l)
+		if err != nil {
 			return err
 		}
-		enc := json.NewEncoder(out)
-		for i := range pending {
-			if err := enc.Encode(&pending[i]); err != nil {
-				return err
-			}
+		s.scored++
+		s.pending = append(s.pending, logprobsOut{Line: line, IDs: ids})
+		if len(s.pending) == f.batch {
+			return s.flush()
 		}
-		pending = pending[:0]
 		return nil
+	})
+	if err != nil {
+		return err
 	}
-	scored := 0
-	for lineNo := 1; sc.Scan(); lineNo++ {
-		raw := sc.Bytes()
-		if len(bytes.TrimSpace(raw)) == 0 {
-			continue
-		}
-		var l logprobsLine
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&l); err != nil {
-			return fmt.Errorf("%s:%d: %w", name, lineNo, err)
-		}
-		ids := l.IDs
-		switch {
-		case l.Text != nil && ids != nil:
-			return fmt.Errorf("%s:%d: give either \"ids\" or \"text\", not both", name, lineNo)
-		case l.Text != nil:
-			if encode == nil {
-				if newTextEncoder == nil {
-					return fmt.Errorf("%s:%d: \"text\" lines need a tokenizer, which this build lacks", name, lineNo)
-				}
-				if encode, err = newTextEncoder(f.modelDir); err != nil {
-					return fmt.Errorf("%s:%d: %w", name, lineNo, err)
-				}
-			}
-			if ids, err = encode(*l.Text); err != nil {
-				return fmt.Errorf("%s:%d: %w", name, lineNo, err)
-			}
-		case ids == nil:
-			return fmt.Errorf("%s:%d: want {\"ids\": [...]} or {\"text\": ...}", name, lineNo)
-		}
-		if len(ids) == 0 {
-			return fmt.Errorf("%s:%d: empty sequence", name, lineNo)
-		}
-		for i, id := range ids {
-			if id < 0 || int(id) >= m.Cfg.Vocab {
-				return fmt.Errorf("%s:%d: ids[%d] = %d is outside the vocabulary of %d", name, lineNo, i, id, m.Cfg.Vocab)
-			}
-		}
-		if mp := m.Cfg.MaxPositions; mp > 1 && len(ids) > mp {
-			return fmt.Errorf("%s:%d: %d tokens; the model takes at most %d positions (max_position_embeddings)", name, lineNo, len(ids), mp)
-		}
-		scored++
-		pending = append(pending, logprobsOut{Line: lineNo, IDs: ids})
-		if len(pending) == f.batch {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
-	}
-	if scored == 0 {
+	if s.scored == 0 {
 		return fmt.Errorf("%s: no sequences to score (the input is empty)", name)
 	}
-	if len(pending) > 0 {
-		return flush()
+	return s.flush()
+}
+
+// logprobsScorer scores rltrain logprobs' sequences a batch at a time.
+type logprobsScorer struct {
+	m       *model.Model
+	ws      *model.Workspace
+	out     *json.Encoder
+	f       logprobsFlags
+	encode  func(string) ([]int32, error) // loaded at the first "text" line
+	pending []logprobsOut
+	scored  int
+}
+
+// sequence is the checked token ids of an input line.
+func (s *logprobsScorer) sequence(l *logprobsLine) ([]int32, error) {
+	ids := l.IDs
+	switch {
+	case l.Text != nil && ids != nil:
+		return nil, errors.New(`give either "ids" or "text", not both`)
+	case l.Text != nil:
+		if s.encode == nil {
+			if newTextEncoder == nil {
+				return nil, errors.New(`"text" lines need a tokenizer, which this build lacks`)
+			}
+			var err error
+			if s.encode, err = newTextEncoder(s.f.modelDir); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		if ids, err = s.encode(*l.Text); err != nil {
+			return nil, err
+		}
+	case ids == nil:
+		return nil, errors.New(`want {"ids": [...]} or {"text": ...}`)
 	}
+	if len(ids) == 0 {
+		return nil, errors.New("empty sequence")
+	}
+	cfg := s.m.Cfg
+	for i, id := range ids {
+		if id < 0 || int(id) >= cfg.Vocab {
+			return nil, fmt.Errorf("ids[%d] = %d is outside the vocabulary of %d", i, id, cfg.Vocab)
+		}
+	}
+	if mp := cfg.MaxPositions; mp > 1 && len(ids) > mp {
+		return nil, fmt.Errorf("%d tokens; the model takes at most %d positions (max_position_embeddings)", len(ids), mp)
+	}
+	return ids, nil
+}
+
+// flush scores and prints the pending sequences.
+func (s *logprobsScorer) flush() error {
+	if err := scoreBatch(s.m, s.ws, s.pending, float32(1/s.f.temperature)); err != nil {
+		return err
+	}
+	for i := range s.pending {
+		if err := s.out.Encode(&s.pending[i]); err != nil {
+			return err
+		}
+	}
+	s.pending = s.pending[:0]
 	return nil
 }
 
