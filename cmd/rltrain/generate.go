@@ -124,73 +124,27 @@ func runGenerate(stdout, stderr io.Writer, f generateFlags) error {
 	if err != nil {
 		return err
 	}
-	// The tokenizer is optional: id prompts work without it.
-	var tok *tokenizer.Tokenizer
-	if _, err := os.Stat(filepath.Join(f.modelDir, "tokenizer.json")); err == nil {
-		if tok, err = tokenizer.LoadDir(f.modelDir); err != nil {
-			return fmt.Errorf("load tokenizer: %w", err)
-		}
-		if err := train.ApplyChatOptions(tok, f.chatTemplate, nil); err != nil {
-			return fmt.Errorf("--chat-template: %w", err)
-		}
-		if eos := tok.EOS(); eos >= 0 {
-			f.cfg.StopTokenIDs = append(f.cfg.StopTokenIDs, eos)
-		}
-	}
-	encode := func(l promptLine) ([]int32, error) {
-		switch {
-		case l.IDs != nil:
-			if l.Text != nil || l.Messages != nil {
-				return nil, errors.New(`give one of "ids", "text" and "messages"`)
-			}
-			return l.IDs, nil
-		case tok == nil:
-			return nil, fmt.Errorf("text prompts need %s", filepath.Join(f.modelDir, "tokenizer.json"))
-		}
-		var text string
-		special := true
-		msgs := l.Messages
-		if l.Text != nil {
-			if msgs != nil {
-				return nil, errors.New(`give one of "ids", "text" and "messages"`)
-			}
-			if f.chat {
-				msgs = []tokenizer.Message{{Role: "user", Content: *l.Text}}
-			} else {
-				text = *l.Text
-			}
-		} else if msgs == nil {
-			return nil, errors.New(`want {"ids": [...]}, {"text": ...} or {"messages": [...]}`)
-		}
-		if msgs != nil {
-			s, err := tok.ApplyChatTemplate(msgs, true)
-			if err != nil {
-				return nil, err
-			}
-			// The template already holds the special tokens it needs.
-			text, special = s, false
-		}
-		raw := tok.Encode(text, special)
-		ids := make([]int32, len(raw))
-		for i, id := range raw {
-			ids[i] = int32(id)
-		}
-		return ids, nil
-	}
-
-	var prompts []rollout.Prompt
-	if f.prompt != "" {
-		ids, err := encode(promptLine{Text: &f.prompt})
-		if err != nil {
-			return fmt.Errorf("--prompt: %w", err)
-		}
-		prompts = append(prompts, rollout.Prompt{IDs: ids})
-	} else if prompts, err = readPrompts(f.input, encode); err != nil {
+	tok, err := optionalTokenizer(f.modelDir, f.chatTemplate)
+	if err != nil {
 		return err
 	}
 	var detok rollout.Detokenizer
 	if tok != nil {
 		detok = tokDetok{tok}
+		if eos := tok.EOS(); eos >= 0 {
+			f.cfg.StopTokenIDs = append(f.cfg.StopTokenIDs, eos)
+		}
+	}
+	enc := promptEncoder{tok: tok, chat: f.chat, modelDir: f.modelDir}
+	var prompts []rollout.Prompt
+	if f.prompt != "" {
+		ids, err := enc.encode(promptLine{Text: &f.prompt})
+		if err != nil {
+			return fmt.Errorf("--prompt: %w", err)
+		}
+		prompts = append(prompts, rollout.Prompt{IDs: ids})
+	} else if prompts, err = readPrompts(f.input, enc.encode); err != nil {
+		return err
 	}
 	eng, err := rollout.New(m, f.cfg, detok)
 	if err != nil {
@@ -203,14 +157,96 @@ func runGenerate(stdout, stderr io.Writer, f generateFlags) error {
 		return err
 	}
 	wall := time.Since(t0)
-	out := bufio.NewWriter(stdout)
+	if err := writeCompletions(stdout, comps, tok, f.jsonOut); err != nil {
+		return err
+	}
+	if !f.quiet {
+		rate := func(n int, d time.Duration) float64 { return float64(n) / max(d.Seconds(), 1e-9) }
+		fmt.Fprintf(stderr, "generate: %d completions, %d tokens in %.2fs; prefill %d tokens (%.0f tok/s), decode %.0f tok/s over %d steps (max %d running); KV cache %d MiB, %d B/token\n",
+			st.Completions, st.GeneratedTokens, wall.Seconds(), st.PrefillTokens, rate(st.PrefillTokens, st.PrefillTime),
+			rate(st.DecodeTokens, st.DecodeTime), st.Steps, st.MaxRunning, eng.Cache().Bytes()>>20, m.Cfg.KVBytesPerToken())
+	}
+	return nil
+}
+
+// optionalTokenizer loads the model directory's tokenizer with the chat
+// template option applied, or returns nil when there is none (prompts of
+// token ids need none).
+func optionalTokenizer(modelDir, chatTemplate string) (*tokenizer.Tokenizer, error) {
+	if _, err := os.Stat(filepath.Join(modelDir, "tokenizer.json")); err != nil {
+		return nil, nil
+	}
+	tok, err := tokenizer.LoadDir(modelDir)
+	if err != nil {
+		return nil, fmt.Errorf("load tokenizer: %w", err)
+	}
+	if err := train.ApplyChatOptions(tok, chatTemplate, nil); err != nil {
+		return nil, fmt.Errorf("--chat-template: %w", err)
+	}
+	return tok, nil
+}
+
+// promptEncoder turns a prompt line into token ids: its ids as given, or
+// its text or messages through the tokenizer (text through the chat
+// template with --chat).
+type promptEncoder struct {
+	tok      *tokenizer.Tokenizer
+	chat     bool
+	modelDir string
+}
+
+func (e promptEncoder) encode(l promptLine) ([]int32, error) {
+	switch {
+	case l.IDs != nil:
+		if l.Text != nil || l.Messages != nil {
+			return nil, errors.New(`give one of "ids", "text" and "messages"`)
+		}
+		return l.IDs, nil
+	case e.tok == nil:
+		return nil, fmt.Errorf("text prompts need %s", filepath.Join(e.modelDir, "tokenizer.json"))
+	}
+	var text string
+	special := true
+	msgs := l.Messages
+	if l.Text != nil {
+		if msgs != nil {
+			return nil, errors.New(`give one of "ids", "text" and "messages"`)
+		}
+		if e.chat {
+			msgs = []tokenizer.Message{{Role: "user", Content: *l.Text}}
+		} else {
+			text = *l.Text
+		}
+	} else if msgs == nil {
+		return nil, errors.New(`want {"ids": [...]}, {"text": ...} or {"messages": [...]}`)
+	}
+	if msgs != nil {
+		s, err := e.tok.ApplyChatTemplate(msgs, true)
+		if err != nil {
+			return nil, err
+		}
+		// The template already holds the special tokens it needs.
+		text, special = s, false
+	}
+	raw := e.tok.Encode(text, special)
+	ids := make([]int32, len(raw))
+	for i, id := range raw {
+		ids[i] = int32(id)
+	}
+	return ids, nil
+}
+
+// writeCompletions prints the completions as JSON lines, or as text (token
+// ids without a tokenizer) under a header line each.
+func writeCompletions(w io.Writer, comps []rollout.Completion, tok *tokenizer.Tokenizer, jsonOut bool) error {
+	out := bufio.NewWriter(w)
 	enc := json.NewEncoder(out)
 	for _, c := range comps {
 		text := c.Text
 		if tok != nil {
 			text = tokenizer.ValidUTF8(text)
 		}
-		if f.jsonOut {
+		if jsonOut {
 			line := generateOut{Prompt: c.Prompt, Sample: c.Sample, IDs: c.IDs, Text: text, Logprobs: c.Logprobs, Finish: c.Finish.Public(), Stop: c.Finish.StopKind()}
 			if err := enc.Encode(&line); err != nil {
 				return err
@@ -224,16 +260,7 @@ func runGenerate(stdout, stderr io.Writer, f generateFlags) error {
 			fmt.Fprintln(out, c.IDs)
 		}
 	}
-	if err := out.Flush(); err != nil {
-		return err
-	}
-	if !f.quiet {
-		rate := func(n int, d time.Duration) float64 { return float64(n) / max(d.Seconds(), 1e-9) }
-		fmt.Fprintf(stderr, "generate: %d completions, %d tokens in %.2fs; prefill %d tokens (%.0f tok/s), decode %.0f tok/s over %d steps (max %d running); KV cache %d MiB, %d B/token\n",
-			st.Completions, st.GeneratedTokens, wall.Seconds(), st.PrefillTokens, rate(st.PrefillTokens, st.PrefillTime),
-			rate(st.DecodeTokens, st.DecodeTime), st.Steps, st.MaxRunning, eng.Cache().Bytes()>>20, m.Cfg.KVBytesPerToken())
-	}
-	return nil
+	return out.Flush()
 }
 
 // readPrompts reads a JSONL prompt file, numbering prompts by line order
