@@ -62,8 +62,6 @@ func init() {
 		func(p any) (Reward, error) { return testMisbehave{p: *p.(*testMisbehaveParams)}, nil })
 }
 
-func f64(v float64) *float64 { return &v }
-
 // newSet builds the reward set of cfg.
 func newSet(t *testing.T, cfg Config, opts ...Option) *Set {
 	t.Helper()
@@ -83,6 +81,8 @@ func mustScore(t *testing.T, set *Set, samples []Sample) *Result {
 	}
 	return res
 }
+
+func f64(v float64) *float64 { return &v }
 
 func TestNewValidation(t *testing.T) {
 	cases := []struct {
