@@ -289,7 +289,7 @@ func rewardSet(c *config.Config, task data.Task, logf func(string), opts ...rewa
 func rolloutConfig(c *config.Config, eos []int32) rollout.Config {
 	r := c.Rollout.Config
 	r.Seed = uint64(c.Train.Seed)
-	r.StopTokenIDs = toIntSlice(eos)
+	r.StopTokenIDs = toInt(eos)
 	return r
 }
 

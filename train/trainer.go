@@ -296,14 +296,6 @@ func (t *Trainer) healthy() bool {
 	return true
 }
 
-func toIntSlice(v []int32) []int {
-	out := make([]int, len(v))
-	for i, x := range v {
-		out[i] = int(x)
-	}
-	return out
-}
-
 func (t *Trainer) metricsPath() string {
 	if t.cfg.Log.File != "" {
 		return t.cfg.Log.File
