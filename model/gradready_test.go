@@ -23,12 +23,7 @@ func TestGradReadyRangesAreFinal(t *testing.T) {
 					t.Fatalf("parameter %d is in %d ranges of %v (want exactly 1)", i, c, ranges)
 				}
 			}
-			b := Batch{IDs: []int32{3, 7, 9, 11, 5, 8, 1, 0, 2, 4, 6, 10}, B: 3, T: 4, Lens: []int{4, 3, 2}}
-			targets := NextTokenTargets(b)
-			dlogp := make([]float32, len(targets))
-			for i := range dlogp {
-				dlogp[i] = float32(i%5) - 1.5
-			}
+			b, targets, dlogp := paddedBatch()
 			ws := m.NewWorkspace()
 			if _, err := m.Forward(ws, b); err != nil {
 				t.Fatal(err)

@@ -5,6 +5,19 @@ import (
 	"testing"
 )
 
+// paddedBatch is three sequences of 4, 3 and 2 tokens, right-padded, with
+// their next-token targets and a made-up gradient of each target's
+// log-prob.
+func paddedBatch() (b Batch, targets []int32, dlogp []float32) {
+	b = Batch{IDs: []int32{3, 7, 9, 11, 5, 8, 1, 0, 2, 4, 6, 10}, B: 3, T: 4, Lens: []int{4, 3, 2}}
+	targets = NextTokenTargets(b)
+	dlogp = make([]float32, len(targets))
+	for i := range dlogp {
+		dlogp[i] = float32(i%5) - 1.5
+	}
+	return b, targets, dlogp
+}
+
 // TestLossGradEqualsTwoCalls checks the one-pass output layer at the model
 // level: log-probs and every parameter gradient of LossGrad and Backward
 // equal those of the TokenLogProbs and TokenLogProbsBackward kernels
@@ -14,12 +27,7 @@ func TestLossGradEqualsTwoCalls(t *testing.T) {
 	for name, cfg := range testConfigs() {
 		t.Run(name, func(t *testing.T) {
 			m := randomModel(t, cfg, 5)
-			b := Batch{IDs: []int32{3, 7, 9, 11, 5, 8, 1, 0, 2, 4, 6, 10}, B: 3, T: 4, Lens: []int{4, 3, 2}}
-			targets := NextTokenTargets(b)
-			dlogp := make([]float32, len(targets))
-			for i := range dlogp {
-				dlogp[i] = float32(i%5) - 1.5
-			}
+			b, targets, dlogp := paddedBatch()
 			ws := m.NewWorkspace()
 			run := func(onePass bool) ([]float32, []float32) {
 				m.EnableGrads()

@@ -15,10 +15,7 @@ import (
 // training renders a prompt, prints it, then its ids.
 func TestTokenizeChat(t *testing.T) {
 	dir := t.TempDir()
-	tok, err := tokenizer.WriteCharTokenizer(dir, tokenizer.DefaultCharOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := writeCharTokenizer(t, dir, tokenizer.DefaultCharOptions())
 	tests := []struct {
 		f    tokenizeFlags
 		want string
@@ -65,9 +62,7 @@ func TestTokenizeChat(t *testing.T) {
 // after checking it fits the vocabulary.
 func TestModelInitWithTokenizer(t *testing.T) {
 	tokDir := t.TempDir()
-	if _, err := tokenizer.WriteCharTokenizer(tokDir, tokenizer.DefaultCharOptions()); err != nil {
-		t.Fatal(err)
-	}
+	writeCharTokenizer(t, tokDir, tokenizer.DefaultCharOptions())
 	special := []byte(`{"eos_token": "<|endoftext|>"}`)
 	os.WriteFile(filepath.Join(tokDir, "special_tokens_map.json"), special, 0o644)
 	cfgFor := func(vocab int) string {

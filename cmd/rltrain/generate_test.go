@@ -81,10 +81,7 @@ func TestGenerateText(t *testing.T) {
 	dir := tinyModelDir(t, "LlamaForCausalLM")
 	opts := tokenizer.CharOptions{Chars: "abcdefghijklmnopqrstuvwxyz \n", Special: []string{"<|endoftext|>", "<|im_start|>", "<|im_end|>"},
 		EOS: "<|endoftext|>", PAD: "<|endoftext|>", ChatTemplate: tokenizer.ChatML}
-	tok, err := tokenizer.WriteCharTokenizer(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := writeCharTokenizer(t, dir, opts)
 	f := baseGenerateFlags(dir)
 	f.prompt, f.cfg.MaxNewTokens, f.cfg.GroupSize, f.cfg.Temperature = "hello world", 40, 6, 2
 	free := runGenerateLines(t, f)

@@ -11,12 +11,19 @@ import (
 	"github.com/rltrain/rltrain/model/tokenizer"
 )
 
-func TestTokenizeAndTextLogprobs(t *testing.T) {
-	dir := t.TempDir()
-	tok, err := tokenizer.WriteCharTokenizer(dir, tokenizer.DefaultCharOptions())
+// writeCharTokenizer writes a character tokenizer of opts into dir.
+func writeCharTokenizer(t *testing.T, dir string, opts tokenizer.CharOptions) *tokenizer.Tokenizer {
+	t.Helper()
+	tok, err := tokenizer.WriteCharTokenizer(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tok
+}
+
+func TestTokenizeAndTextLogprobs(t *testing.T) {
+	dir := t.TempDir()
+	tok := writeCharTokenizer(t, dir, tokenizer.DefaultCharOptions())
 	var out bytes.Buffer
 	if err := runTokenize(&out, strings.NewReader(""), tokenizeFlags{tokenizer: dir, text: "12+34"}); err != nil {
 		t.Fatal(err)
