@@ -116,19 +116,18 @@ func hashAnswer(s string) (string, bool) {
 	if i < 0 {
 		return "", false
 	}
-	rest := s[i+4:]
-	if nl := strings.IndexByte(rest, '\n'); nl >= 0 {
-		rest = rest[:nl]
-	}
-	rest = strings.TrimSpace(rest)
-	return rest, rest != ""
+	return headLine(s[i+4:])
 }
 
+// firstLine returns the first line of s that is not blank.
 func firstLine(s string) (string, bool) {
-	s = strings.TrimLeft(s, " \t\r\n")
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
+	return headLine(strings.TrimLeft(s, " \t\r\n"))
+}
+
+// headLine returns s up to its first line break, trimmed, and whether
+// that is not empty.
+func headLine(s string) (string, bool) {
+	s, _, _ = strings.Cut(s, "\n")
 	s = strings.TrimSpace(s)
 	return s, s != ""
 }
