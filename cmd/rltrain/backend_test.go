@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,8 +14,7 @@ import (
 // rounding), with log-probs within 1e-5 relative to max(1, |log-prob|).
 func TestGenerateBackends(t *testing.T) {
 	dir := tinyModelDir(t, "LlamaForCausalLM")
-	in := filepath.Join(t.TempDir(), "in.jsonl")
-	os.WriteFile(in, []byte("{\"ids\": [1, 5, 7]}\n{\"ids\": [9, 10, 11, 12, 13]}\n"), 0o644)
+	in := writeFile(t, t.TempDir(), "in.jsonl", "{\"ids\": [1, 5, 7]}\n{\"ids\": [9, 10, 11, 12, 13]}\n")
 	f := baseGenerateFlags(dir)
 	f.input = in
 	cpuLines := runGenerateLines(t, f)

@@ -66,8 +66,7 @@ func TestRunBadInputs(t *testing.T) {
 		{"gdpo with one reward", "data: {task: arithmetic}\nalgorithm: {advantage: gdpo}\n", nil, "gdpo"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "cfg.yaml")
-			os.WriteFile(p, []byte(tc.cfg), 0o644)
+			p := writeFile(t, t.TempDir(), "cfg.yaml", tc.cfg)
 			sets := append([]string{"train.out_dir=" + t.TempDir()}, tc.sets...)
 			var stdout, stderr bytes.Buffer
 			err := runTrain(context.Background(), &stdout, &stderr, p, runFlags{sets: sets})

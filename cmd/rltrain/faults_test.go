@@ -171,8 +171,7 @@ func TestLogprobsLimits(t *testing.T) {
 		{"", "in.jsonl: no sequences to score"},
 		{"\n  \n", "in.jsonl: no sequences to score"},
 	} {
-		p := filepath.Join(t.TempDir(), "in.jsonl")
-		os.WriteFile(p, []byte(tc.in), 0o644)
+		p := writeFile(t, t.TempDir(), "in.jsonl", tc.in)
 		err := runLogprobs(&bytes.Buffer{}, logprobsFlags{modelDir: dir, input: p, batch: 4, temperature: 1})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("input of %d bytes: error %v, want it to mention %q", len(tc.in), err, tc.want)

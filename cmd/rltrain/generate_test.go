@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -44,8 +42,7 @@ func baseGenerateFlags(dir string) generateFlags {
 // lines, and that --max-batch and --threads do not change them.
 func TestGenerateJSONIDs(t *testing.T) {
 	dir := tinyModelDir(t, "LlamaForCausalLM")
-	in := filepath.Join(t.TempDir(), "in.jsonl")
-	os.WriteFile(in, []byte("{\"ids\": [1, 5, 7]}\n\n{\"ids\": [9, 10, 11, 12, 13]}\n"), 0o644)
+	in := writeFile(t, t.TempDir(), "in.jsonl", "{\"ids\": [1, 5, 7]}\n\n{\"ids\": [9, 10, 11, 12, 13]}\n")
 	f := baseGenerateFlags(dir)
 	f.input = in
 	lines := runGenerateLines(t, f)
@@ -126,8 +123,7 @@ func TestGenerateText(t *testing.T) {
 
 func TestGenerateErrors(t *testing.T) {
 	dir := tinyModelDir(t, "LlamaForCausalLM")
-	in := filepath.Join(t.TempDir(), "in.jsonl")
-	os.WriteFile(in, []byte("{\"text\": \"hi\"}\n"), 0o644)
+	in := writeFile(t, t.TempDir(), "in.jsonl", "{\"text\": \"hi\"}\n")
 	cases := []struct {
 		name string
 		mut  func(*generateFlags)

@@ -61,8 +61,7 @@ func TestLogprobsMatchesPyTorch(t *testing.T) {
 		in.Write(b)
 		in.WriteString("\n")
 	}
-	inPath := filepath.Join(t.TempDir(), "in.jsonl")
-	os.WriteFile(inPath, []byte(in.String()), 0o644)
+	inPath := writeFile(t, t.TempDir(), "in.jsonl", in.String())
 	var out bytes.Buffer
 	if err := runLogprobs(&out, logprobsFlags{modelDir: dir, input: inPath, batch: 2, threads: 2, temperature: 1}); err != nil {
 		t.Fatal(err)
@@ -119,8 +118,7 @@ func TestLogprobsBadInput(t *testing.T) {
 		{`{"ids":[]}`, "empty sequence"},
 		{`{"tokens":[1]}`, `unknown field "tokens"`},
 	} {
-		p := filepath.Join(t.TempDir(), "in.jsonl")
-		os.WriteFile(p, []byte(tc.in), 0o644)
+		p := writeFile(t, t.TempDir(), "in.jsonl", tc.in)
 		err := runLogprobs(&bytes.Buffer{}, logprobsFlags{modelDir: dir, input: p, batch: 4, temperature: 1})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("input %q: error %v, want it to mention %q", tc.in, err, tc.want)
