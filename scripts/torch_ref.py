@@ -678,6 +678,19 @@ def cmd_generate(args):
 # Self-tests
 
 
+def central_diff_error(flat, gflat, j, h, loss):
+    """Relative error of the gradient entry gflat[j] against the central
+    difference of loss() when flat[j] moves by +-h (flat[j] is restored)."""
+    old = float(flat[j])
+    flat[j] = old + h
+    up = float(loss())
+    flat[j] = old - h
+    down = float(loss())
+    flat[j] = old
+    fd = (up - down) / (2 * h)
+    return abs(fd - float(gflat[j])) / max(abs(fd), 1e-4)
+
+
 def _rel(a, b):
     """max |a-b| / max(|b|, tiny): one relative error for a whole tensor."""
     a, b = a.double(), b.double()
@@ -925,16 +938,8 @@ def selftest_model(c, name, raw, tmp):
             gflat = g64[n].reshape(-1)
             # The entry with the largest gradient, plus a fixed other one.
             for j in (int(gflat.abs().argmax()), (p.numel() * 2) // 3):
-                old = float(p[j])
-                h = 1e-5 * max(1.0, abs(old))
-                p[j] = old + h
-                up = float(forward_outputs(m64, ids, lens)[1])
-                p[j] = old - h
-                down = float(forward_outputs(m64, ids, lens)[1])
-                p[j] = old
-                fd = (up - down) / (2 * h)
-                err = abs(fd - float(gflat[j])) / max(abs(fd), 1e-4)
-                worst = max(worst, err)
+                h = 1e-5 * max(1.0, abs(float(p[j])))
+                worst = max(worst, central_diff_error(p, gflat, j, h, lambda: forward_outputs(m64, ids, lens)[1]))
     c.check(worst < 1e-6, "grads match central differences (float64, worst rel %.1e < 1e-6)" % worst)
 
     # SGD on one batch must lower the loss.
@@ -1026,15 +1031,7 @@ def selftest_lora(c, tmp):
         for key, p in params.items():
             flat, gflat = p.view(-1), p.grad.reshape(-1)
             for j in (int(gflat.abs().argmax()), flat.numel() // 2):
-                old = float(flat[j])
-                h = 1e-5
-                flat[j] = old + h
-                up = float(forward_outputs(m, ids, lens)[1])
-                flat[j] = old - h
-                down = float(forward_outputs(m, ids, lens)[1])
-                flat[j] = old
-                fd = (up - down) / (2 * h)
-                worst = max(worst, abs(fd - float(gflat[j])) / max(abs(fd), 1e-4))
+                worst = max(worst, central_diff_error(flat, gflat, j, 1e-5, lambda: forward_outputs(m, ids, lens)[1]))
     c.check(worst < 1e-6, "A and B gradients match central differences (float64, worst rel %.1e < 1e-6)" % worst)
 
     merged = load_model(model_dir, torch.float64)
