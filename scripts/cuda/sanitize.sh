@@ -55,18 +55,18 @@ if grep -q "WARNING: ThreadSanitizer" "$work/tsan.log"; then
   exit 1
 fi
 echo "kernel tests: no races"
-(cd "$pkg" && "$work/tsan.test" -test.run TestEmuMissingBarrier >"$work/planted.log" 2>&1) || true
-if ! grep -q "WARNING: ThreadSanitizer: data race" "$work/planted.log" || ! grep -q "selftest_missing_barrier" "$work/planted.log"; then
-  echo "sanitize.sh: the planted missing __syncthreads was not reported as a race" >&2
-  tail -20 "$work/planted.log" >&2
-  exit 1
-fi
-echo "planted missing __syncthreads: caught"
-(cd "$pkg" && "$work/tsan.test" -test.run TestEmuShuffleIsNotAFence >"$work/fence.log" 2>&1) || true
-if ! grep -q "WARNING: ThreadSanitizer: data race" "$work/fence.log" || ! grep -q "selftest_shuffle_not_fence" "$work/fence.log"; then
-  echo "sanitize.sh: a shared-memory read ordered only by a shuffle was not reported as a race" >&2
-  tail -20 "$work/fence.log" >&2
-  exit 1
-fi
-echo "planted shuffle used as a memory fence: caught"
+# planted_race TEST KERNEL WHAT: the test runs a kernel with a planted race
+# that ThreadSanitizer must report inside KERNEL.
+planted_race() {
+  local log="$work/$1.log"
+  (cd "$pkg" && "$work/tsan.test" -test.run "$1" >"$log" 2>&1) || true
+  if ! grep -q "WARNING: ThreadSanitizer: data race" "$log" || ! grep -q "$2" "$log"; then
+    echo "sanitize.sh: $3 was not reported as a race" >&2
+    tail -20 "$log" >&2
+    exit 1
+  fi
+  echo "$3: caught"
+}
+planted_race TestEmuMissingBarrier selftest_missing_barrier "the planted missing __syncthreads"
+planted_race TestEmuShuffleIsNotAFence selftest_shuffle_not_fence "a shared-memory read ordered only by a shuffle"
 echo "sanitize: ok"
