@@ -169,115 +169,32 @@ func completionValue(v any, field string) (string, error) {
 // whole (the prompt, the answer, the id and the system prompt when they are
 // top-level) are kept in Example.Fields for the rewards.
 func recordExample(rec map[string]any, opts JSONLOptions) (Example, error) {
+	r := &record{fields: rec, used: map[string]bool{}}
 	var ex Example
-	used := map[string]bool{}
-	use := func(path string) {
-		if _, ok := rec[path]; ok {
-			used[path] = true
-		}
+	finalTurn, err := r.prompt(&ex, opts)
+	if err != nil {
+		return ex, err
 	}
-
-	// The prompt: text or messages.
-	promptPath, promptIsList := opts.PromptField, false
-	if opts.MessagesField != "" {
-		promptPath, promptIsList = opts.MessagesField, true
+	if err := r.answer(&ex, opts, finalTurn); err != nil {
+		return ex, err
 	}
-	pv, ok := lookupPath(rec, promptPath)
-	if !ok && opts.MessagesField == "" && opts.PromptField == defaultPrompt {
-		if mv, mok := rec[trlMessages]; mok {
-			promptPath, pv, ok, promptIsList = trlMessages, mv, true, true
-		}
-	}
-	if !ok {
-		return ex, fmt.Errorf("missing field %q (the record has %s)", promptPath, strings.Join(slices.Sorted(maps.Keys(rec)), ", "))
-	}
-	use(promptPath)
-	if _, isList := pv.([]any); isList || promptIsList {
-		msgs, err := messagesValue(pv, promptPath)
-		if err != nil {
-			return ex, err
-		}
-		ex.Messages = msgs
-	} else {
-		s, err := textValue(pv, promptPath)
-		if err != nil {
-			return ex, err
-		}
-		if s == "" {
-			return ex, fmt.Errorf("field %q: empty prompt", promptPath)
-		}
-		ex.Prompt = s
-	}
-	// A conversation that ends with the assistant holds its own target:
-	// the prompt is everything before that turn.
-	var finalTurn *Message
-	if n := len(ex.Messages); n > 0 && ex.Messages[n-1].Role == "assistant" {
-		if n == 1 {
-			return ex, fmt.Errorf("field %q: the only message is the assistant's; a prompt needs a turn before it", promptPath)
-		}
-		finalTurn = &ex.Messages[n-1]
-		ex.Messages = ex.Messages[:n-1]
-	}
-
-	// The answer.
-	answerPaths := []string{opts.AnswerField}
-	if opts.AnswerField == defaultAnswer {
-		answerPaths = append(answerPaths, verlGroundTruth)
-	}
-	found := false
-	for _, p := range answerPaths {
-		if av, ok := lookupPath(rec, p); ok && av != nil {
-			s, err := scalarValue(av, p)
-			if err != nil {
-				return ex, err
-			}
-			ex.Answer, found = s, true
-			use(p)
-			break
-		}
-	}
-	if !found && opts.AnswerField == defaultAnswer {
-		if cv, ok := rec[trlCompletion]; ok && cv != nil {
-			s, err := completionValue(cv, trlCompletion)
-			if err != nil {
-				return ex, err
-			}
-			ex.Answer = s
-			use(trlCompletion)
-		} else if finalTurn != nil {
-			ex.Answer = finalTurn.Content
-		}
-	}
-
 	if opts.SystemField != "" {
 		if sv, ok := lookupPath(rec, opts.SystemField); ok {
-			s, err := textValue(sv, opts.SystemField)
-			if err != nil {
+			if ex.System, err = textValue(sv, opts.SystemField); err != nil {
 				return ex, err
 			}
-			ex.System = s
-			use(opts.SystemField)
+			r.use(opts.SystemField)
 		}
 	}
-
 	idPaths := []string{opts.IDField}
 	if opts.IDField == defaultID {
 		idPaths = append(idPaths, verlIndex)
 	}
-	for _, p := range idPaths {
-		if iv, ok := lookupPath(rec, p); ok && iv != nil {
-			s, err := scalarValue(iv, p)
-			if err != nil {
-				return ex, err
-			}
-			ex.ID = s
-			use(p)
-			break
-		}
+	if ex.ID, _, err = r.firstScalar(idPaths); err != nil {
+		return ex, err
 	}
-
 	for k, v := range rec {
-		if used[k] {
+		if r.used[k] {
 			continue
 		}
 		if ex.Fields == nil {
@@ -286,6 +203,100 @@ func recordExample(rec map[string]any, opts JSONLOptions) (Example, error) {
 		ex.Fields[k] = fieldValue(v)
 	}
 	return ex, nil
+}
+
+// record is a record being read into an Example: which of its top-level
+// fields were consumed whole.
+type record struct {
+	fields map[string]any
+	used   map[string]bool
+}
+
+func (r *record) use(path string) {
+	if _, ok := r.fields[path]; ok {
+		r.used[path] = true
+	}
+}
+
+// prompt reads the prompt, text or messages, into ex. A conversation that
+// ends with the assistant holds its own target: the prompt is everything
+// before that turn, which is returned.
+func (r *record) prompt(ex *Example, opts JSONLOptions) (finalTurn *Message, err error) {
+	promptPath, promptIsList := opts.PromptField, false
+	if opts.MessagesField != "" {
+		promptPath, promptIsList = opts.MessagesField, true
+	}
+	pv, ok := lookupPath(r.fields, promptPath)
+	if !ok && opts.MessagesField == "" && opts.PromptField == defaultPrompt {
+		if mv, mok := r.fields[trlMessages]; mok {
+			promptPath, pv, ok, promptIsList = trlMessages, mv, true, true
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("missing field %q (the record has %s)", promptPath, strings.Join(slices.Sorted(maps.Keys(r.fields)), ", "))
+	}
+	r.use(promptPath)
+	if _, isList := pv.([]any); !isList && !promptIsList {
+		s, err := textValue(pv, promptPath)
+		if err != nil {
+			return nil, err
+		}
+		if s == "" {
+			return nil, fmt.Errorf("field %q: empty prompt", promptPath)
+		}
+		ex.Prompt = s
+		return nil, nil
+	}
+	if ex.Messages, err = messagesValue(pv, promptPath); err != nil {
+		return nil, err
+	}
+	if n := len(ex.Messages); n > 0 && ex.Messages[n-1].Role == "assistant" {
+		if n == 1 {
+			return nil, fmt.Errorf("field %q: the only message is the assistant's; a prompt needs a turn before it", promptPath)
+		}
+		finalTurn = &ex.Messages[n-1]
+		ex.Messages = ex.Messages[:n-1]
+	}
+	return finalTurn, nil
+}
+
+// answer reads the reference answer into ex: the answer field (or verl's
+// ground truth), else TRL's completion, else the conversation's final
+// assistant turn.
+func (r *record) answer(ex *Example, opts JSONLOptions, finalTurn *Message) error {
+	answerPaths := []string{opts.AnswerField}
+	if opts.AnswerField == defaultAnswer {
+		answerPaths = append(answerPaths, verlGroundTruth)
+	}
+	s, found, err := r.firstScalar(answerPaths)
+	if err != nil || found || opts.AnswerField != defaultAnswer {
+		ex.Answer = s
+		return err
+	}
+	if cv, ok := r.fields[trlCompletion]; ok && cv != nil {
+		if ex.Answer, err = completionValue(cv, trlCompletion); err != nil {
+			return err
+		}
+		r.use(trlCompletion)
+	} else if finalTurn != nil {
+		ex.Answer = finalTurn.Content
+	}
+	return nil
+}
+
+// firstScalar reads the first of paths that holds a non-null value, as
+// text; found is false when none does.
+func (r *record) firstScalar(paths []string) (s string, found bool, err error) {
+	for _, p := range paths {
+		if v, ok := lookupPath(r.fields, p); ok && v != nil {
+			if s, err = scalarValue(v, p); err != nil {
+				return "", false, err
+			}
+			r.use(p)
+			return s, true, nil
+		}
+	}
+	return "", false, nil
 }
 
 // fieldValue converts a record value to what rewards receive: JSON
