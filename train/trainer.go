@@ -166,7 +166,8 @@ func New(cfg *config.Config, opts Options) (*Trainer, error) {
 	return t, nil
 }
 
-// build is New after the lock is taken.
+// build is New after the lock is taken: what evaluation needs (backend,
+// data, policy, rewards, sampler), then what training adds.
 func build(cfg *config.Config, opts Options) (*Trainer, error) {
 	t := &Trainer{cfg: cfg, opts: opts, log: opts.Console, comm: opts.Comm}
 	if t.log == nil {
@@ -177,55 +178,88 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 	}
 	t.outDir, t.ckptDir = outDirs(cfg)
 	var resumeDir string
-	var err error
 	if !opts.EvalOnly {
-		if resumeDir, err = t.resumeDir(); err != nil {
+		var err error
+		if resumeDir, err = t.agreeResumeDir(); err != nil {
 			return nil, err
 		}
-		// Every rank resumes from the checkpoint rank 0 picked.
-		if err := t.broadcastGob(&resumeDir); err != nil {
-			return nil, fmt.Errorf("resume: %w", err)
-		}
+	}
+	if err := t.buildPolicy(); err != nil {
+		return nil, err
+	}
+	if opts.EvalOnly {
+		return t, nil
+	}
+	if err := t.buildTraining(resumeDir); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// agreeResumeDir is the checkpoint the run resumes from ("" for a fresh
+// start), as rank 0 picked it, with its config checked against this one.
+func (t *Trainer) agreeResumeDir() (string, error) {
+	resumeDir, err := t.resumeDir()
+	if err != nil {
+		return "", err
+	}
+	// Every rank resumes from the checkpoint rank 0 picked.
+	if err := t.broadcastGob(&resumeDir); err != nil {
+		return "", fmt.Errorf("resume: %w", err)
 	}
 	if resumeDir != "" {
 		if err := t.checkResumeConfig(resumeDir); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
+	return resumeDir, nil
+}
+
+// buildPolicy sets up what generating and scoring need: the backend, the
+// data, the policy and its tokenizer, the rewards and the sampler.
+func (t *Trainer) buildPolicy() error {
+	cfg := t.cfg
+	var err error
 	if t.be, err = NewBackend(t.rankBackend(cfg.Backend)); err != nil {
-		return nil, err
+		return err
 	}
 	if t.src, err = data.Open(cfg.DataSpec()); err != nil {
-		return nil, err
+		return err
 	}
 	if t.src.Skipped > 0 {
 		t.logf("data: skipped %d malformed lines", t.src.Skipped)
 	}
 	if t.pol, err = LoadPolicy(cfg, t.be, t.src.Task); err != nil {
-		return nil, err
+		return err
 	}
 	t.chat = cfg.Model.ChatTemplate != ""
 	if note := t.pol.Tok.ChatTemplateNote(); note != "" {
 		t.logf("chat template: %s", note)
 	}
 	if err := t.checkPromptLengths(); err != nil {
-		return nil, err
+		return err
 	}
 	t.alg = cfg.Algorithm
 	t.scorer = &policyScorer{t: t}
 	if t.rewards, err = rewardSet(cfg, t.src.Task, func(msg string) { t.logf("%s", msg) }, reward.WithPolicy(t.scorer)); err != nil {
-		return nil, err
+		return err
 	}
 	if t.correctIndex, err = correctIndex(cfg, t.src.Task != nil, t.rewards.Names()); err != nil {
-		return nil, err
+		return err
 	}
 	if t.engine, err = rollout.New(t.pol.Model, rolloutConfig(cfg, t.pol.EOS), detok{t.pol.Tok}); err != nil {
-		return nil, err
+		return err
 	}
 	t.ws = t.pol.Model.NewWorkspace()
-	if opts.EvalOnly {
-		return t, nil
-	}
+	return nil
+}
+
+// buildTraining adds what training needs: the reference model, the value
+// head, the gradient sync, the run's state (restored from resumeDir, or
+// fresh), the optimizer and the metrics file.
+func (t *Trainer) buildTraining(resumeDir string) error {
+	cfg := t.cfg
+	var err error
 	if t.alg.UsesReference() || (t.alg.Beta > 0 && t.alg.KLIn == "reward") {
 		if t.pol.Model.Adapter() != nil {
 			// LoRA: the reference is the frozen base without the
@@ -235,7 +269,7 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 			// The reference is the starting policy, frozen.
 			t.ref, err = model.New(t.pol.Model.Cfg, t.be)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			t.be.Copy(t.ref.Params, t.pol.Model.Params)
 		}
@@ -244,7 +278,7 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 		t.vh = t.pol.Model.NewValueHead(uint64(cfg.Train.Seed), 0.01)
 	}
 	if t.sync, err = t.newGradSync(); err != nil {
-		return nil, err
+		return err
 	}
 	t.state = State{Version: Version, Phase: "sft", KLCoef: t.alg.Beta}
 	if cfg.SFT.Steps == 0 {
@@ -252,29 +286,29 @@ func build(cfg *config.Config, opts Options) (*Trainer, error) {
 	}
 	if resumeDir != "" {
 		if err := t.restore(resumeDir); err != nil {
-			return nil, err
+			return err
 		}
 		t.resumedAt, t.sftResumedAt = t.state.Step, t.state.SFTStep
-	} else if opts.Overwrite {
+	} else if t.opts.Overwrite {
 		// At the start of Run: a dry run deletes nothing. Rank 0 alone
 		// owns the run directory.
 		t.clearOld = t.leader()
 	} else if t.leader() {
 		if dirs, _ := completeCheckpoints(t.ckptDir); len(dirs) > 0 {
-			return nil, fmt.Errorf("%s already holds checkpoints (newest %s): use --resume to continue the run, or a new train.out_dir", t.ckptDir, filepath.Base(dirs[len(dirs)-1]))
+			return fmt.Errorf("%s already holds checkpoints (newest %s): use --resume to continue the run, or a new train.out_dir", t.ckptDir, filepath.Base(dirs[len(dirs)-1]))
 		}
 	}
 	if t.state.Phase == "rl" && t.opt == nil {
 		if err := t.newRLOptimizer(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if !t.leader() {
 		t.metrics = discardMetrics(t.state.MetricLines)
 	} else if t.metrics, err = t.openRunMetrics(resumeDir); err != nil {
-		return nil, err
+		return err
 	}
-	return t, nil
+	return nil
 }
 
 // healthy reports whether the current weights may be checkpointed: the
