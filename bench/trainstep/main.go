@@ -56,24 +56,7 @@ func main() {
 	n := m.NumParams()
 	mom, vel := be.Alloc(n), be.Alloc(n)
 
-	r := rand.New(rand.NewPCG(1, 2))
-	b := model.Batch{B: *batch, T: *seq, IDs: make([]int32, *batch**seq)}
-	for i := range b.IDs {
-		b.IDs[i] = int32(r.IntN(*vocab))
-	}
-	targets := model.NextTokenTargets(b)
-	count := 0
-	for _, t := range targets {
-		if t >= 0 {
-			count++
-		}
-	}
-	dlogp := make([]float32, len(targets))
-	for i, t := range targets {
-		if t >= 0 {
-			dlogp[i] = -1 / float32(count)
-		}
-	}
+	b, targets, dlogp := randomBatch(*batch, *seq, *vocab)
 	ws := m.NewWorkspace()
 	step := func(k int) time.Duration {
 		start := time.Now()
@@ -121,6 +104,31 @@ func main() {
 	}
 	js, _ := json.Marshal(out)
 	fmt.Println(string(js))
+}
+
+// randomBatch is batch sequences of seq random tokens, their next-token
+// targets, and the gradient of the mean negative log-likelihood with
+// respect to each target's log-prob.
+func randomBatch(batch, seq, vocab int) (b model.Batch, targets []int32, dlogp []float32) {
+	r := rand.New(rand.NewPCG(1, 2))
+	b = model.Batch{B: batch, T: seq, IDs: make([]int32, batch*seq)}
+	for i := range b.IDs {
+		b.IDs[i] = int32(r.IntN(vocab))
+	}
+	targets = model.NextTokenTargets(b)
+	count := 0
+	for _, t := range targets {
+		if t >= 0 {
+			count++
+		}
+	}
+	dlogp = make([]float32, len(targets))
+	for i, t := range targets {
+		if t >= 0 {
+			dlogp[i] = -1 / float32(count)
+		}
+	}
+	return b, targets, dlogp
 }
 
 // measureGemmPeak times a 2048×2048×2048 product through the backend, the
