@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -15,77 +16,97 @@ import (
 
 func init() {
 	parent := &cobra.Command{Use: "model", Short: "Create and inspect model checkpoints"}
+	parent.AddCommand(newModelInitCmd(), newModelInfoCmd(), newMergeCmd())
+	rootCmd.AddCommand(parent)
+}
 
-	var cfgPath, out, dtype, tokPath string
-	var seed uint64
-	var std float64
-	var initDev, infoDev deviceFlags
-	initCmd := &cobra.Command{
+// modelInitFlags are rltrain model init's options.
+type modelInitFlags struct {
+	cfgPath, out, dtype, tokPath string
+	seed                         uint64
+	std                          float64
+	dev                          deviceFlags
+}
+
+// newModelInitCmd is `rltrain model init`: a random model for a config.
+func newModelInitCmd() *cobra.Command {
+	var f modelInitFlags
+	cmd := &cobra.Command{
 		Use:   "init --config config.json --out DIR",
 		Short: "Write a randomly initialised model for a Hugging Face config.json",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := os.ReadFile(cfgPath)
-			if err != nil {
-				return fmt.Errorf("read config: %w", err)
-			}
-			cfg, err := model.ParseConfig(raw)
-			if err != nil {
-				return fmt.Errorf("%s: %w", cfgPath, err)
-			}
-			be, err := initDev.open(0)
-			if err != nil {
-				return err
-			}
-			m, err := model.New(cfg, be)
-			if err != nil {
-				return err
-			}
-			var files train.TokenizerFiles
-			if tokPath != "" {
-				// Checked before anything is written.
-				if files, err = train.ReadTokenizerFiles(tokPath); err != nil {
-					return fmt.Errorf("--tokenizer: %w", err)
-				}
-				tok, err := tokenizer.FromJSON(files.Tokenizer, files.Config)
-				if err != nil {
-					return fmt.Errorf("--tokenizer %s: %w", tokPath, err)
-				}
-				if tok.VocabSize() > cfg.Vocab {
-					return fmt.Errorf("--tokenizer %s has %d tokens, more than the config's vocab_size %d", tokPath, tok.VocabSize(), cfg.Vocab)
-				}
-			}
-			m.InitRandom(seed, std)
-			if err := m.Save(out, safetensors.DType(dtype)); err != nil {
-				return err
-			}
-			if tokPath != "" {
-				if err := files.WriteTo(out); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "copied the tokenizer from %s\n", tokPath)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d parameters)\n", filepath.Join(out, safetensors.SingleFile), m.NumParams())
-			return nil
+			return runModelInit(cmd.OutOrStdout(), f)
 		},
 	}
-	initCmd.Flags().StringVar(&cfgPath, "config", "", "Hugging Face config.json describing the architecture")
-	initCmd.Flags().StringVar(&out, "out", "", "output directory")
-	initCmd.Flags().Uint64Var(&seed, "seed", 0, "random seed")
-	initCmd.Flags().Float64Var(&std, "std", 0.02, "standard deviation of the weight matrices")
-	initCmd.Flags().StringVar(&dtype, "dtype", "F32", "stored dtype: F32 or BF16")
-	initCmd.Flags().StringVar(&tokPath, "tokenizer", "", "model directory or tokenizer.json whose tokenizer (with tokenizer_config.json and special_tokens_map.json) the new model gets")
-	initDev.add(initCmd.Flags())
-	initCmd.MarkFlagRequired("config")
-	initCmd.MarkFlagRequired("out")
+	cmd.Flags().StringVar(&f.cfgPath, "config", "", "Hugging Face config.json describing the architecture")
+	cmd.Flags().StringVar(&f.out, "out", "", "output directory")
+	cmd.Flags().Uint64Var(&f.seed, "seed", 0, "random seed")
+	cmd.Flags().Float64Var(&f.std, "std", 0.02, "standard deviation of the weight matrices")
+	cmd.Flags().StringVar(&f.dtype, "dtype", "F32", "stored dtype: F32 or BF16")
+	cmd.Flags().StringVar(&f.tokPath, "tokenizer", "", "model directory or tokenizer.json whose tokenizer (with tokenizer_config.json and special_tokens_map.json) the new model gets")
+	f.dev.add(cmd.Flags())
+	cmd.MarkFlagRequired("config")
+	cmd.MarkFlagRequired("out")
+	return cmd
+}
 
+func runModelInit(w io.Writer, f modelInitFlags) error {
+	raw, err := os.ReadFile(f.cfgPath)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := model.ParseConfig(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.cfgPath, err)
+	}
+	be, err := f.dev.open(0)
+	if err != nil {
+		return err
+	}
+	m, err := model.New(cfg, be)
+	if err != nil {
+		return err
+	}
+	var files train.TokenizerFiles
+	if f.tokPath != "" {
+		// Checked before anything is written.
+		if files, err = train.ReadTokenizerFiles(f.tokPath); err != nil {
+			return fmt.Errorf("--tokenizer: %w", err)
+		}
+		tok, err := tokenizer.FromJSON(files.Tokenizer, files.Config)
+		if err != nil {
+			return fmt.Errorf("--tokenizer %s: %w", f.tokPath, err)
+		}
+		if tok.VocabSize() > cfg.Vocab {
+			return fmt.Errorf("--tokenizer %s has %d tokens, more than the config's vocab_size %d", f.tokPath, tok.VocabSize(), cfg.Vocab)
+		}
+	}
+	m.InitRandom(f.seed, f.std)
+	if err := m.Save(f.out, safetensors.DType(f.dtype)); err != nil {
+		return err
+	}
+	if f.tokPath != "" {
+		if err := files.WriteTo(f.out); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "copied the tokenizer from %s\n", f.tokPath)
+	}
+	fmt.Fprintf(w, "wrote %s (%d parameters)\n", filepath.Join(f.out, safetensors.SingleFile), m.NumParams())
+	return nil
+}
+
+// newModelInfoCmd is `rltrain model info`: a checkpoint's architecture and
+// tensors.
+func newModelInfoCmd() *cobra.Command {
 	var dir string
-	infoCmd := &cobra.Command{
+	var dev deviceFlags
+	cmd := &cobra.Command{
 		Use:   "info --model DIR",
 		Short: "Load a checkpoint and print its architecture and tensors",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			be, err := infoDev.open(0)
+			be, err := dev.open(0)
 			if err != nil {
 				return err
 			}
@@ -104,10 +125,8 @@ func init() {
 			return nil
 		},
 	}
-	infoCmd.Flags().StringVar(&dir, "model", "", "model directory")
-	infoDev.add(infoCmd.Flags())
-	infoCmd.MarkFlagRequired("model")
-
-	parent.AddCommand(initCmd, infoCmd, newMergeCmd())
-	rootCmd.AddCommand(parent)
+	cmd.Flags().StringVar(&dir, "model", "", "model directory")
+	dev.add(cmd.Flags())
+	cmd.MarkFlagRequired("model")
+	return cmd
 }
