@@ -289,29 +289,28 @@ func extractAnswer(text string, methods []string, pick string) (string, bool) {
 			if bs := boxedContents(text); len(bs) > 0 {
 				return pickBoxed(bs, pick)
 			}
-		case ExtractHash:
-			if h, ok := hashAnswer(text); ok {
-				return h, true
-			}
-		case ExtractLastNumber:
-			if n, ok := lastNumber(text); ok {
-				return n, true
-			}
-		case ExtractLastLine:
-			if l, ok := lastLine(text); ok {
-				return l, true
-			}
-		case ExtractFirstLine:
-			if l, ok := firstLine(text); ok {
-				return l, true
-			}
-		case ExtractFull:
-			if t := strings.TrimSpace(text); t != "" {
-				return t, true
+		default:
+			if extract, known := textExtractors[m]; known {
+				if a, ok := extract(text); ok {
+					return a, true
+				}
 			}
 		}
 	}
 	return "", false
+}
+
+// textExtractors are the methods that read an answer straight from the
+// text.
+var textExtractors = map[string]func(string) (string, bool){
+	ExtractHash:       hashAnswer,
+	ExtractLastNumber: lastNumber,
+	ExtractLastLine:   lastLine,
+	ExtractFirstLine:  firstLine,
+	ExtractFull: func(s string) (string, bool) {
+		s = strings.TrimSpace(s)
+		return s, s != ""
+	},
 }
 
 func pickBoxed(bs []string, pick string) (string, bool) {
