@@ -28,9 +28,9 @@ func fieldFloat(fields map[string]any, key string) (float64, bool) {
 // fieldStrings returns the field as a list of strings: a string gives one
 // element, a number its decimal form, a list each element.
 func fieldStrings(fields map[string]any, key string) ([]string, error) {
-	v, ok := fields[key]
-	if !ok || v == nil {
-		return nil, fmt.Errorf("sample has no %q field", key)
+	v, err := requiredField(fields, key)
+	if err != nil {
+		return nil, err
 	}
 	switch x := v.(type) {
 	case []string:
@@ -78,9 +78,9 @@ func scalarString(v any) (string, error) {
 
 // fieldInt reads an integer field (JSON number, Go int or decimal string).
 func fieldInt(fields map[string]any, key string) (int64, error) {
-	v, ok := fields[key]
-	if !ok || v == nil {
-		return 0, fmt.Errorf("sample has no %q field", key)
+	v, err := requiredField(fields, key)
+	if err != nil {
+		return 0, err
 	}
 	switch x := v.(type) {
 	case int:
@@ -104,9 +104,9 @@ func fieldInt(fields map[string]any, key string) (int64, error) {
 
 // fieldInts reads a list of integers.
 func fieldInts(fields map[string]any, key string) ([]int64, error) {
-	v, ok := fields[key]
-	if !ok || v == nil {
-		return nil, fmt.Errorf("sample has no %q field", key)
+	v, err := requiredField(fields, key)
+	if err != nil {
+		return nil, err
 	}
 	switch x := v.(type) {
 	case []int:
@@ -156,4 +156,14 @@ func fieldList(fields map[string]any, key string) ([]any, bool) {
 		return out, true
 	}
 	return nil, false
+}
+
+// requiredField is the sample field key, which must be present and not
+// null.
+func requiredField(fields map[string]any, key string) (any, error) {
+	v, ok := fields[key]
+	if !ok || v == nil {
+		return nil, fmt.Errorf("sample has no %q field", key)
+	}
+	return v, nil
 }
