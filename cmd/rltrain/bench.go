@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rltrain/rltrain/internal/dist"
 	"github.com/rltrain/rltrain/kernels/cuda"
 	"github.com/rltrain/rltrain/train"
 )
@@ -43,22 +41,11 @@ the backend's measured GEMM rate, and the KV cache budget.`,
 			if err != nil {
 				return err
 			}
-			comm, err := dist.Open(dist.Options{Timeout: cfg.Train.CollectiveTimeout})
+			comm, w, endRanks, err := joinRanks(cfg, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
-			if comm.Size() > 1 {
-				defer func() {
-					if err != nil {
-						comm.Abort(1, fmt.Sprintf("rank %d: %v", comm.Rank(), err))
-					}
-					comm.Close()
-				}()
-				if comm.Rank() != 0 {
-					w = io.Discard
-				}
-			}
+			defer endRanks(&err)
 			t, err := train.New(cfg, train.Options{Console: cmd.ErrOrStderr(), Comm: comm})
 			if err != nil {
 				return err

@@ -85,6 +85,30 @@ func loadConfig(path string, sets []string) (*config.Config, error) {
 	return config.Load(path, sets)
 }
 
+// joinRanks joins the job's ranks (a process started alone is a job of
+// one). In a job of several, a failing rank ends the whole job at once
+// (the others would wait for it at their next collective) and only rank 0
+// prints results: stdout is then where this rank prints, and end, deferred
+// with the command's error, aborts or closes the job.
+func joinRanks(cfg *config.Config, stdout io.Writer) (comm dist.Comm, out io.Writer, end func(*error), err error) {
+	comm, err = dist.Open(dist.Options{Timeout: cfg.Train.CollectiveTimeout})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if comm.Size() == 1 {
+		return comm, stdout, func(*error) {}, nil
+	}
+	if comm.Rank() != 0 {
+		stdout = io.Discard
+	}
+	return comm, stdout, func(err *error) {
+		if *err != nil {
+			comm.Abort(1, fmt.Sprintf("rank %d: %v", comm.Rank(), *err))
+		}
+		comm.Close()
+	}, nil
+}
+
 func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runFlags) (err error) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -96,26 +120,13 @@ func runTrain(ctx context.Context, stdout, stderr io.Writer, path string, f runF
 	if err != nil {
 		return err
 	}
-	comm, err := dist.Open(dist.Options{Timeout: cfg.Train.CollectiveTimeout})
+	comm, stdout, endRanks, err := joinRanks(cfg, stdout)
 	if err != nil {
 		return err
 	}
-	if comm.Size() > 1 {
-		// A failing rank ends the whole job at once (the others would
-		// wait for it at their next collective); the run's results are
-		// printed by rank 0.
-		defer func() {
-			if err != nil {
-				comm.Abort(1, fmt.Sprintf("rank %d: %v", comm.Rank(), err))
-			}
-			comm.Close()
-		}()
-		if comm.Rank() != 0 {
-			stdout = io.Discard
-		}
-		if comm.Rank() == 0 {
-			fmt.Fprintf(stderr, "data parallel: %s\n", comm)
-		}
+	defer endRanks(&err)
+	if comm.Size() > 1 && comm.Rank() == 0 {
+		fmt.Fprintf(stderr, "data parallel: %s\n", comm)
 	}
 	train.Version = version
 	t, err := train.New(cfg, train.Options{Resume: f.resume, Overwrite: f.overwrite, Console: stderr, Progress: isTerminal(stderr), SFTOnly: f.sftOnly, Comm: comm})
