@@ -50,6 +50,22 @@ func le64f(vs ...float64) []byte {
 	return b
 }
 
+// matchTensors checks that got holds exactly the tensors of in, by name,
+// and returns them in in's order.
+func matchTensors(t *testing.T, got map[string]*Tensor, in []*Tensor) []*Tensor {
+	t.Helper()
+	if len(got) != len(in) {
+		t.Fatalf("read %d tensors, wrote %d", len(got), len(in))
+	}
+	out := make([]*Tensor, len(in))
+	for i, w := range in {
+		if out[i] = got[w.Name]; out[i] == nil {
+			t.Fatalf("tensor %q missing", w.Name)
+		}
+	}
+	return out
+}
+
 // sameBits compares float32 slices bit for bit, except that any NaN
 // matches any NaN.
 func sameBits(t *testing.T, what string, got, want []float32) {
