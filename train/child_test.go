@@ -117,12 +117,17 @@ func (ch *child) waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// linesAtLeast is a waitFor condition: path holds n lines or more.
-func linesAtLeast(path string, n int) func() bool {
-	return func() bool {
+// startLogged runs c in a child process and waits until its
+// metrics.jsonl holds n lines.
+func startLogged(t *testing.T, c *config.Config, n int) *child {
+	t.Helper()
+	ch := startChild(t, c, "")
+	path := filepath.Join(c.Train.OutDir, "metrics.jsonl")
+	ch.waitFor(t, fmt.Sprintf("%d lines in %s", n, path), func() bool {
 		b, _ := os.ReadFile(path)
 		return bytes.Count(b, []byte("\n")) >= n
-	}
+	})
+	return ch
 }
 
 // killAfter runs c in a child process and SIGKILLs it once the checkpoint

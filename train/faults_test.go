@@ -101,9 +101,7 @@ func TestSecondRunOnOneDirectoryRefuses(t *testing.T) {
 func TestLockDiesWithTheProcess(t *testing.T) {
 	out := t.TempDir()
 	c := parseConfig(t, tinyYAML(out), "train.steps=100000", "sft.steps=0", "checkpoint.every=0")
-	ch := startChild(t, c, "")
-	metrics := filepath.Join(out, "metrics.jsonl")
-	ch.waitFor(t, "a logged step", linesAtLeast(metrics, 2))
+	ch := startLogged(t, c, 2)
 	_, err := New(c, Options{Console: &bytes.Buffer{}, Overwrite: true})
 	if want := fmt.Sprintf("process %d holds", ch.Process.Pid); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("while the child runs: %v, want %q", err, want)

@@ -471,9 +471,7 @@ func TestBench(t *testing.T) {
 func TestSIGTERMSavesAndExitsZero(t *testing.T) {
 	out := t.TempDir()
 	c := parseConfig(t, tinyYAML(out), "train.steps=400", "checkpoint.every=0", "sft.steps=0")
-	ch := startChild(t, c, "")
-	metricsPath := filepath.Join(out, "metrics.jsonl")
-	ch.waitFor(t, "4 logged steps", linesAtLeast(metricsPath, 4))
+	ch := startLogged(t, c, 4)
 	ch.Process.Signal(syscall.SIGTERM)
 	if err := ch.wait(); err != nil {
 		t.Fatalf("after SIGTERM the run exited with %v, want 0\n%s", err, ch.log.String())
@@ -485,7 +483,7 @@ func TestSIGTERMSavesAndExitsZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, _ := metrics.Read(metricsPath)
+	ms, _ := metrics.Read(filepath.Join(out, "metrics.jsonl"))
 	logged := int(ms[len(ms)-1]["step"])
 	if want := fmt.Sprintf("step-%d", logged); filepath.Base(last) != want {
 		t.Fatalf("checkpoint %s after %d logged steps, want %s", last, logged, want)
