@@ -13,10 +13,7 @@ import (
 // CPU backend (the same counter-based streams over logits within float
 // rounding), with log-probs within 1e-5 relative to max(1, |log-prob|).
 func TestGenerateBackends(t *testing.T) {
-	dir := tinyModelDir(t, "LlamaForCausalLM")
-	in := writeFile(t, t.TempDir(), "in.jsonl", "{\"ids\": [1, 5, 7]}\n{\"ids\": [9, 10, 11, 12, 13]}\n")
-	f := baseGenerateFlags(dir)
-	f.input = in
+	f := idPromptsFlags(t, "{\"ids\": [1, 5, 7]}\n{\"ids\": [9, 10, 11, 12, 13]}\n")
 	cpuLines := runGenerateLines(t, f)
 	f.dev.typ = "cuda-emu"
 	emuLines := runGenerateLines(t, f)

@@ -38,13 +38,19 @@ func baseGenerateFlags(dir string) generateFlags {
 	return f
 }
 
+// idPromptsFlags are generate's flags for the tiny model on a JSONL file
+// of prompts.
+func idPromptsFlags(t *testing.T, jsonl string) generateFlags {
+	t.Helper()
+	f := baseGenerateFlags(tinyModelDir(t, "LlamaForCausalLM"))
+	f.input = writeFile(t, t.TempDir(), "in.jsonl", jsonl)
+	return f
+}
+
 // TestGenerateJSONIDs runs id prompts from a file and checks the JSON
 // lines, and that --max-batch and --threads do not change them.
 func TestGenerateJSONIDs(t *testing.T) {
-	dir := tinyModelDir(t, "LlamaForCausalLM")
-	in := writeFile(t, t.TempDir(), "in.jsonl", "{\"ids\": [1, 5, 7]}\n\n{\"ids\": [9, 10, 11, 12, 13]}\n")
-	f := baseGenerateFlags(dir)
-	f.input = in
+	f := idPromptsFlags(t, "{\"ids\": [1, 5, 7]}\n\n{\"ids\": [9, 10, 11, 12, 13]}\n")
 	lines := runGenerateLines(t, f)
 	if len(lines) != 6 {
 		t.Fatalf("%d lines, want 2 prompts × 3", len(lines))
