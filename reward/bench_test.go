@@ -65,8 +65,10 @@ func benchSet(b *testing.B) *Set {
 
 // BenchmarkThroughput: 10,000 completions of ~500 tokens with
 // math_answer + format + length; reports samples/s.
-func BenchmarkThroughput(b *testing.B) {
-	samples := benchSamples(10000)
+func BenchmarkThroughput(b *testing.B) { benchScore(b, benchSamples(10000)) }
+
+// benchScore times benchSet scoring samples; reports samples/s.
+func benchScore(b *testing.B, samples []Sample) {
 	set := benchSet(b)
 	defer set.Close()
 	b.ResetTimer()
@@ -109,14 +111,4 @@ func BenchmarkRewards(b *testing.B) {
 
 // BenchmarkStepBatch scores one training step's worth (32 prompts × 8
 // completions): the cost that shows up in timing_s/reward.
-func BenchmarkStepBatch(b *testing.B) {
-	samples := benchSamples(256)
-	set := benchSet(b)
-	defer set.Close()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := set.Score(context.Background(), samples); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+func BenchmarkStepBatch(b *testing.B) { benchScore(b, benchSamples(256)) }
