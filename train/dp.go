@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
 
 	"github.com/rltrain/rltrain/internal/dist"
 	"github.com/rltrain/rltrain/kernels"
@@ -127,16 +128,22 @@ func (t *Trainer) gatherCompletions(mine []rollout.Completion, promptBase int) (
 	return all, nil
 }
 
-// reduceStats sums the sampler's token counts over ranks.
+// reduceStats sums the sampler's token counts over ranks. PeakBlocks is
+// each rank's own KV cache peak, a memory figure: the job reports the
+// largest (each rank's peak sits in its own slot of the sum).
 func (t *Trainer) reduceStats(st rollout.Stats) (rollout.Stats, error) {
-	if t.world().Size() == 1 {
+	w := t.world()
+	if w.Size() == 1 {
 		return st, nil
 	}
-	v := []int64{int64(st.Prompts), int64(st.Completions), int64(st.PrefillTokens), int64(st.GeneratedTokens)}
-	if err := dist.AllReduceSum(t.world(), v, nil); err != nil {
+	v := make([]int64, 4+w.Size())
+	v[0], v[1], v[2], v[3] = int64(st.Prompts), int64(st.Completions), int64(st.PrefillTokens), int64(st.GeneratedTokens)
+	v[4+w.Rank()] = int64(st.PeakBlocks)
+	if err := dist.AllReduceSum(w, v, nil); err != nil {
 		return st, fmt.Errorf("sum rollout statistics: %w", err)
 	}
 	st.Prompts, st.Completions, st.PrefillTokens, st.GeneratedTokens = int(v[0]), int(v[1]), int(v[2]), int(v[3])
+	st.PeakBlocks = int(slices.Max(v[4:]))
 	return st, nil
 }
 

@@ -666,9 +666,16 @@ func TestDataParallelWarmup(t *testing.T) {
 			worst = math.Max(worst, d/math.Max(math.Abs(va), 1e-300))
 		}
 	}
+	// A summation-order difference moves a weight by a fraction of the
+	// learning rate per AdamW step (the update is normalised), so the bound
+	// scales with it: weightBound was set at the RL learning rate, and the
+	// warm-up's is larger. Measured after 20 steps: 3.8e-6 with the AVX-512
+	// kernels, 1.27e-5 with the portable ones (other summation orders).
+	c := cfg(one)
+	bound := weightBound * c.SFT.LR / c.Optim.LR
 	d := maxWeightDiff(t, filepath.Join(one, "checkpoints", "sft-20"), filepath.Join(two, "checkpoints", "sft-20"))
-	if d > weightBound {
-		t.Errorf("weights after the warm-up differ by %.3g (bound %g)", d, weightBound)
+	if d > bound {
+		t.Errorf("weights after the warm-up differ by %.3g (bound %.3g)", d, bound)
 	}
 	t.Logf("%d warm-up steps: loss and grad norm within %.3g relative over all steps; weights within %.3g", len(a), worst, d)
 }
