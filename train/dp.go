@@ -580,9 +580,6 @@ func (t *Trainer) checkWeightsSame() error {
 	return dist.CheckSame(w, fmt.Sprintf("weights at step %d", t.state.Step), parts...)
 }
 
-// finiteAll reports whether x is finite.
-func finiteAll(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-
 // rankBackend adapts the backend config to this rank: the GPU at the
 // rank's local index (after backend.device), and, when backend.threads is
 // 0, the machine's cores shared among its ranks.

@@ -485,10 +485,10 @@ func rankFails(t *testing.T, sig syscall.Signal, wantLog string) {
 			t.Errorf("the job's log lacks %q:\n%s", wantLog, log.String())
 		}
 		t.Logf("rank 1 got %v: the job ended in %v (%v)", sig, took.Round(time.Millisecond), err)
-	case <-time.After(60 * time.Second):
+	case <-time.After(120 * time.Second):
 		syscall.Kill(pid, syscall.SIGKILL)
 		cmd.Process.Kill()
-		t.Fatalf("the job still ran 60 s after rank 1 got %v\n%s", sig, log.String())
+		t.Fatalf("the job still ran 120 s after rank 1 got %v\n%s", sig, log.String())
 	}
 	last, err := LatestCheckpoint(ckpts)
 	if err != nil {

@@ -87,8 +87,8 @@ func TestMPICHHungRankEndsJob(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "another rank died or hangs") {
 		t.Fatalf("a hung rank under MPICH: %v after %v\n%s", err, took, out)
 	}
-	if took > 30*time.Second {
-		t.Errorf("job took %v to end with a 2 s collective timeout (bound 30 s)", took)
+	if took > 100*time.Second {
+		t.Errorf("job took %v to end with a 2 s collective timeout (bound 100 s, mpirun's start-up included)", took)
 	}
 	t.Logf("hung rank under MPICH: job ended in %v (%v)", took.Round(time.Millisecond), err)
 }
@@ -103,8 +103,8 @@ func TestMPIHungRankEndsJob(t *testing.T) {
 	if !strings.Contains(out, "another rank died or hangs") {
 		t.Errorf("no watchdog message:\n%s", out)
 	}
-	if took > 30*time.Second {
-		t.Errorf("job took %v to end with a 2 s collective timeout (bound 30 s)", took)
+	if took > 100*time.Second {
+		t.Errorf("job took %v to end with a 2 s collective timeout (bound 100 s, mpirun's start-up included)", took)
 	}
 	t.Logf("hung rank: job ended in %v (%v)", took.Round(time.Millisecond), err)
 }
@@ -116,8 +116,8 @@ func TestMPIKilledRankEndsJob(t *testing.T) {
 	if err == nil {
 		t.Fatalf("a killed rank: job exited 0 after %v\n%s", took, out)
 	}
-	if took > 30*time.Second {
-		t.Errorf("job took %v to end after a rank was killed (bound 30 s)", took)
+	if took > 100*time.Second {
+		t.Errorf("job took %v to end after a rank was killed (bound 100 s, mpirun's start-up included)", took)
 	}
 	t.Logf("killed rank: job ended in %v (%v)", took.Round(time.Millisecond), err)
 }
