@@ -87,6 +87,8 @@ type benchOp struct {
 
 // kernelOps builds every backend operation at shape s on be, with random
 // inputs, and its floor. With a nil be only the floors are meaningful.
+// It is one long function on purpose: the operations share their input
+// buffers, and the body reads as the table of operations it returns.
 func kernelOps(be kernels.Backend, s BenchShape) []benchOp {
 	r := rand.New(rand.NewPCG(1, 2))
 	buf := func(n int, scale float64) kernels.Buf {

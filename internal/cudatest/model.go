@@ -111,6 +111,46 @@ type loraSetup struct {
 	params []float32
 }
 
+// grpoBatch is runGRPOWith's fixed batch: four sequences of random tokens
+// (lengths 9, 6, 1, 8), their next-token targets, a loss mask past the
+// first position, alternating advantages 1 and −0.7, and the normalisers.
+func grpoBatch(cfg model.Config) (batch model.Batch, targets []int32, mask, adv []float32, offsets []int, tokens float64, seqs int) {
+	r := rand.New(rand.NewPCG(17, 4))
+	batch = model.Batch{B: 4, T: 9, Lens: []int{9, 6, 1, 8}}
+	batch.IDs = make([]int32, batch.B*batch.T)
+	for i := range batch.IDs {
+		batch.IDs[i] = int32(r.IntN(cfg.Vocab))
+	}
+	targets = model.NextTokenTargets(batch)
+	n := len(targets)
+	mask, adv = make([]float32, n), make([]float32, n)
+	offsets = make([]int, batch.B+1)
+	for b := 0; b < batch.B; b++ {
+		offsets[b+1] = (b + 1) * batch.T
+		a := float32(1)
+		if b%2 == 1 {
+			a = -0.7
+		}
+		for j := 0; j < batch.T; j++ {
+			if targets[b*batch.T+j] >= 0 && j >= 1 { // the first position plays the prompt
+				mask[b*batch.T+j] = 1
+				adv[b*batch.T+j] = a
+			}
+		}
+	}
+	for b := 0; b < batch.B; b++ {
+		s := 0.0
+		for _, v := range mask[offsets[b]:offsets[b+1]] {
+			s += float64(v)
+		}
+		tokens += s
+		if s > 0 {
+			seqs++
+		}
+	}
+	return batch, targets, mask, adv, offsets, tokens, seqs
+}
+
 // runGRPOWith is runGRPO, training only an attached adapter when lora is
 // not nil (the base weights frozen, as a LoRA run does).
 func runGRPOWith(t *testing.T, cfg model.Config, be kernels.Backend, params []float32, lora *loraSetup, steps int) grpoTrace {
@@ -138,41 +178,8 @@ func runGRPOWith(t *testing.T, cfg model.Config, be kernels.Backend, params []fl
 	} else {
 		m.EnableGrads()
 	}
-	r := rand.New(rand.NewPCG(17, 4))
-	batch := model.Batch{B: 4, T: 9, Lens: []int{9, 6, 1, 8}}
-	batch.IDs = make([]int32, batch.B*batch.T)
-	for i := range batch.IDs {
-		batch.IDs[i] = int32(r.IntN(cfg.Vocab))
-	}
-	targets := model.NextTokenTargets(batch)
+	batch, targets, mask, adv, offsets, tokens, seqs := grpoBatch(cfg)
 	n := len(targets)
-	mask, adv := make([]float32, n), make([]float32, n)
-	offsets := make([]int, batch.B+1)
-	for b := 0; b < batch.B; b++ {
-		offsets[b+1] = (b + 1) * batch.T
-		a := float32(1)
-		if b%2 == 1 {
-			a = -0.7
-		}
-		for j := 0; j < batch.T; j++ {
-			if targets[b*batch.T+j] >= 0 && j >= 1 { // the first position plays the prompt
-				mask[b*batch.T+j] = 1
-				adv[b*batch.T+j] = a
-			}
-		}
-	}
-	var tokens float64
-	seqs := 0
-	for b := 0; b < batch.B; b++ {
-		s := 0.0
-		for _, v := range mask[offsets[b]:offsets[b+1]] {
-			s += float64(v)
-		}
-		tokens += s
-		if s > 0 {
-			seqs++
-		}
-	}
 	up := func(v []float32) kernels.Buf { x := be.Alloc(len(v)); be.Upload(x, v); return x }
 	_, _, nTrain := train()
 	mBuf, vBuf := be.Alloc(nTrain), be.Alloc(nTrain)

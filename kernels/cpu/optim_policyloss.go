@@ -118,29 +118,58 @@ func tisWeight(old, roll, cap float32) float64 {
 	return math.Min(math.Exp(math.Min(optimMaxLogRatio, float64(old)-float64(roll))), float64(cap))
 }
 
-// policyLossSeq handles the tokens of sequence i, adding its metrics to st.
-func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats) {
-	p := &a.P
-	lo, hi := a.Offsets[i], a.Offsets[i+1]
+// seqSpan returns the loss tokens of sequence i this call handles, [lo,
+// hi), and the sequence's whole mask sum; ok is false when the call has
+// nothing of it to do. The call that holds the sequence's start counts it.
+func seqSpan(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats) (lo, hi int, seqTokens float64, ok bool) {
+	lo, hi = a.Offsets[i], a.Offsets[i+1]
 	if hi <= lo {
-		return
+		return 0, 0, 0, false
 	}
-	if p.MaskTruncated && a.Truncated != nil && a.Truncated[i] {
-		return
+	if a.P.MaskTruncated && a.Truncated != nil && a.Truncated[i] {
+		return 0, 0, 0, false
 	}
-	var seqTokens float64
 	for _, m := range Data(a.Mask)[lo:hi] {
 		seqTokens += float64(m)
 	}
 	if seqTokens == 0 {
-		return
+		return 0, 0, 0, false
 	}
 	rlo, rhi := a.Range()
 	if lo >= rlo {
-		st.Seqs++ // counted by the call that holds the sequence's start
+		st.Seqs++
 	}
 	lo, hi = max(lo, rlo), min(hi, rhi)
-	if hi <= lo {
+	return lo, hi, seqTokens, hi > lo
+}
+
+// gspoSeqGrad is GSPO's dL/dℓ_t, the same for every token t of sequence
+// i: (1/|o|)·Σ_u m_u·isw_u·∂pg_u/∂log s, summed over the whole sequence
+// (not only this call's range), before the aggregation weight.
+func gspoSeqGrad(a *kernels.PolicyLossArgs, i int, seqLR, seqTokens float64) float64 {
+	p := &a.P
+	eL, eH, dualC := float64(p.EpsLow), float64(p.EpsHigh), float64(p.ClipRatioC)
+	s0, s1 := a.Offsets[i], a.Offsets[i+1]
+	allMask, allAdv := Data(a.Mask)[s0:s1], Data(a.Adv)[s0:s1]
+	var g float64
+	for u, m := range allMask {
+		if m == 0 {
+			continue
+		}
+		dpg := clippedSurrogate(seqLR, float64(allAdv[u]), eL, eH, dualC).dpg
+		if p.TISCap > 0 && a.RolloutLogp != nil {
+			dpg *= tisWeight(Data(a.OldLogp)[s0+u], Data(a.RolloutLogp)[s0+u], p.TISCap)
+		}
+		g += float64(m) * dpg
+	}
+	return g / seqTokens
+}
+
+// policyLossSeq handles the tokens of sequence i, adding its metrics to st.
+func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats) {
+	p := &a.P
+	lo, hi, seqTokens, ok := seqSpan(a, i, st)
+	if !ok {
 		return
 	}
 	mask := Data(a.Mask)[lo:hi]
@@ -164,24 +193,9 @@ func policyLossSeq(a *kernels.PolicyLossArgs, i int, st *kernels.PolicyLossStats
 	if seqLevel && a.SeqLogRatio != nil {
 		seqLR = float64(Data(a.SeqLogRatio)[i])
 	}
-	// GSPO's dL/dℓ_t is the same for every token t of the sequence:
-	// (1/|o|)·Σ_u m_u·isw_u·∂pg_u/∂log s, summed over the whole sequence
-	// (not only this call's range), times the aggregation weight.
 	var seqGrad float64
 	if p.IS == kernels.ISSequence {
-		s0, s1 := a.Offsets[i], a.Offsets[i+1]
-		allMask, allAdv := Data(a.Mask)[s0:s1], Data(a.Adv)[s0:s1]
-		for u, m := range allMask {
-			if m == 0 {
-				continue
-			}
-			dpg := clippedSurrogate(seqLR, float64(allAdv[u]), eL, eH, dualC).dpg
-			if roll != nil {
-				dpg *= tisWeight(Data(a.OldLogp)[s0+u], Data(a.RolloutLogp)[s0+u], p.TISCap)
-			}
-			seqGrad += float64(m) * dpg
-		}
-		seqGrad /= seqTokens
+		seqGrad = gspoSeqGrad(a, i, seqLR, seqTokens)
 	}
 
 	for t, m32 := range mask {
