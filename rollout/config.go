@@ -35,9 +35,13 @@ type Config struct {
 	// step), which decodes in chunks of that many rows without padding.
 	BatchInvariant bool     `yaml:"batch_invariant" default:"false" doc:"Pad decode batches so completions do not depend on max_batch, the KV budget or threads (about a third slower)."`
 	Stop           []string `yaml:"stop" doc:"Extra stop strings besides the end-of-sequence token."`
-	// TreeDepths and TreeBranch make tree rollouts (see the package doc).
+	// TreeDepths and TreeBranch make tree rollouts (generation.fork).
 	TreeDepths []int `yaml:"tree_depths" doc:"Tree rollouts: completion lengths in tokens at which every running completion forks into tree_branch completions that share its tokens and KV cache blocks; empty samples every completion independently."`
 	TreeBranch int   `yaml:"tree_branch" default:"2" doc:"Tree rollouts: completions one forks into at each of tree_depths; group_size must be a multiple of tree_branch^len(tree_depths)."`
+	// TreeBranchAt entropy moves each branch point to the first uncertain
+	// token of its window (generation.branchAtEntropy).
+	TreeBranchAt   string  `yaml:"tree_branch_at" default:"depth" enum:"depth,entropy" doc:"Tree rollouts: depth forks at exactly tree_depths; entropy forks level l at the first token after tree_depths[l-1] whose sampling distribution has at least tree_entropy_threshold nats of entropy, at tree_depths[l] at the latest (samples on the host)."`
+	TreeEntropyMin float64 `yaml:"tree_entropy_threshold" default:"1.0" doc:"Tree rollouts with tree_branch_at: entropy: the entropy in nats, of the temperature-scaled next-token distribution, at which a completion forks early."`
 
 	// StopTokenIDs are extra token ids that end a completion like EOS (the
 	// model's own EOS ids always do). Not a config option: the trainer
@@ -85,6 +89,9 @@ func (c Config) Check(ck *option.Checker) {
 				ck.Bad(fmt.Sprintf("tree_depths.%d", i), "depths must increase from 1 and stay below max_new_tokens (%d), got %v", c.MaxNewTokens, c.TreeDepths)
 				break
 			}
+		}
+		if !(c.TreeEntropyMin > 0) || math.IsInf(c.TreeEntropyMin, 0) {
+			ck.Bad("tree_entropy_threshold", "must be a positive number of nats, got %g", c.TreeEntropyMin)
 		}
 		if c.TreeBranch >= 2 && c.GroupSize%c.TreeLeaves() != 0 {
 			ck.Bad("group_size", "tree rollouts need a multiple of tree_branch^len(tree_depths) = %d, got %d", c.TreeLeaves(), c.GroupSize)

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -32,6 +33,9 @@ func TestConfigValidateNamesKey(t *testing.T) {
 		{"max_batch", func(c *Config) { c.MaxBatch = -1 }},
 		{"stop.1", func(c *Config) { c.Stop = []string{"x", ""} }},
 		{"stop_token_ids.0", func(c *Config) { c.StopTokenIDs = []int{-3} }},
+		{"tree_branch_at", func(c *Config) { c.TreeDepths, c.TreeBranchAt = []int{2}, "entropie" }},
+		{"tree_entropy_threshold", func(c *Config) { c.TreeDepths, c.TreeEntropyMin = []int{2}, 0 }},
+		{"tree_entropy_threshold", func(c *Config) { c.TreeDepths, c.TreeEntropyMin = []int{2}, math.Inf(1) }},
 	}
 	for _, tc := range cases {
 		c := DefaultConfig()
@@ -49,7 +53,7 @@ func TestConfigValidateNamesKey(t *testing.T) {
 func TestConfigYAMLKeys(t *testing.T) {
 	want := []string{"batch_size", "group_size", "max_new_tokens", "temperature", "top_p", "top_k", "min_p",
 		"repetition_penalty", "include_stop_str", "kv_cache_mb", "block_size", "max_batch", "batch_invariant", "stop",
-		"tree_depths", "tree_branch"}
+		"tree_depths", "tree_branch", "tree_branch_at", "tree_entropy_threshold"}
 	var got []string
 	for _, f := range option.Fields(reflect.TypeOf(Config{})) {
 		got = append(got, f.Key)

@@ -90,6 +90,9 @@ type Stats struct {
 	// MaxRunning is the largest number of completions decoded together;
 	// PeakBlocks the most cache blocks in use at once.
 	MaxRunning, PeakBlocks int
+	// Forks counts tree-rollout branch points; ForkDepths sums the number
+	// of tokens shared at each (their mean is where trees branch).
+	Forks, ForkDepths int
 }
 
 // Engine generates completions with one model and a preallocated KV cache.

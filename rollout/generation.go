@@ -3,6 +3,8 @@ package rollout
 import (
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/rltrain/rltrain/kernels"
@@ -101,6 +103,9 @@ type generation struct {
 	// forks are the completions tree rollouts forked during the current
 	// step's accepts, to run from the next step on.
 	forks []*running
+	// entropyAt: tree rollouts fork at uncertain tokens (tree_branch_at:
+	// entropy), decided on each step's logits before sampling.
+	entropyAt bool
 }
 
 // promptState tracks one prompt while its completions are admitted.
@@ -171,7 +176,8 @@ func (e *Engine) newGeneration(prompts []Prompt, o Options) (*generation, error)
 		g.eos[int32(id)] = true
 	}
 	g.sp, g.penalty, g.maxBatch = cfg.Sampling, cfg.RepetitionPenalty != 1, cfg.BatchLimit()
-	if rs, ok := e.m.Backend().(kernels.RowSampler); ok && !g.penalty && !cfg.BatchInvariant {
+	g.entropyAt = cfg.TreeBranchAt == "entropy" && len(cfg.TreeDepths) > 0
+	if rs, ok := e.m.Backend().(kernels.RowSampler); ok && !g.penalty && !cfg.BatchInvariant && !g.entropyAt {
 		g.rows = rs
 	}
 	// A stop string that the newest token completes lies within its last
@@ -419,6 +425,9 @@ func (g *generation) step() error {
 	g.st.PeakBlocks = max(g.st.PeakBlocks, e.cache.NumBlocks-e.cache.FreeBlocks())
 
 	t0 = time.Now()
+	if g.entropyAt {
+		logits = g.branchAtEntropy(logits)
+	}
 	e.sampleAll(g.active, logits, g.sp, g.cfg.Seed)
 	kept := g.active[:0]
 	for _, r := range g.active {
@@ -500,7 +509,7 @@ func (g *generation) accept(r *running) bool {
 	if g.penalty {
 		r.addSeen(r.tok)
 	}
-	if d := g.cfg.TreeDepths; r.level < len(d) && len(c.IDs) == d[r.level] {
+	if d := g.cfg.TreeDepths; !g.entropyAt && r.level < len(d) && len(c.IDs) == d[r.level] {
 		g.fork(r)
 	}
 	return false
@@ -517,6 +526,8 @@ func (g *generation) fork(r *running) {
 	branch := r.lo
 	r.out.Shared, r.out.Branch = len(r.out.IDs), branch
 	r.level++
+	g.st.Forks++
+	g.st.ForkDepths += len(r.out.IDs)
 	for j := 1; j < b; j++ {
 		lo := r.lo + j*size
 		c := &running{ps: r.ps, seq: g.e.cache.Fork(r.seq), limit: r.limit, lo: lo, hi: lo + size, level: r.level, tok: r.tok,
@@ -529,6 +540,61 @@ func (g *generation) fork(r *running) {
 		g.forks = append(g.forks, c)
 	}
 	r.hi = r.lo + size
+}
+
+// branchAtEntropy forks the running completions whose next token is a
+// branch point of tree_branch_at: entropy, before that token is sampled:
+// level l's window is the tokens after tree_depths[l-1] (after the first
+// token for l = 0) up to tree_depths[l], and a completion forks at the
+// first of them whose temperature-scaled distribution has at least
+// tree_entropy_threshold nats of entropy, or at tree_depths[l] when none
+// had. The forks share the decoded KV and the logits row, so each samples
+// its own token there from its own stream; it returns logits with their
+// rows appended, in the order of g.active.
+func (g *generation) branchAtEntropy(logits []float32) []float32 {
+	V := g.e.m.Cfg.Vocab
+	d, invT := g.cfg.TreeDepths, g.sp.InvTemp()
+	n := len(g.active)
+	for i := 0; i < n; i++ {
+		r := g.active[i]
+		if r.level >= len(d) {
+			continue
+		}
+		at, from := len(r.out.IDs), 1 // the index of the token sampled next
+		if r.level > 0 {
+			from = d[r.level-1] + 1
+		}
+		if at < from || at > d[r.level] {
+			continue
+		}
+		if at < d[r.level] && !(rowEntropy(logits[i*V:(i+1)*V], invT) >= g.cfg.TreeEntropyMin) {
+			continue
+		}
+		g.fork(r)
+		for _, c := range g.forks {
+			g.active = append(g.active, c)
+			logits = append(logits, logits[i*V:(i+1)*V]...)
+		}
+		g.forks = g.forks[:0]
+	}
+	if cap(logits) > cap(g.e.logits) {
+		g.e.logits = logits[:0]
+	}
+	return logits
+}
+
+// rowEntropy is the entropy in nats of softmax(logits · invT), summed in
+// float64.
+func rowEntropy(logits []float32, invT float64) float64 {
+	mx := float64(slices.Max(logits))
+	var z, ws float64
+	for _, v := range logits {
+		s := (float64(v) - mx) * invT
+		w := math.Exp(s)
+		z += w
+		ws += w * s
+	}
+	return math.Log(z) - ws/z
 }
 
 // finish records a completion's end and frees its cache blocks.

@@ -103,3 +103,32 @@ func TestTreeRolloutRun(t *testing.T) {
 		t.Errorf("%d sibling sets in %d groups, want 2 per group", len(branches), len(s.groups))
 	}
 }
+
+// TestTreeBranchPositionMetric: rollout/tree_branch_position is the mean
+// number of tokens shared at a branch point: tree_depths[0] with fixed
+// depths, the first token with tree_branch_at: entropy and a threshold
+// every distribution reaches.
+func TestTreeBranchPositionMetric(t *testing.T) {
+	for _, tc := range []struct {
+		sets []string
+		want float64
+	}{
+		{nil, 3},
+		{[]string{"rollout.tree_branch_at=entropy", "rollout.tree_entropy_threshold=1e-9"}, 1},
+	} {
+		dir := t.TempDir()
+		sets := append([]string{"rollout.tree_depths=[3]", "rollout.tree_branch=2", "train.steps=1", "checkpoint.every=0", "sft.steps=0"}, tc.sets...)
+		tr, err := New(parseConfig(t, tinyYAML(dir), sets...), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := tr.step(context.Background())
+		tr.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := s.metrics["rollout/tree_branch_position"]; !ok || got != tc.want {
+			t.Errorf("%v: rollout/tree_branch_position = %v (present %v), want %v", tc.sets, got, ok, tc.want)
+		}
+	}
+}

@@ -128,6 +128,8 @@ func (t *Trainer) collect(ctx context.Context, s *rlStep) error {
 		s.stats.GeneratedTokens += st.GeneratedTokens
 		s.stats.Completions += st.Completions
 		s.stats.PeakBlocks = max(s.stats.PeakBlocks, st.PeakBlocks)
+		s.stats.Forks += st.Forks
+		s.stats.ForkDepths += st.ForkDepths
 		for k, v := range errs {
 			s.metrics[k] += v
 		}
@@ -645,6 +647,11 @@ func (t *Trainer) finish(s *rlStep) {
 	if s.stats.Completions > 0 {
 		// Tree rollouts generate a shared prefix once for its siblings.
 		s.metrics["rollout/tokens_per_completion"] = float64(s.stats.GeneratedTokens) / float64(s.stats.Completions)
+	}
+	if s.stats.Forks > 0 {
+		// Where tree rollouts branched: fixed with tree_branch_at: depth,
+		// earlier where the policy is uncertain with entropy.
+		s.metrics["rollout/tree_branch_position"] = float64(s.stats.ForkDepths) / float64(s.stats.Forks)
 	}
 	s.metrics["rollout/peak_kv_blocks"] = float64(s.stats.PeakBlocks)
 	s.metrics["perf/world_size"] = float64(t.world().Size())
