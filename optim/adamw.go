@@ -90,6 +90,8 @@ func NewFlatAdamW(be kernels.Backend, cfg Optim, groups ...Flat) (*AdamW, error)
 			if err != nil {
 				return nil, err
 			}
+			// Without weight decay every run is alike: one call per group.
+			d = d && cfg.WeightDecay != 0
 			n := p.Value.Len()
 			if k := len(g.runs) - 1; k >= 0 && g.runs[k].decay == d {
 				g.runs[k].n += n
@@ -178,7 +180,11 @@ func (o *AdamW) Update(totalSteps int) (UpdateStats, error) {
 }
 
 // Step applies one AdamW update at learning rate lr without clipping: one
-// kernel call per run of equal weight decay.
+// kernel call per run of equal weight decay. The Hugging Face layout
+// interleaves decayed matrices with undecayed norms and biases (two runs
+// or more per layer); a single launch would need a per-range decay table
+// in the kernel, for a launch overhead measured in microseconds per run.
+// Without weight decay it is one call per parameter group.
 func (o *AdamW) Step(lr float64) {
 	o.step++
 	be := o.be

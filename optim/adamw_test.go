@@ -269,10 +269,17 @@ func testShape(name string, n int) []int {
 }
 
 // TestFlatAdamWMatchesPerTensor: parameters stored back to back are
-// updated with one kernel call per run of equal weight decay, to the same
-// bits as one call per tensor, over several steps with clipping; the
-// moments are views in the same order.
+// updated with one kernel call per run of equal weight decay (one call in
+// all without weight decay), to the same bits as one call per tensor, over
+// several steps with clipping; the moments are views in the same order.
 func TestFlatAdamWMatchesPerTensor(t *testing.T) {
+	// Runs under the default no_decay patterns: embed norm | q k | bias |
+	// o down | norm | lm_head.
+	t.Run("decay", func(t *testing.T) { flatAdamWMatchesPerTensor(t, 0.1, 6) })
+	t.Run("no decay", func(t *testing.T) { flatAdamWMatchesPerTensor(t, 0, 1) })
+}
+
+func flatAdamWMatchesPerTensor(t *testing.T, wd float64, runs int) {
 	tensors := []struct {
 		name string
 		n    int
@@ -283,7 +290,7 @@ func TestFlatAdamWMatchesPerTensor(t *testing.T) {
 		{"model.layers.0.mlp.down_proj.weight", 48}, {"model.norm.weight", 8}, {"lm_head.weight", 40},
 	}
 	cfg := DefaultOptim()
-	cfg.LR, cfg.WeightDecay, cfg.MaxGradNorm = 0.01, 0.1, 0.5
+	cfg.LR, cfg.WeightDecay, cfg.MaxGradNorm = 0.01, wd, 0.5
 	total := 0
 	for _, x := range tensors {
 		total += x.n
@@ -349,10 +356,8 @@ func TestFlatAdamWMatchesPerTensor(t *testing.T) {
 		}
 		off += p.Value.Len()
 	}
-	// Runs under the default no_decay patterns: embed norm | q k | bias |
-	// o down | norm | lm_head.
-	if cb.adamw != 4*len(tensors) || fb.adamw != 4*6 {
-		t.Errorf("%d and %d kernel calls in 4 steps, want %d per tensor and %d per run", cb.adamw, fb.adamw, 4*len(tensors), 4*6)
+	if cb.adamw != 4*len(tensors) || fb.adamw != 4*runs {
+		t.Errorf("%d and %d kernel calls in 4 steps, want %d per tensor and %d per run", cb.adamw, fb.adamw, 4*len(tensors), 4*runs)
 	}
 	if _, err := NewFlatAdamW(fb, cfg, Flat{Values: make(cpu.F32, 3), Grads: make(cpu.F32, 3), Params: sep[:1]}); err == nil {
 		t.Error("a group whose parameters do not fill its buffers was accepted")

@@ -13,6 +13,7 @@ import (
 	"github.com/rltrain/rltrain/kernels/cpu"
 	"github.com/rltrain/rltrain/model"
 	"github.com/rltrain/rltrain/model/safetensors"
+	"github.com/rltrain/rltrain/optim"
 	"github.com/rltrain/rltrain/train/config"
 )
 
@@ -321,5 +322,52 @@ func TestLoRAWithValueHead(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "checkpoints", "step-2", valueHeadFile)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestLoRAWeightDecay: the adapter's A and B are matrices, so AdamW decays
+// them like any other matrix (PEFT under Hugging Face's Trainer does too):
+// with zero gradients one step scales every adapter value by 1 − lr·wd.
+func TestLoRAWeightDecay(t *testing.T) {
+	cfg := model.Config{Architecture: "LlamaForCausalLM", ModelType: "llama", Vocab: 31, Hidden: 16, Layers: 2,
+		Heads: 2, KVHeads: 1, HeadDim: 8, FFN: 24, RMSEps: 1e-5, RopeTheta: 10000, MaxPositions: 64, BOS: 1, EOS: []int{2}}
+	be := cpu.New(1)
+	m, err := model.New(cfg, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := model.NewAdapter(cfg, model.LoRAConfig{R: 2, Alpha: 4, Targets: model.AllLinear}, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Attach(a); err != nil {
+		t.Fatal(err)
+	}
+	f := modelParams(m)
+	host := make([]float32, a.NumParams())
+	for i := range host {
+		host[i] = float32(i%7) - 3
+	}
+	be.Upload(a.Params, host)
+	for _, p := range f.Params {
+		if len(p.Shape) != 2 {
+			t.Fatalf("adapter tensor %s has shape %v", p.Name, p.Shape)
+		}
+	}
+	oc := optim.DefaultOptim()
+	oc.LR, oc.WeightDecay, oc.MaxGradNorm, oc.WarmupSteps = 0.1, 0.1, 0, 0
+	o, err := optim.NewFlatAdamW(be, oc, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Update(10); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, a.NumParams())
+	be.Download(got, a.Params)
+	for i, v := range got {
+		if want := host[i] * float32(1-0.1*0.1); v != want {
+			t.Fatalf("adapter value %d: %v after a step with zero gradients, want %v (decayed)", i, v, want)
+		}
 	}
 }

@@ -252,7 +252,7 @@ func modelParams(m *model.Model) optim.Flat {
 		a.EnableGrads()
 		f := optim.Flat{Values: a.Params, Grads: a.Grads}
 		for _, t := range a.Tensors() {
-			f.Params = append(f.Params, optim.Param{Name: t.Name, Value: a.Backend().View(a.Params, t.Offset, t.Size()), Grad: a.Backend().View(a.Grads, t.Offset, t.Size())})
+			f.Params = append(f.Params, optim.Param{Name: t.Name, Shape: t.Shape, Value: a.Backend().View(a.Params, t.Offset, t.Size()), Grad: a.Backend().View(a.Grads, t.Offset, t.Size())})
 		}
 		return f
 	}

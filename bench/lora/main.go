@@ -143,7 +143,7 @@ func benchTrain(m *model.Model, lc model.LoRAConfig, mode string, batch, seq, wa
 		m.EnableGrads()
 		params = optim.Flat{Values: m.Params, Grads: m.Grads}
 		for _, t := range m.Tensors() {
-			params.Params = append(params.Params, optim.Param{Name: t.Name, Value: be.View(m.Params, t.Offset, t.Size()), Grad: be.View(m.Grads, t.Offset, t.Size())})
+			params.Params = append(params.Params, optim.Param{Name: t.Name, Shape: t.Shape, Value: be.View(m.Params, t.Offset, t.Size()), Grad: be.View(m.Grads, t.Offset, t.Size())})
 		}
 	case "lora":
 		a, err := model.NewAdapter(m.Cfg, lc, be)
@@ -153,7 +153,7 @@ func benchTrain(m *model.Model, lc model.LoRAConfig, mode string, batch, seq, wa
 		a.EnableGrads()
 		params = optim.Flat{Values: a.Params, Grads: a.Grads}
 		for _, t := range a.Tensors() {
-			params.Params = append(params.Params, optim.Param{Name: t.Name, Value: be.View(a.Params, t.Offset, t.Size()), Grad: be.View(a.Grads, t.Offset, t.Size())})
+			params.Params = append(params.Params, optim.Param{Name: t.Name, Shape: t.Shape, Value: be.View(a.Params, t.Offset, t.Size()), Grad: be.View(a.Grads, t.Offset, t.Size())})
 		}
 	default:
 		check(fmt.Errorf("-mode %q: want full or lora", mode))
