@@ -42,6 +42,11 @@ type Config struct {
 	// token of its window (generation.branchAtEntropy).
 	TreeBranchAt   string  `yaml:"tree_branch_at" default:"depth" enum:"depth,entropy" doc:"Tree rollouts: depth forks at exactly tree_depths; entropy forks level l at the first token after tree_depths[l-1] whose sampling distribution has at least tree_entropy_threshold nats of entropy, at tree_depths[l] at the latest (samples on the host)."`
 	TreeEntropyMin float64 `yaml:"tree_entropy_threshold" default:"1.0" doc:"Tree rollouts with tree_branch_at: entropy: the entropy in nats, of the temperature-scaled next-token distribution, at which a completion forks early."`
+	// AbortHorizon, AbortMarkers and AbortKeepProb are DUET's marker-gated
+	// abort (generation.abortAt).
+	AbortHorizon  int      `yaml:"abort_horizon" default:"0" doc:"Marker-gated abort: a completion whose text holds none of abort_markers after this many tokens is aborted (left out of the update) with probability 1 - abort_keep_prob, or else continued with its advantage weighted 1/abort_keep_prob; 0 disables."`
+	AbortMarkers  []string `yaml:"abort_markers" doc:"Marker-gated abort: texts that show a completion is reaching its answer (\\boxed{, ####, Answer:)."`
+	AbortKeepProb float64  `yaml:"abort_keep_prob" default:"0.05" doc:"Marker-gated abort: the probability that a completion without a marker at abort_horizon is continued (and importance-weighted) instead of aborted."`
 
 	// StopTokenIDs are extra token ids that end a completion like EOS (the
 	// model's own EOS ids always do). Not a config option: the trainer
@@ -95,6 +100,25 @@ func (c Config) Check(ck *option.Checker) {
 		}
 		if c.TreeBranch >= 2 && c.GroupSize%c.TreeLeaves() != 0 {
 			ck.Bad("group_size", "tree rollouts need a multiple of tree_branch^len(tree_depths) = %d, got %d", c.TreeLeaves(), c.GroupSize)
+		}
+	}
+	if c.AbortHorizon != 0 {
+		if c.AbortHorizon < 1 || c.AbortHorizon >= c.MaxNewTokens {
+			ck.Bad("abort_horizon", "must be 0 (off) or from 1 to below max_new_tokens (%d), got %d", c.MaxNewTokens, c.AbortHorizon)
+		}
+		if len(c.AbortMarkers) == 0 {
+			ck.Bad("abort_markers", "abort_horizon needs at least one marker")
+		}
+		for i, s := range c.AbortMarkers {
+			if s == "" {
+				ck.Bad(fmt.Sprintf("abort_markers.%d", i), "empty marker")
+			}
+		}
+		if !(c.AbortKeepProb > 0 && c.AbortKeepProb <= 1) {
+			ck.Bad("abort_keep_prob", "must be in (0, 1], got %g", c.AbortKeepProb)
+		}
+		if len(c.TreeDepths) > 0 {
+			ck.Bad("abort_horizon", "marker-gated abort and tree rollouts (tree_depths) cannot be combined")
 		}
 	}
 	for i, id := range c.StopTokenIDs {

@@ -35,6 +35,12 @@ func TestConfigValidateNamesKey(t *testing.T) {
 		{"stop_token_ids.0", func(c *Config) { c.StopTokenIDs = []int{-3} }},
 		{"tree_branch_at", func(c *Config) { c.TreeDepths, c.TreeBranchAt = []int{2}, "entropie" }},
 		{"tree_entropy_threshold", func(c *Config) { c.TreeDepths, c.TreeEntropyMin = []int{2}, 0 }},
+		{"abort_horizon", func(c *Config) { c.AbortHorizon, c.AbortMarkers = c.MaxNewTokens, []string{"x"} }},
+		{"abort_horizon", func(c *Config) { c.AbortHorizon, c.AbortMarkers, c.TreeDepths = 2, []string{"x"}, []int{1} }},
+		{"abort_markers", func(c *Config) { c.AbortHorizon = 2 }},
+		{"abort_markers.1", func(c *Config) { c.AbortHorizon, c.AbortMarkers = 2, []string{"x", ""} }},
+		{"abort_keep_prob", func(c *Config) { c.AbortHorizon, c.AbortMarkers, c.AbortKeepProb = 2, []string{"x"}, 0 }},
+		{"abort_keep_prob", func(c *Config) { c.AbortHorizon, c.AbortMarkers, c.AbortKeepProb = 2, []string{"x"}, 1.5 }},
 		{"tree_entropy_threshold", func(c *Config) { c.TreeDepths, c.TreeEntropyMin = []int{2}, math.Inf(1) }},
 	}
 	for _, tc := range cases {
@@ -53,7 +59,7 @@ func TestConfigValidateNamesKey(t *testing.T) {
 func TestConfigYAMLKeys(t *testing.T) {
 	want := []string{"batch_size", "group_size", "max_new_tokens", "temperature", "top_p", "top_k", "min_p",
 		"repetition_penalty", "include_stop_str", "kv_cache_mb", "block_size", "max_batch", "batch_invariant", "stop",
-		"tree_depths", "tree_branch", "tree_branch_at", "tree_entropy_threshold"}
+		"tree_depths", "tree_branch", "tree_branch_at", "tree_entropy_threshold", "abort_horizon", "abort_markers", "abort_keep_prob"}
 	var got []string
 	for _, f := range option.Fields(reflect.TypeOf(Config{})) {
 		got = append(got, f.Key)

@@ -27,6 +27,7 @@ const (
 	FinishEOS    FinishReason = "eos"    // an EOS or stop token id was sampled (and kept)
 	FinishStop   FinishReason = "stop"   // a stop string appeared in the text
 	FinishLength FinishReason = "length" // max_new_tokens, or the model's max positions
+	FinishAbort  FinishReason = "abort"  // no abort marker by abort_horizon (DUET's abort)
 )
 
 // Prompt is one prompt to complete.
@@ -74,6 +75,10 @@ type Completion struct {
 	// the completions of a prompt with equal Branch forked from the same
 	// partial completion. Both 0 without a tree.
 	Shared, Branch int
+	// Continued marks a completion that had no abort marker at
+	// abort_horizon and was continued (with probability abort_keep_prob)
+	// instead of aborted: its advantage is weighted 1/abort_keep_prob.
+	Continued bool
 }
 
 // Stats describes one Generate call.
@@ -93,6 +98,9 @@ type Stats struct {
 	// Forks counts tree-rollout branch points; ForkDepths sums the number
 	// of tokens shared at each (their mean is where trees branch).
 	Forks, ForkDepths int
+	// Aborted and Continued count the completions without an abort marker
+	// at abort_horizon: aborted there, or continued.
+	Aborted, Continued int
 }
 
 // Engine generates completions with one model and a preallocated KV cache.

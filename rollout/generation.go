@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rltrain/rltrain/kernels"
@@ -19,8 +20,8 @@ type Options struct {
 	GroupSize int
 	// Sampling, when set, replaces the Config's sampling parameters.
 	Sampling *Sampling
-	// Independent samples every completion on its own, without the
-	// Config's tree rollouts (evaluation, say).
+	// Independent samples every completion on its own and to its end,
+	// without the Config's tree rollouts or aborts (evaluation, say).
 	Independent bool
 }
 
@@ -161,6 +162,7 @@ func (e *Engine) newGeneration(prompts []Prompt, o Options) (*generation, error)
 	}
 	if o.Independent {
 		g.cfg.TreeDepths = nil
+		g.cfg.AbortHorizon = 0
 	}
 	cfg := g.cfg
 	if err := cfg.Validate(); err != nil {
@@ -168,6 +170,9 @@ func (e *Engine) newGeneration(prompts []Prompt, o Options) (*generation, error)
 	}
 	if len(cfg.Stop) > 0 && e.detok == nil {
 		return g, errors.New("rollout: stop strings need a detokenizer")
+	}
+	if cfg.AbortHorizon > 0 && e.detok == nil {
+		return g, errors.New("rollout: abort markers need a detokenizer")
 	}
 	for _, id := range e.m.Cfg.EOS {
 		g.eos[int32(id)] = true
@@ -506,6 +511,10 @@ func (g *generation) accept(r *running) bool {
 		g.finish(r, FinishLength)
 		return true
 	}
+	if g.abortAt(r) {
+		g.finish(r, FinishAbort)
+		return true
+	}
 	if g.penalty {
 		r.addSeen(r.tok)
 	}
@@ -595,6 +604,35 @@ func rowEntropy(logits []float32, invT float64) float64 {
 		ws += w * s
 	}
 	return math.Log(z) - ws/z
+}
+
+// abortSalt separates the abort decisions' random stream from the
+// sampler's (the same coordinates, another seed).
+const abortSalt = 0xa5a5_d0e7_0000_0001
+
+// abortAt applies DUET's marker-gated abort to r once it has
+// abort_horizon tokens: when its text holds none of abort_markers it is
+// aborted, unless a uniform draw of its own (seed ^ abortSalt, prompt,
+// sample, horizon) falls below abort_keep_prob, in which case it goes on
+// to its end marked Continued.
+func (g *generation) abortAt(r *running) bool {
+	c, h := r.out, g.cfg.AbortHorizon
+	if h == 0 || len(c.IDs) != h {
+		return false
+	}
+	text := g.e.detok.Decode(c.IDs, true)
+	for _, m := range g.cfg.AbortMarkers {
+		if strings.Contains(text, m) {
+			return false
+		}
+	}
+	if Uniform(g.cfg.Seed^abortSalt, r.ps.p.Index, uint64(c.Sample), uint64(h)) < g.cfg.AbortKeepProb {
+		c.Continued = true
+		g.st.Continued++
+		return false
+	}
+	g.st.Aborted++
+	return true
 }
 
 // finish records a completion's end and frees its cache blocks.

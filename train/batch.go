@@ -16,6 +16,9 @@ type seq struct {
 	excluded  bool // a reward failed on it and its fallback drops it
 	truncated bool // hit max_new_tokens without EOS
 	correct   bool // DRPO positive
+	// weight multiplies the advantage: 1/abort_keep_prob for a completion
+	// continued past abort_horizon without a marker, else 1.
+	weight float32
 
 	// Tree rollouts: the completion's leading tokens shared with its
 	// siblings, its sibling set, and the first completion token in the

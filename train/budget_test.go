@@ -2,8 +2,12 @@ package train
 
 import (
 	"context"
+	"math"
 	"slices"
 	"testing"
+
+	"github.com/rltrain/rltrain/optim"
+	"github.com/rltrain/rltrain/rollout"
 )
 
 // TestAllocateGroups checks the budget's shares by hand. Equal pass rates
@@ -130,5 +134,65 @@ func TestTreeBranchPositionMetric(t *testing.T) {
 		if got, ok := s.metrics["rollout/tree_branch_position"]; !ok || got != tc.want {
 			t.Errorf("%v: rollout/tree_branch_position = %v (present %v), want %v", tc.sets, got, ok, tc.want)
 		}
+	}
+}
+
+// TestMarkerGatedAbortStep: completions aborted at rollout.abort_horizon
+// are left out of the update (no reward, no advantage, not counted as
+// reward failures) and completions continued past it without a marker
+// carry 1/abort_keep_prob times the advantage the estimator gives them
+// over the remaining samples.
+func TestMarkerGatedAbortStep(t *testing.T) {
+	dir := t.TempDir()
+	const keep = 0.5
+	c := parseConfig(t, tinyYAML(dir), "rollout.batch_size=4", "rollout.group_size=8", "rollout.abort_horizon=2",
+		`rollout.abort_markers=["0","1","2","3","4"]`, "rollout.abort_keep_prob=0.5", "train.steps=1", "checkpoint.every=0", "sft.steps=0")
+	tr, err := New(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	s, err := tr.step(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	adv, _, err := optim.Advantages(tr.alg, [][]float64{s.totals}, nil, tr.advantageGroups(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, aborted, continued := 0, 0, 0
+	for _, g := range s.groups {
+		for _, comp := range g.comps {
+			q := s.seqs[i]
+			switch {
+			case comp.Finish == rollout.FinishAbort:
+				aborted++
+				if !q.excluded || q.completionLen() != 2 || !math.IsNaN(s.totals[i]) {
+					t.Errorf("aborted completion %d: excluded %v, %d tokens, reward %v", i, q.excluded, q.completionLen(), s.totals[i])
+				}
+			case q.excluded:
+				t.Errorf("completion %d (%s) excluded", i, comp.Finish)
+			default:
+				w := float32(1)
+				if comp.Continued {
+					continued++
+					w = float32(1 / keep)
+				}
+				if want := float32(adv[i]) * w; q.adv != want {
+					t.Errorf("completion %d (continued %v): advantage %v, want %v", i, comp.Continued, q.adv, want)
+				}
+			}
+			i++
+		}
+	}
+	t.Logf("%d aborted, %d continued of %d", aborted, continued, len(s.seqs))
+	if aborted == 0 || continued == 0 {
+		t.Fatalf("%d aborted and %d continued: the test needs both", aborted, continued)
+	}
+	if s.metrics["rollout/aborted"] != float64(aborted) || s.metrics["rollout/abort_continued"] != float64(continued) {
+		t.Errorf("metrics rollout/aborted %v, rollout/abort_continued %v", s.metrics["rollout/aborted"], s.metrics["rollout/abort_continued"])
+	}
+	if v, ok := s.metrics["reward/excluded"]; ok {
+		t.Errorf("reward/excluded = %v: aborted completions are not reward failures", v)
 	}
 }

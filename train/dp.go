@@ -136,16 +136,16 @@ func (t *Trainer) reduceStats(st rollout.Stats) (rollout.Stats, error) {
 	if w.Size() == 1 {
 		return st, nil
 	}
-	const sums = 6
+	const sums = 8
 	v := make([]int64, sums+w.Size())
 	v[0], v[1], v[2], v[3] = int64(st.Prompts), int64(st.Completions), int64(st.PrefillTokens), int64(st.GeneratedTokens)
-	v[4], v[5] = int64(st.Forks), int64(st.ForkDepths)
+	v[4], v[5], v[6], v[7] = int64(st.Forks), int64(st.ForkDepths), int64(st.Aborted), int64(st.Continued)
 	v[sums+w.Rank()] = int64(st.PeakBlocks)
 	if err := dist.AllReduceSum(w, v, nil); err != nil {
 		return st, fmt.Errorf("sum rollout statistics: %w", err)
 	}
 	st.Prompts, st.Completions, st.PrefillTokens, st.GeneratedTokens = int(v[0]), int(v[1]), int(v[2]), int(v[3])
-	st.Forks, st.ForkDepths = int(v[4]), int(v[5])
+	st.Forks, st.ForkDepths, st.Aborted, st.Continued = int(v[4]), int(v[5]), int(v[6]), int(v[7])
 	st.PeakBlocks = int(slices.Max(v[sums:]))
 	return st, nil
 }

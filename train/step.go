@@ -130,6 +130,8 @@ func (t *Trainer) collect(ctx context.Context, s *rlStep) error {
 		s.stats.PeakBlocks = max(s.stats.PeakBlocks, st.PeakBlocks)
 		s.stats.Forks += st.Forks
 		s.stats.ForkDepths += st.ForkDepths
+		s.stats.Aborted += st.Aborted
+		s.stats.Continued += st.Continued
 		for k, v := range errs {
 			s.metrics[k] += v
 		}
@@ -280,7 +282,7 @@ func rewardFields(ex data.Example) map[string]any {
 func informative(g *rolledGroup) bool {
 	first := math.NaN()
 	for i, r := range g.totals {
-		if g.excl[i] || math.IsNaN(r) {
+		if g.excl[i] || math.IsNaN(r) || g.comps[i].Finish == rollout.FinishAbort {
 			continue
 		}
 		if math.IsNaN(first) {
@@ -297,11 +299,19 @@ func informative(g *rolledGroup) bool {
 func (t *Trainer) sequences(s *rlStep) {
 	s.comps = make([][]float64, len(s.groups[0].comp))
 	var lenSum, clipped, maxLen float64
+	nAborted := 0
 	for gi, g := range s.groups {
 		for si, c := range g.comps {
+			aborted := c.Finish == rollout.FinishAbort
 			q := &seq{ids: append(append([]int32(nil), g.prompt...), c.IDs...), prompt: len(g.prompt), group: gi,
-				excluded: g.excl[si], truncated: c.Finish == rollout.FinishLength, rolloutLogp: c.Logprobs,
-				shared: c.Shared, branch: c.Branch}
+				excluded: g.excl[si] || aborted, truncated: c.Finish == rollout.FinishLength, rolloutLogp: c.Logprobs,
+				shared: c.Shared, branch: c.Branch, weight: 1}
+			if c.Continued {
+				q.weight = float32(1 / t.cfg.Rollout.AbortKeepProb)
+			}
+			if aborted {
+				nAborted++
+			}
 			if t.alg.TreeMaskShared {
 				q.lossFrom = c.Shared
 			}
@@ -313,7 +323,11 @@ func (t *Trainer) sequences(s *rlStep) {
 			s.totals = append(s.totals, r)
 			s.groupOf = append(s.groupOf, gi)
 			for k := range s.comps {
-				s.comps[k] = append(s.comps[k], g.comp[k][si])
+				v := g.comp[k][si]
+				if aborted {
+					v = math.NaN() // never finished: no reward
+				}
+				s.comps[k] = append(s.comps[k], v)
 			}
 			n := float64(len(c.IDs))
 			lenSum += n
@@ -334,8 +348,10 @@ func (t *Trainer) sequences(s *rlStep) {
 		// No sample has a reward: null in metrics.jsonl, not 0.
 		m["reward"], m["reward_std"] = math.NaN(), math.NaN()
 	}
-	if rs.Excluded > 0 {
-		m["reward/excluded"] = float64(rs.Excluded)
+	// Aborted completions have no reward by design; reward/excluded
+	// counts the samples the rewards failed on.
+	if n := rs.Excluded - nAborted; n > 0 {
+		m["reward/excluded"] = float64(n)
 	}
 	for k, name := range t.rewards.Names() {
 		sum, sq, n := 0.0, 0.0, 0
@@ -392,6 +408,18 @@ func (t *Trainer) advantages(s *rlStep) error {
 		s.metrics["timing_s/old_logprob"] = seconds(time.Since(start))
 	} else if err := t.sequenceAdvantages(s.seqs, s.totals, s.comps, t.advantageGroups(s), s.metrics); err != nil {
 		return err
+	}
+	// The marker-gated abort's importance weights: a continued
+	// completion stands for the 1/abort_keep_prob like it that were
+	// aborted. The clipped surrogate is positively homogeneous in the
+	// advantage, so this weights its whole policy-gradient term.
+	for _, q := range s.seqs {
+		if q.weight != 1 {
+			q.adv *= q.weight
+			for k := range q.tokAdv {
+				q.tokAdv[k] *= q.weight
+			}
+		}
 	}
 	if t.alg.Loss == optim.LossDRPO {
 		// The same judgement as eval accuracy (eval.correct_reward).
@@ -652,6 +680,10 @@ func (t *Trainer) finish(s *rlStep) {
 		// Where tree rollouts branched: fixed with tree_branch_at: depth,
 		// earlier where the policy is uncertain with entropy.
 		s.metrics["rollout/tree_branch_position"] = float64(s.stats.ForkDepths) / float64(s.stats.Forks)
+	}
+	if t.cfg.Rollout.AbortHorizon > 0 {
+		s.metrics["rollout/aborted"] = float64(s.stats.Aborted)
+		s.metrics["rollout/abort_continued"] = float64(s.stats.Continued)
 	}
 	s.metrics["rollout/peak_kv_blocks"] = float64(s.stats.PeakBlocks)
 	s.metrics["perf/world_size"] = float64(t.world().Size())

@@ -135,6 +135,9 @@ func (v *validator) groups() {
 	case slices.Contains([]string{optim.AdvGRPO, optim.AdvDrGRPO, optim.AdvRLOO, optim.AdvGDPO}, a.Advantage) && a.Loss == optim.LossPPO && g < 2:
 		v.Bad("rollout.group_size", "advantage %s compares completions within a group and needs >= 2, got %d", a.Advantage, g)
 	}
+	if a.Loss == optim.LossDRPO && v.c.Rollout.AbortHorizon > 0 {
+		v.Bad("rollout.abort_horizon", "the marker-gated abort weights advantages, which loss drpo does not use")
+	}
 }
 
 // optim checks the warm-up's optimizer options (the RL ones are
