@@ -54,9 +54,17 @@ func randomPrompts(n, minLen, maxLen, vocab int, seed uint64) [][]int32 {
 // recompute scores every completion with a full forward pass and the
 // trainer's fused log-prob kernel at the given inverse temperature.
 func recompute(t *testing.T, m *model.Model, prompts [][]int32, comps []Completion, invTemp float32) [][]float32 {
+	lp, _ := trainerOutputs(t, m, prompts, comps, invTemp)
+	return lp
+}
+
+// trainerOutputs returns, for every completion token, the trainer's
+// recomputed log-prob and the entropy of the distribution it was drawn
+// from, at the given inverse temperature.
+func trainerOutputs(t *testing.T, m *model.Model, prompts [][]int32, comps []Completion, invTemp float32) (logp, entropy [][]float32) {
 	t.Helper()
 	ws := m.NewWorkspace()
-	out := make([][]float32, len(comps))
+	logp, entropy = make([][]float32, len(comps)), make([][]float32, len(comps))
 	for i, c := range comps {
 		p := prompts[c.Prompt]
 		ids := append(append([]int32(nil), p...), c.IDs...)
@@ -64,13 +72,13 @@ func recompute(t *testing.T, m *model.Model, prompts [][]int32, comps []Completi
 		if _, err := m.Forward(ws, b); err != nil {
 			t.Fatal(err)
 		}
-		lp, _, err := m.LogProbs(ws, model.Output{Targets: model.NextTokenTargets(b), InvTemp: invTemp})
+		lp, ent, err := m.LogProbs(ws, model.Output{Targets: model.NextTokenTargets(b), InvTemp: invTemp, Entropy: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[i] = lp[len(p)-1 : len(ids)-1]
+		logp[i], entropy[i] = lp[len(p)-1:len(ids)-1], ent[len(p)-1:len(ids)-1]
 	}
-	return out
+	return logp, entropy
 }
 
 // maxAbsDiff is max |a−b| / max(1, |b|) over the elements.

@@ -4,8 +4,6 @@ import (
 	"math"
 	"slices"
 	"testing"
-
-	"github.com/rltrain/rltrain/model"
 )
 
 // TestTreeRollouts: with tree_depths [2, 5] and tree_branch 2 each prompt's
@@ -74,29 +72,6 @@ func TestTreeRollouts(t *testing.T) {
 	}
 }
 
-// entropies returns, for every completion, the entropy at its inverse
-// temperature of the distribution each of its tokens was drawn from,
-// recomputed by the trainer's full forward pass.
-func entropies(t *testing.T, m *model.Model, prompts [][]int32, comps []Completion, invTemp float32) [][]float32 {
-	t.Helper()
-	ws := m.NewWorkspace()
-	out := make([][]float32, len(comps))
-	for i, c := range comps {
-		p := prompts[c.Prompt]
-		ids := append(append([]int32(nil), p...), c.IDs...)
-		b := model.Batch{IDs: ids, B: 1, T: len(ids)}
-		if _, err := m.Forward(ws, b); err != nil {
-			t.Fatal(err)
-		}
-		_, ent, err := m.LogProbs(ws, model.Output{Targets: model.NextTokenTargets(b), InvTemp: invTemp, Entropy: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = ent[len(p)-1 : len(ids)-1]
-	}
-	return out
-}
-
 // TestTreeBranchAtEntropy: with tree_branch_at: entropy, level l forks at
 // the first token after tree_depths[l-1] whose distribution has at least
 // tree_entropy_threshold nats, at tree_depths[l] at the latest. A
@@ -143,15 +118,16 @@ func TestTreeBranchAtEntropy(t *testing.T) {
 
 	// The median entropy of the depth run's tokens as the threshold.
 	invT := float32(cfg.InvTemp())
+	_, depthEnts := trainerOutputs(t, m, ids, depth, invT)
 	var all []float32
-	for _, e := range entropies(t, m, ids, depth, invT) {
+	for _, e := range depthEnts {
 		all = append(all, e...)
 	}
 	slices.Sort(all)
 	thr := float64(all[len(all)/2])
 	cfg.TreeEntropyMin = thr
 	mid, mst := generate(t, m, cfg, Prompts(ids), nil)
-	ents := entropies(t, m, ids, mid, invT)
+	_, ents := trainerOutputs(t, m, ids, mid, invT)
 	checked, earlyForks := 0, 0
 	for i, c := range mid {
 		e := ents[i]

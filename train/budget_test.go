@@ -73,22 +73,29 @@ func TestEMPGRun(t *testing.T) {
 	}
 }
 
-// TestTreeRolloutRun: tree rollouts with sibling advantages and the
-// shared prefixes left out of the loss: each step's loss covers exactly
-// the completion tokens after the last branch point.
-func TestTreeRolloutRun(t *testing.T) {
-	dir := t.TempDir()
-	c := parseConfig(t, tinyYAML(dir), "rollout.tree_depths=[1]", "rollout.tree_branch=2", "algorithm.tree_advantage=sibling",
-		"algorithm.tree_mask_shared=true", "train.steps=2", "checkpoint.every=0", "sft.steps=0")
-	tr, err := New(c, Options{})
+// oneRLStep takes the first RL step (no warm-up) of tinyYAML with the
+// overrides sets; the trainer is closed when the test ends.
+func oneRLStep(t *testing.T, sets ...string) (*Trainer, *rlStep) {
+	t.Helper()
+	sets = append([]string{"train.steps=1", "checkpoint.every=0", "sft.steps=0"}, sets...)
+	tr, err := New(parseConfig(t, tinyYAML(t.TempDir()), sets...), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Close()
+	t.Cleanup(func() { tr.Close() })
 	s, err := tr.step(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tr, s
+}
+
+// TestTreeRolloutRun: tree rollouts with sibling advantages and the
+// shared prefixes left out of the loss: each step's loss covers exactly
+// the completion tokens after the last branch point.
+func TestTreeRolloutRun(t *testing.T) {
+	_, s := oneRLStep(t, "rollout.tree_depths=[1]", "rollout.tree_branch=2", "algorithm.tree_advantage=sibling",
+		"algorithm.tree_mask_shared=true")
 	var want float64
 	branches := map[[2]int]bool{}
 	for i, q := range s.seqs {
@@ -120,17 +127,7 @@ func TestTreeBranchPositionMetric(t *testing.T) {
 		{nil, 3},
 		{[]string{"rollout.tree_branch_at=entropy", "rollout.tree_entropy_threshold=1e-9"}, 1},
 	} {
-		dir := t.TempDir()
-		sets := append([]string{"rollout.tree_depths=[3]", "rollout.tree_branch=2", "train.steps=1", "checkpoint.every=0", "sft.steps=0"}, tc.sets...)
-		tr, err := New(parseConfig(t, tinyYAML(dir), sets...), Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := tr.step(context.Background())
-		tr.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, s := oneRLStep(t, append([]string{"rollout.tree_depths=[3]", "rollout.tree_branch=2"}, tc.sets...)...)
 		if got, ok := s.metrics["rollout/tree_branch_position"]; !ok || got != tc.want {
 			t.Errorf("%v: rollout/tree_branch_position = %v (present %v), want %v", tc.sets, got, ok, tc.want)
 		}
@@ -143,19 +140,9 @@ func TestTreeBranchPositionMetric(t *testing.T) {
 // carry 1/abort_keep_prob times the advantage the estimator gives them
 // over the remaining samples.
 func TestMarkerGatedAbortStep(t *testing.T) {
-	dir := t.TempDir()
 	const keep = 0.5
-	c := parseConfig(t, tinyYAML(dir), "rollout.batch_size=4", "rollout.group_size=8", "rollout.abort_horizon=2",
-		`rollout.abort_markers=["0","1","2","3","4"]`, "rollout.abort_keep_prob=0.5", "train.steps=1", "checkpoint.every=0", "sft.steps=0")
-	tr, err := New(c, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	s, err := tr.step(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr, s := oneRLStep(t, "rollout.batch_size=4", "rollout.group_size=8", "rollout.abort_horizon=2",
+		`rollout.abort_markers=["0","1","2","3","4"]`, "rollout.abort_keep_prob=0.5")
 	adv, _, err := optim.Advantages(tr.alg, [][]float64{s.totals}, nil, tr.advantageGroups(s))
 	if err != nil {
 		t.Fatal(err)
