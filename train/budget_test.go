@@ -182,4 +182,12 @@ func TestMarkerGatedAbortStep(t *testing.T) {
 	if v, ok := s.metrics["reward/excluded"]; ok {
 		t.Errorf("reward/excluded = %v: aborted completions are not reward failures", v)
 	}
+	// A batch whose every completion was aborted scores nothing.
+	g := &rolledGroup{ex: s.groups[0].ex, comps: []rollout.Completion{{Finish: rollout.FinishAbort}, {Finish: rollout.FinishAbort}}}
+	if _, err := tr.score(context.Background(), []*rolledGroup{g}); err != nil {
+		t.Fatal(err)
+	}
+	if !g.excl[0] || !g.excl[1] || !math.IsNaN(g.totals[0]) || len(g.comp) != 1 || !math.IsNaN(g.comp[0][1]) {
+		t.Errorf("all aborted: excluded %v, totals %v, components %v", g.excl, g.totals, g.comp)
+	}
 }

@@ -226,12 +226,20 @@ func (t *Trainer) generate(exs []data.Example, sizes []int, firstIndex uint64, o
 // reward/length_switch/kept_groups and the metrics reward functions report
 // themselves (an external program's "metrics", as
 // rewards/<name>/<metric>); the per-reward mean and std are computed over
-// the kept groups instead (sequences).
+// the kept groups instead (sequences). Completions cut by the
+// marker-gated abort are not scored: they are excluded, with NaN rewards.
 func (t *Trainer) score(ctx context.Context, groups []*rolledGroup) (map[string]float64, error) {
 	var samples []reward.Sample
+	at := make([][]int, len(groups)) // each completion's index in samples; -1 when aborted
 	for gi, g := range groups {
 		fields := rewardFields(g.ex)
-		for _, c := range g.comps {
+		at[gi] = make([]int, len(g.comps))
+		for si, c := range g.comps {
+			if c.Finish == rollout.FinishAbort {
+				at[gi][si] = -1
+				continue
+			}
+			at[gi][si] = len(samples)
 			finish := reward.FinishStop
 			if c.Finish == rollout.FinishLength {
 				finish = reward.FinishLength
@@ -240,19 +248,33 @@ func (t *Trainer) score(ctx context.Context, groups []*rolledGroup) (map[string]
 				FinishReason: finish, Fields: fields, Group: gi})
 		}
 	}
-	res, err := t.scoreAll(ctx, samples)
-	if err != nil {
-		return nil, fmt.Errorf("reward: %w", err)
-	}
-	lo := 0
-	for _, g := range groups {
-		hi := lo + len(g.comps)
-		g.totals = res.Total[lo:hi]
-		g.excl = res.Excluded[lo:hi]
-		for k := range res.Components {
-			g.comp = append(g.comp, res.Components[k][lo:hi])
+	res := &reward.Result{} // every completion aborted: nothing to score
+	if len(samples) > 0 {
+		var err error
+		if res, err = t.scoreAll(ctx, samples); err != nil {
+			return nil, fmt.Errorf("reward: %w", err)
 		}
-		lo = hi
+	}
+	nr := len(t.rewards.Names())
+	for gi, g := range groups {
+		n := len(g.comps)
+		g.totals, g.excl, g.comp = make([]float64, n), make([]bool, n), make([][]float64, nr)
+		for k := range g.comp {
+			g.comp[k] = make([]float64, n)
+		}
+		for si, j := range at[gi] {
+			if j < 0 {
+				g.totals[si], g.excl[si] = math.NaN(), true
+				for k := range g.comp {
+					g.comp[k][si] = math.NaN()
+				}
+				continue
+			}
+			g.totals[si], g.excl[si] = res.Total[j], res.Excluded[j]
+			for k := range g.comp {
+				g.comp[k][si] = res.Components[k][j]
+			}
+		}
 	}
 	errs := map[string]float64{}
 	for k, v := range res.Metrics {
@@ -282,7 +304,7 @@ func rewardFields(ex data.Example) map[string]any {
 func informative(g *rolledGroup) bool {
 	first := math.NaN()
 	for i, r := range g.totals {
-		if g.excl[i] || math.IsNaN(r) || g.comps[i].Finish == rollout.FinishAbort {
+		if g.excl[i] || math.IsNaN(r) {
 			continue
 		}
 		if math.IsNaN(first) {
@@ -302,14 +324,13 @@ func (t *Trainer) sequences(s *rlStep) {
 	nAborted := 0
 	for gi, g := range s.groups {
 		for si, c := range g.comps {
-			aborted := c.Finish == rollout.FinishAbort
 			q := &seq{ids: append(append([]int32(nil), g.prompt...), c.IDs...), prompt: len(g.prompt), group: gi,
-				excluded: g.excl[si] || aborted, truncated: c.Finish == rollout.FinishLength, rolloutLogp: c.Logprobs,
+				excluded: g.excl[si], truncated: c.Finish == rollout.FinishLength, rolloutLogp: c.Logprobs,
 				shared: c.Shared, branch: c.Branch, weight: 1}
 			if c.Continued {
 				q.weight = float32(1 / t.cfg.Rollout.AbortKeepProb)
 			}
-			if aborted {
+			if c.Finish == rollout.FinishAbort {
 				nAborted++
 			}
 			if t.alg.TreeMaskShared {
@@ -323,11 +344,7 @@ func (t *Trainer) sequences(s *rlStep) {
 			s.totals = append(s.totals, r)
 			s.groupOf = append(s.groupOf, gi)
 			for k := range s.comps {
-				v := g.comp[k][si]
-				if aborted {
-					v = math.NaN() // never finished: no reward
-				}
-				s.comps[k] = append(s.comps[k], v)
+				s.comps[k] = append(s.comps[k], g.comp[k][si])
 			}
 			n := float64(len(c.IDs))
 			lenSum += n
