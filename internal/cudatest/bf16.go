@@ -68,53 +68,43 @@ func bf16Conversion(t *testing.T, p *pair) {
 // bf16Gemm checks the product on bf16 operands against the fp32 product of
 // the rounded operands and, within bf16's tolerance, of the unrounded ones.
 func bf16Gemm(t *testing.T, p *pair) {
-	for _, sh := range [][3]int{{13, 7, 11}, {1, 1, 1}, {33, 65, 17}} {
-		m, n, k := sh[0], sh[1], sh[2]
-		for _, ta := range []bool{false, true} {
-			for _, tb := range []bool{false, true} {
-				lda, ldb, ldc := k+3, n+2, n+5
-				ar, br := m, k
-				if ta {
-					lda, ar = m+1, k
-				}
-				if tb {
-					ldb, br = k+4, n
-				}
-				av, bv, cv := p.rand(ar*lda, 1), p.rand(br*ldb, 1), p.rand(m*ldc, 1)
-				round := func(v []float32) []float32 {
-					o := make([]float32, len(v))
-					for i, x := range v {
-						o[i] = cuda.BF16Float(cuda.BF16Bits(x))
-					}
-					return o
-				}
-				name := fmt.Sprintf("%v ta=%v tb=%v", sh, ta, tb)
-				// The device product on bf16 operands.
-				a32, b32 := p.dev.Alloc(len(av)), p.dev.Alloc(len(bv))
-				p.dev.Upload(a32, av)
-				p.dev.Upload(b32, bv)
-				a16, b16 := p.dev.AllocBF16(len(av)), p.dev.AllocBF16(len(bv))
-				p.dev.ToBF16(a16, a32)
-				p.dev.ToBF16(b16, b32)
-				_, dc := p.bufs(cv)
-				p.dev.GemmBF16(ta, tb, m, n, k, 0.5, a16, lda, b16, ldb, 2, dc, ldc)
-				// The CPU product of the rounded operands: the same up to
-				// fp32 summation order.
-				ra, _ := p.bufs(round(av))
-				rb, _ := p.bufs(round(bv))
-				rc, _ := p.bufs(cv)
-				p.ref.Gemm(ta, tb, m, n, k, 0.5, ra, lda, rb, ldb, 2, rc, ldc)
-				p.same("bf16 gemm vs fp32 on rounded operands "+name, rc, dc, fp32Tol)
-				// The fp32 product of the unrounded operands, within the
-				// documented bf16 tolerance.
-				ua, _ := p.bufs(av)
-				ub, _ := p.bufs(bv)
-				uc, _ := p.bufs(cv)
-				p.ref.Gemm(ta, tb, m, n, k, 0.5, ua, lda, ub, ldb, 2, uc, ldc)
-				p.same("bf16 gemm vs fp32 "+name, uc, dc, bf16GemmTol)
+	forGemmShapes([][3]int{{13, 7, 11}, {1, 1, 1}, {33, 65, 17}}, func(g gemmShape) {
+		m, n, k, ta, tb := g.m, g.n, g.k, g.ta, g.tb
+		lda, ldb, ldc, ar, br := g.lda, g.ldb, g.ldc, g.ar, g.br
+		sh := [3]int{m, n, k}
+		av, bv, cv := p.rand(ar*lda, 1), p.rand(br*ldb, 1), p.rand(m*ldc, 1)
+		round := func(v []float32) []float32 {
+			o := make([]float32, len(v))
+			for i, x := range v {
+				o[i] = cuda.BF16Float(cuda.BF16Bits(x))
 			}
+			return o
 		}
-	}
+		name := fmt.Sprintf("%v ta=%v tb=%v", sh, ta, tb)
+		// The device product on bf16 operands.
+		a32, b32 := p.dev.Alloc(len(av)), p.dev.Alloc(len(bv))
+		p.dev.Upload(a32, av)
+		p.dev.Upload(b32, bv)
+		a16, b16 := p.dev.AllocBF16(len(av)), p.dev.AllocBF16(len(bv))
+		p.dev.ToBF16(a16, a32)
+		p.dev.ToBF16(b16, b32)
+		_, dc := p.bufs(cv)
+		p.dev.GemmBF16(ta, tb, m, n, k, 0.5, a16, lda, b16, ldb, 2, dc, ldc)
+		// The CPU product of the rounded operands: the same up to
+		// fp32 summation order.
+		ra, _ := p.bufs(round(av))
+		rb, _ := p.bufs(round(bv))
+		rc, _ := p.bufs(cv)
+		p.ref.Gemm(ta, tb, m, n, k, 0.5, ra, lda, rb, ldb, 2, rc, ldc)
+		p.same("bf16 gemm vs fp32 on rounded operands "+name, rc, dc, fp32Tol)
+		// The fp32 product of the unrounded operands, within the
+		// documented bf16 tolerance.
+		ua, _ := p.bufs(av)
+		ub, _ := p.bufs(bv)
+		uc, _ := p.bufs(cv)
+		p.ref.Gemm(ta, tb, m, n, k, 0.5, ua, lda, ub, ldb, 2, uc, ldc)
+		p.same("bf16 gemm vs fp32 "+name, uc, dc, bf16GemmTol)
+	})
 }
 
 // bf16AdamW checks AdamW's fp32 master weights and the bf16 copy it
@@ -190,61 +180,51 @@ func tf32Gemm(t *testing.T, p *pair) {
 // gemmOnRounded compares the device's Gemm with a float64 product of the
 // operands as round rounds them, within the fp32 summation bound.
 func gemmOnRounded(t *testing.T, p *pair, round func([]float32) []float32) {
-	for _, sh := range [][3]int{{13, 7, 11}, {1, 1, 1}, {33, 65, 300}, {5, 9, 0}} {
-		m, n, k := sh[0], sh[1], sh[2]
-		for _, ta := range []bool{false, true} {
-			for _, tb := range []bool{false, true} {
-				lda, ldb, ldc := k+3, n+2, n+5
-				ar, br := m, k
-				if ta {
-					lda, ar = m+1, k
+	forGemmShapes([][3]int{{13, 7, 11}, {1, 1, 1}, {33, 65, 300}, {5, 9, 0}}, func(g gemmShape) {
+		m, n, k, ta, tb := g.m, g.n, g.k, g.ta, g.tb
+		lda, ldb, ldc, ar, br := g.lda, g.ldb, g.ldc, g.ar, g.br
+		sh := [3]int{m, n, k}
+		av, bv, cv := p.rand(ar*lda+5, 1), p.rand(br*ldb+3, 1), p.rand(m*ldc+2, 1)
+		_, da := p.bufs(av)
+		_, db := p.bufs(bv)
+		_, dc := p.bufs(cv)
+		const alpha, beta = 0.5, 2
+		view := func(x kernels.Buf, off int) kernels.Buf { return p.dev.View(x, off, x.Len()-off) }
+		p.dev.Gemm(ta, tb, m, n, k, alpha, view(da, 5), lda, view(db, 3), ldb, beta, view(dc, 2), ldc)
+		got := make([]float32, len(cv))
+		p.dev.Download(got, dc)
+		ra, rb := round(av[5:]), round(bv[3:])
+		at := func(i, l int) float64 {
+			if ta {
+				return float64(ra[l*lda+i])
+			}
+			return float64(ra[i*lda+l])
+		}
+		bt := func(l, j int) float64 {
+			if tb {
+				return float64(rb[j*ldb+l])
+			}
+			return float64(rb[l*ldb+j])
+		}
+		bad := 0
+		for i := 0; i < m; i++ {
+			for j := 0; j < n; j++ {
+				var sum, abs float64
+				for l := 0; l < k; l++ {
+					sum += at(i, l) * bt(l, j)
+					abs += math.Abs(at(i, l) * bt(l, j))
 				}
-				if tb {
-					ldb, br = k+4, n
-				}
-				av, bv, cv := p.rand(ar*lda+5, 1), p.rand(br*ldb+3, 1), p.rand(m*ldc+2, 1)
-				_, da := p.bufs(av)
-				_, db := p.bufs(bv)
-				_, dc := p.bufs(cv)
-				const alpha, beta = 0.5, 2
-				view := func(x kernels.Buf, off int) kernels.Buf { return p.dev.View(x, off, x.Len()-off) }
-				p.dev.Gemm(ta, tb, m, n, k, alpha, view(da, 5), lda, view(db, 3), ldb, beta, view(dc, 2), ldc)
-				got := make([]float32, len(cv))
-				p.dev.Download(got, dc)
-				ra, rb := round(av[5:]), round(bv[3:])
-				at := func(i, l int) float64 {
-					if ta {
-						return float64(ra[l*lda+i])
-					}
-					return float64(ra[i*lda+l])
-				}
-				bt := func(l, j int) float64 {
-					if tb {
-						return float64(rb[j*ldb+l])
-					}
-					return float64(rb[l*ldb+j])
-				}
-				bad := 0
-				for i := 0; i < m; i++ {
-					for j := 0; j < n; j++ {
-						var sum, abs float64
-						for l := 0; l < k; l++ {
-							sum += at(i, l) * bt(l, j)
-							abs += math.Abs(at(i, l) * bt(l, j))
-						}
-						c := float64(cv[2+i*ldc+j])
-						want := alpha*sum + beta*c
-						bound := float64(k+2) * 0x1p-24 * (alpha*abs + math.Abs(beta*c))
-						if d := math.Abs(float64(got[2+i*ldc+j]) - want); !(d <= bound) && bad < 3 {
-							bad++
-							t.Errorf("%v ta=%v tb=%v: C[%d,%d] = %.9g, float64 reference %.9g, off by %.3g > %.3g",
-								sh, ta, tb, i, j, got[2+i*ldc+j], want, d, bound)
-						}
-					}
+				c := float64(cv[2+i*ldc+j])
+				want := alpha*sum + beta*c
+				bound := float64(k+2) * 0x1p-24 * (alpha*abs + math.Abs(beta*c))
+				if d := math.Abs(float64(got[2+i*ldc+j]) - want); !(d <= bound) && bad < 3 {
+					bad++
+					t.Errorf("%v ta=%v tb=%v: C[%d,%d] = %.9g, float64 reference %.9g, off by %.3g > %.3g",
+						sh, ta, tb, i, j, got[2+i*ldc+j], want, d, bound)
 				}
 			}
 		}
-	}
+	})
 }
 
 // bf16WeightCache checks that a cached bf16 copy of a weight is reused

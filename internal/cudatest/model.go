@@ -111,6 +111,29 @@ type loraSetup struct {
 	params []float32
 }
 
+// newModelWith builds the model with params on be and, when lora is not
+// nil, attaches its adapter (returned; nil otherwise).
+func newModelWith(t *testing.T, cfg model.Config, be kernels.Backend, params []float32, lora *loraSetup) (*model.Model, *model.Adapter) {
+	t.Helper()
+	m, err := model.New(cfg, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.Upload(m.Params, params)
+	if lora == nil {
+		return m, nil
+	}
+	a, err := model.NewAdapter(cfg, lora.cfg, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.Upload(a.Params, lora.params)
+	if err := m.Attach(a); err != nil {
+		t.Fatal(err)
+	}
+	return m, a
+}
+
 // grpoBatch is runGRPOWith's fixed batch: four sequences of random tokens
 // (lengths 9, 6, 1, 8), their next-token targets, a loss mask past the
 // first position, alternating advantages 1 and −0.7, and the normalisers.
@@ -154,24 +177,12 @@ func grpoBatch(cfg model.Config) (batch model.Batch, targets []int32, mask, adv 
 // runGRPOWith is runGRPO, training only an attached adapter when lora is
 // not nil (the base weights frozen, as a LoRA run does).
 func runGRPOWith(t *testing.T, cfg model.Config, be kernels.Backend, params []float32, lora *loraSetup, steps int) grpoTrace {
-	m, err := model.New(cfg, be)
-	if err != nil {
-		t.Fatal(err)
-	}
-	be.Upload(m.Params, params)
+	m, a := newModelWith(t, cfg, be, params, lora)
 	// The trained parameters and their gradients: the model's, or the
 	// adapter's.
 	train := func() (kernels.Buf, kernels.Buf, int) { return m.Params, m.Grads, m.NumParams() }
 	zero := m.ZeroGrads
-	if lora != nil {
-		a, err := model.NewAdapter(cfg, lora.cfg, be)
-		if err != nil {
-			t.Fatal(err)
-		}
-		be.Upload(a.Params, lora.params)
-		if err := m.Attach(a); err != nil {
-			t.Fatal(err)
-		}
+	if a != nil {
 		a.EnableGrads()
 		train = func() (kernels.Buf, kernels.Buf, int) { return a.Params, a.Grads, a.NumParams() }
 		zero = a.ZeroGrads
@@ -242,21 +253,7 @@ func runDecode(t *testing.T, cfg model.Config, be kernels.Backend, params []floa
 // runDecodeWith is runDecode through an attached adapter when lora is not
 // nil.
 func runDecodeWith(t *testing.T, cfg model.Config, be kernels.Backend, params []float32, lora *loraSetup) [][]float32 {
-	m, err := model.New(cfg, be)
-	if err != nil {
-		t.Fatal(err)
-	}
-	be.Upload(m.Params, params)
-	if lora != nil {
-		a, err := model.NewAdapter(cfg, lora.cfg, be)
-		if err != nil {
-			t.Fatal(err)
-		}
-		be.Upload(a.Params, lora.params)
-		if err := m.Attach(a); err != nil {
-			t.Fatal(err)
-		}
-	}
+	m, _ := newModelWith(t, cfg, be, params, lora)
 	cache, err := m.NewKVCache(1<<20, 4)
 	if err != nil {
 		t.Fatal(err)

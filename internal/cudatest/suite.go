@@ -127,31 +127,49 @@ func relDiff(got, want []float32) float64 {
 	return num / den
 }
 
-func gemmMatchesCPU(t *testing.T, drv cuda.Driver) {
-	p := newPair(t, drv)
-	for _, sh := range [][3]int{{13, 7, 11}, {1, 1, 1}, {33, 65, 17}, {5, 9, 0}} {
+// gemmShape is one GEMM case: C[m×n] = op(A)·op(B) with k inner, each
+// operand transposed or not, leading dimensions padded past the rows (ar
+// and br are the stored rows of A and B).
+type gemmShape struct {
+	m, n, k, lda, ldb, ldc, ar, br int
+	ta, tb                         bool
+}
+
+// forGemmShapes runs check for each shape [m, n, k] under the four
+// transposition combinations.
+func forGemmShapes(shapes [][3]int, check func(gemmShape)) {
+	for _, sh := range shapes {
 		m, n, k := sh[0], sh[1], sh[2]
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
-				lda, ldb, ldc := k+3, n+2, n+5
-				ar, br := m, k
+				g := gemmShape{m: m, n: n, k: k, lda: k + 3, ldb: n + 2, ldc: n + 5, ar: m, br: k, ta: ta, tb: tb}
 				if ta {
-					lda, ar = m+1, k
+					g.lda, g.ar = m+1, k
 				}
 				if tb {
-					ldb, br = k+4, n
+					g.ldb, g.br = k+4, n
 				}
-				// Operands start at an offset inside bigger buffers.
-				ra, da := p.bufs(p.rand(ar*lda+5, 1))
-				rb, db := p.bufs(p.rand(br*ldb+3, 1))
-				rc, dc := p.bufs(p.rand(m*ldc+2, 1))
-				view := func(be kernels.Backend, x kernels.Buf, off int) kernels.Buf { return be.View(x, off, x.Len()-off) }
-				p.ref.Gemm(ta, tb, m, n, k, 0.5, view(p.ref, ra, 5), lda, view(p.ref, rb, 3), ldb, 2, view(p.ref, rc, 2), ldc)
-				p.dev.Gemm(ta, tb, m, n, k, 0.5, view(p.dev, da, 5), lda, view(p.dev, db, 3), ldb, 2, view(p.dev, dc, 2), ldc)
-				p.same(fmt.Sprintf("gemm %v ta=%v tb=%v", sh, ta, tb), rc, dc, fp32Tol)
+				check(g)
 			}
 		}
 	}
+}
+
+func gemmMatchesCPU(t *testing.T, drv cuda.Driver) {
+	p := newPair(t, drv)
+	forGemmShapes([][3]int{{13, 7, 11}, {1, 1, 1}, {33, 65, 17}, {5, 9, 0}}, func(g gemmShape) {
+		m, n, k, ta, tb := g.m, g.n, g.k, g.ta, g.tb
+		lda, ldb, ldc, ar, br := g.lda, g.ldb, g.ldc, g.ar, g.br
+		sh := [3]int{m, n, k}
+		// Operands start at an offset inside bigger buffers.
+		ra, da := p.bufs(p.rand(ar*lda+5, 1))
+		rb, db := p.bufs(p.rand(br*ldb+3, 1))
+		rc, dc := p.bufs(p.rand(m*ldc+2, 1))
+		view := func(be kernels.Backend, x kernels.Buf, off int) kernels.Buf { return be.View(x, off, x.Len()-off) }
+		p.ref.Gemm(ta, tb, m, n, k, 0.5, view(p.ref, ra, 5), lda, view(p.ref, rb, 3), ldb, 2, view(p.ref, rc, 2), ldc)
+		p.dev.Gemm(ta, tb, m, n, k, 0.5, view(p.dev, da, 5), lda, view(p.dev, db, 3), ldb, 2, view(p.dev, dc, 2), ldc)
+		p.same(fmt.Sprintf("gemm %v ta=%v tb=%v", sh, ta, tb), rc, dc, fp32Tol)
+	})
 }
 
 func elementwiseMatchesCPU(t *testing.T, drv cuda.Driver) {
